@@ -1,0 +1,213 @@
+//! The builder: every setting, its default, and the checks that refuse a config that cannot work.
+
+use std::fmt;
+
+use crate::error::Error;
+use crate::merge::Merge;
+use crate::pipeline::Pipeline;
+use crate::sink::{Retention, SharedSink, Sink};
+use crate::tier::Geometry;
+
+/// Checked settings, shared by every thread of a pipeline.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) shards: usize,
+    pub(crate) geometry: Geometry,
+    pub(crate) queue_capacity: usize,
+    pub(crate) pin_workers: bool,
+    pub(crate) max_producers: usize,
+    pub(crate) max_path_len: usize,
+    pub(crate) max_record_bytes: Option<usize>,
+    pub(crate) flush_level: u32,
+    pub(crate) retention: Retention,
+    pub(crate) merge_budget: usize,
+}
+
+/// Configures and starts a [`Pipeline`]. Every setting has a default, so
+/// `Pipeline::builder(merge).build()` works.
+///
+/// ```
+/// use lockstep::{merge::Concat, Pipeline};
+///
+/// let pipeline = Pipeline::builder(Concat::<Vec<u8>>::default())
+///     .shards(2)
+///     .divisor(4)
+///     .max_level(3)
+///     .queue_capacity(4096)
+///     .pin_workers(false)
+///     .build()?;
+/// # Ok::<(), lockstep::Error>(())
+/// ```
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct Builder<M: Merge> {
+    merge: M,
+    shards: usize,
+    divisor: u64,
+    max_level: u32,
+    queue_capacity: usize,
+    pin_workers: bool,
+    max_producers: usize,
+    max_path_len: usize,
+    max_record_bytes: Option<usize>,
+    flush_level: Option<u32>,
+    retention: Retention,
+    merge_budget: usize,
+    sink: SharedSink<M::Output>,
+}
+
+impl<M: Merge + fmt::Debug> fmt::Debug for Builder<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("merge", &self.merge)
+            .field("shards", &self.shards)
+            .field("divisor", &self.divisor)
+            .field("max_level", &self.max_level)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("sink", &self.sink)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<M: Merge> Builder<M> {
+    pub(crate) fn new(merge: M) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self {
+            merge,
+            shards: (cores / 2).max(1),
+            divisor: 4,
+            max_level: 4,
+            queue_capacity: 4096,
+            pin_workers: false,
+            max_producers: 64,
+            max_path_len: 4096,
+            max_record_bytes: None,
+            flush_level: None,
+            retention: Retention::All,
+            merge_budget: 4096,
+            sink: SharedSink(None),
+        }
+    }
+
+    /// Shard workers, one thread each (default: half the cores this process may use, at least
+    /// one, leaving the rest to producers).
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.shards = shards;
+        self
+    }
+
+    /// How many level-`L` ranges make one level-`L+1` range (default 4; at least 2).
+    pub fn divisor(mut self, divisor: u64) -> Self {
+        self.divisor = divisor;
+        self
+    }
+
+    /// The highest level compaction builds (default 4); `divisor^max_level` must fit a `u64`.
+    pub fn max_level(mut self, max_level: u32) -> Self {
+        self.max_level = max_level;
+        self
+    }
+
+    /// Parts each (producer, shard) queue holds (default 4096). A full queue makes `commit`
+    /// wait and `try_commit` refuse with [`Error::Full`].
+    pub fn queue_capacity(mut self, capacity: usize) -> Self {
+        self.queue_capacity = capacity;
+        self
+    }
+
+    /// Pins shard worker `i` to the `i`-th core this process may use (default off). Quietly
+    /// left unpinned where pinning is impossible or there are fewer cores than shards.
+    pub fn pin_workers(mut self, pin: bool) -> Self {
+        self.pin_workers = pin;
+        self
+    }
+
+    /// Producers alive at once (default 64); [`Pipeline::producer`] refuses past it.
+    pub fn max_producers(mut self, max: usize) -> Self {
+        self.max_producers = max;
+        self
+    }
+
+    /// The longest path accepted, in bytes (default 4096).
+    pub fn max_path_len(mut self, max: usize) -> Self {
+        self.max_path_len = max;
+        self
+    }
+
+    /// The largest record accepted, in bytes, where the merge can measure records
+    /// ([`Merge::record_bytes`]); default: no limit.
+    pub fn max_record_bytes(mut self, max: usize) -> Self {
+        self.max_record_bytes = Some(max);
+        self
+    }
+
+    /// Where sealed segments go at the flush level (default: nowhere; they stay in memory).
+    pub fn sink(mut self, sink: impl Sink<M::Output>) -> Self {
+        self.sink = SharedSink(Some(Box::new(sink)));
+        self
+    }
+
+    /// The level whose segments are handed to the sink (default: `max_level`).
+    pub fn flush_level(mut self, level: u32) -> Self {
+        self.flush_level = Some(level);
+        self
+    }
+
+    /// What stays in memory once the sink has a segment (default [`Retention::All`]).
+    pub fn retain(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// Merge inputs a worker may consume in one loop turn before it publishes again
+    /// (default 4096): bounds how long a large compaction can delay visibility.
+    pub fn merge_budget(mut self, inputs: usize) -> Self {
+        self.merge_budget = inputs;
+        self
+    }
+
+    /// Checks the settings and starts the workers.
+    pub fn build(self) -> Result<Pipeline<M>, Error> {
+        let invalid = |why: String| Err(Error::InvalidConfig(why));
+        if self.divisor < 2 {
+            return invalid(format!("divisor must be at least 2, not {}", self.divisor));
+        }
+        let Some(geometry) = Geometry::new(self.divisor, self.max_level) else {
+            return invalid(format!("divisor^max_level ({}^{}) overflows u64", self.divisor, self.max_level));
+        };
+        if self.shards == 0 || self.shards > 1024 {
+            return invalid(format!("shards must be 1 to 1024, not {}", self.shards));
+        }
+        if self.queue_capacity == 0 {
+            return invalid("queue_capacity must be at least 1".into());
+        }
+        if self.max_producers == 0 {
+            return invalid("max_producers must be at least 1".into());
+        }
+        if self.max_path_len == 0 {
+            return invalid("max_path_len must be at least 1".into());
+        }
+        if self.merge_budget == 0 {
+            return invalid("merge_budget must be at least 1".into());
+        }
+        let flush_level = self.flush_level.unwrap_or(self.max_level);
+        if flush_level > self.max_level {
+            return invalid(format!("flush_level {flush_level} is above max_level {}", self.max_level));
+        }
+        if self.retention != Retention::All && self.sink.0.is_none() {
+            return invalid("a retention other than All needs a sink to hand segments to".into());
+        }
+        let config = Config {
+            shards: self.shards,
+            geometry,
+            queue_capacity: self.queue_capacity,
+            pin_workers: self.pin_workers,
+            max_producers: self.max_producers,
+            max_path_len: self.max_path_len,
+            max_record_bytes: self.max_record_bytes,
+            flush_level,
+            retention: self.retention,
+            merge_budget: self.merge_budget,
+        };
+        Pipeline::start(config, self.merge, self.sink)
+    }
+}

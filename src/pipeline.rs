@@ -1,0 +1,225 @@
+//! The pipeline handle: starts the workers, hands out producers and snapshots, shuts down.
+
+use std::fmt;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam::utils::Backoff;
+
+use crate::clock::Clock;
+use crate::config::{Builder, Config};
+use crate::error::Error;
+use crate::merge::Merge;
+use crate::producer::Producer;
+use crate::queue::Lanes;
+use crate::sink::SharedSink;
+use crate::snapshot::{Snapshot, Views};
+use crate::stats::{Recorder, Stats};
+use crate::sync::{Arc, AtomicBool, AtomicU64, Ordering};
+use crate::worker::{Bells, Worker};
+
+/// Everything the producers, workers and handles share.
+pub(crate) struct Shared<M: Merge> {
+    pub(crate) config: Config,
+    pub(crate) merge: Arc<M>,
+    pub(crate) clock: Clock,
+    pub(crate) lanes: Lanes<M::Record>,
+    pub(crate) views: Views<M>,
+    pub(crate) bells: Bells,
+    pub(crate) stats: Recorder,
+    pub(crate) sink: SharedSink<M::Output>,
+    /// Set once the clock is closed and idle: workers finish everything up to `last`.
+    pub(crate) finishing: AtomicBool,
+    /// The last commit issued, valid once `finishing` is set.
+    pub(crate) last: AtomicU64,
+    /// A worker panicked; nothing more will become visible.
+    pub(crate) failed: AtomicBool,
+}
+
+impl<M: Merge> Shared<M> {
+    /// The commit every worker must reach before it may stop, once shutdown has begun.
+    pub(crate) fn finish_line(&self) -> Option<u64> {
+        // Acquire: pairs with the Release in `Pipeline::finish`, so `last` is the final count.
+        self.finishing.load(Ordering::Acquire).then(|| self.last.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn has_failed(&self) -> bool {
+        // Acquire: pairs with the Release when a worker records its panic.
+        self.failed.load(Ordering::Acquire)
+    }
+}
+
+/// A running pipeline: shard workers fed by lock-free queues, publishing consistent snapshots.
+///
+/// `Pipeline` is `Send + Sync`: share it (or an `Arc` of it) between threads that take
+/// snapshots and make producers. Dropping it without [`shutdown`](Pipeline::shutdown) still
+/// drains every queue and joins the workers.
+///
+/// ```
+/// use lockstep::{merge::Concat, Pipeline};
+///
+/// let pipeline = Pipeline::builder(Concat::<u64>::default()).shards(2).divisor(2).build()?;
+/// let mut producer = pipeline.producer()?;
+/// let c = producer.commit([("/a/b", 1), ("/a/c", 2)])?;
+/// let snapshot = pipeline.wait_sealed(c, std::time::Duration::from_secs(10))?;
+/// assert_eq!(snapshot.read("/a/b"), Some(vec![(c, 1)]));
+/// let last = pipeline.shutdown()?;
+/// assert_eq!(last.frontier(), c);
+/// # Ok::<(), lockstep::Error>(())
+/// ```
+pub struct Pipeline<M: Merge> {
+    shared: Arc<Shared<M>>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl<M: Merge> fmt::Debug for Pipeline<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("shards", &self.shared.config.shards)
+            .field("frontier", &self.shared.views.bound())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<M: Merge> Pipeline<M> {
+    /// Starts configuring a pipeline that compacts with `merge`.
+    pub fn builder(merge: M) -> Builder<M> {
+        Builder::new(merge)
+    }
+
+    pub(crate) fn start(config: Config, merge: M, sink: SharedSink<M::Output>) -> Result<Self, Error> {
+        let shared = Arc::new(Shared {
+            merge: Arc::new(merge),
+            clock: Clock::new(config.max_producers),
+            lanes: Lanes::new(config.max_producers, config.shards, config.queue_capacity),
+            views: Views::new(config.shards),
+            bells: Bells::new(config.shards),
+            stats: Recorder::new(),
+            sink,
+            finishing: AtomicBool::new(false),
+            last: AtomicU64::new(0),
+            failed: AtomicBool::new(false),
+            config,
+        });
+        let cores = if shared.config.pin_workers {
+            core_affinity::get_core_ids().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let pin = cores.len() >= shared.config.shards;
+        let mut pipeline = Pipeline { shared: shared.clone(), workers: Vec::new() };
+        for shard in 0..shared.config.shards {
+            let core = if pin { cores.get(shard).copied() } else { None };
+            let worker = Worker::new(shared.clone(), shard);
+            let spawned =
+                std::thread::Builder::new().name(format!("lockstep-shard-{shard}")).spawn(move || {
+                    if let Some(core) = core {
+                        // Quietly unpinned where the OS refuses (containers, restricted masks).
+                        core_affinity::set_for_current(core);
+                    }
+                    worker.run();
+                });
+            match spawned {
+                Ok(handle) => {
+                    shared.bells.register(shard, handle.thread().clone());
+                    pipeline.workers.push(handle);
+                }
+                // Dropping `pipeline` stops and joins the workers already started.
+                Err(error) => {
+                    return Err(Error::InvalidConfig(format!("cannot start a worker thread: {error}")))
+                }
+            }
+        }
+        Ok(pipeline)
+    }
+
+    /// A new producer handle, for one thread. Refused past
+    /// [`Builder::max_producers`] producers alive at once.
+    pub fn producer(&self) -> Result<Producer<M>, Error> {
+        Producer::new(self.shared.clone())
+    }
+
+    /// The latest published snapshot: one lock-free load, never blocking writers.
+    pub fn snapshot(&self) -> Snapshot<M> {
+        Snapshot::new(self.shared.views.global(), self.shared.merge.clone())
+    }
+
+    /// Waits until the published frontier reaches `commit` and returns that snapshot, or
+    /// [`Error::Timeout`] after `timeout`.
+    pub fn wait_sealed(&self, commit: u64, timeout: Duration) -> Result<Snapshot<M>, Error> {
+        let deadline = Instant::now() + timeout;
+        let backoff = Backoff::new();
+        loop {
+            let view = self.shared.views.global();
+            if view.frontier >= commit {
+                return Ok(Snapshot::new(view, self.shared.merge.clone()));
+            }
+            if self.shared.has_failed() {
+                return Err(Error::WorkerPanicked);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Error::Timeout { commit, frontier: view.frontier });
+            }
+            if backoff.is_completed() {
+                std::thread::sleep((deadline - now).min(Duration::from_micros(100)));
+            } else {
+                backoff.snooze();
+            }
+        }
+    }
+
+    /// The pipeline's counters and latency histograms so far.
+    pub fn stats(&self) -> Stats {
+        self.shared.stats.read(self.shared.clock.issued(), self.shared.views.bound())
+    }
+
+    /// Stops taking commits, drains every queue, finishes every due compaction and returns the
+    /// final snapshot, whose frontier is the last commit issued.
+    ///
+    /// It does not wait for producers to be dropped: a producer used afterwards gets
+    /// [`Error::Shutdown`], and one waiting on a full queue finishes its commit (which is then
+    /// in the final snapshot).
+    pub fn shutdown(mut self) -> Result<Snapshot<M>, Error> {
+        self.finish()?;
+        let view = self.shared.views.global();
+        debug_assert_eq!(view.frontier, self.shared.clock.issued());
+        Ok(Snapshot::new(view, self.shared.merge.clone()))
+    }
+
+    fn finish(&mut self) -> Result<(), Error> {
+        if self.workers.is_empty() {
+            return Ok(());
+        }
+        let shared = &self.shared;
+        shared.clock.close();
+        // Commits already under way finish: the workers keep draining their queues.
+        let backoff = Backoff::new();
+        while !shared.clock.all_idle() {
+            if backoff.is_completed() {
+                std::thread::sleep(Duration::from_micros(50));
+            } else {
+                backoff.snooze();
+            }
+        }
+        shared.last.store(shared.clock.issued(), Ordering::Relaxed);
+        // Release: workers that see `finishing` (Acquire) see the final `last` stored above.
+        shared.finishing.store(true, Ordering::Release);
+        shared.bells.ring_all();
+        let mut panicked = false;
+        for worker in self.workers.drain(..) {
+            panicked |= worker.join().is_err();
+        }
+        if panicked || shared.has_failed() {
+            return Err(Error::WorkerPanicked);
+        }
+        Ok(())
+    }
+}
+
+impl<M: Merge> Drop for Pipeline<M> {
+    fn drop(&mut self) {
+        // Errors have nowhere to go from a drop; `shutdown` reports them.
+        let _ = self.finish();
+    }
+}

@@ -1,0 +1,80 @@
+//! Where sealed segments leave the pipeline, and how much of them stays in memory.
+//!
+//! Segments at the flush level ([`Builder::flush_level`](crate::Builder::flush_level), by default
+//! the top level) are handed to the [`Sink`] once. A write that fails loses nothing: the segment
+//! stays in memory, the failure is counted in [`Stats`](crate::Stats), and the write is retried
+//! every few milliseconds and once more at shutdown. [`Retention`] decides what stays in memory once
+//! the sink has it.
+
+use std::fmt;
+
+use crate::tier::SegmentInfo;
+
+/// The error a [`Sink`] reports.
+pub type SinkError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Receives sealed segments: persist them, forward them, or drop them.
+///
+/// Called from the shard worker threads, for each path's segments in commit order, so a write
+/// should be quick (hand the data to a channel or a buffered writer).
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use lockstep::{merge::Sum, Pipeline, SegmentInfo, Sink, SinkError};
+///
+/// #[derive(Debug, Default, Clone)]
+/// struct Collect(Arc<Mutex<Vec<(String, SegmentInfo, i64)>>>);
+///
+/// impl Sink<i64> for Collect {
+///     fn write(&self, path: &str, segment: SegmentInfo, output: &i64) -> Result<(), SinkError> {
+///         self.0.lock().map_err(|_| "poisoned")?.push((path.to_owned(), segment, *output));
+///         Ok(())
+///     }
+/// }
+///
+/// let sink = Collect::default();
+/// let pipeline = Pipeline::builder(Sum).divisor(2).max_level(1).sink(sink.clone()).build()?;
+/// let mut producer = pipeline.producer()?;
+/// producer.commit([("/n", 1)])?;
+/// producer.commit([("/n", 2)])?;
+/// pipeline.shutdown()?;
+/// let written = sink.0.lock().map(|w| w.clone()).unwrap_or_default();
+/// assert_eq!(written, [("/n".to_owned(), SegmentInfo { level: 1, start: 1, end: 2 }, 3)]);
+/// # Ok::<(), lockstep::Error>(())
+/// ```
+pub trait Sink<O>: Send + Sync + 'static {
+    /// Takes one sealed segment of `path`.
+    fn write(&self, path: &str, segment: SegmentInfo, output: &O) -> Result<(), SinkError>;
+}
+
+/// A sink that accepts and drops every segment: for benchmarks, with a [`Retention`] that
+/// bounds memory.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DiscardSink;
+
+impl<O> Sink<O> for DiscardSink {
+    fn write(&self, _path: &str, _segment: SegmentInfo, _output: &O) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+/// What stays in memory once the sink has a segment.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Retention {
+    /// Keep everything: every committed record stays readable. The default.
+    #[default]
+    All,
+    /// Keep each path's newest `n` top-level segments; drop older ones the sink has taken
+    /// (a segment whose write failed stays until a retry succeeds). Memory then stays bounded
+    /// however long the pipeline runs, and reads see only the retained window.
+    Newest(usize),
+}
+
+pub(crate) struct SharedSink<O>(pub(crate) Option<Box<dyn Sink<O>>>);
+
+impl<O> fmt::Debug for SharedSink<O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() { "Sink(..)" } else { "Sink(none)" })
+    }
+}

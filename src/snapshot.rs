@@ -1,0 +1,275 @@
+//! Consistent cross-path views, published through arc-swap and read without a lock.
+//!
+//! Each shard worker publishes an immutable [`ShardView`]: its paths' segments up to the shard's
+//! own frontier. The global [`View`] holds one `Arc` per shard and is cut at the minimum of their
+//! frontiers, so a commit whose parts went to several shards is seen whole or not at all.
+//! [`Pipeline::snapshot`](crate::Pipeline::snapshot) is one load of the global view.
+//!
+//! # Cutting across shards
+//!
+//! A level-0 segment (one commit) can be cut out of a view; a merged segment cannot. If shard A
+//! merged a range ending at 12 while shard B has only published up to 10, no view may pair them.
+//! Two rules keep every view cuttable:
+//!
+//! 1. a shard merges a range only once the *published global view's* frontier has passed the
+//!    range's end ([`Views::bound`]); every shard view published afterwards has a frontier at
+//!    least that high, because that global view was cut at the minimum of them;
+//! 2. a global view is published by compare-and-swap from shard views loaded *after* the view
+//!    it replaces, so its frontier never goes back, and only when the largest merged end in it
+//!    is at or below its cut ([`Views::publish`] checks it rather than trusting rule 1).
+//!
+//! Publishing a shard view costs O(paths changed): the per-path map is a persistent hash map
+//! (`imbl`) that the worker updates in place and shares with the views it publishes.
+
+use std::fmt;
+
+use crate::merge::Merge;
+use crate::queue::shard_of;
+use crate::sync::{Arc, ArcCell};
+use crate::tier::SegmentInfo;
+
+/// One published segment of a path: where it lies and what it holds.
+pub(crate) struct Segment<O> {
+    pub(crate) info: SegmentInfo,
+    pub(crate) output: Arc<O>,
+}
+
+impl<O> Clone for Segment<O> {
+    fn clone(&self) -> Self {
+        Self { info: self.info, output: self.output.clone() }
+    }
+}
+
+/// A path's published segments, ascending. Merged segments all end at or below the frontier of
+/// any global view holding them; level-0 segments past a view's cut are skipped when reading.
+pub(crate) type PathView<O> = Arc<[Segment<O>]>;
+
+/// The paths of one shard up to that shard's frontier.
+pub(crate) struct ShardView<M: Merge> {
+    /// Every commit at or below it is inside this view, for this shard's paths.
+    pub(crate) frontier: u64,
+    /// The largest end of a merged (level >= 1) segment in this view; 0 if none.
+    pub(crate) merged_end: u64,
+    pub(crate) paths: imbl::HashMap<Arc<str>, PathView<M::Output>>,
+}
+
+impl<M: Merge> ShardView<M> {
+    pub(crate) fn empty() -> Self {
+        Self { frontier: 0, merged_end: 0, paths: imbl::HashMap::new() }
+    }
+}
+
+/// A global view: one shard view per shard, cut at `frontier`.
+pub(crate) struct View<M: Merge> {
+    pub(crate) frontier: u64,
+    pub(crate) shards: Box<[Arc<ShardView<M>>]>,
+}
+
+/// The shard views and the global view built from them.
+pub(crate) struct Views<M: Merge> {
+    shards: Box<[ArcCell<ShardView<M>>]>,
+    global: ArcCell<View<M>>,
+}
+
+impl<M: Merge> Views<M> {
+    pub(crate) fn new(shards: usize) -> Self {
+        let empty: Vec<Arc<ShardView<M>>> = (0..shards).map(|_| Arc::new(ShardView::empty())).collect();
+        Self {
+            shards: empty.iter().map(|view| ArcCell::new(view.clone())).collect(),
+            global: ArcCell::new(Arc::new(View { frontier: 0, shards: empty.into() })),
+        }
+    }
+
+    /// The published global view.
+    pub(crate) fn global(&self) -> Arc<View<M>> {
+        self.global.load()
+    }
+
+    /// The frontier of the published global view: the highest commit compaction may reach
+    /// (rule 1 of the module doc).
+    pub(crate) fn bound(&self) -> u64 {
+        self.global.peek().frontier
+    }
+
+    /// Publishes `view` as shard `shard`'s, then a global view including it. Returns the
+    /// global frontier before and after when it advanced.
+    pub(crate) fn publish(&self, shard: usize, view: ShardView<M>) -> Option<(u64, u64)> {
+        debug_assert!(view.frontier >= self.shards[shard].peek().frontier, "shard frontier went back");
+        self.shards[shard].store(Arc::new(view));
+        self.publish_global()
+    }
+
+    /// Publishes a global view of the current shard views unless it would show nothing new.
+    fn publish_global(&self) -> Option<(u64, u64)> {
+        loop {
+            // Loaded before the shard views, so they are at least as new as the ones in it.
+            let current = self.global.load();
+            let shards: Box<[Arc<ShardView<M>>]> = self.shards.iter().map(ArcCell::load).collect();
+            let cut = shards.iter().map(|s| s.frontier).min().unwrap_or(0);
+            let merged = shards.iter().map(|s| s.merged_end).max().unwrap_or(0);
+            let unchanged = current.shards.iter().zip(shards.iter()).all(|(a, b)| Arc::ptr_eq(a, b));
+            if unchanged || merged > cut || cut < current.frontier {
+                debug_assert!(merged <= cut, "a merged segment ends past the cut (rule 1 broken)");
+                return None;
+            }
+            let before = current.frontier;
+            if self.global.compare_and_swap(&current, Arc::new(View { frontier: cut, shards })) {
+                return (cut > before).then_some((before, cut));
+            }
+        }
+    }
+}
+
+impl<M: Merge> fmt::Debug for Views<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Views").field("frontier", &self.bound()).finish_non_exhaustive()
+    }
+}
+
+/// A consistent, immutable cut across every path: each commit at or below
+/// [`frontier`](Snapshot::frontier) is inside it whole, and nothing after it is.
+///
+/// Taking one is a single lock-free load; holding one never blocks writers (it keeps the
+/// segments it references alive).
+///
+/// ```
+/// use lockstep::{merge::Sum, Pipeline};
+///
+/// let pipeline = Pipeline::builder(Sum).shards(2).divisor(2).build()?;
+/// let mut producer = pipeline.producer()?;
+/// for i in 0..5 {
+///     producer.commit([("/a", i), ("/b", 10 * i)])?;
+/// }
+/// let snapshot = pipeline.wait_sealed(5, std::time::Duration::from_secs(10))?;
+/// assert!(snapshot.frontier() >= 5);
+/// assert_eq!(snapshot.read("/a"), Some(10));
+/// assert_eq!(snapshot.read("/b"), Some(100));
+/// let mut paths: Vec<&str> = snapshot.paths().collect();
+/// paths.sort();
+/// assert_eq!(paths, ["/a", "/b"]);
+/// # Ok::<(), lockstep::Error>(())
+/// ```
+pub struct Snapshot<M: Merge> {
+    view: Arc<View<M>>,
+    merge: Arc<M>,
+}
+
+impl<M: Merge> Clone for Snapshot<M> {
+    fn clone(&self) -> Self {
+        Self { view: self.view.clone(), merge: self.merge.clone() }
+    }
+}
+
+impl<M: Merge> fmt::Debug for Snapshot<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Snapshot").field("frontier", &self.view.frontier).finish_non_exhaustive()
+    }
+}
+
+impl<M: Merge> Snapshot<M> {
+    pub(crate) fn new(view: Arc<View<M>>, merge: Arc<M>) -> Self {
+        Self { view, merge }
+    }
+
+    /// Every commit at or below this number is inside the snapshot; none above it is.
+    pub fn frontier(&self) -> u64 {
+        self.view.frontier
+    }
+
+    /// The names of the paths holding data at or below the frontier, in no particular order.
+    pub fn paths(&self) -> impl Iterator<Item = &str> + '_ {
+        let frontier = self.view.frontier;
+        self.view.shards.iter().flat_map(move |shard| {
+            shard
+                .paths
+                .iter()
+                .filter(move |(_, segments)| segments.first().is_some_and(|s| s.info.end <= frontier))
+                .map(|(name, _)| &**name)
+        })
+    }
+
+    fn visible(&self, path: &str) -> &[Segment<M::Output>] {
+        let shard = &self.view.shards[shard_of(path, self.view.shards.len())];
+        let Some(segments) = shard.paths.get(path) else {
+            return &[];
+        };
+        let inside = segments.partition_point(|s| s.info.end <= self.view.frontier);
+        &segments[..inside]
+    }
+
+    /// `path`'s segments at or below the frontier, ascending; level-0 entries (one per commit
+    /// not yet compacted) included.
+    pub fn segments(&self, path: &str) -> Vec<SegmentInfo> {
+        self.visible(path).iter().map(|s| s.info).collect()
+    }
+
+    /// Each of `path`'s segments with its output, ascending: what a cross-path rollup combines,
+    /// since the same range means the same commits on every path.
+    pub fn segment_outputs(&self, path: &str) -> impl Iterator<Item = (SegmentInfo, &M::Output)> + '_ {
+        self.visible(path).iter().map(|s| (s.info, &*s.output))
+    }
+
+    /// Everything committed to `path` up to the frontier, merged into one output; `None` if the
+    /// path has no data at or below the frontier.
+    pub fn read(&self, path: &str) -> Option<M::Output> {
+        match self.visible(path) {
+            [] => None,
+            [one] => Some((*one.output).clone()),
+            many => {
+                let outputs: Vec<&M::Output> = many.iter().map(|s| &*s.output).collect();
+                Some(self.merge.merge(&outputs))
+            }
+        }
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_models {
+    use super::*;
+    use crate::merge::Sum;
+    use crate::sync::{AtomicU64, Ordering};
+    use loom::thread;
+
+    fn view(frontier: u64, merged_end: u64) -> ShardView<Sum> {
+        ShardView { frontier, merged_end, paths: imbl::HashMap::new() }
+    }
+
+    /// Two shard workers advance their frontiers and merge under rule 1 while a reader loads
+    /// global views: every view the reader sees has its merged ends at or below its cut, and
+    /// the frontier never goes back.
+    #[test]
+    fn loom_published_views_are_always_cuttable() {
+        loom::model(|| {
+            let views = Arc::new(Views::<Sum>::new(2));
+            // The clock frontier both workers follow: commits 1 and 2 are sealed.
+            let sealed = Arc::new(AtomicU64::new(2));
+            let workers: Vec<_> = (0..2)
+                .map(|shard| {
+                    let (views, sealed) = (views.clone(), sealed.clone());
+                    thread::spawn(move || {
+                        let frontier = sealed.load(Ordering::Relaxed);
+                        views.publish(shard, view(frontier, 0));
+                        // Rule 1: merge only up to the published global frontier.
+                        let bound = views.bound();
+                        views.publish(shard, view(frontier, bound));
+                    })
+                })
+                .collect();
+            let mut last = 0;
+            for _ in 0..2 {
+                let global = views.global();
+                assert!(global.frontier >= last, "frontier went back");
+                for shard in global.shards.iter() {
+                    assert!(shard.merged_end <= global.frontier, "merged segment crosses the cut");
+                    assert!(shard.frontier >= global.frontier);
+                }
+                last = global.frontier;
+                thread::yield_now();
+            }
+            for worker in workers {
+                worker.join().expect("worker thread");
+            }
+            assert_eq!(views.global().frontier, 2);
+        });
+    }
+}

@@ -1,0 +1,210 @@
+//! Aligned tier geometry and the compaction policy, as pure functions.
+//!
+//! With divisor `D`, a level-`L` segment (`L >= 1`) covers exactly `end - D^L + 1 ..= end` with
+//! `end % D^L == 0`; level 0 is one commit. Boundaries depend on commit numbers alone, so every
+//! path's segments either cover identical ranges or are disjoint.
+//!
+//! The policy looks at one path's segments and a bound (the highest commit compaction may
+//! reach) and names the next merge; the worker in [`crate::compact`] executes it. Applying the
+//! policy until it names nothing leaves the base-`D` decomposition of `[1, bound]` (top levels
+//! first, capped at `max_level`), restricted to the ranges where the path has data.
+
+use std::ops::Range;
+
+/// The commit range one segment covers, and its level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SegmentInfo {
+    /// 0 for a single commit; `L` for a range of `divisor^L` commits.
+    pub level: u32,
+    /// First commit covered.
+    pub start: u64,
+    /// Last commit covered.
+    pub end: u64,
+}
+
+impl AsRef<SegmentInfo> for SegmentInfo {
+    fn as_ref(&self) -> &SegmentInfo {
+        self
+    }
+}
+
+/// The divisor and level cap, with `divisor^L` precomputed for every level.
+#[derive(Debug, Clone)]
+pub(crate) struct Geometry {
+    max_level: u32,
+    /// `spans[L] == divisor^L`, for `L` in `0..=max_level`.
+    spans: Vec<u64>,
+}
+
+/// One merge the policy chose: replace `inputs` (indexes into the path's segments) with a
+/// single segment `target`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Plan {
+    pub(crate) target: SegmentInfo,
+    pub(crate) inputs: Range<usize>,
+}
+
+impl Geometry {
+    /// `None` if `divisor^max_level` overflows `u64` or `divisor < 2`.
+    pub(crate) fn new(divisor: u64, max_level: u32) -> Option<Self> {
+        if divisor < 2 {
+            return None;
+        }
+        let mut spans = vec![1u64];
+        for _ in 0..max_level {
+            let next = spans.last()?.checked_mul(divisor)?;
+            spans.push(next);
+        }
+        Some(Self { max_level, spans })
+    }
+
+    pub(crate) fn max_level(&self) -> u32 {
+        self.max_level
+    }
+
+    fn span(&self, level: u32) -> u64 {
+        self.spans[level as usize]
+    }
+
+    /// The end of the level-`level` block holding commit `commit`, or `None` past `u64::MAX`.
+    fn block_end(&self, commit: u64, level: u32) -> Option<u64> {
+        let span = self.span(level);
+        commit.div_ceil(span).checked_mul(span)
+    }
+
+    #[cfg(test)]
+    /// The level `segment` belongs at once compaction may reach `bound`: the largest level
+    /// whose block holding it ends at or below `bound`.
+    fn target_level(&self, segment: &SegmentInfo, bound: u64) -> u32 {
+        let mut level = segment.level;
+        while level < self.max_level {
+            match self.block_end(segment.end, level + 1) {
+                Some(end) if end <= bound => level += 1,
+                _ => break,
+            }
+        }
+        level
+    }
+
+    /// The next merge `segments` (ascending, disjoint, aligned) need for `bound`, if any: the
+    /// leftmost segment of the lowest level whose parent block is sealed, merged with the rest
+    /// of that block. Lowest level first means every block of every level is built on the way
+    /// up (so each one reaches the sink), and every input of a merge has the same level.
+    pub(crate) fn next_merge<S: AsRef<SegmentInfo>>(&self, segments: &[S], bound: u64) -> Option<Plan> {
+        let mut lowest: Option<(u32, usize, u64)> = None;
+        // Top-level segments form a prefix (older blocks rise first), so scan back to it.
+        for (index, segment) in segments.iter().enumerate().rev() {
+            let segment = segment.as_ref();
+            if segment.level >= self.max_level {
+                break;
+            }
+            if lowest.is_some_and(|(level, _, _)| segment.level > level) {
+                continue;
+            }
+            if let Some(end) = self.block_end(segment.end, segment.level + 1).filter(|&end| end <= bound) {
+                lowest = Some((segment.level, index, end));
+            }
+        }
+        let (level, first, end) = lowest?;
+        let span = self.span(level + 1);
+        let count = segments[first..].iter().take_while(|s| s.as_ref().end <= end).count();
+        Some(Plan {
+            target: SegmentInfo { level: level + 1, start: end - span + 1, end },
+            inputs: first..first + count,
+        })
+    }
+
+    /// The lowest bound at which `segments` will need a merge, if ever.
+    pub(crate) fn next_due<S: AsRef<SegmentInfo>>(&self, segments: &[S]) -> Option<u64> {
+        segments
+            .iter()
+            .rev()
+            .map(AsRef::as_ref)
+            .take_while(|s| s.level < self.max_level)
+            .filter_map(|s| self.block_end(s.end, s.level + 1))
+            .min()
+    }
+
+    /// The finished layout: the base-`D` decomposition of `[1, frontier]` restricted to ranges
+    /// holding one of `commits` (ascending). The reference the policy is tested against.
+    #[cfg(test)]
+    pub(crate) fn layout(&self, commits: &[u64], frontier: u64) -> Vec<SegmentInfo> {
+        let mut out: Vec<SegmentInfo> = Vec::new();
+        for &commit in commits.iter().filter(|&&c| c <= frontier) {
+            let level = self.target_level(&SegmentInfo { level: 0, start: commit, end: commit }, frontier);
+            let end = self.block_end(commit, level).expect("test commits are small");
+            let segment = SegmentInfo { level, start: end - self.span(level) + 1, end };
+            if out.last() != Some(&segment) {
+                out.push(segment);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn compact(geometry: &Geometry, commits: &[u64], bound: u64) -> Vec<SegmentInfo> {
+        let mut segments: Vec<SegmentInfo> =
+            commits.iter().map(|&c| SegmentInfo { level: 0, start: c, end: c }).collect();
+        while let Some(plan) = geometry.next_merge(&segments, bound) {
+            segments.splice(plan.inputs, [plan.target]);
+        }
+        segments
+    }
+
+    #[test]
+    fn the_seed_case_aligns_odd_commits_with_every_commit() {
+        let geometry = Geometry::new(2, 3).expect("valid");
+        let every: Vec<u64> = (1..=13).collect();
+        let odd: Vec<u64> = (1..=13).filter(|c| c % 2 == 1).collect();
+        let dense = compact(&geometry, &every, 13);
+        let sparse = compact(&geometry, &odd, 13);
+        assert_eq!(sparse, dense, "a path written at odd commits keeps the same boundaries");
+        let ranges: Vec<(u32, u64, u64)> = dense.iter().map(|s| (s.level, s.start, s.end)).collect();
+        assert_eq!(ranges, vec![(3, 1, 8), (2, 9, 12), (0, 13, 13)]);
+    }
+
+    #[test]
+    fn overflowing_geometry_is_refused() {
+        assert!(Geometry::new(1, 3).is_none());
+        assert!(Geometry::new(2, 64).is_none());
+        assert!(Geometry::new(2, 63).is_some());
+        assert!(Geometry::new(u64::MAX, 1).is_some());
+    }
+
+    proptest! {
+        #[test]
+        fn policy_reaches_the_decomposition(
+            divisor in 2u64..6,
+            max_level in 0u32..5,
+            commits in proptest::collection::btree_set(1u64..400, 0..60),
+            bounds in proptest::collection::vec(0u64..450, 1..5),
+        ) {
+            let geometry = Geometry::new(divisor, max_level).expect("small geometry");
+            let commits: Vec<u64> = commits.into_iter().collect();
+            let mut bounds = bounds;
+            bounds.sort_unstable();
+            // Compaction in steps of a rising bound ends where one step to the last bound does.
+            let mut segments: Vec<SegmentInfo> = Vec::new();
+            let mut revealed = 0;
+            for &bound in &bounds {
+                for &c in commits.iter().filter(|&&c| c > revealed && c <= bound) {
+                    segments.push(SegmentInfo { level: 0, start: c, end: c });
+                }
+                revealed = revealed.max(bound);
+                while let Some(plan) = geometry.next_merge(&segments, bound) {
+                    prop_assert!(plan.target.end <= bound);
+                    segments.splice(plan.inputs, [plan.target]);
+                }
+                prop_assert_eq!(&segments, &geometry.layout(&commits, bound));
+                if let Some(due) = geometry.next_due(&segments) {
+                    prop_assert!(due > bound);
+                }
+            }
+        }
+    }
+}

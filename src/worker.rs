@@ -1,0 +1,488 @@
+//! Shard workers: each owns its paths outright, drains its queues in batches, makes sealed
+//! commits visible, compacts under a budget and publishes its view.
+//!
+//! A loop turn reads the clock's frontier `f` *first*, then drains. Every part of every commit
+//! `<= f` was enqueued before `f` could be read (see [`crate::clock`]), so it sits at the front
+//! of its queue, and one pass of at most `capacity` pops per queue collects all of them. Parts
+//! of later commits wait in their path's `pending` list until a later frontier covers them.
+//!
+//! Idle workers spin briefly, yield, then park; producers ring a sleeping worker's bell after a
+//! commit (the frontier may have moved for every shard, not only the ones the commit touched).
+
+use std::collections::{HashMap, VecDeque};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::OnceLock;
+use std::thread::Thread;
+use std::time::{Duration, Instant};
+
+use crossbeam::utils::{Backoff, CachePadded};
+
+use crate::compact::{compact, Schedule};
+use crate::merge::Merge;
+use crate::pipeline::Shared;
+use crate::queue::Part;
+use crate::sink::Retention;
+use crate::snapshot::{PathView, Segment, ShardView};
+use crate::stats::Turn;
+use crate::sync::{fence, Arc, AtomicBool, Ordering};
+use crate::tier::SegmentInfo;
+
+/// How long an idle worker parks before looking again without being rung (a safety net; the
+/// bell is what normally wakes it).
+const IDLE_PARK: Duration = Duration::from_millis(50);
+/// The same while shutting down, when the other workers' progress is what it waits for.
+const FINISHING_PARK: Duration = Duration::from_micros(200);
+/// How often, at most, failed sink writes are retried while running, and how many at a time.
+const RETRY_EVERY: Duration = Duration::from_millis(10);
+const RETRIES_AT_ONCE: usize = 4;
+
+/// One bell per worker: producers ring the sleeping ones.
+#[derive(Debug)]
+pub(crate) struct Bells(Box<[Bell]>);
+
+#[derive(Debug)]
+struct Bell {
+    sleeping: CachePadded<AtomicBool>,
+    thread: OnceLock<Thread>,
+}
+
+impl Bells {
+    pub(crate) fn new(workers: usize) -> Self {
+        Self(
+            (0..workers)
+                .map(|_| Bell { sleeping: CachePadded::new(AtomicBool::new(false)), thread: OnceLock::new() })
+                .collect(),
+        )
+    }
+
+    pub(crate) fn register(&self, worker: usize, thread: Thread) {
+        // Set once, before any producer exists; a second call cannot happen.
+        let _ = self.0[worker].thread.set(thread);
+    }
+
+    /// Wakes worker `worker` if it is asleep.
+    pub(crate) fn ring(&self, worker: usize) {
+        let bell = &self.0[worker];
+        // Relaxed: the callers' fence (or the worker's own recheck) orders this load.
+        if bell.sleeping.load(Ordering::Relaxed) {
+            if let Some(thread) = bell.thread.get() {
+                thread.unpark();
+            }
+        }
+    }
+
+    /// After a commit: wakes every sleeping worker.
+    pub(crate) fn ring_sleepers(&self) {
+        // SeqCst: store-then-load against `Worker::sleep` — the enqueues and retire above come
+        // before the `sleeping` loads, and the worker stores `sleeping` before rechecking for
+        // work, so either it sees the new work or this sees it asleep.
+        fence(Ordering::SeqCst);
+        for worker in 0..self.0.len() {
+            self.ring(worker);
+        }
+    }
+
+    /// Wakes every worker, asleep or not (shutdown).
+    pub(crate) fn ring_all(&self) {
+        for bell in self.0.iter() {
+            if let Some(thread) = bell.thread.get() {
+                thread.unpark();
+            }
+        }
+    }
+}
+
+/// One path's state, owned by its shard's worker.
+struct PathState<M: Merge> {
+    name: Arc<str>,
+    /// Drained records not yet visible (their commit is above the frontier), in arrival order.
+    pending: Vec<(u64, M::Record)>,
+    /// Visible segments, ascending.
+    segments: Vec<Segment<M::Output>>,
+    /// The bound this path is scheduled at for its next merge; 0 when not scheduled.
+    due_at: u64,
+    /// Listed in `with_pending`.
+    listed: bool,
+    /// Listed in `dirty`: segments changed since the last publish.
+    dirty: bool,
+    /// Sink writes of this path that failed and wait for a retry; retention drops nothing of
+    /// the path meanwhile.
+    unsunk: u32,
+}
+
+/// A sink write to try again.
+struct Retry<O> {
+    path: u32,
+    info: SegmentInfo,
+    output: Arc<O>,
+}
+
+/// A shard worker and everything it owns.
+pub(crate) struct Worker<M: Merge> {
+    shared: Arc<Shared<M>>,
+    shard: usize,
+    /// Path name to dense index.
+    index: HashMap<Arc<str>, u32>,
+    paths: Vec<PathState<M>>,
+    /// Per producer slot: that producer's path id on this shard to the dense index.
+    ids: Vec<Vec<u32>>,
+    with_pending: Vec<u32>,
+    dirty: Vec<u32>,
+    schedule: Schedule,
+    /// The per-path map published views share (persistent: updates copy only what changed).
+    published: imbl::HashMap<Arc<str>, PathView<M::Output>>,
+    /// Every commit at or below it is visible in this worker's state.
+    frontier: u64,
+    published_frontier: u64,
+    merged_end: u64,
+    retries: VecDeque<Retry<M::Output>>,
+    last_retry: Instant,
+}
+
+impl<M: Merge> Worker<M> {
+    pub(crate) fn new(shared: Arc<Shared<M>>, shard: usize) -> Self {
+        let slots = shared.config.max_producers;
+        Self {
+            shared,
+            shard,
+            index: HashMap::new(),
+            paths: Vec::new(),
+            ids: vec![Vec::new(); slots],
+            with_pending: Vec::new(),
+            dirty: Vec::new(),
+            schedule: Schedule::default(),
+            published: imbl::HashMap::new(),
+            frontier: 0,
+            published_frontier: 0,
+            merged_end: 0,
+            retries: VecDeque::new(),
+            last_retry: Instant::now(),
+        }
+    }
+
+    /// The thread body. A panic in user code (merge or sink) marks the pipeline failed, so
+    /// producers and shutdown stop waiting for this worker.
+    pub(crate) fn run(mut self) {
+        let shared = self.shared.clone();
+        if catch_unwind(AssertUnwindSafe(|| self.work())).is_err() {
+            // Release: pairs with `Shared::has_failed`.
+            shared.failed.store(true, Ordering::Release);
+            shared.bells.ring_all();
+        }
+    }
+
+    fn work(&mut self) {
+        let backoff = Backoff::new();
+        loop {
+            let worked = self.turn();
+            if let Some(last) = self.shared.finish_line() {
+                if self.finished(last) {
+                    self.retry_sink(usize::MAX);
+                    return;
+                }
+            }
+            if self.shared.has_failed() {
+                return;
+            }
+            if worked {
+                backoff.reset();
+            } else if backoff.is_completed() {
+                self.sleep();
+                backoff.reset();
+            } else {
+                backoff.snooze();
+            }
+        }
+    }
+
+    /// One loop turn; true if it did anything.
+    fn turn(&mut self) -> bool {
+        let shared = self.shared.clone();
+        // Read before draining: see the module doc.
+        let frontier = shared.clock.frontier();
+        let mut turn = Turn::default();
+        self.drain(&mut turn);
+        if frontier > self.frontier {
+            self.reveal(frontier);
+            self.frontier = frontier;
+        }
+        let bound = shared.views.bound();
+        let merged = if self.schedule.has_due(bound) {
+            let started = Instant::now();
+            self.compact(bound);
+            turn.merge_nanos = Some(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
+            true
+        } else {
+            false
+        };
+        let published = self.publish();
+        if !self.retries.is_empty() && self.last_retry.elapsed() >= RETRY_EVERY {
+            self.retry_sink(RETRIES_AT_ONCE);
+            self.last_retry = Instant::now();
+        }
+        shared.stats.turn(&turn);
+        turn.drained > 0 || merged || published
+    }
+
+    /// Moves every part waiting for this shard into its path's pending list.
+    fn drain(&mut self, turn: &mut Turn) {
+        let shared = self.shared.clone();
+        let capacity = shared.lanes.capacity();
+        for (slot, queue) in shared.lanes.for_shard(self.shard) {
+            let waiting = queue.len();
+            turn.queued += waiting as u64;
+            // At most `capacity` pops: enough for every part of a sealed commit (module doc),
+            // and a bound on the turn while producers keep pushing.
+            for _ in 0..capacity {
+                let Some(part) = queue.pop() else { break };
+                self.accept(slot, part);
+                turn.drained += 1;
+            }
+        }
+    }
+
+    fn accept(&mut self, slot: usize, part: Part<M::Record>) {
+        let ids = &mut self.ids[slot];
+        let id = part.path as usize;
+        let path = match part.name {
+            Some(name) => {
+                let path = match self.index.get(&name) {
+                    Some(&path) => path,
+                    None => intern(&mut self.index, &mut self.paths, name),
+                };
+                if ids.len() <= id {
+                    ids.resize(id + 1, u32::MAX);
+                }
+                ids[id] = path;
+                path
+            }
+            // The queue is FIFO and a producer names a path on its first part: the name came first.
+            None => *ids.get(id).expect("a producer names a path before using its id"),
+        };
+        let state = &mut self.paths[path as usize];
+        state.pending.push((part.commit, part.record));
+        if !state.listed {
+            state.listed = true;
+            self.with_pending.push(path);
+        }
+    }
+
+    /// Turns pending records at or below `frontier` into level-0 segments, one per commit.
+    fn reveal(&mut self, frontier: u64) {
+        let shared = self.shared.clone();
+        let mut still_pending = Vec::new();
+        for path in std::mem::take(&mut self.with_pending) {
+            let state = &mut self.paths[path as usize];
+            // Parts of one path can come from several producers' queues, so restore commit order;
+            // the sort is stable, so one commit's records keep their order.
+            if !state.pending.windows(2).all(|w| w[0].0 <= w[1].0) {
+                state.pending.sort_by_key(|(commit, _)| *commit);
+            }
+            let sealed = state.pending.partition_point(|(commit, _)| *commit <= frontier);
+            if sealed == 0 {
+                still_pending.push(path);
+                continue;
+            }
+            let mut records = if sealed == state.pending.len() {
+                state.listed = false;
+                std::mem::take(&mut state.pending)
+            } else {
+                still_pending.push(path);
+                let later = state.pending.split_off(sealed);
+                std::mem::replace(&mut state.pending, later)
+            };
+            while !records.is_empty() {
+                let commit = records[0].0;
+                let same = records.partition_point(|(c, _)| *c == commit);
+                let rest = records.split_off(same);
+                let output = Arc::new(shared.merge.seal(records));
+                let segment = Segment { info: SegmentInfo { level: 0, start: commit, end: commit }, output };
+                if shared.config.flush_level == 0 {
+                    sink(&shared, &mut self.retries, state, path, &segment);
+                }
+                state.segments.push(segment);
+                records = rest;
+            }
+            self.settle(path);
+        }
+        self.with_pending = still_pending;
+    }
+
+    /// After a path's segments changed: mark it for publishing, apply retention, reschedule.
+    fn settle(&mut self, path: u32) {
+        let shared = &self.shared;
+        let state = &mut self.paths[path as usize];
+        if let Retention::Newest(keep) = shared.config.retention {
+            if state.unsunk == 0 {
+                let top = shared.config.geometry.max_level();
+                let old = state.segments.iter().take_while(|s| s.info.level == top).count();
+                let drop = old.saturating_sub(keep);
+                if drop > 0 {
+                    state.segments.drain(..drop);
+                    shared.stats.dropped(drop as u64);
+                }
+            }
+        }
+        if !state.dirty {
+            state.dirty = true;
+            self.dirty.push(path);
+        }
+        if let Some(at) = shared.config.geometry.next_due(&state.segments) {
+            self.schedule.add(&mut state.due_at, path, at);
+        }
+    }
+
+    /// Merges due paths up to `bound` (the published global frontier: rule 1 in
+    /// [`crate::snapshot`]) until the turn's fuel is spent.
+    fn compact(&mut self, bound: u64) {
+        let shared = self.shared.clone();
+        let mut fuel = shared.config.merge_budget;
+        while fuel > 0 {
+            let Some((at, path)) = self.schedule.take(bound) else { break };
+            let state = &mut self.paths[path as usize];
+            if state.due_at != at {
+                continue; // superseded by an earlier entry for the same path
+            }
+            state.due_at = 0;
+            let flush_level = shared.config.flush_level;
+            let retries = &mut self.retries;
+            let mut made = Vec::new();
+            let merged = compact(
+                &*shared.merge,
+                &shared.config.geometry,
+                &mut state.segments,
+                bound,
+                &mut fuel,
+                |segment| {
+                    if segment.info.level == flush_level {
+                        made.push(segment.clone());
+                    }
+                },
+            );
+            for segment in &made {
+                sink(&shared, retries, state, path, segment);
+            }
+            if let Some(end) = merged {
+                self.merged_end = self.merged_end.max(end);
+            }
+            // Rescheduled by `settle`: still due at or below `bound` if fuel ran out.
+            self.settle(path);
+        }
+    }
+
+    /// Publishes this shard's view if anything changed since the last one.
+    fn publish(&mut self) -> bool {
+        if self.dirty.is_empty() && self.frontier == self.published_frontier {
+            return false;
+        }
+        for path in self.dirty.drain(..) {
+            let state = &mut self.paths[path as usize];
+            state.dirty = false;
+            if state.segments.is_empty() {
+                self.published.remove(&state.name);
+            } else {
+                let view: PathView<M::Output> = state.segments.iter().cloned().collect();
+                self.published.insert(state.name.clone(), view);
+            }
+        }
+        self.published_frontier = self.frontier;
+        let view =
+            ShardView { frontier: self.frontier, merged_end: self.merged_end, paths: self.published.clone() };
+        let shared = &self.shared;
+        if let Some((before, after)) = shared.views.publish(self.shard, view) {
+            shared.stats.visible(before, after);
+            // Other workers may now compact up to the new bound.
+            shared.bells.ring_sleepers();
+        }
+        true
+    }
+
+    /// Retries up to `limit` failed sink writes.
+    fn retry_sink(&mut self, limit: usize) {
+        let shared = self.shared.clone();
+        let Some(sink) = shared.sink.0.as_deref() else { return };
+        for _ in 0..limit.min(self.retries.len()) {
+            let Some(retry) = self.retries.pop_front() else { break };
+            let state = &mut self.paths[retry.path as usize];
+            let result = sink.write(&state.name, retry.info, &retry.output);
+            shared.stats.sink_write(&result);
+            if result.is_ok() {
+                state.unsunk -= 1;
+            } else {
+                self.retries.push_back(retry);
+            }
+        }
+    }
+
+    /// True once shutdown can end for this worker: everything up to `last` is drained, visible,
+    /// compacted and published.
+    fn finished(&self, last: u64) -> bool {
+        let shared = &self.shared;
+        self.frontier == last
+            && self.with_pending.is_empty()
+            && self.dirty.is_empty()
+            && self.published_frontier == last
+            && shared.views.bound() == last
+            && !self.schedule.has_due(last)
+            && shared.lanes.for_shard(self.shard).all(|(_, queue)| queue.is_empty())
+    }
+
+    /// True if a loop turn would find something to do.
+    fn has_work(&self) -> bool {
+        let shared = &self.shared;
+        shared.clock.frontier() > self.frontier
+            || self.schedule.has_due(shared.views.bound())
+            || shared.finish_line().is_some()
+            || shared.lanes.for_shard(self.shard).any(|(_, queue)| !queue.is_empty())
+    }
+
+    fn sleep(&mut self) {
+        let bell = &self.shared.bells.0[self.shard];
+        // SeqCst + fence: store-then-load against `Bells::ring_sleepers` (see there).
+        bell.sleeping.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        if !self.has_work() {
+            let park = if self.shared.finish_line().is_some() { FINISHING_PARK } else { IDLE_PARK };
+            std::thread::park_timeout(park);
+        }
+        // Relaxed: only a hint to producers; a stale `true` costs one spurious unpark.
+        bell.sleeping.store(false, Ordering::Relaxed);
+    }
+}
+
+#[cold]
+fn intern<M: Merge>(
+    index: &mut HashMap<Arc<str>, u32>,
+    paths: &mut Vec<PathState<M>>,
+    name: Arc<str>,
+) -> u32 {
+    let path = paths.len() as u32;
+    index.insert(name.clone(), path);
+    paths.push(PathState {
+        name,
+        pending: Vec::new(),
+        segments: Vec::new(),
+        due_at: 0,
+        listed: false,
+        dirty: false,
+        unsunk: 0,
+    });
+    path
+}
+
+/// Hands a new flush-level segment to the sink; on failure keeps it for a retry.
+fn sink<M: Merge>(
+    shared: &Shared<M>,
+    retries: &mut VecDeque<Retry<M::Output>>,
+    state: &mut PathState<M>,
+    path: u32,
+    segment: &Segment<M::Output>,
+) {
+    let Some(sink) = shared.sink.0.as_deref() else { return };
+    let result = sink.write(&state.name, segment.info, &segment.output);
+    shared.stats.sink_write(&result);
+    if result.is_err() {
+        state.unsunk += 1;
+        retries.push_back(Retry { path, info: segment.info, output: segment.output.clone() });
+    }
+}
