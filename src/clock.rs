@@ -8,29 +8,31 @@
 //! # Orderings
 //!
 //! A producer commits in three steps: **announce** (store the counter's current value `a` in
-//! its slot, SeqCst), **take** (`fetch_add` on the counter, SeqCst; it returns `c >= a`), and,
-//! once every part is enqueued, **retire** (store [`IDLE`] in its slot, Release).
+//! its slot, then a SeqCst fence `P`), **take** (`fetch_add` on the counter, AcqRel; it returns
+//! `c >= a`), and, once every part is enqueued, **retire** (store [`IDLE`] in its slot, Release).
 //!
-//! [`Clock::frontier`] loads the counter (`n`, SeqCst) and *then* every slot (SeqCst) and
-//! returns `min(n, slots) - 1`. It never passes an unfinished commit `c`:
+//! [`Clock::frontier`] loads the counter (`n`, Acquire), then the slots (Acquire), and returns
+//! `min(n, slots) - 1`. It never passes an unfinished commit `c`:
 //!
-//! * if the load of the counter saw `c`'s take (`n > c`), then announce → take → counter load
-//!   → slot load is a chain in the single SeqCst order, so the slot load sees the announcement
-//!   `a <= c` or a store after it: the retire (commit `c` finished) or a later announcement,
-//!   which the same producer makes only after retiring `c`;
+//! * if the counter load read `c`'s take or a later one (`n > c`), it synchronizes with that take
+//!   (the takes form one release sequence), so `c`'s announcement happens before the slot load,
+//!   which therefore sees the announcement `a <= c` or a later store: the retire (commit `c`
+//!   finished) or a later announcement, which the same producer makes only after retiring `c`;
 //! * if it did not (`n <= c`), the counter alone keeps the frontier below `c`.
 //!
-//! A slot load that returns a retire (or a later announcement) synchronizes with it, so the
-//! worker that computed the frontier also sees every part the producer enqueued before
-//! retiring: the frontier is safe to act on.
+//! A slot load that returns a retire synchronizes with it, so the worker that computed the
+//! frontier also sees every part the producer enqueued before retiring: the frontier is safe to
+//! act on.
 //!
-//! Closing uses the same store-then-load pattern: a producer announces, then loads `closed`; the
-//! closer stores `closed`, then waits for every slot to be idle. In the single SeqCst order one
-//! of them sees the other, so no commit slips in after the closer has seen every slot idle.
+//! Closing is the same fence-against-fence pattern: a producer announces, fences, then loads
+//! `closed`; the closer stores `closed`, fences, then loads the slots. Whichever fence comes
+//! first in the SeqCst order, one side sees the other's store, so no commit slips in after the
+//! closer has seen every slot idle. (Fences rather than SeqCst accesses: the argument is the
+//! standard one, and loom checks fences exactly.)
 
 use crossbeam::utils::CachePadded;
 
-use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use crate::sync::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 /// A slot value that announces nothing. It is `u64::MAX` so the frontier's `min` ignores it.
 pub(crate) const IDLE: u64 = u64::MAX;
@@ -77,9 +79,9 @@ impl Clock {
             // Acquire: pairs with `release` so the previous owner's last retire is seen first.
             slot.owned.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok()
         })?;
-        // SeqCst: ordered before this slot's first announcement, so a frontier scan whose
-        // counter load follows that announcement also sees the slot within `in_use`.
-        self.in_use.fetch_max(index + 1, Ordering::SeqCst);
+        // Relaxed: sequenced before this slot's first announcement fence, which orders it for
+        // every frontier scan and closer that must see the slot (module doc).
+        self.in_use.fetch_max(index + 1, Ordering::Relaxed);
         Some(index)
     }
 
@@ -95,16 +97,18 @@ impl Clock {
         let announced = &self.slots[slot].announced;
         // Relaxed: coherence alone makes the `fetch_add` below return a value >= this one.
         let lower_bound = self.next.load(Ordering::Relaxed);
-        // SeqCst: the announcement must precede the take in the single total order (module doc).
-        announced.store(lower_bound, Ordering::SeqCst);
-        // SeqCst: store-then-load against `close`, which stores `closed` then loads the slots.
-        if self.closed.load(Ordering::SeqCst) {
-            // Release: nothing was enqueued; this only withdraws the announcement.
-            announced.store(IDLE, Ordering::Release);
+        // Relaxed: the fence below orders it for frontier readers and the closer.
+        announced.store(lower_bound, Ordering::Relaxed);
+        // SeqCst: fence `P` of the module doc.
+        fence(Ordering::SeqCst);
+        // Relaxed: ordered by the fence against the closer's fence.
+        if self.closed.load(Ordering::Relaxed) {
+            // Relaxed: nothing was taken or enqueued; this only withdraws the announcement.
+            announced.store(IDLE, Ordering::Relaxed);
             return Err(Closed);
         }
-        // SeqCst: the take follows the announcement in the total order (module doc).
-        Ok(self.next.fetch_add(1, Ordering::SeqCst))
+        // AcqRel: Release so a frontier reader that sees this take also sees fence `P`.
+        Ok(self.next.fetch_add(1, Ordering::AcqRel))
     }
 
     /// Marks the commit `slot` began as fully enqueued.
@@ -115,15 +119,13 @@ impl Clock {
 
     /// The largest commit `F` such that every commit `<= F` is fully enqueued.
     pub(crate) fn frontier(&self) -> u64 {
-        // SeqCst: the counter is read before the slots, and after any announcement of a commit
-        // it counts (module doc).
-        let mut lowest = self.next.load(Ordering::SeqCst);
-        // SeqCst: follows the counter load; sees every slot claimed before the commits it counts.
-        let in_use = self.in_use.load(Ordering::SeqCst);
+        // Acquire: synchronizes with the takes it counts, so their fences precede `R`.
+        let mut lowest = self.next.load(Ordering::Acquire);
+        // Relaxed: the Acquire above orders it after the claims of every producer counted.
+        let in_use = self.in_use.load(Ordering::Relaxed);
         for slot in &self.slots[..in_use] {
-            // SeqCst: sees the announcement of any commit the counter load counted; Acquire
-            // part: a retire seen here carries that producer's enqueues with it.
-            lowest = lowest.min(slot.announced.load(Ordering::SeqCst));
+            // Acquire: a retire seen here carries that producer's enqueues with it.
+            lowest = lowest.min(slot.announced.load(Ordering::Acquire));
         }
         lowest - 1
     }
@@ -136,8 +138,8 @@ impl Clock {
 
     /// Stops issuing commit numbers: every later `begin` returns [`Closed`].
     pub(crate) fn close(&self) {
-        // SeqCst: store-then-load against `begin` (module doc).
-        self.closed.store(true, Ordering::SeqCst);
+        // Relaxed: `all_idle` fences after it (module doc).
+        self.closed.store(true, Ordering::Relaxed);
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -148,9 +150,12 @@ impl Clock {
     /// True when no producer is between `begin` and `retire`. After `close`, once this is true
     /// it stays true and [`Clock::issued`] is final.
     pub(crate) fn all_idle(&self) -> bool {
-        // SeqCst: follows the `closed` store in `close` in the total order (module doc).
-        let in_use = self.in_use.load(Ordering::SeqCst);
-        self.slots[..in_use].iter().all(|slot| slot.announced.load(Ordering::SeqCst) == IDLE)
+        // SeqCst: the closer's fence, after its `closed` store in `close` (module doc).
+        fence(Ordering::SeqCst);
+        // Relaxed: ordered by the fence, like the frontier's scan.
+        let in_use = self.in_use.load(Ordering::Relaxed);
+        // Acquire: a retire seen here makes that commit's take visible to `issued`.
+        self.slots[..in_use].iter().all(|slot| slot.announced.load(Ordering::Acquire) == IDLE)
     }
 }
 
@@ -192,20 +197,29 @@ mod loom_models {
     use loom::sync::Arc;
     use loom::thread;
 
+    /// Bounded preemptions keep the models to seconds; the bugs they target (a missing
+    /// SeqCst, a wrong load order) need only one or two preemptions to show.
+    fn model(body: impl Fn() + Sync + Send + 'static) {
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(3);
+        builder.check(body);
+    }
+
     /// Two producers commit while a reader computes the frontier: whatever the interleaving,
     /// every commit at or below a frontier the reader saw was fully enqueued (its "part" flag
     /// is set and visible), and the frontier never goes back.
     #[test]
     fn loom_frontier_never_passes_an_unfinished_commit() {
-        loom::model(|| {
+        model(|| {
             let clock = Arc::new(Clock::new(2));
             // parts[c - 1] stands for "commit c's parts are in the queue".
             let parts = Arc::new([AtomicBool::new(false), AtomicBool::new(false)]);
-            let producers: Vec<_> = (0..2)
-                .map(|_| {
+            let slots = [clock.claim().expect("free slot"), clock.claim().expect("free slot")];
+            let producers: Vec<_> = slots
+                .into_iter()
+                .map(|slot| {
                     let (clock, parts) = (clock.clone(), parts.clone());
                     thread::spawn(move || {
-                        let slot = clock.claim().expect("two slots for two producers");
                         let commit = clock.begin(slot).expect("open");
                         parts[commit as usize - 1].store(true, Ordering::Relaxed);
                         clock.retire(slot);
@@ -232,7 +246,7 @@ mod loom_models {
     /// idle (and then `issued` counts it), or it is refused. Never a commit after the final count.
     #[test]
     fn loom_close_is_exact() {
-        loom::model(|| {
+        model(|| {
             let clock = Arc::new(Clock::new(1));
             let producer = {
                 let clock = clock.clone();

@@ -239,7 +239,9 @@ mod loom_models {
     /// the frontier never goes back.
     #[test]
     fn loom_published_views_are_always_cuttable() {
-        loom::model(|| {
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(3);
+        builder.check(|| {
             let views = Arc::new(Views::<Sum>::new(2));
             // The clock frontier both workers follow: commits 1 and 2 are sealed.
             let sealed = Arc::new(AtomicU64::new(2));

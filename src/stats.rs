@@ -151,11 +151,11 @@ impl Recorder {
     }
 
     pub(crate) fn turn(&self, turn: &Turn) {
-        // Relaxed: a counter read only for statistics.
-        self.records.fetch_add(turn.drained, Ordering::Relaxed);
         if turn.drained == 0 && turn.merge_nanos.is_none() {
             return;
         }
+        // Relaxed: a counter read only for statistics.
+        self.records.fetch_add(turn.drained, Ordering::Relaxed);
         let Ok(mut turns) = self.turns.lock() else { return };
         if turn.drained > 0 {
             turns.batch_size.saturating_record(turn.drained);

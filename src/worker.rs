@@ -432,7 +432,6 @@ impl<M: Merge> Worker<M> {
         let shared = &self.shared;
         shared.clock.frontier() > self.frontier
             || self.schedule.has_due(shared.views.bound())
-            || shared.finish_line().is_some()
             || shared.lanes.for_shard(self.shard).any(|(_, queue)| !queue.is_empty())
     }
 

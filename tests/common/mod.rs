@@ -1,0 +1,251 @@
+//! A sequential reference model of what a finished pipeline holds, and checks shared by the
+//! integration tests.
+//!
+//! The model knows nothing of the library's internals: it takes the commits (commit `i + 1` is
+//! `commits[i]`, a list of `(path, record)` parts in part order) and a frontier, and computes
+//! with plain loops what every path's segments and reads must be once everything up to the
+//! frontier is sealed and compacted.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use lockstep::SegmentInfo;
+
+/// A generous bound on every wait in the tests: the machine is shared and noisy, so a wait that
+/// runs out means something is stuck, never that something is slow.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// All commits in commit order: `commits[i]` holds the parts of commit `i + 1`.
+pub type Commits<R> = Vec<Vec<(String, R)>>;
+
+/// `base^exp`, panicking on overflow (the tests only use small geometries).
+pub fn pow(base: u64, exp: u32) -> u64 {
+    let mut value = 1u64;
+    for _ in 0..exp {
+        value = value.checked_mul(base).expect("test geometries are small");
+    }
+    value
+}
+
+/// The base-`divisor` decomposition of `[1, frontier]`, top levels first, capped at
+/// `max_level`: starting at commit 1, repeatedly take the largest aligned block that starts
+/// here and still fits below the frontier.
+pub fn decomposition(divisor: u64, max_level: u32, frontier: u64) -> Vec<SegmentInfo> {
+    let mut blocks = Vec::new();
+    let mut start = 1u64;
+    while start <= frontier {
+        let mut chosen = 0u32;
+        for level in (0..=max_level).rev() {
+            let span = pow(divisor, level);
+            let aligned = (start - 1) % span == 0;
+            let fits = start - 1 + span <= frontier;
+            if aligned && fits {
+                chosen = level;
+                break;
+            }
+        }
+        let span = pow(divisor, chosen);
+        blocks.push(SegmentInfo { level: chosen, start, end: start + span - 1 });
+        start += span;
+    }
+    blocks
+}
+
+/// Every path named by a commit at or below `frontier`.
+pub fn paths<R>(commits: &[Vec<(String, R)>], frontier: u64) -> BTreeSet<String> {
+    let mut paths = BTreeSet::new();
+    for (index, parts) in commits.iter().enumerate() {
+        let commit = index as u64 + 1;
+        if commit > frontier {
+            break;
+        }
+        for (path, _) in parts {
+            paths.insert(path.clone());
+        }
+    }
+    paths
+}
+
+/// The commits at or below `frontier` that wrote at least one part to `path`, ascending.
+pub fn commits_of<R>(commits: &[Vec<(String, R)>], path: &str, frontier: u64) -> Vec<u64> {
+    let mut out = Vec::new();
+    for (index, parts) in commits.iter().enumerate() {
+        let commit = index as u64 + 1;
+        if commit > frontier {
+            break;
+        }
+        if parts.iter().any(|(p, _)| p == path) {
+            out.push(commit);
+        }
+    }
+    out
+}
+
+/// The finished layout of every path: the decomposition of `[1, frontier]` keeping only the
+/// blocks holding one of the path's commits.
+pub fn layouts<R>(
+    commits: &[Vec<(String, R)>],
+    divisor: u64,
+    max_level: u32,
+    frontier: u64,
+) -> BTreeMap<String, Vec<SegmentInfo>> {
+    let blocks = decomposition(divisor, max_level, frontier);
+    let mut out = BTreeMap::new();
+    for path in paths(commits, frontier) {
+        let written = commits_of(commits, &path, frontier);
+        let mut layout = Vec::new();
+        for block in &blocks {
+            if written.iter().any(|&c| c >= block.start && c <= block.end) {
+                layout.push(*block);
+            }
+        }
+        out.insert(path, layout);
+    }
+    out
+}
+
+/// Every record of `path` at or below `frontier`, with its commit, in commit order and within
+/// a commit in part order: what `Concat` reads.
+pub fn concat_of<R: Clone>(commits: &[Vec<(String, R)>], path: &str, frontier: u64) -> Vec<(u64, R)> {
+    let mut out = Vec::new();
+    for (index, parts) in commits.iter().enumerate() {
+        let commit = index as u64 + 1;
+        if commit > frontier {
+            break;
+        }
+        for (p, record) in parts {
+            if p == path {
+                out.push((commit, record.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// What `Concat` reads for every path at `frontier`.
+pub fn concat_reads<R: Clone>(
+    commits: &[Vec<(String, R)>],
+    frontier: u64,
+) -> BTreeMap<String, Vec<(u64, R)>> {
+    paths(commits, frontier).into_iter().map(|p| (p.clone(), concat_of(commits, &p, frontier))).collect()
+}
+
+/// What `Sum` reads for every path at `frontier` (wrapping, as `Sum` does).
+pub fn sum_reads(commits: &[Vec<(String, i64)>], frontier: u64) -> BTreeMap<String, i64> {
+    let mut out = BTreeMap::new();
+    for (path, records) in concat_reads(commits, frontier) {
+        let mut sum = 0i64;
+        for (_, value) in records {
+            sum = sum.wrapping_add(value);
+        }
+        out.insert(path, sum);
+    }
+    out
+}
+
+/// What `LastWriteWins` reads for every path at `frontier`: per key, the last value written
+/// and the commit that wrote it.
+pub fn last_write_reads<K: Ord + Clone, V: Clone>(
+    commits: &[Vec<(String, (K, V))>],
+    frontier: u64,
+) -> BTreeMap<String, BTreeMap<K, (u64, V)>> {
+    let mut out = BTreeMap::new();
+    for (path, records) in concat_reads(commits, frontier) {
+        let mut state = BTreeMap::new();
+        for (commit, (key, value)) in records {
+            state.insert(key, (commit, value));
+        }
+        out.insert(path, state);
+    }
+    out
+}
+
+/// The level-`level` blocks with an end at or below `frontier` that hold data of `path`: what
+/// a sink at that flush level receives for the path once everything is compacted.
+pub fn flushed_blocks<R>(
+    commits: &[Vec<(String, R)>],
+    path: &str,
+    divisor: u64,
+    level: u32,
+    frontier: u64,
+) -> Vec<SegmentInfo> {
+    let span = pow(divisor, level);
+    let mut out = Vec::new();
+    let written = commits_of(commits, path, frontier);
+    let mut start = 1u64;
+    while start + span - 1 <= frontier {
+        let end = start + span - 1;
+        if written.iter().any(|&c| c >= start && c <= end) {
+            out.push(SegmentInfo { level, start, end });
+        }
+        start += span;
+    }
+    out
+}
+
+/// Turns `(commit number, parts)` pairs recorded by concurrent producers into the commit list,
+/// checking that the numbers are exactly `1..=n` (gapless, each once).
+pub fn gapless<R>(mut numbered: Vec<(u64, Vec<(String, R)>)>) -> Commits<R> {
+    numbered.sort_by_key(|(commit, _)| *commit);
+    let mut commits = Vec::with_capacity(numbered.len());
+    for (index, (commit, parts)) in numbered.into_iter().enumerate() {
+        assert_eq!(commit, index as u64 + 1, "commit numbers must be 1, 2, 3, … with no gap or repeat");
+        commits.push(parts);
+    }
+    commits
+}
+
+/// Checks the shape every snapshot's segments must have, running or finished: each segment
+/// aligned for its level (level 0 is one commit; level `L` covers `end - D^L + 1 ..= end` with
+/// `end % D^L == 0`, `L <= max_level`), ascending and disjoint, and every end at or below the
+/// frontier. Returns a description of the first violation.
+pub fn check_shape(
+    segments: &[SegmentInfo],
+    divisor: u64,
+    max_level: u32,
+    frontier: u64,
+) -> Result<(), String> {
+    let mut previous_end = 0u64;
+    for segment in segments {
+        if segment.level > max_level {
+            return Err(format!("{segment:?} is above max_level {max_level}"));
+        }
+        let span = pow(divisor, segment.level);
+        if segment.end % span != 0 || segment.end - segment.start + 1 != span || segment.start == 0 {
+            return Err(format!("{segment:?} is not aligned for divisor {divisor}"));
+        }
+        if segment.start <= previous_end {
+            return Err(format!("{segment:?} overlaps or precedes a segment ending at {previous_end}"));
+        }
+        if segment.end > frontier {
+            return Err(format!("{segment:?} ends past the frontier {frontier}"));
+        }
+        previous_end = segment.end;
+    }
+    Ok(())
+}
+
+/// A small deterministic random number generator (SplitMix64), for seeded loops.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}
