@@ -57,19 +57,21 @@ impl Schedule {
     }
 }
 
-/// Merges `segments` as the policy directs for `bound` until it names nothing or `fuel` (merge
-/// inputs) runs out. `made` sees every new segment. Returns the largest end merged, if any.
+/// Merges `segments` as the policy directs for `bound` (building every block at level `keep`)
+/// until it names nothing or `fuel` (merge inputs) runs out. `made` sees every new segment.
+/// Returns the largest end merged, if any.
 pub(crate) fn compact<M: Merge>(
     merge: &M,
     geometry: &Geometry,
     segments: &mut Vec<Segment<M::Output>>,
     bound: u64,
+    keep: u32,
     fuel: &mut usize,
     mut made: impl FnMut(&Segment<M::Output>),
 ) -> Option<u64> {
     let mut merged_end = None;
     while *fuel > 0 {
-        let Some(plan) = geometry.next_merge(segments, bound) else { break };
+        let Some(plan) = geometry.next_merge(segments, bound, keep) else { break };
         let inputs = &segments[plan.inputs.clone()];
         *fuel = fuel.saturating_sub(inputs.len());
         let output = match inputs {
@@ -109,13 +111,13 @@ mod tests {
         let commits: Vec<u64> = (1..=8).collect();
         let mut all_at_once = level0(&commits);
         let mut fuel = usize::MAX;
-        compact(&Concat::default(), &geometry, &mut all_at_once, 8, &mut fuel, |_| {});
+        compact(&Concat::default(), &geometry, &mut all_at_once, 8, 3, &mut fuel, |_| {});
 
         let mut stepwise = level0(&commits);
         let mut turns = 0;
         loop {
             let mut fuel = 2;
-            if compact(&Concat::default(), &geometry, &mut stepwise, 8, &mut fuel, |_| {}).is_none() {
+            if compact(&Concat::default(), &geometry, &mut stepwise, 8, 3, &mut fuel, |_| {}).is_none() {
                 break;
             }
             turns += 1;
@@ -126,6 +128,21 @@ mod tests {
         assert_eq!(infos(&stepwise), [SegmentInfo { level: 3, start: 1, end: 8 }]);
         let expected: Vec<(u64, u64)> = commits.iter().map(|&c| (c, c * 10)).collect();
         assert_eq!(*stepwise[0].output, expected);
+    }
+
+    #[test]
+    fn a_lone_record_climbs_in_one_step_but_stops_at_the_kept_level() {
+        let geometry = Geometry::new(2, 4).expect("valid");
+        let mut fuel = usize::MAX;
+        let mut levels = Vec::new();
+        let mut lone = level0(&[3]);
+        compact(&Concat::default(), &geometry, &mut lone, 16, 4, &mut fuel, |s| levels.push(s.info.level));
+        assert_eq!(levels, [4]);
+        levels.clear();
+        let mut lone = level0(&[3]);
+        compact(&Concat::default(), &geometry, &mut lone, 16, 2, &mut fuel, |s| levels.push(s.info.level));
+        assert_eq!(levels, [2, 4], "the level-2 block is built for the sink");
+        assert_eq!(lone[0].info, SegmentInfo { level: 4, start: 1, end: 16 });
     }
 
     #[test]

@@ -83,3 +83,19 @@ pub use sink::{DiscardSink, Retention, Sink, SinkError};
 pub use snapshot::Snapshot;
 pub use stats::Stats;
 pub use tier::SegmentInfo;
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn send<T: Send>() {}
+    fn send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn handles_say_who_may_use_them() {
+        send_sync::<Pipeline<merge::Concat<Vec<u8>>>>();
+        send_sync::<Snapshot<merge::LastWriteWins<String, u64>>>();
+        send::<Producer<merge::Sum>>();
+        send_sync::<Error>();
+    }
+}

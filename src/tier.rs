@@ -86,11 +86,19 @@ impl Geometry {
         level
     }
 
-    /// The next merge `segments` (ascending, disjoint, aligned) need for `bound`, if any: the
-    /// leftmost segment of the lowest level whose parent block is sealed, merged with the rest
-    /// of that block. Lowest level first means every block of every level is built on the way
-    /// up (so each one reaches the sink), and every input of a merge has the same level.
-    pub(crate) fn next_merge<S: AsRef<SegmentInfo>>(&self, segments: &[S], bound: u64) -> Option<Plan> {
+    /// The next merge `segments` (ascending, disjoint, aligned) need for `bound`, if any.
+    ///
+    /// It takes the leftmost segment of the lowest level whose parent block is sealed and merges
+    /// the rest of that block with it, so every input has the same level. A block holding nothing
+    /// else climbs on, up every sealed level where it would still be alone (a sparse path's
+    /// lone record goes up in one step, not one per level), but never past `keep`: every block
+    /// at level `keep` is built (the sink takes each one).
+    pub(crate) fn next_merge<S: AsRef<SegmentInfo>>(
+        &self,
+        segments: &[S],
+        bound: u64,
+        keep: u32,
+    ) -> Option<Plan> {
         let mut lowest: Option<(u32, usize, u64)> = None;
         // Top-level segments form a prefix (older blocks rise first), so scan back to it.
         for (index, segment) in segments.iter().enumerate().rev() {
@@ -105,13 +113,24 @@ impl Geometry {
                 lowest = Some((segment.level, index, end));
             }
         }
-        let (level, first, end) = lowest?;
-        let span = self.span(level + 1);
-        let count = segments[first..].iter().take_while(|s| s.as_ref().end <= end).count();
-        Some(Plan {
-            target: SegmentInfo { level: level + 1, start: end - span + 1, end },
-            inputs: first..first + count,
-        })
+        let (level, first, mut end) = lowest?;
+        let mut level = level + 1;
+        let inputs = first..first + segments[first..].iter().take_while(|s| s.as_ref().end <= end).count();
+        let before = inputs.start.checked_sub(1).map(|i| *segments[i].as_ref());
+        let after = segments.get(inputs.end).map(|s| s.as_ref().start);
+        while level < self.max_level && level != keep {
+            let Some(parent_end) = self.block_end(end, level + 1).filter(|&e| e <= bound) else { break };
+            let parent_start = parent_end - self.span(level + 1) + 1;
+            let alone = before.is_none_or(|b| b.end < parent_start) && after.is_none_or(|a| a > parent_end);
+            // Climbing to the top past a lower segment would break the top-level prefix.
+            let prefix_kept = level + 1 < self.max_level || before.is_none_or(|b| b.level == self.max_level);
+            if !alone || !prefix_kept {
+                break;
+            }
+            level += 1;
+            end = parent_end;
+        }
+        Some(Plan { target: SegmentInfo { level, start: end - self.span(level) + 1, end }, inputs })
     }
 
     /// The lowest bound at which `segments` will need a merge, if ever.
@@ -150,7 +169,7 @@ mod tests {
     fn compact(geometry: &Geometry, commits: &[u64], bound: u64) -> Vec<SegmentInfo> {
         let mut segments: Vec<SegmentInfo> =
             commits.iter().map(|&c| SegmentInfo { level: 0, start: c, end: c }).collect();
-        while let Some(plan) = geometry.next_merge(&segments, bound) {
+        while let Some(plan) = geometry.next_merge(&segments, bound, geometry.max_level()) {
             segments.splice(plan.inputs, [plan.target]);
         }
         segments
@@ -181,6 +200,7 @@ mod tests {
         fn policy_reaches_the_decomposition(
             divisor in 2u64..6,
             max_level in 0u32..5,
+            keep in 0u32..6,
             commits in proptest::collection::btree_set(1u64..400, 0..60),
             bounds in proptest::collection::vec(0u64..450, 1..5),
         ) {
@@ -196,9 +216,17 @@ mod tests {
                     segments.push(SegmentInfo { level: 0, start: c, end: c });
                 }
                 revealed = revealed.max(bound);
-                while let Some(plan) = geometry.next_merge(&segments, bound) {
+                while let Some(plan) = geometry.next_merge(&segments, bound, keep) {
                     prop_assert!(plan.target.end <= bound);
+                    let levels: Vec<u32> = segments[plan.inputs.clone()].iter().map(|s| s.level).collect();
+                    prop_assert!(levels.iter().all(|&l| l == levels[0] && l < plan.target.level));
+                    // Nothing skips the kept level: a block reaching past it starts from it.
+                    if levels[0] < keep {
+                        prop_assert!(plan.target.level <= keep);
+                    }
                     segments.splice(plan.inputs, [plan.target]);
+                    let top = segments.iter().take_while(|s| s.level == max_level).count();
+                    prop_assert!(segments[top..].iter().all(|s| s.level < max_level), "top levels form a prefix");
                 }
                 prop_assert_eq!(&segments, &geometry.layout(&commits, bound));
                 if let Some(due) = geometry.next_due(&segments) {

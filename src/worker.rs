@@ -209,7 +209,7 @@ impl<M: Merge> Worker<M> {
         let bound = shared.views.bound();
         let merged = if self.schedule.has_due(bound) {
             let started = Instant::now();
-            self.compact(bound);
+            self.compact(bound, turn.drained as usize);
             turn.merge_nanos = Some(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
             true
         } else {
@@ -298,7 +298,7 @@ impl<M: Merge> Worker<M> {
                 let output = Arc::new(shared.merge.seal(records));
                 let segment = Segment { info: SegmentInfo { level: 0, start: commit, end: commit }, output };
                 if shared.config.flush_level == 0 {
-                    sink(&shared, &mut self.retries, state, path, &segment);
+                    sink(&shared, &mut self.retries, &state.name, &mut state.unsunk, path, &segment);
                 }
                 state.segments.push(segment);
                 records = rest;
@@ -334,9 +334,12 @@ impl<M: Merge> Worker<M> {
 
     /// Merges due paths up to `bound` (the published global frontier: rule 1 in
     /// [`crate::snapshot`]) until the turn's fuel is spent.
-    fn compact(&mut self, bound: u64) {
+    fn compact(&mut self, bound: u64, drained: usize) {
         let shared = self.shared.clone();
-        let mut fuel = shared.config.merge_budget;
+        let max_level = shared.config.geometry.max_level().max(1) as usize;
+        // Fuel grows with what came in, so compaction keeps pace on average (each record is a
+        // merge input at most once per level) while one turn's merging stays bounded.
+        let mut fuel = shared.config.merge_budget.max(drained.saturating_mul(2 * max_level));
         while fuel > 0 {
             let Some((at, path)) = self.schedule.take(bound) else { break };
             let state = &mut self.paths[path as usize];
@@ -346,22 +349,20 @@ impl<M: Merge> Worker<M> {
             state.due_at = 0;
             let flush_level = shared.config.flush_level;
             let retries = &mut self.retries;
-            let mut made = Vec::new();
+            let PathState { name, segments, unsunk, .. } = state;
             let merged = compact(
                 &*shared.merge,
                 &shared.config.geometry,
-                &mut state.segments,
+                segments,
                 bound,
+                flush_level,
                 &mut fuel,
                 |segment| {
                     if segment.info.level == flush_level {
-                        made.push(segment.clone());
+                        sink(&shared, retries, name, unsunk, path, segment);
                     }
                 },
             );
-            for segment in &made {
-                sink(&shared, retries, state, path, segment);
-            }
             if let Some(end) = merged {
                 self.merged_end = self.merged_end.max(end);
             }
@@ -473,15 +474,16 @@ fn intern<M: Merge>(
 fn sink<M: Merge>(
     shared: &Shared<M>,
     retries: &mut VecDeque<Retry<M::Output>>,
-    state: &mut PathState<M>,
+    name: &str,
+    unsunk: &mut u32,
     path: u32,
     segment: &Segment<M::Output>,
 ) {
     let Some(sink) = shared.sink.0.as_deref() else { return };
-    let result = sink.write(&state.name, segment.info, &segment.output);
+    let result = sink.write(name, segment.info, &segment.output);
     shared.stats.sink_write(&result);
     if result.is_err() {
-        state.unsunk += 1;
+        *unsunk += 1;
         retries.push_back(Retry { path, info: segment.info, output: segment.output.clone() });
     }
 }
