@@ -76,7 +76,7 @@ impl<M: Merge> fmt::Debug for Pipeline<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pipeline")
             .field("shards", &self.shared.config.shards)
-            .field("frontier", &self.shared.views.bound())
+            .field("frontier", &self.shared.views.frontier())
             .finish_non_exhaustive()
     }
 }
@@ -171,7 +171,7 @@ impl<M: Merge> Pipeline<M> {
 
     /// The pipeline's counters and latency histograms so far.
     pub fn stats(&self) -> Stats {
-        self.shared.stats.read(self.shared.clock.issued(), self.shared.views.bound())
+        self.shared.stats.read(self.shared.clock.issued(), self.shared.views.frontier())
     }
 
     /// Stops taking commits, drains every queue, finishes every due compaction and returns the

@@ -11,12 +11,18 @@
 //! merged a range ending at 12 while shard B has only published up to 10, no view may pair them.
 //! Two rules keep every view cuttable:
 //!
-//! 1. a shard merges a range only once the *published global view's* frontier has passed the
-//!    range's end ([`Views::bound`]); every shard view published afterwards has a frontier at
-//!    least that high, because that global view was cut at the minimum of them;
-//! 2. a global view is published by compare-and-swap from shard views loaded *after* the view
-//!    it replaces, so its frontier never goes back, and only when the largest merged end in it
-//!    is at or below its cut ([`Views::publish`] checks it rather than trusting rule 1).
+//! 1. a shard merges a range only once its own frontier and every *other* shard's published
+//!    frontier have passed the range's end ([`Views::bound`]). Shard views only move forward,
+//!    so any global view built from this shard's new view and the others' views *as loaded
+//!    after it* is cut at or above every merged end;
+//! 2. a global view is published by compare-and-swap, from shard views loaded after the view it
+//!    replaces (so its frontier never goes back), and only when the largest merged end in it is
+//!    at or below its cut ([`Views::publish`]). This check is what makes rule 1's "as loaded
+//!    after it" hold: a builder that loaded shard B's view before B moved on, then shard A's
+//!    view with merges that relied on B's newer frontier, sees the check fail and loads again.
+//!
+//! For one shard, rule 1 lets a worker compact up to the frontier it is about to publish, so a
+//! new record is published once, already compacted, rather than once per step.
 //!
 //! Publishing a shard view costs O(paths changed): the per-path map is a persistent hash map
 //! (`imbl`) that the worker updates in place and shares with the views it publishes.
@@ -85,44 +91,72 @@ impl<M: Merge> Views<M> {
         self.global.load()
     }
 
-    /// The frontier of the published global view: the highest commit compaction may reach
-    /// (rule 1 of the module doc).
-    pub(crate) fn bound(&self) -> u64 {
+    /// The frontier of the published global view.
+    pub(crate) fn frontier(&self) -> u64 {
         self.global.peek().frontier
     }
 
-    /// Publishes `view` as shard `shard`'s, then a global view including it. Returns the
-    /// global frontier before and after when it advanced.
-    pub(crate) fn publish(&self, shard: usize, view: ShardView<M>) -> Option<(u64, u64)> {
+    /// The highest commit shard `shard` may merge up to once its own frontier is `own`
+    /// (rule 1 of the module doc).
+    pub(crate) fn bound(&self, shard: usize, own: u64) -> u64 {
+        self.shards
+            .iter()
+            .enumerate()
+            .filter(|&(other, _)| other != shard)
+            .map(|(_, cell)| cell.peek().frontier)
+            .fold(own, u64::min)
+    }
+
+    /// Stores `view` as shard `shard`'s, then publishes a global view including it.
+    pub(crate) fn publish(&self, shard: usize, view: ShardView<M>) -> Published {
         debug_assert!(view.frontier >= self.shards[shard].peek().frontier, "shard frontier went back");
         self.shards[shard].store(Arc::new(view));
-        self.publish_global()
+        self.publish_global(shard)
     }
 
     /// Publishes a global view of the current shard views unless it would show nothing new.
-    fn publish_global(&self) -> Option<(u64, u64)> {
-        loop {
+    pub(crate) fn publish_global(&self, shard: usize) -> Published {
+        for _ in 0..PUBLISH_ATTEMPTS {
             // Loaded before the shard views, so they are at least as new as the ones in it.
             let current = self.global.load();
             let shards: Box<[Arc<ShardView<M>>]> = self.shards.iter().map(ArcCell::load).collect();
             let cut = shards.iter().map(|s| s.frontier).min().unwrap_or(0);
             let merged = shards.iter().map(|s| s.merged_end).max().unwrap_or(0);
-            let unchanged = current.shards.iter().zip(shards.iter()).all(|(a, b)| Arc::ptr_eq(a, b));
-            if unchanged || merged > cut || cut < current.frontier {
-                debug_assert!(merged <= cut, "a merged segment ends past the cut (rule 1 broken)");
-                return None;
-            }
             let before = current.frontier;
+            if merged > cut || cut < before {
+                continue; // rule 2: a shard view loaded too early; load them again
+            }
+            if current.shards.iter().zip(shards.iter()).all(|(a, b)| Arc::ptr_eq(a, b)) {
+                return Published { advanced: None, included: true };
+            }
+            let mine = shards[shard].clone();
             if self.global.compare_and_swap(&current, Arc::new(View { frontier: cut, shards })) {
-                return (cut > before).then_some((before, cut));
+                return Published { advanced: (cut > before).then_some((before, cut)), included: true };
+            }
+            // Another worker published first; if its view already holds ours, we are done.
+            if Arc::ptr_eq(&self.global.peek().shards[shard], &mine) {
+                return Published { advanced: None, included: true };
             }
         }
+        Published { advanced: None, included: false }
     }
+}
+
+/// How many times a publisher loads the shard views before leaving it to its next turn.
+const PUBLISH_ATTEMPTS: usize = 64;
+
+/// What [`Views::publish`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Published {
+    /// The global frontier before and after, if it advanced.
+    pub(crate) advanced: Option<(u64, u64)>,
+    /// The published global view holds the publishing shard's latest view.
+    pub(crate) included: bool,
 }
 
 impl<M: Merge> fmt::Debug for Views<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Views").field("frontier", &self.bound()).finish_non_exhaustive()
+        f.debug_struct("Views").field("frontier", &self.frontier()).finish_non_exhaustive()
     }
 }
 
@@ -227,33 +261,41 @@ impl<M: Merge> Snapshot<M> {
 mod loom_models {
     use super::*;
     use crate::merge::Sum;
-    use crate::sync::{AtomicU64, Ordering};
     use loom::thread;
+
+    fn cuttable(global: &View<Sum>) {
+        for shard in global.shards.iter() {
+            assert!(shard.merged_end <= global.frontier, "a merged segment crosses the cut");
+            assert!(shard.frontier >= global.frontier);
+        }
+    }
 
     fn view(frontier: u64, merged_end: u64) -> ShardView<Sum> {
         ShardView { frontier, merged_end, paths: imbl::HashMap::new() }
     }
 
-    /// Two shard workers advance their frontiers and merge under rule 1 while a reader loads
-    /// global views: every view the reader sees has its merged ends at or below its cut, and
-    /// the frontier never goes back.
+    /// Three shards stand at frontier 1; each moves to 2, and shard 1 merges under rule 1 as it
+    /// does. A reader and every worker check each global view they load: merged ends at or below
+    /// the cut, and a frontier that never goes back. A builder (shard 2) can load shard 0's view
+    /// just before shard 0 moves on, then shard 1's view whose merge relied on shard 0's new
+    /// frontier: only rule 2's check keeps that pair out of a published view.
     #[test]
     fn loom_published_views_are_always_cuttable() {
         let mut builder = loom::model::Builder::new();
         builder.preemption_bound = Some(3);
         builder.check(|| {
-            let views = Arc::new(Views::<Sum>::new(2));
-            // The clock frontier both workers follow: commits 1 and 2 are sealed.
-            let sealed = Arc::new(AtomicU64::new(2));
-            let workers: Vec<_> = (0..2)
+            let views = Arc::new(Views::<Sum>::new(3));
+            for shard in 0..3 {
+                views.publish(shard, view(1, 0));
+            }
+            let workers: Vec<_> = (0..3)
                 .map(|shard| {
-                    let (views, sealed) = (views.clone(), sealed.clone());
+                    let views = views.clone();
                     thread::spawn(move || {
-                        let frontier = sealed.load(Ordering::Relaxed);
-                        views.publish(shard, view(frontier, 0));
-                        // Rule 1: merge only up to the published global frontier.
-                        let bound = views.bound();
-                        views.publish(shard, view(frontier, bound));
+                        // Rule 1: merge only up to our frontier and the others' published ones.
+                        let merged = if shard == 1 { views.bound(shard, 2) } else { 0 };
+                        assert!(views.publish(shard, view(2, merged)).included, "a publish gave up");
+                        cuttable(&views.global());
                     })
                 })
                 .collect();
@@ -261,10 +303,7 @@ mod loom_models {
             for _ in 0..2 {
                 let global = views.global();
                 assert!(global.frontier >= last, "frontier went back");
-                for shard in global.shards.iter() {
-                    assert!(shard.merged_end <= global.frontier, "merged segment crosses the cut");
-                    assert!(shard.frontier >= global.frontier);
-                }
+                cuttable(&global);
                 last = global.frontier;
                 thread::yield_now();
             }

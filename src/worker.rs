@@ -22,7 +22,7 @@ use crate::merge::Merge;
 use crate::pipeline::Shared;
 use crate::queue::Part;
 use crate::sink::Retention;
-use crate::snapshot::{PathView, Segment, ShardView};
+use crate::snapshot::{PathView, Published, Segment, ShardView};
 use crate::stats::Turn;
 use crate::sync::{fence, Arc, AtomicBool, Ordering};
 use crate::tier::SegmentInfo;
@@ -134,6 +134,8 @@ pub(crate) struct Worker<M: Merge> {
     /// Every commit at or below it is visible in this worker's state.
     frontier: u64,
     published_frontier: u64,
+    /// The published global view holds this worker's latest shard view.
+    included: bool,
     merged_end: u64,
     retries: VecDeque<Retry<M::Output>>,
     last_retry: Instant,
@@ -154,6 +156,7 @@ impl<M: Merge> Worker<M> {
             published: imbl::HashMap::new(),
             frontier: 0,
             published_frontier: 0,
+            included: true,
             merged_end: 0,
             retries: VecDeque::new(),
             last_retry: Instant::now(),
@@ -206,7 +209,7 @@ impl<M: Merge> Worker<M> {
             self.reveal(frontier);
             self.frontier = frontier;
         }
-        let bound = shared.views.bound();
+        let bound = shared.views.bound(self.shard, self.frontier);
         let merged = if self.schedule.has_due(bound) {
             let started = Instant::now();
             self.compact(bound, turn.drained as usize);
@@ -373,8 +376,15 @@ impl<M: Merge> Worker<M> {
 
     /// Publishes this shard's view if anything changed since the last one.
     fn publish(&mut self) -> bool {
+        let shared = self.shared.clone();
         if self.dirty.is_empty() && self.frontier == self.published_frontier {
-            return false;
+            if self.included {
+                return false;
+            }
+            // The last publish gave up (rule 2 in `crate::snapshot`): try the global view again.
+            let published = shared.views.publish_global(self.shard);
+            self.published(published);
+            return true;
         }
         for path in self.dirty.drain(..) {
             let state = &mut self.paths[path as usize];
@@ -389,13 +399,19 @@ impl<M: Merge> Worker<M> {
         self.published_frontier = self.frontier;
         let view =
             ShardView { frontier: self.frontier, merged_end: self.merged_end, paths: self.published.clone() };
-        let shared = &self.shared;
-        if let Some((before, after)) = shared.views.publish(self.shard, view) {
+        let published = shared.views.publish(self.shard, view);
+        self.published(published);
+        true
+    }
+
+    fn published(&mut self, published: Published) {
+        self.included = published.included;
+        if let Some((before, after)) = published.advanced {
+            let shared = &self.shared;
             shared.stats.visible(before, after);
-            // Other workers may now compact up to the new bound.
+            // Other workers may now compact further, and must publish to move the cut again.
             shared.bells.ring_sleepers();
         }
-        true
     }
 
     /// Retries up to `limit` failed sink writes.
@@ -423,7 +439,8 @@ impl<M: Merge> Worker<M> {
             && self.with_pending.is_empty()
             && self.dirty.is_empty()
             && self.published_frontier == last
-            && shared.views.bound() == last
+            && self.included
+            && shared.views.frontier() == last
             && !self.schedule.has_due(last)
             && shared.lanes.for_shard(self.shard).all(|(_, queue)| queue.is_empty())
     }
@@ -432,7 +449,8 @@ impl<M: Merge> Worker<M> {
     fn has_work(&self) -> bool {
         let shared = &self.shared;
         shared.clock.frontier() > self.frontier
-            || self.schedule.has_due(shared.views.bound())
+            || !self.included
+            || self.schedule.has_due(shared.views.bound(self.shard, self.frontier))
             || shared.lanes.for_shard(self.shard).any(|(_, queue)| !queue.is_empty())
     }
 
