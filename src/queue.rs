@@ -35,10 +35,13 @@ pub(crate) struct Part<R> {
     pub(crate) record: R,
 }
 
-/// Every producer slot's queues, one per shard, made when the slot is first claimed.
+/// One producer slot's queues, one per shard.
+type SlotLanes<R> = Box<[ArrayQueue<Part<R>>]>;
+
+/// Every producer slot's queues, made when the slot is first claimed.
 #[derive(Debug)]
 pub(crate) struct Lanes<R> {
-    slots: Box<[OnceLock<Box<[ArrayQueue<Part<R>>]>>]>,
+    slots: Box<[OnceLock<SlotLanes<R>>]>,
     shards: usize,
     capacity: usize,
 }
