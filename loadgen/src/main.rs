@@ -40,7 +40,7 @@ struct Args {
     shards: usize,
 
     /// Compaction divisor D: D level-L segments make one level-L+1 segment (at least 2).
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(2..))]
+    #[arg(long, default_value_t = 4, value_parser = parse_divisor)]
     divisor: u64,
 
     /// Highest compaction level; a top segment covers D^max-level commits (D^max-level must fit
@@ -81,6 +81,14 @@ struct Args {
     /// Leave shard workers unpinned (the default).
     #[arg(long, overrides_with = "pin")]
     no_pin: bool,
+}
+
+fn parse_divisor(text: &str) -> Result<u64, String> {
+    match text.parse::<u64>() {
+        Ok(divisor) if divisor >= 2 => Ok(divisor),
+        Ok(_) => Err("must be at least 2".into()),
+        Err(error) => Err(error.to_string()),
+    }
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

@@ -1,9 +1,11 @@
 //! Drives lockstep with the workload: closed-loop producers, measurement, shutdown and checks.
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::error::Error;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -17,11 +19,10 @@ use crate::workload::{Generator, Record, Workload};
 type Lockstep = Concat<Record>;
 
 /// On average one measured commit in this many is followed to visibility.
-const VISIBLE_EVERY: u64 = 1024;
-/// While a followed commit is not yet visible, its producer looks at the frontier at most this
-/// often (between commits).
-const POLL_EVERY: Duration = Duration::from_micros(1);
-/// After the deadline, how long a producer keeps looking for its last followed commits.
+const VISIBLE_EVERY: u64 = 256;
+/// How long the observer sleeps between looks at the frontier while it follows commits.
+const POLL_EVERY: Duration = Duration::from_micros(50);
+/// After the deadline, how long the observer keeps looking for the last followed commits.
 const RESOLVE_FOR: Duration = Duration::from_secs(1);
 
 /// How the pipeline is configured and how long to run.
@@ -51,6 +52,10 @@ pub struct Outcome {
     pub visible_latency: Histogram<u64>,
     /// Followed commits not seen visible within `RESOLVE_FOR` after the deadline.
     pub visible_unresolved: u64,
+    /// The observer's mean and longest time between two looks at the frontier: how late a
+    /// commit-to-visible figure can be.
+    pub poll_mean: Duration,
+    pub poll_max: Duration,
     /// Commits that returned `Ok`, warm-up included.
     pub issued: u64,
     /// The frontier of the snapshot `shutdown` returned.
@@ -75,8 +80,15 @@ struct Tally {
     commits: u64,
     issued: u64,
     commit_latency: Histogram<u64>,
-    visible_latency: Histogram<u64>,
+}
+
+/// The observer's figures.
+#[derive(Debug)]
+struct Observed {
+    latency: Histogram<u64>,
     unresolved: u64,
+    poll_mean: Duration,
+    poll_max: Duration,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -106,23 +118,31 @@ pub fn run(settings: &Settings, workload: &Workload, progress: bool) -> Result<O
     let producers = (0..settings.producers).map(|_| pipeline.producer()).collect::<Result<Vec<_>, _>>()?;
     let flags = Flags::default();
 
-    let (tallies, window) = std::thread::scope(|scope| -> Result<_, Box<dyn Error>> {
+    let (followed, to_follow) = mpsc::channel();
+
+    let (tallies, observed, window) = std::thread::scope(|scope| -> Result<_, Box<dyn Error>> {
+        let observer = std::thread::Builder::new()
+            .name("loadgen-observer".into())
+            .spawn_scoped(scope, || observe(&pipeline, to_follow))?;
         let mut handles = Vec::with_capacity(producers.len());
         for (index, producer) in producers.into_iter().enumerate() {
             let generator = workload.generator(index);
-            let (pipeline, flags) = (&pipeline, &flags);
+            let (flags, followed) = (&flags, followed.clone());
             let spawned = std::thread::Builder::new()
                 .name(format!("loadgen-producer-{index}"))
-                .spawn_scoped(scope, move || produce(pipeline, producer, generator, flags));
+                .spawn_scoped(scope, move || produce(producer, generator, flags, followed));
             match spawned {
                 Ok(handle) => handles.push(handle),
                 Err(error) => {
-                    // The scope joins the threads already started; they see `stop` at once.
+                    // The scope joins the threads already started; they see `stop` at once, and
+                    // the observer ends once every sender is gone.
                     flags.stop.store(true, Ordering::Relaxed);
                     return Err(format!("cannot start a producer thread: {error}").into());
                 }
             }
         }
+        // The observer ends once the producers' senders are all gone.
+        drop(followed);
         let started = Instant::now();
         let show = |phase: &str, since: Instant, of: Duration| {
             if progress {
@@ -150,7 +170,8 @@ pub fn run(settings: &Settings, workload: &Workload, progress: bool) -> Result<O
         for handle in handles {
             tallies.push(handle.join().map_err(|_| "a producer thread panicked")??);
         }
-        Ok((tallies, window))
+        let observed = observer.join().map_err(|_| "the observer thread panicked")?;
+        Ok((tallies, observed, window))
     })?;
 
     let stats = pipeline.stats();
@@ -162,8 +183,10 @@ pub fn run(settings: &Settings, workload: &Workload, progress: bool) -> Result<O
         commits: 0,
         records: 0,
         commit_latency: histogram(),
-        visible_latency: histogram(),
-        visible_unresolved: 0,
+        visible_latency: observed.latency,
+        visible_unresolved: observed.unresolved,
+        poll_mean: observed.poll_mean,
+        poll_max: observed.poll_max,
         issued: 0,
         final_frontier: last.frontier(),
         alignment,
@@ -174,8 +197,6 @@ pub fn run(settings: &Settings, workload: &Workload, progress: bool) -> Result<O
         outcome.commits += tally.commits;
         outcome.issued += tally.issued;
         outcome.commit_latency.add(&tally.commit_latency)?;
-        outcome.visible_latency.add(&tally.visible_latency)?;
-        outcome.visible_unresolved += tally.unresolved;
     }
     outcome.records = outcome.commits * workload.parts_per_commit() as u64;
     Ok(outcome)
@@ -199,32 +220,16 @@ fn wait(deadline: Instant, mut tick: impl FnMut()) {
 /// returns, and recorded only once the warm-up is over. Timing costs two clock reads per call,
 /// which the throughput figures include.
 ///
-/// Commit-to-visible latency: a commit is visible once a snapshot's frontier covers it (the
-/// frontier is global, so that also means every earlier commit is visible). About one measured
-/// commit in `VISIBLE_EVERY`, at random gaps so the samples do not lock onto the compaction
-/// period, is followed: its number and the instant its `commit` call started are queued, and
-/// between later commits this same thread looks at `pipeline.snapshot().frontier()` at most
-/// every `POLL_EVERY`, recording `now - started` for each followed commit the frontier has
-/// passed. The figure is an upper bound: late by at most one poll interval plus one commit
-/// call. It is taken in this thread rather than in an observer thread because on a two-core
-/// machine a polling observer would take a core from the producers and shard workers it
-/// measures, and a sleeping one would round every figure up to its wake-up latency.
+/// About one measured commit in `VISIBLE_EVERY`, at random gaps so the samples do not lock onto
+/// the compaction period, is handed to the observer with the instant its `commit` call started.
 fn produce(
-    pipeline: &Pipeline<Lockstep>,
     mut producer: Producer<Lockstep>,
     mut generator: Generator<'_>,
     flags: &Flags,
+    followed: Sender<(u64, Instant)>,
 ) -> Result<Tally, lockstep::Error> {
-    let mut tally = Tally {
-        commits: 0,
-        issued: 0,
-        commit_latency: histogram(),
-        visible_latency: histogram(),
-        unresolved: 0,
-    };
+    let mut tally = Tally { commits: 0, issued: 0, commit_latency: histogram() };
     let mut parts = Vec::new();
-    let mut followed: VecDeque<(u64, Instant)> = VecDeque::new();
-    let mut next_poll = Instant::now();
     let mut until_followed = 1 + generator.rng().below(2 * VISIBLE_EVERY);
     // Relaxed: see `run`.
     while !flags.stop.load(Ordering::Relaxed) {
@@ -239,42 +244,82 @@ fn produce(
             tally.commit_latency.saturating_record(nanos(ended - started));
             until_followed -= 1;
             if until_followed == 0 {
-                followed.push_back((commit, started));
+                // The observer only stops once every producer has dropped its sender.
+                let _ = followed.send((commit, started));
                 until_followed = 1 + generator.rng().below(2 * VISIBLE_EVERY);
             }
         }
-        if !followed.is_empty() && ended >= next_poll {
-            observe(pipeline, &mut followed, &mut tally.visible_latency);
-            next_poll = ended + POLL_EVERY;
-        }
     }
-    drop(producer);
-    let give_up = Instant::now() + RESOLVE_FOR;
-    while !followed.is_empty() && Instant::now() < give_up {
-        observe(pipeline, &mut followed, &mut tally.visible_latency);
-        std::thread::yield_now();
-    }
-    tally.unresolved = followed.len() as u64;
     Ok(tally)
 }
 
-/// Records the followed commits the published frontier has passed.
-fn observe(
-    pipeline: &Pipeline<Lockstep>,
-    followed: &mut VecDeque<(u64, Instant)>,
-    into: &mut Histogram<u64>,
-) {
-    let frontier = pipeline.snapshot().frontier();
-    // Read after the snapshot: the commit was visible by then at the latest.
-    let now = Instant::now();
-    // A producer's commit numbers ascend, so the visible ones are at the front.
-    while let Some(&(commit, started)) = followed.front() {
-        if commit > frontier {
+/// The observer thread: commit-to-visible latency for the followed commits.
+///
+/// A commit is visible once a snapshot's frontier covers it (the frontier is global, so every
+/// earlier commit is visible too). While it follows commits, the observer looks at
+/// `pipeline.snapshot().frontier()`, records `now - started` for each followed commit the
+/// frontier has passed, and sleeps `POLL_EVERY`. A figure is therefore late by at most the time
+/// between two looks (the sleep plus the OS's wake-up delay), which is measured and printed
+/// with the figures.
+///
+/// Why a sleeping observer: looking from the producer threads between commits would be late by
+/// a whole blocked `commit` call whenever a queue is full (in a closed loop that is most of the
+/// time), and a spinning observer would take a core from the producers and shard workers it
+/// measures on a two-core machine.
+fn observe(pipeline: &Pipeline<Lockstep>, to_follow: Receiver<(u64, Instant)>) -> Observed {
+    let mut latency = histogram();
+    // Samples of several producers arrive out of commit order: keep the lowest commit first.
+    let mut waiting: BinaryHeap<Reverse<(u64, Instant)>> = BinaryHeap::new();
+    let (mut polls, mut poll_total, mut poll_max) = (0u32, Duration::ZERO, Duration::ZERO);
+    let mut last_poll: Option<Instant> = None;
+    let mut give_up: Option<Instant> = None;
+    loop {
+        loop {
+            match to_follow.try_recv() {
+                Ok(sample) => waiting.push(Reverse(sample)),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    give_up.get_or_insert_with(|| Instant::now() + RESOLVE_FOR);
+                    break;
+                }
+            }
+        }
+        if waiting.is_empty() {
+            if give_up.is_some() {
+                break;
+            }
+            last_poll = None;
+            // Nothing to follow: block until a sample comes (or every producer is done).
+            match to_follow.recv() {
+                Ok(sample) => waiting.push(Reverse(sample)),
+                Err(_) => break,
+            }
+            continue;
+        }
+        let frontier = pipeline.snapshot().frontier();
+        // Read after the snapshot: the commits it covers were visible by then at the latest.
+        let now = Instant::now();
+        if let Some(last) = last_poll {
+            let gap = now - last;
+            polls += 1;
+            poll_total += gap;
+            poll_max = poll_max.max(gap);
+        }
+        last_poll = Some(now);
+        while let Some(&Reverse((commit, started))) = waiting.peek() {
+            if commit > frontier {
+                break;
+            }
+            latency.saturating_record(nanos(now - started));
+            waiting.pop();
+        }
+        if give_up.is_some_and(|at| now >= at) {
             break;
         }
-        into.saturating_record(nanos(now - started));
-        followed.pop_front();
+        std::thread::sleep(POLL_EVERY);
     }
+    let poll_mean = if polls > 0 { poll_total / polls } else { Duration::ZERO };
+    Observed { latency, unresolved: waiting.len() as u64, poll_mean, poll_max }
 }
 
 /// The process's peak resident set (`VmHWM`), on Linux.
