@@ -218,12 +218,13 @@ impl<M: Merge> Worker<M> {
         } else {
             false
         };
+        // Counted before publishing, so a snapshot never shows records the stats have not.
+        shared.stats.turn(&turn);
         let published = self.publish();
         if !self.retries.is_empty() && self.last_retry.elapsed() >= RETRY_EVERY {
             self.retry_sink(RETRIES_AT_ONCE);
             self.last_retry = Instant::now();
         }
-        shared.stats.turn(&turn);
         turn.drained > 0 || merged || published
     }
 

@@ -34,8 +34,11 @@ impl Setup {
     }
 }
 
-/// One producer's commits, each a list of parts.
-type Script<R> = Vec<Vec<(String, R)>>;
+/// The parts of one commit.
+type Parts<R> = Vec<(String, R)>;
+
+/// One producer's commits.
+type Script<R> = Vec<Parts<R>>;
 
 /// What a run produced: the commits as numbered by the pipeline, the snapshot sealed at the
 /// last commit before shutdown, and the final snapshot of `shutdown`.
@@ -59,7 +62,7 @@ where
     for _ in &scripts {
         producers.push(pipeline.producer().expect("fewer producers than max_producers"));
     }
-    let numbered: Vec<(u64, Vec<(String, M::Record)>)> = std::thread::scope(|scope| {
+    let numbered: Vec<(u64, Parts<M::Record>)> = std::thread::scope(|scope| {
         let handles: Vec<_> = producers
             .into_iter()
             .zip(scripts)
@@ -387,4 +390,34 @@ fn the_model_matches_the_documented_examples() {
     );
     assert_eq!(sums["/x"], i64::MIN);
     assert_eq!(sums["/y"], -2);
+}
+
+/// Pinning workers (possible or not on this machine) changes nothing in the result.
+#[test]
+fn pinned_workers_match_the_model() {
+    for shards in 1..=3 {
+        let pipeline = Pipeline::builder(Concat::<u64>::default())
+            .shards(shards)
+            .divisor(2)
+            .max_level(3)
+            .pin_workers(true)
+            .build()
+            .expect("valid setup");
+        let mut producer = pipeline.producer().expect("a producer");
+        let mut commits: Commits<u64> = Vec::new();
+        for c in 1..=37u64 {
+            let parts = vec![(format!("/p{}", c % 4), c), ("/all".to_owned(), c)];
+            assert_eq!(producer.commit(parts.clone()), Ok(c));
+            commits.push(parts);
+        }
+        drop(producer);
+        let last = pipeline.shutdown().expect("clean shutdown");
+        assert_eq!(last.frontier(), 37);
+        for (path, layout) in common::layouts(&commits, 2, 3, 37) {
+            assert_eq!(last.segments(&path), layout, "{shards} pinned shards: {path}");
+        }
+        for (path, records) in common::concat_reads(&commits, 37) {
+            assert_eq!(last.read(&path), Some(records), "{shards} pinned shards: {path}");
+        }
+    }
 }

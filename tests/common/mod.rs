@@ -5,13 +5,17 @@
 //! `commits[i]`, a list of `(path, record)` parts in part order) and a frontier, and computes
 //! with plain loops what every path's segments and reads must be once everything up to the
 //! frontier is sealed and compacted.
+//!
+//! Also here: the shape check every snapshot must pass, a small seeded RNG, and a [`Gate`]
+//! that holds shard workers inside `seal` so tests can fill queues deterministically.
 
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use lockstep::SegmentInfo;
+use lockstep::{Merge, SegmentInfo};
 
 /// A generous bound on every wait in the tests: the machine is shared and noisy, so a wait that
 /// runs out means something is stuck, never that something is slow.
@@ -247,5 +251,98 @@ impl Rng {
     /// A number in `0..n` (`n > 0`).
     pub fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n
+    }
+}
+
+/// A gate a test opens and closes; shard workers wait at it inside [`Gated::seal`]. While a
+/// worker waits there it drains nothing, so a test can fill queues deterministically.
+#[derive(Debug, Default)]
+pub struct Gate {
+    state: Mutex<GateState>,
+    changed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct GateState {
+    open: bool,
+    waiting: usize,
+}
+
+impl Gate {
+    /// A closed gate.
+    pub fn closed() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    fn state(&self) -> MutexGuard<'_, GateState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn open(&self) {
+        self.state().open = true;
+        self.changed.notify_all();
+    }
+
+    /// Waits (bounded) until a worker waits at the gate; true if one does.
+    pub fn wait_for_a_waiter(&self) -> bool {
+        self.wait_for_waiters(1)
+    }
+
+    /// Waits (bounded) until `n` workers wait at the gate; true if they do.
+    pub fn wait_for_waiters(&self, n: usize) -> bool {
+        let guard = self.state();
+        let (guard, _) = self
+            .changed
+            .wait_timeout_while(guard, PATIENCE, |s| s.waiting < n)
+            .unwrap_or_else(PoisonError::into_inner);
+        guard.waiting >= n
+    }
+
+    /// Waits at the gate until it opens (bounded, so a failing test cannot hang a worker).
+    fn pass(&self) {
+        let mut guard = self.state();
+        if guard.open {
+            return;
+        }
+        guard.waiting += 1;
+        self.changed.notify_all();
+        let (mut guard, _) = self
+            .changed
+            .wait_timeout_while(guard, PATIENCE, |s| !s.open)
+            .unwrap_or_else(PoisonError::into_inner);
+        guard.waiting -= 1;
+    }
+
+    /// Opens the gate when dropped: keeps a failing test from leaving a worker stuck.
+    pub fn opener(self: &Arc<Self>) -> Opener {
+        Opener(self.clone())
+    }
+}
+
+/// Opens its gate on drop.
+#[derive(Debug)]
+pub struct Opener(Arc<Gate>);
+
+impl Drop for Opener {
+    fn drop(&mut self) {
+        self.0.open();
+    }
+}
+
+/// `Concat<u64>` whose `seal` first waits at a [`Gate`].
+#[derive(Debug, Clone)]
+pub struct Gated(pub Arc<Gate>);
+
+impl Merge for Gated {
+    type Record = u64;
+    type Output = Vec<(u64, u64)>;
+
+    fn seal(&self, records: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+        self.0.pass();
+        records
+    }
+
+    fn merge(&self, outputs: &[&Vec<(u64, u64)>]) -> Vec<(u64, u64)> {
+        outputs.iter().flat_map(|o| o.iter().copied()).collect()
     }
 }

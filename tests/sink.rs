@@ -1,0 +1,299 @@
+#![cfg(not(loom))]
+//! The sink receives every flush-level segment exactly once, with the right output; a failing
+//! sink loses nothing and is retried; retention bounds what stays in memory.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use common::{Commits, PATIENCE};
+use lockstep::merge::{Concat, Sum};
+use lockstep::{DiscardSink, Merge, Pipeline, Retention, SegmentInfo, Sink, SinkError, Stats};
+
+/// Records every write it accepts; refuses the first `fail_first` writes (`usize::MAX`: all).
+#[derive(Debug)]
+struct Collect<O> {
+    written: Arc<Mutex<Vec<(String, SegmentInfo, O)>>>,
+    attempts: Arc<AtomicUsize>,
+    fail_first: usize,
+}
+
+impl<O> Collect<O> {
+    fn new(fail_first: usize) -> Self {
+        Self { written: Arc::default(), attempts: Arc::default(), fail_first }
+    }
+
+    fn handle(&self) -> Self {
+        Self { written: self.written.clone(), attempts: self.attempts.clone(), fail_first: self.fail_first }
+    }
+
+    fn written(&self) -> Vec<(String, SegmentInfo, O)>
+    where
+        O: Clone,
+    {
+        self.written.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+}
+
+impl<O: Clone + Send + Sync + 'static> Sink<O> for Collect<O> {
+    fn write(&self, path: &str, segment: SegmentInfo, output: &O) -> Result<(), SinkError> {
+        let attempt = self.attempts.fetch_add(1, Ordering::SeqCst);
+        if attempt < self.fail_first {
+            return Err(format!("sink unavailable (attempt {attempt})").into());
+        }
+        self.written.lock().unwrap_or_else(PoisonError::into_inner).push((
+            path.to_owned(),
+            segment,
+            output.clone(),
+        ));
+        Ok(())
+    }
+}
+
+/// Polls the pipeline's stats until `done` holds, at most `PATIENCE`; returns the last reading.
+fn stats_until<M: Merge>(pipeline: &Pipeline<M>, what: &str, done: impl Fn(&Stats) -> bool) -> Stats {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let stats = pipeline.stats();
+        if done(&stats) {
+            return stats;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {PATIENCE:?}; {stats:?}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Commits `count` random commits from two producers to a few paths (one sparse); returns the
+/// commits as numbered.
+fn workload<M: Merge>(
+    pipeline: &Pipeline<M>,
+    count: u64,
+    record: impl Fn(u64) -> M::Record + Sync,
+) -> Commits<M::Record>
+where
+    M::Record: Clone,
+{
+    let producers: Vec<_> = (0..2).map(|_| pipeline.producer().expect("a producer")).collect();
+    let record = &record;
+    let numbered = std::thread::scope(|scope| {
+        let handles: Vec<_> = producers
+            .into_iter()
+            .enumerate()
+            .map(|(p, mut producer)| {
+                scope.spawn(move || {
+                    let mut rng = common::Rng::new(p as u64 + 100);
+                    let mut done = Vec::new();
+                    for i in 0..count / 2 {
+                        let mut parts: Vec<(String, M::Record)> = Vec::new();
+                        for k in 0..1 + rng.below(3) {
+                            let path = ["/a", "/b", "/c"][rng.below(3) as usize];
+                            parts.push((path.to_owned(), record((p as u64) << 32 | i << 4 | k)));
+                        }
+                        if rng.below(10) == 0 {
+                            parts.push(("/sparse".to_owned(), record(i)));
+                        }
+                        done.push((producer.commit(parts.clone()).expect("accepted"), parts));
+                    }
+                    done
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().expect("producer thread")).collect()
+    });
+    common::gapless(numbered)
+}
+
+/// What the sink must have received: per path, each flush-level block holding data, in commit
+/// order, with `output` of the records inside it.
+fn expected_writes<R: Clone, O>(
+    commits: &[Vec<(String, R)>],
+    divisor: u64,
+    flush_level: u32,
+    output: impl Fn(Vec<(u64, R)>) -> O,
+) -> BTreeMap<String, Vec<(SegmentInfo, O)>> {
+    let total = commits.len() as u64;
+    let mut out = BTreeMap::new();
+    for path in common::paths(commits, total) {
+        let records = common::concat_of(commits, &path, total);
+        let blocks = common::flushed_blocks(commits, &path, divisor, flush_level, total);
+        let writes = blocks
+            .into_iter()
+            .map(|b| {
+                let inside = records.iter().filter(|(c, _)| (b.start..=b.end).contains(c)).cloned().collect();
+                (b, output(inside))
+            })
+            .collect();
+        out.insert(path, writes);
+    }
+    out
+}
+
+/// The writes grouped by path, each path's in the order they arrived.
+fn by_path<O>(written: Vec<(String, SegmentInfo, O)>) -> BTreeMap<String, Vec<(SegmentInfo, O)>> {
+    let mut out: BTreeMap<String, Vec<(SegmentInfo, O)>> = BTreeMap::new();
+    for (path, segment, output) in written {
+        out.entry(path).or_default().push((segment, output));
+    }
+    out
+}
+
+#[test]
+fn every_flush_level_segment_reaches_the_sink_once() {
+    for (shards, divisor, max_level, flush_level) in
+        [(2, 2, 3, None), (2, 2, 3, Some(1)), (3, 3, 2, Some(0)), (1, 4, 1, None)]
+    {
+        let sink = Collect::<i64>::new(0);
+        let mut builder =
+            Pipeline::builder(Sum).shards(shards).divisor(divisor).max_level(max_level).sink(sink.handle());
+        if let Some(level) = flush_level {
+            builder = builder.flush_level(level);
+        }
+        let pipeline = builder.queue_capacity(4).build().expect("valid config");
+        let commits = workload(&pipeline, 120, |r| (r % 1000) as i64 - 500);
+        let flush_level = flush_level.unwrap_or(max_level);
+        let expected = expected_writes(&commits, divisor, flush_level, |records| {
+            records.iter().fold(0i64, |sum, (_, v)| sum.wrapping_add(*v))
+        });
+        let count: usize = expected.values().map(Vec::len).sum();
+        // Compaction reaches every sealed block without a shutdown.
+        pipeline.wait_sealed(commits.len() as u64, PATIENCE).expect("every commit becomes visible");
+        let stats =
+            stats_until(&pipeline, "every flush-level segment written", |s| s.sink_writes >= count as u64);
+        assert_eq!(stats.sink_failures, 0);
+        let last = pipeline.shutdown().expect("clean shutdown");
+        let written = by_path(sink.written());
+        assert_eq!(
+            written, expected,
+            "sink writes for {shards} shards, D={divisor}, flush level {flush_level}"
+        );
+        // The sink does not take data away: everything is still readable.
+        for (path, sum) in common::sum_reads(&commits, last.frontier()) {
+            assert_eq!(last.read(&path), Some(sum));
+        }
+    }
+}
+
+#[test]
+fn concat_outputs_reach_the_sink_whole() {
+    let sink = Collect::<Vec<(u64, u64)>>::new(0);
+    let pipeline = Pipeline::builder(Concat::<u64>::default())
+        .shards(2)
+        .divisor(2)
+        .max_level(2)
+        .flush_level(2)
+        .sink(sink.handle())
+        .build()
+        .expect("valid config");
+    let commits = workload(&pipeline, 90, |r| r);
+    pipeline.shutdown().expect("clean shutdown");
+    assert_eq!(by_path(sink.written()), expected_writes(&commits, 2, 2, |records| records));
+}
+
+/// The first writes fail: the failures are counted, the data stays readable, and every
+/// segment is written once the sink recovers (by the periodic retry or at shutdown).
+#[test]
+fn a_failing_sink_loses_nothing_and_is_retried() {
+    let failures = 3;
+    let sink = Collect::<i64>::new(failures);
+    let pipeline = Pipeline::builder(Sum)
+        .shards(2)
+        .divisor(2)
+        .max_level(2)
+        .flush_level(1)
+        .sink(sink.handle())
+        .build()
+        .expect("valid");
+    let commits = workload(&pipeline, 64, |r| (r % 100) as i64);
+    let stats = stats_until(&pipeline, "the failing writes", |s| s.sink_failures >= failures as u64);
+    assert_eq!(stats.sink_failures, failures as u64, "only the first {failures} writes fail");
+    let error = stats.last_sink_error.expect("the sink's error is kept");
+    assert!(error.contains("sink unavailable"), "last_sink_error is the sink's message: {error:?}");
+    let last = pipeline.shutdown().expect("clean shutdown");
+    for (path, sum) in common::sum_reads(&commits, last.frontier()) {
+        assert_eq!(last.read(&path), Some(sum), "{path} lost nothing");
+    }
+    let mut written = by_path(sink.written());
+    for writes in written.values_mut() {
+        writes.sort_by_key(|(segment, _)| *segment); // retries arrive late
+    }
+    let expected = expected_writes(&commits, 2, 1, |records| records.iter().map(|(_, v)| v).sum());
+    assert_eq!(written, expected, "every segment written exactly once in the end");
+    assert_eq!(
+        sink.attempts.load(Ordering::SeqCst),
+        expected.values().map(Vec::len).sum::<usize>() + failures
+    );
+}
+
+/// A sink that never accepts: retention must not drop what the sink never took.
+#[test]
+fn retention_keeps_what_the_sink_refused() {
+    let sink = Collect::<i64>::new(usize::MAX);
+    let (divisor, max_level) = (2, 1);
+    let pipeline = Pipeline::builder(Sum)
+        .shards(2)
+        .divisor(divisor)
+        .max_level(max_level)
+        .sink(sink.handle())
+        .retain(Retention::Newest(1))
+        .build()
+        .expect("valid");
+    let commits = workload(&pipeline, 60, |r| (r % 7) as i64);
+    let stats = stats_until(&pipeline, "failed writes", |s| s.sink_failures >= 5);
+    assert_eq!(stats.sink_writes, 0);
+    let last = pipeline.shutdown().expect("clean shutdown");
+    let total = last.frontier();
+    for (path, layout) in common::layouts(&commits, divisor, max_level, total) {
+        assert_eq!(last.segments(&path), layout, "{path}: nothing dropped");
+    }
+    for (path, sum) in common::sum_reads(&commits, total) {
+        assert_eq!(last.read(&path), Some(sum), "{path} lost nothing");
+    }
+    assert!(sink.written().is_empty());
+}
+
+/// `Retention::Newest(n)` with a sink that takes everything: each path keeps its newest `n`
+/// top-level segments (plus what is not top-level yet), and reads see that window.
+#[test]
+fn retention_bounds_the_segments_kept_per_path() {
+    for (keep, divisor, max_level, flush_level) in
+        [(2, 2, 2, None), (1, 2, 2, Some(1)), (3, 3, 0, None), (2, 4, 1, Some(0))]
+    {
+        let mut builder = Pipeline::builder(Concat::<u64>::default())
+            .shards(2)
+            .divisor(divisor)
+            .max_level(max_level)
+            .sink(DiscardSink)
+            .retain(Retention::Newest(keep));
+        if let Some(level) = flush_level {
+            builder = builder.flush_level(level);
+        }
+        let pipeline = builder.build().expect("valid");
+        let commits = workload(&pipeline, 400, |r| r);
+        let stats = stats_until(&pipeline, "segments dropped", |s| s.segments_dropped > 0);
+        assert!(stats.sink_writes > 0);
+        let last = pipeline.shutdown().expect("clean shutdown");
+        let total = last.frontier();
+        let setup = format!("keep {keep}, D={divisor}, max level {max_level}, flush level {flush_level:?}");
+        for (path, layout) in common::layouts(&commits, divisor, max_level, total) {
+            let tops = layout.iter().filter(|s| s.level == max_level).count();
+            let kept: Vec<SegmentInfo> = layout.iter().skip(tops.saturating_sub(keep)).copied().collect();
+            let segments = last.segments(&path);
+            assert!(
+                segments.iter().filter(|s| s.level == max_level).count() <= keep,
+                "{setup}: {path}: {segments:?}"
+            );
+            assert_eq!(segments, kept, "{setup}: {path} keeps its newest {keep} top-level segments");
+            let from = kept.first().map_or(u64::MAX, |s| s.start);
+            let window: Vec<(u64, u64)> =
+                common::concat_of(&commits, &path, total).into_iter().filter(|(c, _)| *c >= from).collect();
+            assert_eq!(
+                last.read(&path),
+                (!window.is_empty()).then_some(window),
+                "{setup}: {path} reads the retained window"
+            );
+        }
+    }
+}
