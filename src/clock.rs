@@ -221,6 +221,7 @@ mod loom_models {
                     let (clock, parts) = (clock.clone(), parts.clone());
                     thread::spawn(move || {
                         let commit = clock.begin(slot).expect("open");
+                        // Relaxed on purpose: only the clock's orderings may make it visible.
                         parts[commit as usize - 1].store(true, Ordering::Relaxed);
                         clock.retire(slot);
                     })
@@ -231,6 +232,7 @@ mod loom_models {
                 let frontier = clock.frontier();
                 assert!(frontier >= last, "frontier went back");
                 for commit in 1..=frontier {
+                    // Relaxed on purpose: seen only if the frontier's Acquire loads carried it.
                     assert!(parts[commit as usize - 1].load(Ordering::Relaxed), "commit {commit} unfinished");
                 }
                 last = frontier;

@@ -202,6 +202,7 @@ impl<M: Merge> Pipeline<M> {
                 backoff.snooze();
             }
         }
+        // Relaxed: published by the Release store of `finishing` just below.
         shared.last.store(shared.clock.issued(), Ordering::Relaxed);
         // Release: workers that see `finishing` (Acquire) see the final `last` stored above.
         shared.finishing.store(true, Ordering::Release);

@@ -72,7 +72,7 @@ impl Geometry {
         commit.div_ceil(span).checked_mul(span)
     }
 
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     /// The level `segment` belongs at once compaction may reach `bound`: the largest level
     /// whose block holding it ends at or below `bound`.
     fn target_level(&self, segment: &SegmentInfo, bound: u64) -> u32 {
@@ -146,7 +146,7 @@ impl Geometry {
 
     /// The finished layout: the base-`D` decomposition of `[1, frontier]` restricted to ranges
     /// holding one of `commits` (ascending). The reference the policy is tested against.
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn layout(&self, commits: &[u64], frontier: u64) -> Vec<SegmentInfo> {
         let mut out: Vec<SegmentInfo> = Vec::new();
         for &commit in commits.iter().filter(|&&c| c <= frontier) {
