@@ -55,6 +55,10 @@ mod compact;
 mod config;
 /// The error type.
 mod error;
+
+#[doc(hidden)]
+#[cfg(not(loom))]
+pub mod bench;
 /// The `Merge` trait and the built-in merges.
 pub mod merge;
 /// The pipeline handle.
