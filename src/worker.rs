@@ -205,19 +205,24 @@ impl<M: Merge> Worker<M> {
         let frontier = shared.clock.frontier();
         let mut turn = Turn::default();
         self.drain(&mut turn);
+        // Rule 1 of `crate::snapshot`: merge up to our new frontier and the others' published ones.
+        let bound = shared.views.bound(self.shard, frontier.max(self.frontier));
+        // Fuel grows with what came in, so compaction keeps pace on average (each record is a
+        // merge input at most once per level) while one turn's merging stays bounded.
+        let levels = shared.config.geometry.max_level().max(1) as usize;
+        let mut fuel = shared.config.merge_budget.max((turn.drained as usize).saturating_mul(2 * levels));
+        let started = Instant::now();
+        let mut merged = false;
         if frontier > self.frontier {
-            self.reveal(frontier);
+            merged |= self.reveal(frontier, bound, &mut fuel);
             self.frontier = frontier;
         }
-        let bound = shared.views.bound(self.shard, self.frontier);
-        let merged = if self.schedule.has_due(bound) {
-            let started = Instant::now();
-            self.compact(bound, turn.drained as usize);
+        if self.schedule.has_due(bound) {
+            merged |= self.compact(bound, &mut fuel);
+        }
+        if merged {
             turn.merge_nanos = Some(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
-            true
-        } else {
-            false
-        };
+        }
         // Counted before publishing, so a snapshot never shows records the stats have not.
         shared.stats.turn(&turn);
         let published = self.publish();
@@ -271,9 +276,11 @@ impl<M: Merge> Worker<M> {
         }
     }
 
-    /// Turns pending records at or below `frontier` into level-0 segments, one per commit.
-    fn reveal(&mut self, frontier: u64) {
+    /// Turns pending records at or below `frontier` into level-0 segments, one per commit, and
+    /// compacts each path so touched while it is at hand. True if anything merged.
+    fn reveal(&mut self, frontier: u64, bound: u64, fuel: &mut usize) -> bool {
         let shared = self.shared.clone();
+        let mut merged = false;
         let mut still_pending = Vec::new();
         for path in std::mem::take(&mut self.with_pending) {
             let state = &mut self.paths[path as usize];
@@ -307,9 +314,10 @@ impl<M: Merge> Worker<M> {
                 state.segments.push(segment);
                 records = rest;
             }
-            self.settle(path);
+            merged |= self.compact_path(path, bound, fuel);
         }
         self.with_pending = still_pending;
+        merged
     }
 
     /// After a path's segments changed: mark it for publishing, apply retention, reschedule.
@@ -336,43 +344,40 @@ impl<M: Merge> Worker<M> {
         }
     }
 
-    /// Merges due paths up to `bound` (the published global frontier: rule 1 in
-    /// [`crate::snapshot`]) until the turn's fuel is spent.
-    fn compact(&mut self, bound: u64, drained: usize) {
-        let shared = self.shared.clone();
-        let max_level = shared.config.geometry.max_level().max(1) as usize;
-        // Fuel grows with what came in, so compaction keeps pace on average (each record is a
-        // merge input at most once per level) while one turn's merging stays bounded.
-        let mut fuel = shared.config.merge_budget.max(drained.saturating_mul(2 * max_level));
-        while fuel > 0 {
+    /// Merges due paths up to `bound` until the turn's fuel is spent. True if anything merged.
+    fn compact(&mut self, bound: u64, fuel: &mut usize) -> bool {
+        let mut merged = false;
+        while *fuel > 0 {
             let Some((at, path)) = self.schedule.take(bound) else { break };
             let state = &mut self.paths[path as usize];
             if state.due_at != at {
                 continue; // superseded by an earlier entry for the same path
             }
             state.due_at = 0;
-            let flush_level = shared.config.flush_level;
-            let retries = &mut self.retries;
-            let PathState { name, segments, unsunk, .. } = state;
-            let merged = compact(
-                &*shared.merge,
-                &shared.config.geometry,
-                segments,
-                bound,
-                flush_level,
-                &mut fuel,
-                |segment| {
-                    if segment.info.level == flush_level {
-                        sink(&shared, retries, name, unsunk, path, segment);
-                    }
-                },
-            );
-            if let Some(end) = merged {
-                self.merged_end = self.merged_end.max(end);
-            }
-            // Rescheduled by `settle`: still due at or below `bound` if fuel ran out.
-            self.settle(path);
+            merged |= self.compact_path(path, bound, fuel);
         }
+        merged
+    }
+
+    /// Merges one path as far as `bound` and the fuel allow, hands new flush-level segments to
+    /// the sink, then settles the path. True if anything merged.
+    fn compact_path(&mut self, path: u32, bound: u64, fuel: &mut usize) -> bool {
+        let shared = &self.shared;
+        let flush_level = shared.config.flush_level;
+        let retries = &mut self.retries;
+        let PathState { name, segments, unsunk, .. } = &mut self.paths[path as usize];
+        let merged =
+            compact(&*shared.merge, &shared.config.geometry, segments, bound, flush_level, fuel, |segment| {
+                if segment.info.level == flush_level {
+                    sink(shared, retries, name, unsunk, path, segment);
+                }
+            });
+        if let Some(end) = merged {
+            self.merged_end = self.merged_end.max(end);
+        }
+        // Rescheduled by `settle`: still due at or below `bound` if fuel ran out.
+        self.settle(path);
+        merged.is_some()
     }
 
     /// Publishes this shard's view if anything changed since the last one.
