@@ -6,7 +6,7 @@ use crossbeam::queue::ArrayQueue;
 use crate::clock::Clock;
 use crate::merge::Merge;
 use crate::queue::Part;
-use crate::snapshot::{PathView, Segment, ShardView, Views};
+use crate::snapshot::{PathMap, PathView, Segment, ShardView, Views};
 use crate::sync::Arc;
 use crate::tier::SegmentInfo;
 
@@ -64,7 +64,7 @@ impl<R> Lane<R> {
 pub struct Publisher<M: Merge> {
     views: Views<M>,
     names: Vec<Arc<str>>,
-    paths: imbl::HashMap<Arc<str>, PathView<M::Output>>,
+    paths: PathMap<M::Output>,
     output: Arc<M::Output>,
     frontier: u64,
 }
@@ -80,7 +80,7 @@ impl<M: Merge> Publisher<M> {
     pub fn new(paths: usize, output: M::Output) -> Self {
         let output = Arc::new(output);
         let names: Vec<Arc<str>> = (0..paths).map(|i| Arc::from(format!("/p/{i:08}"))).collect();
-        let mut map = imbl::HashMap::new();
+        let mut map = PathMap::default();
         for name in &names {
             map.insert(name.clone(), Self::view(&output, 1));
         }

@@ -50,18 +50,27 @@ impl<O> Clone for Segment<O> {
 /// any global view holding them; level-0 segments past a view's cut are skipped when reading.
 pub(crate) type PathView<O> = Arc<[Segment<O>]>;
 
+/// A shard's paths by name: persistent, so publishing copies only what changed. foldhash keeps
+/// hashing cheap on the publish path and stays seeded per process.
+pub(crate) type PathMap<O> = imbl::GenericHashMap<
+    Arc<str>,
+    PathView<O>,
+    foldhash::fast::RandomState,
+    imbl::shared_ptr::DefaultSharedPtr,
+>;
+
 /// The paths of one shard up to that shard's frontier.
 pub(crate) struct ShardView<M: Merge> {
     /// Every commit at or below it is inside this view, for this shard's paths.
     pub(crate) frontier: u64,
     /// The largest end of a merged (level >= 1) segment in this view; 0 if none.
     pub(crate) merged_end: u64,
-    pub(crate) paths: imbl::HashMap<Arc<str>, PathView<M::Output>>,
+    pub(crate) paths: PathMap<M::Output>,
 }
 
 impl<M: Merge> ShardView<M> {
     pub(crate) fn empty() -> Self {
-        Self { frontier: 0, merged_end: 0, paths: imbl::HashMap::new() }
+        Self { frontier: 0, merged_end: 0, paths: PathMap::default() }
     }
 }
 
@@ -271,7 +280,7 @@ mod loom_models {
     }
 
     fn view(frontier: u64, merged_end: u64) -> ShardView<Sum> {
-        ShardView { frontier, merged_end, paths: imbl::HashMap::new() }
+        ShardView { frontier, merged_end, paths: PathMap::default() }
     }
 
     /// Three shards stand at frontier 1; each moves to 2, and shard 1 merges under rule 1 as it

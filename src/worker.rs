@@ -22,7 +22,7 @@ use crate::merge::Merge;
 use crate::pipeline::Shared;
 use crate::queue::Part;
 use crate::sink::Retention;
-use crate::snapshot::{PathView, Published, Segment, ShardView};
+use crate::snapshot::{PathMap, PathView, Published, Segment, ShardView};
 use crate::stats::Turn;
 use crate::sync::{fence, Arc, AtomicBool, Ordering};
 use crate::tier::SegmentInfo;
@@ -130,7 +130,7 @@ pub(crate) struct Worker<M: Merge> {
     dirty: Vec<u32>,
     schedule: Schedule,
     /// The per-path map published views share (persistent: updates copy only what changed).
-    published: imbl::HashMap<Arc<str>, PathView<M::Output>>,
+    published: PathMap<M::Output>,
     /// Every commit at or below it is visible in this worker's state.
     frontier: u64,
     published_frontier: u64,
@@ -153,7 +153,7 @@ impl<M: Merge> Worker<M> {
             with_pending: Vec::new(),
             dirty: Vec::new(),
             schedule: Schedule::default(),
-            published: imbl::HashMap::new(),
+            published: PathMap::default(),
             frontier: 0,
             published_frontier: 0,
             included: true,
