@@ -57,9 +57,13 @@ impl Schedule {
     }
 }
 
-/// Merges `segments` as the policy directs for `bound` (building every block at level `keep`)
-/// until it names nothing or `fuel` (merge inputs) runs out. `made` sees every new segment.
-/// Returns the largest end merged, if any.
+/// Merges `segments` as the policy (`Geometry::next_merge`) directs for `bound`, building
+/// every block at level `keep`, until nothing is due or `fuel` (merge inputs) runs out. `made`
+/// sees every new segment. Returns the largest end merged, if any.
+///
+/// Same result, in the same order, as applying `next_merge` until it names nothing, but in one
+/// pass per level over the segments below the top level: a turn that brings a hot path
+/// thousands of commits costs O(segments × levels), not O(segments²).
 pub(crate) fn compact<M: Merge>(
     merge: &M,
     geometry: &Geometry,
@@ -69,23 +73,52 @@ pub(crate) fn compact<M: Merge>(
     fuel: &mut usize,
     mut made: impl FnMut(&Segment<M::Output>),
 ) -> Option<u64> {
+    let top = geometry.max_level();
+    // The top level is a prefix (`Geometry::climb` keeps it one) and never merges again.
+    let below_top = segments.partition_point(|s| s.info.level == top);
     let mut merged_end = None;
-    while *fuel > 0 {
-        let Some(plan) = geometry.next_merge(segments, bound, keep) else { break };
-        let inputs = &segments[plan.inputs.clone()];
-        *fuel = fuel.saturating_sub(inputs.len());
-        let output = match inputs {
-            // Merging one output returns it unchanged (a law of `Merge`): share it.
-            [one] => one.output.clone(),
-            _ => {
-                let outputs: SmallVec<[&M::Output; 8]> = inputs.iter().map(|s| &*s.output).collect();
-                Arc::new(merge.merge(&outputs))
-            }
+    for level in 0..top {
+        let due = |s: &Segment<M::Output>| {
+            s.info.level == level && geometry.sealed_parent(level, s.info.end, bound).is_some()
         };
-        let segment = Segment { info: plan.target, output };
-        made(&segment);
-        segments.splice(plan.inputs, [segment]);
-        merged_end = Some(plan.target.end);
+        if *fuel == 0 || !segments[below_top..].iter().any(due) {
+            continue;
+        }
+        let mut rest = segments.split_off(below_top).into_iter().peekable();
+        while let Some(first) = rest.next() {
+            let parent = if *fuel > 0 && first.info.level == level {
+                geometry.sealed_parent(level, first.info.end, bound)
+            } else {
+                None
+            };
+            let Some(end) = parent else {
+                segments.push(first);
+                continue;
+            };
+            // Everything else in the parent block has this level too: lower levels were
+            // merged by the earlier passes.
+            let mut inputs: SmallVec<[Segment<M::Output>; 8]> = SmallVec::new();
+            inputs.push(first);
+            while let Some(next) = rest.next_if(|s| s.info.end <= end) {
+                inputs.push(next);
+            }
+            *fuel = fuel.saturating_sub(inputs.len());
+            let output = match inputs.as_slice() {
+                // Merging one output returns it unchanged (a law of `Merge`): share it.
+                [one] => one.output.clone(),
+                many => {
+                    let outputs: SmallVec<[&M::Output; 8]> = many.iter().map(|s| &*s.output).collect();
+                    Arc::new(merge.merge(&outputs))
+                }
+            };
+            let before = segments.last().map(|s| s.info);
+            let after = rest.peek().map(|s| s.info.start);
+            let info = geometry.climb(level + 1, end, before, after, bound, keep);
+            let segment = Segment { info, output };
+            made(&segment);
+            merged_end = merged_end.max(Some(info.end));
+            segments.push(segment);
+        }
     }
     merged_end
 }
@@ -143,6 +176,52 @@ mod tests {
         compact(&Concat::default(), &geometry, &mut lone, 16, 2, &mut fuel, |s| levels.push(s.info.level));
         assert_eq!(levels, [2, 4], "the level-2 block is built for the sink");
         assert_eq!(lone[0].info, SegmentInfo { level: 4, start: 1, end: 16 });
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn one_pass_per_level_equals_the_policy(
+            divisor in 2u64..5,
+            max_level in 0u32..5,
+            keep in 0u32..6,
+            commits in proptest::collection::btree_set(1u64..300, 0..80),
+            bounds in proptest::collection::vec(0u64..320, 1..4),
+            budget in 1usize..12,
+        ) {
+            let geometry = Geometry::new(divisor, max_level).expect("small geometry");
+            let commits: Vec<u64> = commits.into_iter().collect();
+            let mut bounds = bounds;
+            bounds.sort_unstable();
+            let (mut passes, mut policy) = (Vec::new(), Vec::<SegmentInfo>::new());
+            let mut revealed = 0;
+            for &bound in &bounds {
+                for &c in commits.iter().filter(|&&c| c > revealed && c <= bound) {
+                    passes.extend(level0(&[c]));
+                    policy.push(SegmentInfo { level: 0, start: c, end: c });
+                }
+                revealed = revealed.max(bound);
+                // A few turns with a small budget, as the worker runs them.
+                let mut made_passes = Vec::new();
+                loop {
+                    let mut fuel = budget;
+                    let merged = compact(&Concat::default(), &geometry, &mut passes, bound, keep, &mut fuel, |s| made_passes.push(s.info));
+                    if merged.is_none() {
+                        break;
+                    }
+                }
+                let mut made_policy = Vec::new();
+                while let Some(plan) = geometry.next_merge(&policy, bound, keep) {
+                    made_policy.push(plan.target);
+                    policy.splice(plan.inputs, [plan.target]);
+                }
+                let infos: Vec<SegmentInfo> = passes.iter().map(|s| s.info).collect();
+                proptest::prop_assert_eq!(&infos, &policy);
+                proptest::prop_assert_eq!(&made_passes, &made_policy);
+                let records: Vec<(u64, u64)> = passes.iter().flat_map(|s| s.output.iter().copied()).collect();
+                let expected: Vec<(u64, u64)> = commits.iter().filter(|&&c| c <= revealed).map(|&c| (c, c * 10)).collect();
+                proptest::prop_assert_eq!(records, expected);
+            }
+        }
     }
 
     #[test]

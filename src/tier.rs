@@ -4,11 +4,14 @@
 //! `end % D^L == 0`; level 0 is one commit. Boundaries depend on commit numbers alone, so every
 //! path's segments either cover identical ranges or are disjoint.
 //!
-//! The policy looks at one path's segments and a bound (the highest commit compaction may
-//! reach) and names the next merge; the worker in [`crate::compact`] executes it. Applying the
-//! policy until it names nothing leaves the base-`D` decomposition of `[1, bound]` (top levels
-//! first, capped at `max_level`), restricted to the ranges where the path has data.
+//! The policy, stated one merge at a time, is `Geometry::next_merge`: it looks at one path's
+//! segments and a bound (the highest commit compaction may reach) and names the next merge.
+//! Applying it until it names nothing leaves the base-`D` decomposition of `[1, bound]` (top
+//! levels first, capped at `max_level`), restricted to the ranges where the path has data.
+//! The worker executes the same policy in `crate::compact`, one pass per level; a property
+//! test there holds the two equal, merge for merge.
 
+#[cfg(all(test, not(loom)))]
 use std::ops::Range;
 
 /// The commit range one segment covers, and its level.
@@ -36,6 +39,7 @@ pub(crate) struct Geometry {
     spans: Vec<u64>,
 }
 
+#[cfg(all(test, not(loom)))]
 /// One merge the policy chose: replace `inputs` (indexes into the path's segments) with a
 /// single segment `target`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +90,7 @@ impl Geometry {
         level
     }
 
+    #[cfg(all(test, not(loom)))]
     /// The next merge `segments` (ascending, disjoint, aligned) need for `bound`, if any.
     ///
     /// It takes the leftmost segment of the lowest level whose parent block is sealed and merges
@@ -113,16 +118,40 @@ impl Geometry {
                 lowest = Some((segment.level, index, end));
             }
         }
-        let (level, first, mut end) = lowest?;
-        let mut level = level + 1;
+        let (level, first, end) = lowest?;
         let inputs = first..first + segments[first..].iter().take_while(|s| s.as_ref().end <= end).count();
         let before = inputs.start.checked_sub(1).map(|i| *segments[i].as_ref());
         let after = segments.get(inputs.end).map(|s| s.as_ref().start);
-        while level < self.max_level && level != keep {
-            let Some(parent_end) = self.block_end(end, level + 1).filter(|&e| e <= bound) else { break };
+        Some(Plan { target: self.climb(level + 1, end, before, after, bound, keep), inputs })
+    }
+
+    /// The end of the sealed (at or below `bound`) parent block of a level-`level` segment
+    /// ending at `end`, if there is one.
+    pub(crate) fn sealed_parent(&self, level: u32, end: u64, bound: u64) -> Option<u64> {
+        if level >= self.max_level {
+            return None;
+        }
+        self.block_end(end, level + 1).filter(|&parent| parent <= bound)
+    }
+
+    /// The segment a merge into the level-`level` block ending at `end` builds: that block, or
+    /// a higher one if the block would be alone in it between its neighbours `before` (the
+    /// segment to its left) and `after` (the start of the one to its right). It never climbs
+    /// past `keep`, nor to the top level past a segment below the top (the top level stays a
+    /// prefix).
+    pub(crate) fn climb(
+        &self,
+        mut level: u32,
+        mut end: u64,
+        before: Option<SegmentInfo>,
+        after: Option<u64>,
+        bound: u64,
+        keep: u32,
+    ) -> SegmentInfo {
+        while level != keep {
+            let Some(parent_end) = self.sealed_parent(level, end, bound) else { break };
             let parent_start = parent_end - self.span(level + 1) + 1;
             let alone = before.is_none_or(|b| b.end < parent_start) && after.is_none_or(|a| a > parent_end);
-            // Climbing to the top past a lower segment would break the top-level prefix.
             let prefix_kept = level + 1 < self.max_level || before.is_none_or(|b| b.level == self.max_level);
             if !alone || !prefix_kept {
                 break;
@@ -130,7 +159,7 @@ impl Geometry {
             level += 1;
             end = parent_end;
         }
-        Some(Plan { target: SegmentInfo { level, start: end - self.span(level) + 1, end }, inputs })
+        SegmentInfo { level, start: end - self.span(level) + 1, end }
     }
 
     /// The lowest bound at which `segments` will need a merge, if ever.

@@ -16,6 +16,7 @@ use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use crossbeam::utils::{Backoff, CachePadded};
+use smallvec::{smallvec, SmallVec};
 
 use crate::compact::{compact, Schedule};
 use crate::merge::Merge;
@@ -294,7 +295,7 @@ impl<M: Merge> Worker<M> {
                 still_pending.push(path);
                 continue;
             }
-            let mut records = if sealed == state.pending.len() {
+            let records = if sealed == state.pending.len() {
                 state.listed = false;
                 std::mem::take(&mut state.pending)
             } else {
@@ -302,17 +303,18 @@ impl<M: Merge> Worker<M> {
                 let later = state.pending.split_off(sealed);
                 std::mem::replace(&mut state.pending, later)
             };
-            while !records.is_empty() {
-                let commit = records[0].0;
-                let same = records.partition_point(|(c, _)| *c == commit);
-                let rest = records.split_off(same);
-                let output = Arc::new(shared.merge.seal(records));
+            // One level-0 segment per commit. Usually the records are one commit's, and the
+            // vector itself is sealed; otherwise each commit's run is moved out in one pass.
+            let one_commit = records.first().map(|r| r.0) == records.last().map(|r| r.0);
+            let mut groups = if one_commit { smallvec![records] } else { split_by_commit(records) };
+            for group in groups.drain(..) {
+                let commit = group[0].0;
+                let output = Arc::new(shared.merge.seal(group));
                 let segment = Segment { info: SegmentInfo { level: 0, start: commit, end: commit }, output };
                 if shared.config.flush_level == 0 {
                     sink(&shared, &mut self.retries, &state.name, &mut state.unsunk, path, &segment);
                 }
                 state.segments.push(segment);
-                records = rest;
             }
             merged |= self.compact_path(path, bound, fuel);
         }
@@ -472,6 +474,18 @@ impl<M: Merge> Worker<M> {
         // Relaxed: only a hint to producers; a stale `true` costs one spurious unpark.
         bell.sleeping.store(false, Ordering::Relaxed);
     }
+}
+
+/// Splits commit-ordered records into one vector per commit, moving each record once.
+fn split_by_commit<R>(records: Vec<(u64, R)>) -> SmallVec<[Vec<(u64, R)>; 1]> {
+    let mut groups: SmallVec<[Vec<(u64, R)>; 1]> = SmallVec::new();
+    for record in records {
+        match groups.last_mut() {
+            Some(group) if group[0].0 == record.0 => group.push(record),
+            _ => groups.push(vec![record]),
+        }
+    }
+    groups
 }
 
 #[cold]
