@@ -89,7 +89,7 @@ impl<M: Merge> Publisher<M> {
 
     fn view(output: &Arc<M::Output>, commit: u64) -> PathView<M::Output> {
         let info = SegmentInfo { level: 0, start: commit, end: commit };
-        Arc::from([Segment { info, output: output.clone() }])
+        PathView { history: None, recent: Arc::from([Segment { info, output: output.clone() }]) }
     }
 
     /// Advances the frontier by one commit that changed `changed` paths (spread over the map),

@@ -48,7 +48,45 @@ impl<O> Clone for Segment<O> {
 
 /// A path's published segments, ascending. Merged segments all end at or below the frontier of
 /// any global view holding them; level-0 segments past a view's cut are skipped when reading.
-pub(crate) type PathView<O> = Arc<[Segment<O>]>;
+///
+/// Old top-level segments (which never change again) sit in fixed-size chunks shared from one
+/// view to the next, so republishing a path with a long history copies a chunk list and a short
+/// tail, not every segment it ever had.
+pub(crate) struct PathView<O> {
+    /// Full chunks of the oldest top-level segments; `None` while there are none.
+    pub(crate) history: Option<History<O>>,
+    /// Every later segment.
+    pub(crate) recent: Arc<[Segment<O>]>,
+}
+
+/// Chunks of old top-level segments, oldest first.
+pub(crate) type History<O> = Arc<[Arc<[Segment<O>]>]>;
+
+impl<O> Clone for PathView<O> {
+    fn clone(&self) -> Self {
+        Self { history: self.history.clone(), recent: self.recent.clone() }
+    }
+}
+
+impl<O> PathView<O> {
+    fn iter(&self) -> impl Iterator<Item = &Segment<O>> {
+        self.history
+            .iter()
+            .flat_map(|chunks| chunks.iter())
+            .flat_map(|chunk| chunk.iter())
+            .chain(self.recent.iter())
+    }
+
+    /// The segments ending at or below `frontier` (merged ones always do).
+    fn upto(&self, frontier: u64) -> impl Iterator<Item = &Segment<O>> {
+        let inside = self.recent.partition_point(|s| s.info.end <= frontier);
+        self.history
+            .iter()
+            .flat_map(|chunks| chunks.iter())
+            .flat_map(|chunk| chunk.iter())
+            .chain(self.recent[..inside].iter())
+    }
+}
 
 /// A shard's paths by name: persistent, so publishing copies only what changed. foldhash keeps
 /// hashing cheap on the publish path and stays seeded per process.
@@ -226,42 +264,36 @@ impl<M: Merge> Snapshot<M> {
             shard
                 .paths
                 .iter()
-                .filter(move |(_, segments)| segments.first().is_some_and(|s| s.info.end <= frontier))
+                .filter(move |(_, view)| view.iter().next().is_some_and(|s| s.info.end <= frontier))
                 .map(|(name, _)| &**name)
         })
     }
 
-    fn visible(&self, path: &str) -> &[Segment<M::Output>] {
+    fn visible(&self, path: &str) -> impl Iterator<Item = &Segment<M::Output>> {
         let shard = &self.view.shards[shard_of(path, self.view.shards.len())];
-        let Some(segments) = shard.paths.get(path) else {
-            return &[];
-        };
-        let inside = segments.partition_point(|s| s.info.end <= self.view.frontier);
-        &segments[..inside]
+        shard.paths.get(path).into_iter().flat_map(|view| view.upto(self.view.frontier))
     }
 
     /// `path`'s segments at or below the frontier, ascending; level-0 entries (one per commit
     /// not yet compacted) included.
     pub fn segments(&self, path: &str) -> Vec<SegmentInfo> {
-        self.visible(path).iter().map(|s| s.info).collect()
+        self.visible(path).map(|s| s.info).collect()
     }
 
     /// Each of `path`'s segments with its output, ascending: what a cross-path rollup combines,
     /// since the same range means the same commits on every path.
     pub fn segment_outputs(&self, path: &str) -> impl Iterator<Item = (SegmentInfo, &M::Output)> + '_ {
-        self.visible(path).iter().map(|s| (s.info, &*s.output))
+        self.visible(path).map(|s| (s.info, &*s.output))
     }
 
     /// Everything committed to `path` up to the frontier, merged into one output; `None` if the
     /// path has no data at or below the frontier.
     pub fn read(&self, path: &str) -> Option<M::Output> {
-        match self.visible(path) {
+        let outputs: Vec<&M::Output> = self.visible(path).map(|s| &*s.output).collect();
+        match outputs.as_slice() {
             [] => None,
-            [one] => Some((*one.output).clone()),
-            many => {
-                let outputs: Vec<&M::Output> = many.iter().map(|s| &*s.output).collect();
-                Some(self.merge.merge(&outputs))
-            }
+            [one] => Some((*one).clone()),
+            many => Some(self.merge.merge(many)),
         }
     }
 }

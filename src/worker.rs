@@ -23,7 +23,7 @@ use crate::merge::Merge;
 use crate::pipeline::Shared;
 use crate::queue::Part;
 use crate::sink::Retention;
-use crate::snapshot::{PathMap, PathView, Published, Segment, ShardView};
+use crate::snapshot::{History, PathMap, PathView, Published, Segment, ShardView};
 use crate::stats::Turn;
 use crate::sync::{fence, Arc, AtomicBool, Ordering};
 use crate::tier::SegmentInfo;
@@ -98,7 +98,10 @@ struct PathState<M: Merge> {
     name: Arc<str>,
     /// Drained records not yet visible (their commit is above the frontier), in arrival order.
     pending: Vec<(u64, M::Record)>,
-    /// Visible segments, ascending.
+    /// Full chunks of the oldest top-level segments, and the list of them as last published.
+    history: Vec<Arc<[Segment<M::Output>]>>,
+    history_view: Option<History<M::Output>>,
+    /// Visible segments after the history, ascending.
     segments: Vec<Segment<M::Output>>,
     /// The bound this path is scheduled at for its next merge; 0 when not scheduled.
     due_at: u64,
@@ -109,6 +112,45 @@ struct PathState<M: Merge> {
     /// Sink writes of this path that failed and wait for a retry; retention drops nothing of
     /// the path meanwhile.
     unsunk: u32,
+}
+
+/// Top-level segments per history chunk.
+const HISTORY_CHUNK: usize = 64;
+
+impl<M: Merge> PathState<M> {
+    /// The view to publish: the shared history chunks and a copy of the rest.
+    fn view(&mut self) -> PathView<M::Output> {
+        if self.history_view.is_none() && !self.history.is_empty() {
+            self.history_view = Some(self.history.iter().cloned().collect());
+        }
+        PathView { history: self.history_view.clone(), recent: self.segments.iter().cloned().collect() }
+    }
+
+    /// Drops the oldest top-level segments beyond the newest `keep`; returns how many.
+    fn retain_newest(&mut self, top: u32, keep: usize) -> usize {
+        let in_history: usize = self.history.iter().map(|chunk| chunk.len()).sum();
+        let tops = in_history + self.segments.iter().take_while(|s| s.info.level == top).count();
+        let mut drop = tops.saturating_sub(keep);
+        let dropped = drop;
+        while drop > 0 {
+            match self.history.first() {
+                Some(chunk) if chunk.len() <= drop => {
+                    drop -= chunk.len();
+                    self.history.remove(0);
+                }
+                Some(chunk) => {
+                    self.history[0] = chunk[drop..].iter().cloned().collect();
+                    drop = 0;
+                }
+                None => {
+                    self.segments.drain(..drop);
+                    drop = 0;
+                }
+            }
+            self.history_view = None;
+        }
+        dropped
+    }
 }
 
 /// A sink write to try again.
@@ -322,20 +364,24 @@ impl<M: Merge> Worker<M> {
         merged
     }
 
-    /// After a path's segments changed: mark it for publishing, apply retention, reschedule.
+    /// After a path's segments changed: apply retention, move full chunks of old top-level
+    /// segments to the history, mark the path for publishing, reschedule it.
     fn settle(&mut self, path: u32) {
         let shared = &self.shared;
         let state = &mut self.paths[path as usize];
+        let top = shared.config.geometry.max_level();
         if let Retention::Newest(keep) = shared.config.retention {
             if state.unsunk == 0 {
-                let top = shared.config.geometry.max_level();
-                let old = state.segments.iter().take_while(|s| s.info.level == top).count();
-                let drop = old.saturating_sub(keep);
-                if drop > 0 {
-                    state.segments.drain(..drop);
-                    shared.stats.dropped(drop as u64);
+                let dropped = state.retain_newest(top, keep);
+                if dropped > 0 {
+                    shared.stats.dropped(dropped as u64);
                 }
             }
+        }
+        if state.segments.iter().take(HISTORY_CHUNK).filter(|s| s.info.level == top).count() == HISTORY_CHUNK
+        {
+            state.history.push(state.segments.drain(..HISTORY_CHUNK).collect());
+            state.history_view = None;
         }
         if !state.dirty {
             state.dirty = true;
@@ -397,10 +443,10 @@ impl<M: Merge> Worker<M> {
         for path in self.dirty.drain(..) {
             let state = &mut self.paths[path as usize];
             state.dirty = false;
-            if state.segments.is_empty() {
+            if state.segments.is_empty() && state.history.is_empty() {
                 self.published.remove(&state.name);
             } else {
-                let view: PathView<M::Output> = state.segments.iter().cloned().collect();
+                let view = state.view();
                 self.published.insert(state.name.clone(), view);
             }
         }
@@ -499,6 +545,8 @@ fn intern<M: Merge>(
     paths.push(PathState {
         name,
         pending: Vec::new(),
+        history: Vec::new(),
+        history_view: None,
         segments: Vec::new(),
         due_at: 0,
         listed: false,
