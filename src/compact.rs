@@ -57,76 +57,93 @@ impl Schedule {
     }
 }
 
-/// Merges `segments` as the policy (`Geometry::next_merge`) directs for `bound`, building
-/// every block at level `keep`, until nothing is due or `fuel` (merge inputs) runs out. `made`
-/// sees every new segment. Returns the largest end merged, if any.
-///
-/// Same result, in the same order, as applying `next_merge` until it names nothing, but in one
-/// pass per level over the segments below the top level: a turn that brings a hot path
-/// thousands of commits costs O(segments × levels), not O(segments²).
-pub(crate) fn compact<M: Merge>(
-    merge: &M,
-    geometry: &Geometry,
-    segments: &mut Vec<Segment<M::Output>>,
-    bound: u64,
-    keep: u32,
-    fuel: &mut usize,
-    mut made: impl FnMut(&Segment<M::Output>),
-) -> Option<u64> {
-    let top = geometry.max_level();
-    // The top level is a prefix (`Geometry::climb` keeps it one) and never merges again.
-    let below_top = segments.partition_point(|s| s.info.level == top);
-    let mut merged_end = None;
-    for level in 0..top {
-        let due = |s: &Segment<M::Output>| {
-            s.info.level == level && geometry.sealed_parent(level, s.info.end, bound).is_some()
-        };
-        if *fuel == 0 || !segments[below_top..].iter().any(due) {
-            continue;
-        }
-        let mut rest = segments.split_off(below_top).into_iter().peekable();
-        while let Some(first) = rest.next() {
-            let parent = if *fuel > 0 && first.info.level == level {
-                geometry.sealed_parent(level, first.info.end, bound)
-            } else {
-                None
+/// How compaction merges: the user's merge, the geometry, and the level whose every block is
+/// built (the flush level).
+pub(crate) struct Compactor<'a, M: Merge> {
+    pub(crate) merge: &'a M,
+    pub(crate) geometry: &'a Geometry,
+    pub(crate) keep: u32,
+}
+
+impl<M: Merge> Compactor<'_, M> {
+    /// Merges `segments` as the policy (`Geometry::next_merge`) directs for `bound`, building
+    /// every block at level `keep`, until nothing is due or `fuel` (merge inputs) runs out. `made`
+    /// sees every new segment. `scratch` is an empty buffer lent for the pass (kept by the caller
+    /// so a pass allocates nothing). Returns the largest end merged, if any.
+    ///
+    /// Same result, in the same order, as applying `next_merge` until it names nothing, but in one
+    /// pass per level over the segments below the top level: a turn that brings a hot path
+    /// thousands of commits costs O(segments × levels), not O(segments²).
+    pub(crate) fn run(
+        &self,
+        segments: &mut Vec<Segment<M::Output>>,
+        bound: u64,
+        fuel: &mut usize,
+        scratch: &mut Vec<Segment<M::Output>>,
+        mut made: impl FnMut(&Segment<M::Output>),
+    ) -> Option<u64> {
+        let Compactor { merge, geometry, keep } = *self;
+        let top = geometry.max_level();
+        // The top level is a prefix (`Geometry::climb` keeps it one) and never merges again.
+        let below_top = segments.partition_point(|s| s.info.level == top);
+        let mut merged_end = None;
+        for level in 0..top {
+            let due = |s: &Segment<M::Output>| {
+                s.info.level == level && geometry.sealed_parent(level, s.info.end, bound).is_some()
             };
-            let Some(end) = parent else {
-                segments.push(first);
+            if *fuel == 0 || !segments[below_top..].iter().any(due) {
                 continue;
-            };
-            // Everything else in the parent block has this level too: lower levels were
-            // merged by the earlier passes.
-            let mut inputs: SmallVec<[Segment<M::Output>; 8]> = SmallVec::new();
-            inputs.push(first);
-            while let Some(next) = rest.next_if(|s| s.info.end <= end) {
-                inputs.push(next);
             }
-            *fuel = fuel.saturating_sub(inputs.len());
-            let output = match inputs.as_slice() {
-                // Merging one output returns it unchanged (a law of `Merge`): share it.
-                [one] => one.output.clone(),
-                many => {
-                    let outputs: SmallVec<[&M::Output; 8]> = many.iter().map(|s| &*s.output).collect();
-                    Arc::new(merge.merge(&outputs))
+            scratch.extend(segments.drain(below_top..));
+            let mut rest = scratch.drain(..).peekable();
+            while let Some(first) = rest.next() {
+                let parent = if *fuel > 0 && first.info.level == level {
+                    geometry.sealed_parent(level, first.info.end, bound)
+                } else {
+                    None
+                };
+                let Some(end) = parent else {
+                    segments.push(first);
+                    continue;
+                };
+                // Everything else in the parent block has this level too: lower levels were
+                // merged by the earlier passes.
+                let mut inputs: SmallVec<[Segment<M::Output>; 8]> = SmallVec::new();
+                inputs.push(first);
+                while let Some(next) = rest.next_if(|s| s.info.end <= end) {
+                    inputs.push(next);
                 }
-            };
-            let before = segments.last().map(|s| s.info);
-            let after = rest.peek().map(|s| s.info.start);
-            let info = geometry.climb(level + 1, end, before, after, bound, keep);
-            let segment = Segment { info, output };
-            made(&segment);
-            merged_end = merged_end.max(Some(info.end));
-            segments.push(segment);
+                *fuel = fuel.saturating_sub(inputs.len());
+                let output = match inputs.as_slice() {
+                    // Merging one output returns it unchanged (a law of `Merge`): share it.
+                    [one] => one.output.clone(),
+                    many => {
+                        let outputs: SmallVec<[&M::Output; 8]> = many.iter().map(|s| &*s.output).collect();
+                        Arc::new(merge.merge(&outputs))
+                    }
+                };
+                let before = segments.last().map(|s| s.info);
+                let after = rest.peek().map(|s| s.info.start);
+                let info = geometry.climb(level + 1, end, before, after, bound, keep);
+                let segment = Segment { info, output };
+                made(&segment);
+                merged_end = merged_end.max(Some(info.end));
+                segments.push(segment);
+            }
         }
+        merged_end
     }
-    merged_end
 }
 
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use crate::merge::Concat;
+
+    fn concat(geometry: &Geometry, keep: u32) -> Compactor<'_, Concat<u64>> {
+        const CONCAT: Concat<u64> = Concat::new();
+        Compactor { merge: &CONCAT, geometry, keep }
+    }
 
     fn level0(commits: &[u64]) -> Vec<Segment<Vec<(u64, u64)>>> {
         commits
@@ -144,13 +161,13 @@ mod tests {
         let commits: Vec<u64> = (1..=8).collect();
         let mut all_at_once = level0(&commits);
         let mut fuel = usize::MAX;
-        compact(&Concat::default(), &geometry, &mut all_at_once, 8, 3, &mut fuel, |_| {});
+        concat(&geometry, 3).run(&mut all_at_once, 8, &mut fuel, &mut Vec::new(), |_| {});
 
         let mut stepwise = level0(&commits);
         let mut turns = 0;
         loop {
             let mut fuel = 2;
-            if compact(&Concat::default(), &geometry, &mut stepwise, 8, 3, &mut fuel, |_| {}).is_none() {
+            if concat(&geometry, 3).run(&mut stepwise, 8, &mut fuel, &mut Vec::new(), |_| {}).is_none() {
                 break;
             }
             turns += 1;
@@ -169,11 +186,11 @@ mod tests {
         let mut fuel = usize::MAX;
         let mut levels = Vec::new();
         let mut lone = level0(&[3]);
-        compact(&Concat::default(), &geometry, &mut lone, 16, 4, &mut fuel, |s| levels.push(s.info.level));
+        concat(&geometry, 4).run(&mut lone, 16, &mut fuel, &mut Vec::new(), |s| levels.push(s.info.level));
         assert_eq!(levels, [4]);
         levels.clear();
         let mut lone = level0(&[3]);
-        compact(&Concat::default(), &geometry, &mut lone, 16, 2, &mut fuel, |s| levels.push(s.info.level));
+        concat(&geometry, 2).run(&mut lone, 16, &mut fuel, &mut Vec::new(), |s| levels.push(s.info.level));
         assert_eq!(levels, [2, 4], "the level-2 block is built for the sink");
         assert_eq!(lone[0].info, SegmentInfo { level: 4, start: 1, end: 16 });
     }
@@ -204,7 +221,7 @@ mod tests {
                 let mut made_passes = Vec::new();
                 loop {
                     let mut fuel = budget;
-                    let merged = compact(&Concat::default(), &geometry, &mut passes, bound, keep, &mut fuel, |s| made_passes.push(s.info));
+                    let merged = concat(&geometry, keep).run(&mut passes, bound, &mut fuel, &mut Vec::new(), |s| made_passes.push(s.info));
                     if merged.is_none() {
                         break;
                     }

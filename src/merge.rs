@@ -83,6 +83,11 @@ pub struct Concat<T> {
 }
 
 impl<T> Concat<T> {
+    /// A `Concat` that measures no record (the same as `Concat::default()`, usable in `const`).
+    pub const fn new() -> Self {
+        Self { measure: None, _records: PhantomData }
+    }
+
     /// A `Concat` whose records are measured by `measure`, in bytes.
     ///
     /// ```
@@ -104,7 +109,7 @@ impl<T> Concat<T> {
 
 impl<T> Default for Concat<T> {
     fn default() -> Self {
-        Self { measure: None, _records: PhantomData }
+        Self::new()
     }
 }
 

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use crossbeam::utils::{Backoff, CachePadded};
 use smallvec::{smallvec, SmallVec};
 
-use crate::compact::{compact, Schedule};
+use crate::compact::{Compactor, Schedule};
 use crate::merge::Merge;
 use crate::pipeline::Shared;
 use crate::queue::Part;
@@ -182,6 +182,8 @@ pub(crate) struct Worker<M: Merge> {
     merged_end: u64,
     retries: VecDeque<Retry<M::Output>>,
     last_retry: Instant,
+    /// Lent to every compaction pass, so passes allocate nothing.
+    scratch: Vec<Segment<M::Output>>,
 }
 
 impl<M: Merge> Worker<M> {
@@ -203,6 +205,7 @@ impl<M: Merge> Worker<M> {
             merged_end: 0,
             retries: VecDeque::new(),
             last_retry: Instant::now(),
+            scratch: Vec::new(),
         }
     }
 
@@ -412,14 +415,15 @@ impl<M: Merge> Worker<M> {
     fn compact_path(&mut self, path: u32, bound: u64, fuel: &mut usize) -> bool {
         let shared = &self.shared;
         let flush_level = shared.config.flush_level;
-        let retries = &mut self.retries;
+        let (retries, scratch) = (&mut self.retries, &mut self.scratch);
         let PathState { name, segments, unsunk, .. } = &mut self.paths[path as usize];
-        let merged =
-            compact(&*shared.merge, &shared.config.geometry, segments, bound, flush_level, fuel, |segment| {
-                if segment.info.level == flush_level {
-                    sink(shared, retries, name, unsunk, path, segment);
-                }
-            });
+        let compactor =
+            Compactor { merge: &*shared.merge, geometry: &shared.config.geometry, keep: flush_level };
+        let merged = compactor.run(segments, bound, fuel, scratch, |segment| {
+            if segment.info.level == flush_level {
+                sink(shared, retries, name, unsunk, path, segment);
+            }
+        });
         if let Some(end) = merged {
             self.merged_end = self.merged_end.max(end);
         }
