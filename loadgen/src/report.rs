@@ -1,19 +1,44 @@
-//! Prints a run's figures as a compact table.
+//! The terminal report: throughput, latency percentiles, memory, segment layout, ratios and
+//! checks, one table each, one row per engine.
 
 use std::fmt::Write as _;
 
-use hdrhistogram::Histogram;
-
-use crate::run::{Outcome, Settings};
+use crate::engine::Kind;
+use crate::latency::{Summary, QUANTILES};
+use crate::run::{Measured, Settings};
 use crate::workload::Workload;
 
-const QUANTILES: [(&str, f64); 4] = [("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("p99.9", 0.999)];
+/// lockstep compared with one other engine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RatioRow {
+    pub engine: Kind,
+    /// lockstep's records/s divided by the engine's.
+    pub records_per_sec: f64,
+    /// lockstep's commit-to-visible p99 divided by the engine's.
+    pub visible_p99: Option<f64>,
+}
+
+/// lockstep against every other engine that ran, if lockstep ran.
+pub fn ratios(runs: &[Measured]) -> Vec<RatioRow> {
+    let Some(lockstep) = runs.iter().find(|m| m.kind == Kind::Lockstep) else {
+        return Vec::new();
+    };
+    let p99 = |m: &Measured| Summary::of(&m.visible_latency).map(|s| s.p99);
+    runs.iter()
+        .filter(|m| m.kind != Kind::Lockstep)
+        .map(|other| RatioRow {
+            engine: other.kind,
+            records_per_sec: lockstep.records_per_sec() / other.records_per_sec(),
+            visible_p99: p99(lockstep).zip(p99(other)).map(|(a, b)| a / b),
+        })
+        .collect()
+}
 
 /// The whole report, ready to print.
-pub fn render(settings: &Settings, workload: &Workload, outcome: &Outcome) -> String {
+pub fn render(settings: &Settings, workload: &Workload, runs: &[Measured]) -> String {
     let mut out = String::new();
     // Writing to a String cannot fail.
-    let _ = write_report(&mut out, settings, workload, outcome);
+    let _ = write_report(&mut out, settings, workload, runs);
     out
 }
 
@@ -21,140 +46,245 @@ fn write_report(
     out: &mut String,
     settings: &Settings,
     workload: &Workload,
-    outcome: &Outcome,
+    runs: &[Measured],
 ) -> std::fmt::Result {
+    let config = &settings.engine;
     let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     writeln!(
         out,
-        "lockstep loadgen: {}, {}, divisor {}, max level {}, {} paths, {}/commit, {}-byte records, queue {}, workers {}",
-        plural(settings.producers, "producer", "producers"),
-        plural(settings.shards, "shard", "shards"),
-        settings.divisor,
-        settings.max_level,
+        "loadgen: {}, {}, divisor {}, max level {}, {} paths ({}), {}/commit, {}-byte records, queue {}, {}",
+        plural(config.producers, "producer", "producers"),
+        plural(config.shards, "shard", "shards"),
+        config.divisor,
+        config.max_level,
         group(workload.paths() as u64),
+        workload.distribution(),
         plural(workload.parts_per_commit(), "part", "parts"),
         workload.record_bytes(),
-        settings.queue_capacity,
-        if settings.pin { "pinned" } else { "not pinned" },
+        config.queue_capacity,
+        if config.pin { "workers pinned" } else { "workers not pinned" },
     )?;
-    let seconds = outcome.window.as_secs_f64();
-    writeln!(out, "measured {seconds:.2} s after a {:.2} s warm-up", settings.warmup.as_secs_f64())?;
-    writeln!(out)?;
-
-    let per_second = |n: u64| if seconds > 0.0 { n as f64 / seconds } else { 0.0 };
-    let megabytes = per_second(outcome.records) * workload.record_bytes() as f64 / 1e6;
-    writeln!(out, "{:>14} {:>14} {:>10}", "records/s", "commits/s", "MB/s")?;
+    let mode = match settings.rate {
+        None => "closed loop (each producer commits as fast as it can)".to_owned(),
+        Some(rate) => format!(
+            "fixed rate {} commits/s ({:.0} per producer), latency from each commit's intended start",
+            group(rate),
+            rate as f64 / config.producers as f64
+        ),
+    };
     writeln!(
         out,
-        "{:>14} {:>14} {:>10.1}",
-        group(per_second(outcome.records) as u64),
-        group(per_second(outcome.commits) as u64),
-        megabytes
+        "{mode}; each engine measured {:.2} s after a {:.2} s warm-up",
+        settings.duration.as_secs_f64(),
+        settings.warmup.as_secs_f64()
     )?;
     writeln!(out)?;
-
-    write!(out, "{:<19}{:>12}", "latency (µs)", "samples")?;
-    for (name, _) in QUANTILES {
-        write!(out, "{name:>9}")?;
+    throughput(out, settings, workload, runs)?;
+    writeln!(out)?;
+    latencies(out, runs)?;
+    writeln!(out)?;
+    layouts(out, runs)?;
+    let ratios = ratios(runs);
+    if !ratios.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "{:<20}{:>12}{:>24}", "lockstep ÷ engine", "records/s", "commit-to-visible p99")?;
+        for row in &ratios {
+            let visible = row.visible_p99.map_or("-".to_owned(), |r| format!("{}x", ratio(r)));
+            writeln!(
+                out,
+                "{:<20}{:>12}{:>24}",
+                row.engine.name(),
+                format!("{}x", ratio(row.records_per_sec)),
+                visible
+            )?;
+        }
+        writeln!(out, "  (records/s above 1x: lockstep moves more; latency below 1x: lockstep is quicker)")?;
     }
-    writeln!(out, "{:>10}", "max")?;
-    latency_row(out, "commit call", &outcome.commit_latency)?;
-    latency_row(out, "commit-to-visible", &outcome.visible_latency)?;
-    // The library's own figure: from taking the commit number to the publish that covered it,
-    // for one commit in 16, warm-up included. A cross-check of the row above.
-    latency_row(out, "  (library's view)", &outcome.stats.visible_latency)?;
-    writeln!(
-        out,
-        "  (commit-to-visible figures are late by at most the observer's time between looks: mean {}, max {} µs)",
-        micros(nanos(outcome.poll_mean)),
-        micros(nanos(outcome.poll_max))
-    )?;
-    if outcome.visible_unresolved > 0 {
+    writeln!(out)?;
+    checks(out, runs)?;
+    Ok(())
+}
+
+fn throughput(
+    out: &mut String,
+    settings: &Settings,
+    workload: &Workload,
+    runs: &[Measured],
+) -> std::fmt::Result {
+    let fixed = settings.rate.is_some();
+    write!(out, "{:<10}{:>14}{:>14}{:>10}{:>12}", "engine", "records/s", "commits/s", "MB/s", "peak RSS")?;
+    if fixed {
+        write!(out, "{:>12}", "missed")?;
+    }
+    writeln!(out)?;
+    for m in runs {
+        let megabytes = m.records_per_sec() * workload.record_bytes() as f64 / 1e6;
+        let rss = m.rss.peak.map_or("-".to_owned(), mib);
+        write!(
+            out,
+            "{:<10}{:>14}{:>14}{:>10.1}{:>12}",
+            m.kind.name(),
+            group(m.records_per_sec() as u64),
+            group(m.commits_per_sec() as u64),
+            megabytes,
+            rss
+        )?;
+        if fixed {
+            write!(out, "{:>12}", group(m.missed))?;
+        }
+        writeln!(out)?;
+    }
+    if fixed {
         writeln!(
             out,
-            "  ({} followed commits were not seen visible within 1 s of the deadline; not in the figures)",
-            outcome.visible_unresolved
+            "  (missed: commits due before the end that never started; in the commit latency at their lower bound)"
         )?;
-    }
-    writeln!(out)?;
-
-    let frontier_ok = outcome.final_frontier == outcome.issued;
-    writeln!(
-        out,
-        "final frontier {} {} commits issued ({}): {}",
-        group(outcome.final_frontier),
-        if frontier_ok { "==" } else { "!=" },
-        group(outcome.issued),
-        if frontier_ok { "ok" } else { "MISMATCH" }
-    )?;
-    let alignment = &outcome.alignment;
-    let levels = alignment
-        .per_level
-        .iter()
-        .enumerate()
-        .filter(|(_, &n)| n > 0)
-        .map(|(level, n)| format!("L{level}: {}", group(*n)))
-        .collect::<Vec<_>>()
-        .join(", ");
-    writeln!(
-        out,
-        "alignment: {}: {} paths, {} segments ({levels})",
-        if alignment.ok() { "ok" } else { "FAILED" },
-        group(alignment.paths),
-        group(alignment.segments),
-    )?;
-    for problem in &alignment.listed {
-        writeln!(out, "  {problem}")?;
-    }
-    if alignment.problems > alignment.listed.len() as u64 {
-        writeln!(out, "  … {} problems in all", group(alignment.problems))?;
-    }
-
-    let stats = &outcome.stats;
-    writeln!(
-        out,
-        "pipeline (whole run): worker batch p50 {} / p99 {} parts; merge time per turn p50 {} / p99 {} / max {} µs",
-        stats.batch_size.value_at_quantile(0.5),
-        stats.batch_size.value_at_quantile(0.99),
-        micros(stats.compaction.value_at_quantile(0.5)),
-        micros(stats.compaction.value_at_quantile(0.99)),
-        micros(stats.compaction.max()),
-    )?;
-    write!(
-        out,
-        "sink writes {}, segments dropped by retention {}, sink failures {}",
-        group(stats.sink_writes),
-        group(stats.segments_dropped),
-        group(stats.sink_failures)
-    )?;
-    match outcome.peak_rss {
-        Some(bytes) => writeln!(out, "; peak RSS {:.1} MiB", bytes as f64 / (1 << 20) as f64)?,
-        None => writeln!(out)?,
     }
     Ok(())
 }
 
-fn latency_row(out: &mut String, name: &str, histogram: &Histogram<u64>) -> std::fmt::Result {
-    write!(out, "{name:<19}{:>12}", group(histogram.len()))?;
-    if histogram.is_empty() {
+fn latencies(out: &mut String, runs: &[Measured]) -> std::fmt::Result {
+    write!(out, "{:<29}{:>11}", "latency (µs)", "samples")?;
+    for (name, _) in QUANTILES {
+        write!(out, "{name:>9}")?;
+    }
+    writeln!(out, "{:>10}", "max")?;
+    for m in runs {
+        latency_row(out, m.kind.name(), "commit call", Summary::of(&m.commit_latency))?;
+        latency_row(out, "", "commit-to-visible", Summary::of(&m.visible_latency))?;
+    }
+    Ok(())
+}
+
+fn latency_row(out: &mut String, engine: &str, what: &str, summary: Option<Summary>) -> std::fmt::Result {
+    write!(out, "{engine:<10}{what:<19}")?;
+    let Some(summary) = summary else {
+        write!(out, "{:>11}", 0)?;
         for _ in QUANTILES {
             write!(out, "{:>9}", "-")?;
         }
         return writeln!(out, "{:>10}", "-");
+    };
+    write!(out, "{:>11}", group(summary.samples))?;
+    let columns = summary.columns();
+    for value in &columns[..QUANTILES.len()] {
+        write!(out, "{:>9}", micros(*value))?;
     }
-    for (_, quantile) in QUANTILES {
-        write!(out, "{:>9}", micros(histogram.value_at_quantile(quantile)))?;
-    }
-    writeln!(out, "{:>10}", micros(histogram.max()))
+    writeln!(out, "{:>10}", micros(columns[QUANTILES.len()]))
 }
 
-fn nanos(duration: std::time::Duration) -> u64 {
-    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+fn layouts(out: &mut String, runs: &[Measured]) -> std::fmt::Result {
+    // Only the levels some engine has segments on.
+    let levels =
+        runs.iter().filter_map(|m| m.finish.layout.as_ref()).map(|l| l.per_level.len()).max().unwrap_or(0);
+    let shown: Vec<usize> = (0..levels)
+        .filter(|&level| {
+            runs.iter()
+                .filter_map(|m| m.finish.layout.as_ref())
+                .any(|l| l.per_level.get(level).copied().unwrap_or(0) > 0)
+        })
+        .collect();
+    write!(out, "{:<20}", "segments per level")?;
+    for level in &shown {
+        write!(out, "{:>10}", format!("L{level}"))?;
+    }
+    writeln!(out, "  aligned")?;
+    for m in runs {
+        write!(out, "{:<20}", m.kind.name())?;
+        let Some(layout) = &m.finish.layout else {
+            for _ in &shown {
+                write!(out, "{:>10}", "-")?;
+            }
+            writeln!(out, "  - (keeps no segments)")?;
+            continue;
+        };
+        for &level in &shown {
+            write!(out, "{:>10}", group(layout.per_level.get(level).copied().unwrap_or(0)))?;
+        }
+        let verdict = if layout.aligned() {
+            format!("yes ({} paths, {} segments on the grid)", group(layout.paths), group(layout.segments))
+        } else {
+            let why = if m.kind == Kind::Lockstep { "FAILED" } else { "count-driven compaction; expected" };
+            format!(
+                "no: {} of {} segments off the grid ({why})",
+                group(layout.off_grid),
+                group(layout.segments)
+            )
+        };
+        writeln!(out, "  {verdict}")?;
+    }
+    Ok(())
 }
 
-/// Nanoseconds as microseconds, with about three significant digits.
-fn micros(nanos: u64) -> String {
-    let us = nanos as f64 / 1000.0;
+fn checks(out: &mut String, runs: &[Measured]) -> std::fmt::Result {
+    for m in runs {
+        writeln!(out, "{}", m.kind.name())?;
+        let mut facts = Vec::new();
+        if let Some(last) = m.finish.final_commit {
+            let what = if m.kind == Kind::Lockstep { "final frontier" } else { "final visible commit" };
+            facts.push(equal(what, last, "commits issued", m.issued_commits));
+        }
+        if let Some(applied) = m.finish.records_applied {
+            let what = if m.kind == Kind::Raw { "records popped" } else { "records indexed" };
+            facts.push(equal(what, applied, "records sent", m.issued_records));
+        }
+        writeln!(out, "  {}: {}", facts.join("; "), if m.nothing_lost() { "ok" } else { "LOST DATA" })?;
+        writeln!(out, "  visible: {}", m.kind.visible_means())?;
+        writeln!(
+            out,
+            "  observer: a look every {:.0} µs on average (max {:.0} µs); commit-to-visible can be that late",
+            m.poll_mean.as_secs_f64() * 1e6,
+            m.poll_max.as_secs_f64() * 1e6
+        )?;
+        if m.visible_unresolved > 0 {
+            writeln!(
+                out,
+                "  {} followed commits were not seen visible within 1 s of the end; not in the figures",
+                group(m.visible_unresolved)
+            )?;
+        }
+        if let Some(layout) = &m.finish.layout {
+            if m.kind == Kind::Lockstep {
+                for problem in &layout.listed {
+                    writeln!(out, "  off the grid: {problem}")?;
+                }
+            }
+        }
+        for note in &m.finish.notes {
+            writeln!(out, "  {note}")?;
+        }
+    }
+    let starts: Vec<String> = runs
+        .iter()
+        .filter_map(|m| m.rss.at_start.map(|bytes| format!("{} {}", m.kind.name(), mib(bytes))))
+        .collect();
+    if runs.iter().all(|m| m.rss.reset) {
+        writeln!(
+            out,
+            "peak RSS: VmHWM, reset before each engine (/proc/self/clear_refs), after the allocator"
+        )?;
+        writeln!(
+            out,
+            "  returned freed memory; it includes what the process held at the start: {}",
+            starts.join(", ")
+        )?;
+    } else {
+        writeln!(
+            out,
+            "peak RSS: the process's VmHWM since it started (it could not be reset between engines,"
+        )?;
+        writeln!(out, "  so a later engine shows at least an earlier one's peak)")?;
+    }
+    Ok(())
+}
+
+fn equal(what: &str, got: u64, against: &str, expected: u64) -> String {
+    let sign = if got == expected { "==" } else { "!=" };
+    format!("{what} {} {sign} {against} {}", group(got), group(expected))
+}
+
+/// Microseconds with about three significant digits.
+pub fn micros(us: f64) -> String {
     if us < 10.0 {
         format!("{us:.2}")
     } else if us < 100.0 {
@@ -164,8 +294,38 @@ fn micros(nanos: u64) -> String {
     }
 }
 
+/// A ratio with about three significant digits.
+fn ratio(r: f64) -> String {
+    if !r.is_finite() {
+        "-".to_owned()
+    } else if r < 10.0 {
+        format!("{r:.2}")
+    } else if r < 100.0 {
+        format!("{r:.1}")
+    } else {
+        format!("{r:.0}")
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
+}
+
+/// A rate with an SI prefix: `1.93 M`, `850 k`, `12.0`.
+pub fn si(n: f64) -> String {
+    if n >= 1e9 {
+        format!("{:.2} G", n / 1e9)
+    } else if n >= 1e6 {
+        format!("{:.2} M", n / 1e6)
+    } else if n >= 1e3 {
+        format!("{:.1} k", n / 1e3)
+    } else {
+        format!("{n:.1}")
+    }
+}
+
 /// `1234567` as `1,234,567`.
-fn group(n: u64) -> String {
+pub fn group(n: u64) -> String {
     let digits = n.to_string();
     let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, digit) in digits.chars().enumerate() {
@@ -191,8 +351,17 @@ mod tests {
 
     #[test]
     fn micros_keeps_three_digits() {
-        assert_eq!(micros(123), "0.12");
-        assert_eq!(micros(12_345), "12.3");
-        assert_eq!(micros(1_234_567), "1235");
+        assert_eq!(micros(0.123), "0.12");
+        assert_eq!(micros(12.345), "12.3");
+        assert_eq!(micros(1234.567), "1235");
+    }
+
+    #[test]
+    fn rates_get_a_prefix() {
+        assert_eq!(si(1_930_000.0), "1.93 M");
+        assert_eq!(si(850_000.0), "850.0 k");
+        assert_eq!(si(12.0), "12.0");
+        assert_eq!(ratio(1.8456), "1.85");
+        assert_eq!(ratio(f64::INFINITY), "-");
     }
 }

@@ -1,30 +1,88 @@
-//! The workload: path names, records, and each producer's random choice of parts.
+//! The workload: path names, records, and each producer's choice of parts.
 //!
 //! Everything a producer commits is generated before the clock starts: path names once for the
-//! whole run, records once per producer. The hot loop only draws random indexes.
+//! whole run, records once per producer. The hot loop only draws random indexes. Every engine
+//! gets exactly the same parts, drawn the same way.
 
+use std::fmt;
+use std::str::FromStr;
 use std::sync::Arc;
 
 /// What a producer commits to a path.
 ///
 /// `Arc<[u8]>`, from a pool made before the run, cloned per part. A clone is one reference-count
 /// increment; the payload bytes are neither allocated nor copied on the hot path. That keeps the
-/// load generator from measuring the allocator instead of the pipeline, while the records still
-/// have their real size: each one owns `--record-bytes` bytes on the heap, compaction keeps them
+/// load generator from measuring the allocator instead of the engine, while the records still
+/// have their real size: each one owns `--record-bytes` bytes on the heap, the engines keep them
 /// reachable, and readers would see them. So MB/s is payload handed over by reference, which is
 /// what an embedding that already holds its data in shared buffers (`Arc<[u8]>`, `bytes::Bytes`)
 /// gets; one that builds a fresh buffer per record pays an allocation and a copy on top.
-/// A `Vec<u8>` would allocate per commit, and `Concat` clones records on every merge level, so it
-/// would also copy every payload `max_level` times inside the workers.
 pub type Record = Arc<[u8]>;
+
+/// One part of a commit: a path and its record. Path names live as long as the process (see
+/// [`Workload::new`]), so engines may pass them between threads without copying them.
+pub type Part = (&'static str, Record);
 
 /// At most this many distinct records per producer.
 const RECORD_POOL: usize = 1024;
 /// At most this many payload bytes per producer's pool.
 const POOL_BYTES: usize = 16 << 20;
 
-/// SplitMix64: tiny, fast, and good enough to pick paths uniformly. One per producer, so the
-/// hot loop shares nothing.
+/// How the paths of a commit's parts are chosen.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Distribution {
+    /// Every path equally likely.
+    Uniform,
+    /// Path of rank `r` (1-based, `/p/00000000` is rank 1) drawn with probability proportional
+    /// to `1 / r^s`: a few hot paths and a long tail.
+    Zipf(f64),
+    /// Paths split into `k` groups (path `i` is in group `i % k`); a producer's `c`-th commit
+    /// draws its paths uniformly from group `c % k`, so a path is written at most every `k`-th
+    /// commit. `sparse:2` is the seed's odd-commit case.
+    Sparse(u64),
+}
+
+impl FromStr for Distribution {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (kind, arg) = match text.split_once(':') {
+            Some((kind, arg)) => (kind, Some(arg)),
+            None => (text, None),
+        };
+        match (kind, arg) {
+            ("uniform", None) => Ok(Self::Uniform),
+            ("zipf", Some(arg)) => match arg.parse::<f64>() {
+                Ok(s) if s.is_finite() && s > 0.0 && s <= 100.0 => Ok(Self::Zipf(s)),
+                Ok(_) => Err(format!("zipf exponent {arg:?} must be above 0 and at most 100 (try zipf:1.1)")),
+                Err(_) => Err(format!("zipf exponent {arg:?} is not a number (try zipf:1.1)")),
+            },
+            ("sparse", Some(arg)) => match arg.parse::<u64>() {
+                Ok(k) if k >= 1 => Ok(Self::Sparse(k)),
+                _ => {
+                    Err(format!("sparse period {arg:?} must be a whole number of at least 1 (try sparse:2)"))
+                }
+            },
+            ("zipf" | "sparse", None) => {
+                Err(format!("{kind} needs a parameter: {kind}:<value>, e.g. zipf:1.1, sparse:2"))
+            }
+            _ => Err(format!("unknown distribution {text:?}: use uniform, zipf:<s> or sparse:<k>")),
+        }
+    }
+}
+
+impl fmt::Display for Distribution {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Uniform => write!(f, "uniform"),
+            Self::Zipf(s) => write!(f, "zipf:{s}"),
+            Self::Sparse(k) => write!(f, "sparse:{k}"),
+        }
+    }
+}
+
+/// SplitMix64: tiny, fast, and good enough to pick paths. One per producer, so the hot loop
+/// shares nothing.
 #[derive(Debug, Clone)]
 pub struct Rng(u64);
 
@@ -45,27 +103,127 @@ impl Rng {
     pub fn below(&mut self, n: u64) -> u64 {
         ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
     }
+
+    /// Uniform in `[0, 1)`, with 53 random bits.
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
 }
 
-/// The shape of the load, shared by every producer.
+/// Draws ranks `1..=n` with probability proportional to `1 / rank^s`, in constant time and
+/// memory, by rejection-inversion (W. Hörmann and G. Derflinger, "Rejection-inversion to
+/// generate variates from monotone discrete distributions", 1996; the same method as Apache
+/// Commons RNG's `RejectionInversionZipfSampler`).
+///
+/// The idea: `h(x) = x^-s` is a decreasing density over `[0.5, n + 0.5]` that bounds the
+/// probabilities from above when integrated over `[k - 0.5, k + 0.5]`. Draw `x` from that
+/// continuous density by inverting its integral `H`, round it to the nearest rank `k`, and accept
+/// `k` when `u` falls inside the part of `k`'s interval that matches the exact probability.
+/// Acceptance is above 90% for every `s`, so a draw costs about one `ln` and one `exp`.
+#[derive(Debug, Clone)]
+pub struct Zipf {
+    n: f64,
+    s: f64,
+    h_integral_x1: f64,
+    h_integral_n: f64,
+    /// Below this distance from `x`, a rounded rank is accepted without the exact test.
+    squeeze: f64,
+}
+
+impl Zipf {
+    /// `n >= 1` ranks, exponent `s > 0`.
+    pub fn new(n: u64, s: f64) -> Self {
+        let mut zipf = Self { n: n as f64, s, h_integral_x1: 0.0, h_integral_n: 0.0, squeeze: 0.0 };
+        zipf.h_integral_x1 = zipf.h_integral(1.5) - 1.0;
+        zipf.h_integral_n = zipf.h_integral(n as f64 + 0.5);
+        zipf.squeeze = 2.0 - zipf.h_integral_inverse(zipf.h_integral(2.5) - zipf.h(2.0));
+        zipf
+    }
+
+    /// A rank in `1..=n`.
+    pub fn sample(&self, rng: &mut Rng) -> u64 {
+        loop {
+            let u = self.h_integral_n + rng.unit() * (self.h_integral_x1 - self.h_integral_n);
+            let x = self.h_integral_inverse(u);
+            let k = (x + 0.5).floor().clamp(1.0, self.n);
+            if k - x <= self.squeeze || u >= self.h_integral(k + 0.5) - self.h(k) {
+                return k as u64;
+            }
+        }
+    }
+
+    /// `h(x) = x^-s`.
+    fn h(&self, x: f64) -> f64 {
+        (-self.s * x.ln()).exp()
+    }
+
+    /// `H(x)`, an integral of `h`: `(x^(1-s) - 1) / (1 - s)`, or `ln x` when `s == 1`, written so
+    /// it stays accurate near `s == 1`.
+    fn h_integral(&self, x: f64) -> f64 {
+        let log_x = x.ln();
+        expm1_over_x((1.0 - self.s) * log_x) * log_x
+    }
+
+    /// The inverse of `H`.
+    fn h_integral_inverse(&self, x: f64) -> f64 {
+        // Clamped: rounding can push `t` just below -1, where `ln(1 + t)` is undefined.
+        let t = (x * (1.0 - self.s)).max(-1.0);
+        (ln1p_over_x(t) * x).exp()
+    }
+}
+
+/// `ln(1 + x) / x`, continuous at 0.
+fn ln1p_over_x(x: f64) -> f64 {
+    if x.abs() > 1e-8 {
+        x.ln_1p() / x
+    } else {
+        1.0 - x * (0.5 - x * (1.0 / 3.0 - 0.25 * x))
+    }
+}
+
+/// `(e^x - 1) / x`, continuous at 0.
+fn expm1_over_x(x: f64) -> f64 {
+    if x.abs() > 1e-8 {
+        x.exp_m1() / x
+    } else {
+        1.0 + x * 0.5 * (1.0 + x / 3.0 * (1.0 + 0.25 * x))
+    }
+}
+
+/// The shape of the load, shared by every producer and every engine.
 #[derive(Debug)]
 pub struct Workload {
-    paths: Vec<String>,
+    paths: Vec<&'static str>,
+    distribution: Distribution,
     record_bytes: usize,
     parts_per_commit: usize,
 }
 
 impl Workload {
     /// `paths` names `/p/00000000`, `/p/00000001`, … (at least eight digits).
-    pub fn new(paths: usize, record_bytes: usize, parts_per_commit: usize) -> Self {
+    ///
+    /// The names are leaked on purpose: they live as long as the process, so every engine can
+    /// hand `&'static str` paths to its own threads without copying or reference counting them,
+    /// and no engine is charged for how the load generator keeps its names.
+    pub fn new(
+        paths: usize,
+        distribution: Distribution,
+        record_bytes: usize,
+        parts_per_commit: usize,
+    ) -> Self {
         let width = paths.saturating_sub(1).to_string().len().max(8);
-        let paths = (0..paths).map(|i| format!("/p/{i:0width$}")).collect();
-        Self { paths, record_bytes, parts_per_commit }
+        let paths =
+            (0..paths).map(|i| &*Box::leak(format!("/p/{i:0width$}").into_boxed_str())).collect::<Vec<_>>();
+        Self { paths, distribution, record_bytes, parts_per_commit }
     }
 
     /// How many paths there are.
     pub fn paths(&self) -> usize {
         self.paths.len()
+    }
+
+    pub fn distribution(&self) -> Distribution {
+        self.distribution
     }
 
     pub fn parts_per_commit(&self) -> usize {
@@ -76,38 +234,81 @@ impl Workload {
         self.record_bytes
     }
 
-    /// Producer `index`'s generator: its own random stream and its own record pool.
+    /// Producer `index`'s generator: its own random stream and its own record pool. The same
+    /// index gives the same sequence of parts, whichever engine runs.
     pub fn generator(&self, index: usize) -> Generator<'_> {
         let mut rng = Rng::new(0x5EED_0000_0000_0000 ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let pool = (POOL_BYTES / self.record_bytes.max(1)).clamp(1, RECORD_POOL);
         let records = (0..pool)
             .map(|_| (0..self.record_bytes).map(|_| rng.next_u64() as u8).collect::<Record>())
             .collect();
-        Generator { paths: &self.paths, records, next_record: 0, rng, parts: self.parts_per_commit }
+        let n = self.paths.len() as u64;
+        let draw = match self.distribution {
+            Distribution::Uniform => Draw::Uniform,
+            Distribution::Zipf(s) => Draw::Zipf(Zipf::new(n, s)),
+            // More groups than paths would leave groups empty; main refuses that.
+            Distribution::Sparse(k) => Draw::Sparse(k.min(n)),
+        };
+        Generator {
+            paths: &self.paths,
+            draw,
+            records,
+            next_record: 0,
+            commits: 0,
+            rng,
+            parts: self.parts_per_commit,
+        }
     }
+}
+
+#[derive(Debug)]
+enum Draw {
+    Uniform,
+    Zipf(Zipf),
+    Sparse(u64),
 }
 
 /// Draws the parts of one producer's commits.
 #[derive(Debug)]
 pub struct Generator<'w> {
-    paths: &'w [String],
+    paths: &'w [&'static str],
+    draw: Draw,
     records: Vec<Record>,
     next_record: usize,
+    /// Commits filled so far; the sparse distribution picks its group from it.
+    commits: u64,
     rng: Rng,
     parts: usize,
 }
 
-impl<'w> Generator<'w> {
-    /// Fills `parts` (cleared first) with one commit's parts: each names a path drawn uniformly
-    /// and independently (a commit may name a path twice) and carries the pool's next record.
-    pub fn fill(&mut self, parts: &mut Vec<(&'w str, Record)>) {
+impl Generator<'_> {
+    /// Fills `parts` (cleared first) with one commit's parts: each names a path drawn from the
+    /// distribution, independently of the others (a commit may name a path twice), and carries
+    /// the pool's next record.
+    pub fn fill(&mut self, parts: &mut Vec<Part>) {
         parts.clear();
+        self.commits += 1;
         for _ in 0..self.parts {
-            let path = self.paths[self.rng.below(self.paths.len() as u64) as usize].as_str();
+            let index = self.path_index();
             let record = self.records[self.next_record].clone();
             self.next_record = (self.next_record + 1) % self.records.len();
-            parts.push((path, record));
+            parts.push((self.paths[index], record));
         }
+    }
+
+    fn path_index(&mut self) -> usize {
+        let n = self.paths.len() as u64;
+        let index = match &self.draw {
+            Draw::Uniform => self.rng.below(n),
+            Draw::Zipf(zipf) => zipf.sample(&mut self.rng) - 1,
+            Draw::Sparse(k) => {
+                // Group g holds the paths g, g + k, g + 2k, … below n.
+                let group = self.commits % k;
+                let members = (n - group).div_ceil(*k);
+                group + self.rng.below(members) * k
+            }
+        };
+        index as usize
     }
 
     /// The generator's random stream, for the producer's sampling decisions.
@@ -134,12 +335,115 @@ mod tests {
 
     #[test]
     fn parts_have_the_configured_shape() {
-        let workload = Workload::new(100, 16, 3);
+        let workload = Workload::new(100, Distribution::Uniform, 16, 3);
         let mut generator = workload.generator(0);
         let mut parts = Vec::new();
         generator.fill(&mut parts);
         assert_eq!(parts.len(), 3);
         assert!(parts.iter().all(|(path, record)| path.len() == 11 && record.len() == 16));
         assert!(parts.iter().all(|(path, _)| path.starts_with("/p/000000")));
+    }
+
+    #[test]
+    fn distributions_parse_and_print_back() {
+        for text in ["uniform", "zipf:1.1", "zipf:0.5", "sparse:2", "sparse:1"] {
+            let parsed: Distribution = text.parse().unwrap();
+            assert_eq!(parsed.to_string(), text);
+        }
+        for bad in
+            ["zipf:x", "zipf:", "zipf", "zipf:0", "zipf:-1", "zipf:inf", "zipf:NaN", "sparse:0", "sparse:x"]
+        {
+            assert!(bad.parse::<Distribution>().is_err(), "{bad} was accepted");
+        }
+        for bad in ["sparse:1.5", "uniform:2", "normal", ""] {
+            assert!(bad.parse::<Distribution>().is_err(), "{bad} was accepted");
+        }
+    }
+
+    /// The exact probability of each rank, for comparison.
+    fn zipf_probabilities(n: u64, s: f64) -> Vec<f64> {
+        let weights: Vec<f64> = (1..=n).map(|k| (k as f64).powf(-s)).collect();
+        let total: f64 = weights.iter().sum();
+        weights.iter().map(|w| w / total).collect()
+    }
+
+    #[test]
+    fn zipf_matches_the_exact_probabilities() {
+        // A fixed seed: the test is deterministic; the bound is about five standard deviations.
+        let draws = 200_000u32;
+        for (n, s) in [(10u64, 1.1), (50, 0.7), (20, 1.0), (5, 2.5)] {
+            let zipf = Zipf::new(n, s);
+            let mut rng = Rng::new(42);
+            let mut counts = vec![0u32; n as usize];
+            for _ in 0..draws {
+                let rank = zipf.sample(&mut rng);
+                assert!((1..=n).contains(&rank), "rank {rank} out of 1..={n}");
+                counts[rank as usize - 1] += 1;
+            }
+            for (rank, (&count, p)) in counts.iter().zip(zipf_probabilities(n, s)).enumerate() {
+                let expected = p * f64::from(draws);
+                let sigma = (expected * (1.0 - p)).sqrt();
+                let off = (f64::from(count) - expected).abs();
+                assert!(
+                    off <= 5.0 * sigma + 1.0,
+                    "n {n}, s {s}, rank {}: {count} vs {expected:.0}",
+                    rank + 1
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn zipf_is_skewed_and_covers_large_ranges() {
+        let zipf = Zipf::new(10_000_000, 1.1);
+        let mut rng = Rng::new(1);
+        let draws: Vec<u64> = (0..100_000).map(|_| zipf.sample(&mut rng)).collect();
+        assert!(draws.iter().all(|&r| (1..=10_000_000).contains(&r)));
+        let top = draws.iter().filter(|&&r| r == 1).count();
+        // P(rank 1) is about 1 / zeta(1.1) over ten million ranks, about 0.1.
+        assert!((5_000..15_000).contains(&top), "rank 1 drawn {top} times");
+        assert!(draws.iter().any(|&r| r > 100_000), "the tail is never reached");
+    }
+
+    #[test]
+    fn sparse_writes_each_path_only_in_its_group_of_commits() {
+        let k = 3;
+        let workload = Workload::new(10, Distribution::Sparse(k), 8, 4);
+        let mut generator = workload.generator(0);
+        let mut parts = Vec::new();
+        let mut seen = [false; 10];
+        for commit in 1..=300u64 {
+            generator.fill(&mut parts);
+            for (path, _) in &parts {
+                let index: u64 = path[3..].parse().unwrap();
+                assert_eq!(index % k, commit % k, "commit {commit} wrote {path}");
+                seen[index as usize] = true;
+            }
+        }
+        assert!(seen.iter().all(|&s| s), "some path was never written: {seen:?}");
+    }
+
+    #[test]
+    fn sparse_two_is_the_odd_commit_case() {
+        let workload = Workload::new(2, Distribution::Sparse(2), 8, 1);
+        let mut generator = workload.generator(0);
+        let mut parts = Vec::new();
+        for commit in 1..=10u64 {
+            generator.fill(&mut parts);
+            let expected = if commit % 2 == 1 { "/p/00000001" } else { "/p/00000000" };
+            assert_eq!(parts[0].0, expected);
+        }
+    }
+
+    #[test]
+    fn the_same_producer_index_draws_the_same_parts() {
+        let workload = Workload::new(1000, Distribution::Zipf(1.2), 8, 2);
+        let (mut a, mut b) = (workload.generator(3), workload.generator(3));
+        let (mut pa, mut pb) = (Vec::new(), Vec::new());
+        for _ in 0..100 {
+            a.fill(&mut pa);
+            b.fill(&mut pb);
+            assert_eq!(pa, pb);
+        }
     }
 }
