@@ -28,7 +28,8 @@ pub struct Stats {
     pub frontier: u64,
     /// Duration of `commit` / `try_commit` calls (one call in 16 is timed).
     pub commit_latency: Histogram<u64>,
-    /// From taking a commit number to the global snapshot including it (one commit in 16).
+    /// From taking a commit number to the global snapshot including it (one commit in 16; when
+    /// one publish covers more than 16,384 commits, only the newest 1,024 samples count).
     pub visible_latency: Histogram<u64>,
     /// Parts a worker drained in one loop turn (turns that drained nothing are not counted).
     pub batch_size: Histogram<u64>,
