@@ -243,30 +243,19 @@ fn short_three_shard_runs_keep_every_worker_alive() {
             .merge_budget(3)
             .build()
             .expect("valid settings");
-        let producers: Vec<_> = (0..2).map(|_| pipeline.producer().expect("a producer")).collect();
-        let numbered: Vec<_> = std::thread::scope(|scope| {
-            let handles: Vec<_> = producers
-                .into_iter()
-                .enumerate()
-                .map(|(p, mut producer)| {
-                    scope.spawn(move || {
-                        let mut rng = common::Rng::new(runs << 8 | p as u64);
-                        let mut done = Vec::new();
-                        for i in 0..40u64 {
-                            let parts: Vec<(String, u64)> = (0..1 + rng.below(4))
-                                .map(|k| (format!("/p{}", rng.below(6)), (p as u64) << 32 | i << 4 | k))
-                                .collect();
-                            let commit =
-                                producer.commit(parts.clone()).unwrap_or_else(|e| panic!("run {runs}: {e}"));
-                            done.push((commit, parts));
-                        }
-                        done
+        let scripts = (0..2u64)
+            .map(|p| {
+                let mut rng = common::Rng::new(runs << 8 | p);
+                (0..40u64)
+                    .map(|i| {
+                        (0..1 + rng.below(4))
+                            .map(|k| (format!("/p{}", rng.below(6)), p << 32 | i << 4 | k))
+                            .collect()
                     })
-                })
-                .collect();
-            handles.into_iter().flat_map(|h| h.join().expect("producer thread")).collect()
-        });
-        let commits = common::gapless(numbered);
+                    .collect()
+            })
+            .collect();
+        let commits = common::commit_scripts(&pipeline, scripts);
         let total = commits.len() as u64;
         pipeline.wait_sealed(total, PATIENCE).unwrap_or_else(|e| panic!("run {runs}: {e}"));
         let last = pipeline.shutdown().unwrap_or_else(|e| panic!("run {runs}: {e}"));

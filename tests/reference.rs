@@ -58,28 +58,7 @@ where
     M::Record: Clone + Debug,
 {
     let pipeline = setup.builder(merge).build().expect("valid setup");
-    let mut producers = Vec::new();
-    for _ in &scripts {
-        producers.push(pipeline.producer().expect("fewer producers than max_producers"));
-    }
-    let numbered: Vec<(u64, Parts<M::Record>)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = producers
-            .into_iter()
-            .zip(scripts)
-            .map(|(mut producer, script)| {
-                scope.spawn(move || {
-                    let mut done = Vec::new();
-                    for parts in script {
-                        let commit = producer.commit(parts.clone()).expect("a valid commit is accepted");
-                        done.push((commit, parts));
-                    }
-                    done
-                })
-            })
-            .collect();
-        handles.into_iter().flat_map(|h| h.join().expect("producer thread")).collect()
-    });
-    let commits = common::gapless(numbered);
+    let commits = common::commit_scripts(&pipeline, scripts);
     let total = commits.len() as u64;
     let parts: usize = commits.iter().map(Vec::len).sum();
 
@@ -89,8 +68,8 @@ where
     assert_eq!(stats.commits, total, "stats count every commit");
     assert_eq!(stats.frontier, total);
     assert!(stats.records <= parts as u64, "more records counted than committed");
-    // A worker counts what it drained at the end of its loop turn, after publishing, so the
-    // count may trail the frontier for a moment: wait for it (bounded).
+    // A worker counts what it drained before publishing it, so once the frontier covers every
+    // commit the count is complete; the loop is only a bounded guard.
     let deadline = std::time::Instant::now() + PATIENCE;
     while pipeline.stats().records != parts as u64 {
         assert!(std::time::Instant::now() < deadline, "stats never counted all {parts} parts");

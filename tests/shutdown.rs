@@ -44,28 +44,19 @@ fn shutdown_drains_every_queue_and_compacts_fully() {
         .merge_budget(1)
         .build()
         .expect("valid config");
-    let producers: Vec<_> = (0..3).map(|_| pipeline.producer().expect("a producer")).collect();
-    let numbered: Vec<_> = std::thread::scope(|scope| {
-        let handles: Vec<_> = producers
-            .into_iter()
-            .enumerate()
-            .map(|(p, mut producer)| {
-                scope.spawn(move || {
-                    let mut rng = common::Rng::new(p as u64);
-                    let mut done = Vec::new();
-                    for i in 0..300u64 {
-                        let parts: Vec<(String, u64)> = (0..1 + rng.below(3))
-                            .map(|k| (format!("/p{}", rng.below(5)), (p as u64) << 32 | i << 4 | k))
-                            .collect();
-                        done.push((producer.commit(parts.clone()).expect("accepted"), parts));
-                    }
-                    done
+    let scripts = (0..3u64)
+        .map(|p| {
+            let mut rng = common::Rng::new(p);
+            (0..300u64)
+                .map(|i| {
+                    (0..1 + rng.below(3))
+                        .map(|k| (format!("/p{}", rng.below(5)), p << 32 | i << 4 | k))
+                        .collect()
                 })
-            })
-            .collect();
-        handles.into_iter().flat_map(|h| h.join().expect("producer thread")).collect()
-    });
-    let commits = common::gapless(numbered);
+                .collect()
+        })
+        .collect();
+    let commits = common::commit_scripts(&pipeline, scripts);
     let total = commits.len() as u64;
     // No wait: shutdown itself must drain the queues and finish every compaction.
     let last = bounded("shutdown", move || pipeline.shutdown()).expect("clean shutdown");

@@ -71,39 +71,30 @@ fn stats_until<M: Merge>(pipeline: &Pipeline<M>, what: &str, done: impl Fn(&Stat
 fn workload<M: Merge>(
     pipeline: &Pipeline<M>,
     count: u64,
-    record: impl Fn(u64) -> M::Record + Sync,
+    record: impl Fn(u64) -> M::Record,
 ) -> Commits<M::Record>
 where
     M::Record: Clone,
 {
-    let producers: Vec<_> = (0..2).map(|_| pipeline.producer().expect("a producer")).collect();
-    let record = &record;
-    let numbered = std::thread::scope(|scope| {
-        let handles: Vec<_> = producers
-            .into_iter()
-            .enumerate()
-            .map(|(p, mut producer)| {
-                scope.spawn(move || {
-                    let mut rng = common::Rng::new(p as u64 + 100);
-                    let mut done = Vec::new();
-                    for i in 0..count / 2 {
-                        let mut parts: Vec<(String, M::Record)> = Vec::new();
-                        for k in 0..1 + rng.below(3) {
-                            let path = ["/a", "/b", "/c"][rng.below(3) as usize];
-                            parts.push((path.to_owned(), record((p as u64) << 32 | i << 4 | k)));
-                        }
-                        if rng.below(10) == 0 {
-                            parts.push(("/sparse".to_owned(), record(i)));
-                        }
-                        done.push((producer.commit(parts.clone()).expect("accepted"), parts));
+    let scripts = (0..2u64)
+        .map(|p| {
+            let mut rng = common::Rng::new(p + 100);
+            (0..count / 2)
+                .map(|i| {
+                    let mut parts: Vec<(String, M::Record)> = Vec::new();
+                    for k in 0..1 + rng.below(3) {
+                        let path = ["/a", "/b", "/c"][rng.below(3) as usize];
+                        parts.push((path.to_owned(), record(p << 32 | i << 4 | k)));
                     }
-                    done
+                    if rng.below(10) == 0 {
+                        parts.push(("/sparse".to_owned(), record(i)));
+                    }
+                    parts
                 })
-            })
-            .collect();
-        handles.into_iter().flat_map(|h| h.join().expect("producer thread")).collect()
-    });
-    common::gapless(numbered)
+                .collect()
+        })
+        .collect();
+    common::commit_scripts(pipeline, scripts)
 }
 
 /// What the sink must have received: per path, each flush-level block holding data, in commit

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use lockstep::{Merge, SegmentInfo};
+use lockstep::{Merge, Pipeline, SegmentInfo};
 
 /// A generous bound on every wait in the tests: the machine is shared and noisy, so a wait that
 /// runs out means something is stuck, never that something is slow.
@@ -199,6 +199,34 @@ pub fn gapless<R>(mut numbered: Vec<(u64, Vec<(String, R)>)>) -> Commits<R> {
         commits.push(parts);
     }
     commits
+}
+
+/// Commits each script from a producer thread of its own (a script is one producer's commits, in
+/// order) and returns every commit by number, checked gapless.
+pub fn commit_scripts<M: Merge>(
+    pipeline: &Pipeline<M>,
+    scripts: Vec<Commits<M::Record>>,
+) -> Commits<M::Record>
+where
+    M::Record: Clone,
+{
+    let producers: Vec<_> = scripts.iter().map(|_| pipeline.producer().expect("a producer")).collect();
+    let numbered = std::thread::scope(|scope| {
+        let handles: Vec<_> = producers
+            .into_iter()
+            .zip(scripts)
+            .map(|(mut producer, script)| {
+                scope.spawn(move || {
+                    let commit = |parts: Vec<(String, M::Record)>| {
+                        (producer.commit(parts.clone()).expect("a valid commit is accepted"), parts)
+                    };
+                    script.into_iter().map(commit).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().expect("producer thread")).collect()
+    });
+    gapless(numbered)
 }
 
 /// Checks the shape every snapshot's segments must have, running or finished: each segment
