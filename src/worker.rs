@@ -381,8 +381,8 @@ impl<M: Merge> Worker<M> {
                 }
             }
         }
-        if state.segments.iter().take(HISTORY_CHUNK).filter(|s| s.info.level == top).count() == HISTORY_CHUNK
-        {
+        // Top-level segments are a prefix, so the chunk is full when its last slot is top-level.
+        if state.segments.get(HISTORY_CHUNK - 1).is_some_and(|s| s.info.level == top) {
             state.history.push(state.segments.drain(..HISTORY_CHUNK).collect());
             state.history_view = None;
         }

@@ -224,6 +224,19 @@ proptest! {
     }
 }
 
+/// The seed case: `/every` written at commits 1..=13, `/odd` at the odd ones.
+fn seed_script() -> Script<u64> {
+    (1..=13u64)
+        .map(|c| {
+            let mut parts = vec![("/every".to_owned(), c)];
+            if c % 2 == 1 {
+                parts.push(("/odd".to_owned(), c));
+            }
+            parts
+        })
+        .collect()
+}
+
 /// The design's seed case: a path written only at odd commits is cut at the same boundaries as
 /// one written at every commit, on every shard count and geometry.
 #[test]
@@ -231,16 +244,7 @@ fn seed_case_odd_commits_align_with_every_commit() {
     for shards in 1..=3 {
         for (divisor, max_level) in [(2, 3), (3, 1), (4, 3), (2, 0)] {
             let setup = Setup { shards, divisor, max_level, queue_capacity: 4, merge_budget: 4096 };
-            let script: Script<u64> = (1..=13u64)
-                .map(|c| {
-                    let mut parts = vec![("/every".to_owned(), c)];
-                    if c % 2 == 1 {
-                        parts.push(("/odd".to_owned(), c));
-                    }
-                    parts
-                })
-                .collect();
-            let run = run(setup, Concat::<u64>::default(), vec![script]);
+            let run = run(setup, Concat::<u64>::default(), vec![seed_script()]);
             check_concat(&run);
             let (odd, every) = (run.last.segments("/odd"), run.last.segments("/every"));
             if max_level == 0 {
@@ -332,15 +336,7 @@ fn concurrent_producers_line_up_across_paths() {
 /// The model is itself checked on the examples the design names.
 #[test]
 fn the_model_matches_the_documented_examples() {
-    let seed: Commits<u64> = (1..=13u64)
-        .map(|c| {
-            let mut parts = vec![("/every".to_owned(), c)];
-            if c % 2 == 1 {
-                parts.push(("/odd".to_owned(), c));
-            }
-            parts
-        })
-        .collect();
+    let seed: Commits<u64> = seed_script();
     let layouts = common::layouts(&seed, 2, 3, 13);
     let expected = vec![
         SegmentInfo { level: 3, start: 1, end: 8 },
