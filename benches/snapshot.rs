@@ -1,10 +1,10 @@
 //! Snapshots: publishing one, and loading one.
 //!
-//! - `snapshot_publish_10_changed/paths/{10000,1000000}`: one shard's path map holds 10k or 1M
+//! - `snapshot_publish_10_changed/paths/{10000,1000000}`: one shard's path table holds 10k or 1M
 //!   paths; each iteration advances the frontier by a commit that changed 10 of them and
 //!   publishes the shard view and the global view, as a worker's loop turn does
 //!   (`bench::Publisher::publish(10)`). Publishing should cost O(paths changed), so the two
-//!   figures should be close; their ratio is the point. The 1M map is built once, outside the
+//!   figures should be close; their ratio is the point. The 1M table is built once, outside the
 //!   timing (its build time is printed).
 //! - `snapshot_load/*`: `Pipeline::snapshot()` (load and drop) on a one-shard `Sum` pipeline
 //!   holding 1,000 paths, with nothing else running (`idle`), with one background thread loading

@@ -5,8 +5,9 @@ use crossbeam::queue::ArrayQueue;
 
 use crate::clock::Clock;
 use crate::merge::Merge;
+use crate::path_table::{PathEntry, TableWriter};
 use crate::queue::Part;
-use crate::snapshot::{PathMap, PathView, Segment, ShardView, Views};
+use crate::snapshot::{Segment, ShardView, Views};
 use crate::sync::Arc;
 use crate::tier::SegmentInfo;
 
@@ -64,7 +65,7 @@ impl<R> Lane<R> {
 pub struct Publisher<M: Merge> {
     views: Views<M>,
     names: Vec<Arc<str>>,
-    paths: PathMap<M::Output>,
+    paths: TableWriter<M::Output>,
     output: Arc<M::Output>,
     frontier: u64,
 }
@@ -80,16 +81,23 @@ impl<M: Merge> Publisher<M> {
     pub fn new(paths: usize, output: M::Output) -> Self {
         let output = Arc::new(output);
         let names: Vec<Arc<str>> = (0..paths).map(|i| Arc::from(format!("/p/{i:08}"))).collect();
-        let mut map = PathMap::default();
-        for name in &names {
-            map.insert(name.clone(), Self::view(&output, 1));
-        }
-        Self { views: Views::new(1), names, paths: map, output, frontier: 1 }
+        let views = Views::new(1);
+        let mut paths = views.table();
+        paths.update(
+            names.iter().map(|name| Self::entry(&paths, name, &output, 1)).collect::<Vec<_>>().into_iter(),
+        );
+        Self { views, names, paths, output, frontier: 1 }
     }
 
-    fn view(output: &Arc<M::Output>, commit: u64) -> PathView<M::Output> {
+    fn entry(
+        table: &TableWriter<M::Output>,
+        name: &Arc<str>,
+        output: &Arc<M::Output>,
+        commit: u64,
+    ) -> PathEntry<M::Output> {
         let info = SegmentInfo { level: 0, start: commit, end: commit };
-        PathView { history: None, recent: Arc::from([Segment { info, output: output.clone() }]) }
+        let fresh = Box::new([Segment { info, output: output.clone() }]);
+        PathEntry::new(name.clone(), table.hash(name), None, Arc::from([]), fresh)
     }
 
     /// Advances the frontier by one commit that changed `changed` paths (spread over the map),
@@ -97,10 +105,16 @@ impl<M: Merge> Publisher<M> {
     pub fn publish(&mut self, changed: usize) {
         self.frontier += 1;
         let step = (self.names.len() / changed.max(1)).max(1);
-        for name in self.names.iter().step_by(step).take(changed) {
-            self.paths.insert(name.clone(), Self::view(&self.output, self.frontier));
-        }
-        let view = ShardView { frontier: self.frontier, merged_end: 0, paths: self.paths.clone() };
+        let (table, output, frontier) = (&self.paths, &self.output, self.frontier);
+        let entries: Vec<_> = self
+            .names
+            .iter()
+            .step_by(step)
+            .take(changed)
+            .map(|name| Self::entry(table, name, output, frontier))
+            .collect();
+        self.paths.update(entries.into_iter());
+        let view = ShardView { frontier: self.frontier, merged_end: 0, paths: self.paths.table().clone() };
         self.views.publish(0, view);
     }
 

@@ -39,7 +39,7 @@
 //!
 //! The modules follow the data: a commit is sequenced by the `clock`, travels a `queue` to a
 //! shard `worker`, is compacted by the `tier` policy and `compact` execution using a [`Merge`],
-//! is published as a [`Snapshot`] and leaves through a [`Sink`].
+//! is published in a `path_table` as a [`Snapshot`] and leaves through a [`Sink`].
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -61,6 +61,8 @@ mod error;
 pub mod bench;
 /// The `Merge` trait and the built-in merges.
 pub mod merge;
+/// A shard's published paths, in layers.
+mod path_table;
 /// The pipeline handle.
 mod pipeline;
 /// The producer handle.

@@ -24,12 +24,13 @@
 //! For one shard, rule 1 lets a worker compact up to the frontier it is about to publish, so a
 //! new record is published once, already compacted, rather than once per step.
 //!
-//! Publishing a shard view costs O(paths changed): the per-path map is a persistent hash map
-//! (`imbl`) that the worker updates in place and shares with the views it publishes.
+//! Publishing a shard view costs about O(paths changed): the per-path table is layered
+//! ([`crate::path_table`]), and a view shares every layer with the views before it.
 
 use std::fmt;
 
 use crate::merge::Merge;
+use crate::path_table::{PathTable, TableWriter};
 use crate::queue::shard_of;
 use crate::sync::{Arc, ArcCell};
 use crate::tier::SegmentInfo;
@@ -46,56 +47,8 @@ impl<O> Clone for Segment<O> {
     }
 }
 
-/// A path's published segments, ascending. Merged segments all end at or below the frontier of
-/// any global view holding them; level-0 segments past a view's cut are skipped when reading.
-///
-/// Old top-level segments (which never change again) sit in fixed-size chunks shared from one
-/// view to the next, so republishing a path with a long history copies a chunk list and a short
-/// tail, not every segment it ever had.
-pub(crate) struct PathView<O> {
-    /// Full chunks of the oldest top-level segments; `None` while there are none.
-    pub(crate) history: Option<History<O>>,
-    /// Every later segment.
-    pub(crate) recent: Arc<[Segment<O>]>,
-}
-
 /// Chunks of old top-level segments, oldest first.
 pub(crate) type History<O> = Arc<[Arc<[Segment<O>]>]>;
-
-impl<O> Clone for PathView<O> {
-    fn clone(&self) -> Self {
-        Self { history: self.history.clone(), recent: self.recent.clone() }
-    }
-}
-
-impl<O> PathView<O> {
-    fn iter(&self) -> impl Iterator<Item = &Segment<O>> {
-        self.history
-            .iter()
-            .flat_map(|chunks| chunks.iter())
-            .flat_map(|chunk| chunk.iter())
-            .chain(self.recent.iter())
-    }
-
-    /// The segments ending at or below `frontier` (merged ones always do).
-    fn upto(&self, frontier: u64) -> impl Iterator<Item = &Segment<O>> {
-        let inside = self.recent.partition_point(|s| s.info.end <= frontier);
-        self.history
-            .iter()
-            .flat_map(|chunks| chunks.iter())
-            .flat_map(|chunk| chunk.iter())
-            .chain(self.recent[..inside].iter())
-    }
-}
-
-/// A shard's paths by name: persistent, so publishing copies only what changed. foldhash keeps
-/// hashing cheap on the publish path and stays seeded per process.
-pub(crate) type PathMap<O> = imbl::GenericHashMap<
-    Arc<str>,
-    PathView<O>,
-    foldhash::fast::RandomState,
-    imbl::shared_ptr::DefaultSharedPtr,
->;
 
 /// The paths of one shard up to that shard's frontier.
 pub(crate) struct ShardView<M: Merge> {
@@ -103,13 +56,7 @@ pub(crate) struct ShardView<M: Merge> {
     pub(crate) frontier: u64,
     /// The largest end of a merged (level >= 1) segment in this view; 0 if none.
     pub(crate) merged_end: u64,
-    pub(crate) paths: PathMap<M::Output>,
-}
-
-impl<M: Merge> ShardView<M> {
-    pub(crate) fn empty() -> Self {
-        Self { frontier: 0, merged_end: 0, paths: PathMap::default() }
-    }
+    pub(crate) paths: PathTable<M::Output>,
 }
 
 /// A global view: one shard view per shard, cut at `frontier`.
@@ -122,15 +69,28 @@ pub(crate) struct View<M: Merge> {
 pub(crate) struct Views<M: Merge> {
     shards: Box<[ArcCell<ShardView<M>>]>,
     global: ArcCell<View<M>>,
+    /// Hashes path names for every shard's table, so readers hash a name the same way.
+    hasher: foldhash::fast::RandomState,
 }
 
 impl<M: Merge> Views<M> {
     pub(crate) fn new(shards: usize) -> Self {
-        let empty: Vec<Arc<ShardView<M>>> = (0..shards).map(|_| Arc::new(ShardView::empty())).collect();
+        let hasher = foldhash::fast::RandomState::default();
+        let empty: Vec<Arc<ShardView<M>>> = (0..shards)
+            .map(|_| {
+                Arc::new(ShardView { frontier: 0, merged_end: 0, paths: PathTable::new(hasher.clone()) })
+            })
+            .collect();
         Self {
             shards: empty.iter().map(|view| ArcCell::new(view.clone())).collect(),
             global: ArcCell::new(Arc::new(View { frontier: 0, shards: empty.into() })),
+            hasher,
         }
+    }
+
+    /// A writer for a shard's path table, hashing as readers of these views do.
+    pub(crate) fn table(&self) -> TableWriter<M::Output> {
+        TableWriter::new(self.hasher.clone())
     }
 
     /// The published global view.
@@ -264,14 +224,14 @@ impl<M: Merge> Snapshot<M> {
             shard
                 .paths
                 .iter()
-                .filter(move |(_, view)| view.iter().next().is_some_and(|s| s.info.end <= frontier))
-                .map(|(name, _)| &**name)
+                .filter(move |entry| entry.first().is_some_and(|s| s.info.end <= frontier))
+                .map(|entry| &*entry.name)
         })
     }
 
     fn visible(&self, path: &str) -> impl Iterator<Item = &Segment<M::Output>> {
         let shard = &self.view.shards[shard_of(path, self.view.shards.len())];
-        shard.paths.get(path).into_iter().flat_map(|view| view.upto(self.view.frontier))
+        shard.paths.get(path).into_iter().flat_map(|entry| entry.upto(self.view.frontier))
     }
 
     /// `path`'s segments at or below the frontier, ascending; level-0 entries (one per commit
@@ -312,7 +272,7 @@ mod loom_models {
     }
 
     fn view(frontier: u64, merged_end: u64) -> ShardView<Sum> {
-        ShardView { frontier, merged_end, paths: PathMap::default() }
+        ShardView { frontier, merged_end, paths: PathTable::new(foldhash::fast::RandomState::default()) }
     }
 
     /// Three shards stand at frontier 1; each moves to 2, and shard 1 merges under rule 1 as it

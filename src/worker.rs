@@ -20,10 +20,11 @@ use smallvec::{smallvec, SmallVec};
 
 use crate::compact::{Compactor, Schedule};
 use crate::merge::Merge;
+use crate::path_table::{PathEntry, TableWriter};
 use crate::pipeline::Shared;
 use crate::queue::Part;
 use crate::sink::Retention;
-use crate::snapshot::{History, PathMap, PathView, Published, Segment, ShardView};
+use crate::snapshot::{History, Published, Segment, ShardView};
 use crate::stats::Turn;
 use crate::sync::{fence, Arc, AtomicBool, Ordering};
 use crate::tier::SegmentInfo;
@@ -96,6 +97,8 @@ impl Bells {
 /// One path's state, owned by its shard's worker.
 struct PathState<M: Merge> {
     name: Arc<str>,
+    /// `name` hashed as the published table does.
+    hash: u64,
     /// Drained records not yet visible (their commit is above the frontier), in arrival order.
     pending: Vec<(u64, M::Record)>,
     /// Full chunks of the oldest top-level segments, and the list of them as last published.
@@ -103,6 +106,8 @@ struct PathState<M: Merge> {
     history_view: Option<History<M::Output>>,
     /// Visible segments after the history, ascending.
     segments: Vec<Segment<M::Output>>,
+    /// `segments` up to the last merged one, as last published; `None` once they changed.
+    settled: Option<Arc<[Segment<M::Output>]>>,
     /// The bound this path is scheduled at for its next merge; 0 when not scheduled.
     due_at: u64,
     /// Listed in `with_pending`.
@@ -118,12 +123,26 @@ struct PathState<M: Merge> {
 const HISTORY_CHUNK: usize = 64;
 
 impl<M: Merge> PathState<M> {
-    /// The view to publish: the shared history chunks and a copy of the rest.
-    fn view(&mut self) -> PathView<M::Output> {
+    /// The entry to publish: the history chunks and settled segments shared with the last one
+    /// unless they changed, and a copy of the level-0 tail.
+    fn entry(&mut self) -> PathEntry<M::Output> {
         if self.history_view.is_none() && !self.history.is_empty() {
             self.history_view = Some(self.history.iter().cloned().collect());
         }
-        PathView { history: self.history_view.clone(), recent: self.segments.iter().cloned().collect() }
+        let segments = &self.segments;
+        let settled = self
+            .settled
+            .get_or_insert_with(|| {
+                let merged = segments.iter().rposition(|s| s.info.level > 0).map_or(0, |last| last + 1);
+                segments[..merged].iter().cloned().collect()
+            })
+            .clone();
+        debug_assert!(
+            settled.len() <= segments.len() && settled.iter().zip(segments).all(|(a, b)| a.info == b.info),
+            "the settled segments changed without being marked"
+        );
+        let fresh = segments[settled.len()..].iter().cloned().collect();
+        PathEntry::new(self.name.clone(), self.hash, self.history_view.clone(), settled, fresh)
     }
 
     /// Drops the oldest top-level segments beyond the newest `keep`; returns how many.
@@ -144,6 +163,7 @@ impl<M: Merge> PathState<M> {
                 }
                 None => {
                     self.segments.drain(..drop);
+                    self.settled = None;
                     drop = 0;
                 }
             }
@@ -172,8 +192,8 @@ pub(crate) struct Worker<M: Merge> {
     with_pending: Vec<u32>,
     dirty: Vec<u32>,
     schedule: Schedule,
-    /// The per-path map published views share (persistent: updates copy only what changed).
-    published: PathMap<M::Output>,
+    /// The per-path table published views share (layered: updates copy mostly what changed).
+    published: TableWriter<M::Output>,
     /// Every commit at or below it is visible in this worker's state.
     frontier: u64,
     published_frontier: u64,
@@ -189,6 +209,7 @@ pub(crate) struct Worker<M: Merge> {
 impl<M: Merge> Worker<M> {
     pub(crate) fn new(shared: Arc<Shared<M>>, shard: usize) -> Self {
         let slots = shared.config.max_producers;
+        let published = shared.views.table();
         Self {
             shared,
             shard,
@@ -198,7 +219,7 @@ impl<M: Merge> Worker<M> {
             with_pending: Vec::new(),
             dirty: Vec::new(),
             schedule: Schedule::default(),
-            published: PathMap::default(),
+            published,
             frontier: 0,
             published_frontier: 0,
             included: true,
@@ -303,7 +324,10 @@ impl<M: Merge> Worker<M> {
             Some(name) => {
                 let path = match self.index.get(&name) {
                     Some(&path) => path,
-                    None => intern(&mut self.index, &mut self.paths, name),
+                    None => {
+                        let hash = self.published.hash(&name);
+                        intern(&mut self.index, &mut self.paths, name, hash)
+                    }
                 };
                 if ids.len() <= id {
                     ids.resize(id + 1, u32::MAX);
@@ -385,6 +409,7 @@ impl<M: Merge> Worker<M> {
         if state.segments.get(HISTORY_CHUNK - 1).is_some_and(|s| s.info.level == top) {
             state.history.push(state.segments.drain(..HISTORY_CHUNK).collect());
             state.history_view = None;
+            state.settled = None;
         }
         if !state.dirty {
             state.dirty = true;
@@ -416,7 +441,7 @@ impl<M: Merge> Worker<M> {
         let shared = &self.shared;
         let flush_level = shared.config.flush_level;
         let (retries, scratch) = (&mut self.retries, &mut self.scratch);
-        let PathState { name, segments, unsunk, .. } = &mut self.paths[path as usize];
+        let PathState { name, segments, settled, unsunk, .. } = &mut self.paths[path as usize];
         let compactor =
             Compactor { merge: &*shared.merge, geometry: &shared.config.geometry, keep: flush_level };
         let merged = compactor.run(segments, bound, fuel, scratch, |segment| {
@@ -425,6 +450,7 @@ impl<M: Merge> Worker<M> {
             }
         });
         if let Some(end) = merged {
+            *settled = None;
             self.merged_end = self.merged_end.max(end);
         }
         // Rescheduled by `settle`: still due at or below `bound` if fuel ran out.
@@ -444,19 +470,18 @@ impl<M: Merge> Worker<M> {
             self.published(published);
             return true;
         }
-        for path in self.dirty.drain(..) {
-            let state = &mut self.paths[path as usize];
+        let paths = &mut self.paths;
+        self.published.update(self.dirty.drain(..).map(|path| {
+            let state = &mut paths[path as usize];
             state.dirty = false;
-            if state.segments.is_empty() && state.history.is_empty() {
-                self.published.remove(&state.name);
-            } else {
-                let view = state.view();
-                self.published.insert(state.name.clone(), view);
-            }
-        }
+            state.entry() // empty once retention dropped everything: a tombstone
+        }));
         self.published_frontier = self.frontier;
-        let view =
-            ShardView { frontier: self.frontier, merged_end: self.merged_end, paths: self.published.clone() };
+        let view = ShardView {
+            frontier: self.frontier,
+            merged_end: self.merged_end,
+            paths: self.published.table().clone(),
+        };
         let published = shared.views.publish(self.shard, view);
         self.published(published);
         true
@@ -543,15 +568,18 @@ fn intern<M: Merge>(
     index: &mut HashMap<Arc<str>, u32>,
     paths: &mut Vec<PathState<M>>,
     name: Arc<str>,
+    hash: u64,
 ) -> u32 {
     let path = paths.len() as u32;
     index.insert(name.clone(), path);
     paths.push(PathState {
         name,
+        hash,
         pending: Vec::new(),
         history: Vec::new(),
         history_view: None,
         segments: Vec::new(),
+        settled: None,
         due_at: 0,
         listed: false,
         dirty: false,
