@@ -30,7 +30,7 @@ use crate::sync::Arc;
 /// Layers of one tier that merge into one layer of the next tier.
 const RATIO: usize = 4;
 /// More layers than this merge into one, whatever their tiers (bounds a lookup).
-const MAX_LAYERS: usize = 16;
+const MAX_LAYERS: usize = 32;
 /// The tier of a layer that holds everything older than the layers above it.
 const BASE: u8 = u8::MAX;
 
