@@ -171,14 +171,17 @@ impl<O> PathTable<O> {
     }
 }
 
-/// A shard worker's side of its table: the published layers and the merges under way.
+/// A shard worker's side of its table: the published layers, the merges under way, and the
+/// layers merges replaced.
 pub(crate) struct TableWriter<O> {
     table: PathTable<O>,
     /// Disjoint runs of layers being merged, newest run first.
     merging: Vec<Merging<O>>,
-    /// Merges of at most this many entries run at once.
+    /// Layers a finished merge replaced, dropped a step at a time once no view holds them.
+    retired: Vec<Arc<Layer<O>>>,
+    /// Merges of at most this many entries run at once; also the least work per update.
     at_once: usize,
-    /// Entries merged per changed path per update, at least `at_once`.
+    /// Entries merged (and dropped) per changed path per update.
     step: usize,
 }
 
@@ -216,10 +219,11 @@ impl<O> Merging<O> {
     }
 }
 
-/// Entries merged per changed path in an update, so merging outpaces what comes in.
+/// Entries merged, and entries dropped, per changed path in an update: merging outpaces what
+/// comes in.
 const STEP_PER_CHANGE: usize = 8;
-/// Merges this small run at once.
-const AT_ONCE: usize = 4096;
+/// Merges this small run at once, and the least work an update does on merges and drops.
+const AT_ONCE: usize = 256;
 
 impl<O> TableWriter<O> {
     pub(crate) fn new(hasher: foldhash::fast::RandomState) -> Self {
@@ -227,7 +231,7 @@ impl<O> TableWriter<O> {
     }
 
     fn with_steps(hasher: foldhash::fast::RandomState, at_once: usize, step: usize) -> Self {
-        Self { table: PathTable::new(hasher), merging: Vec::new(), at_once, step }
+        Self { table: PathTable::new(hasher), merging: Vec::new(), retired: Vec::new(), at_once, step }
     }
 
     /// The table as published now.
@@ -241,7 +245,8 @@ impl<O> TableWriter<O> {
     }
 
     /// Adds the entries of paths changed since the last call (at most one per path), replacing
-    /// their older entries; advances the merges under way and starts new ones (module doc).
+    /// their older entries; advances the merges under way, starts new ones (module doc), and
+    /// drops part of what merges replaced.
     pub(crate) fn update(&mut self, changed: impl ExactSizeIterator<Item = PathEntry<O>>) {
         let count = changed.len();
         if count > 0 {
@@ -249,7 +254,8 @@ impl<O> TableWriter<O> {
             changed.for_each(|entry| layer.push(Arc::new(entry)));
             self.table.layers.insert(0, Arc::new(layer));
         }
-        let mut fuel = count.saturating_mul(self.step).max(self.at_once);
+        let budget = count.saturating_mul(self.step).max(self.at_once);
+        let mut fuel = budget;
         // Newest runs first: they are small, and finishing them keeps lookups short.
         let mut at = 0;
         while at < self.merging.len() {
@@ -265,21 +271,20 @@ impl<O> TableWriter<O> {
                 true => BASE,
                 false => self.table.layers[0].tier.saturating_add(1).min(BASE - 1),
             };
-            let sources: Vec<_> = self.table.layers[..run].to_vec();
-            let mut merging = Merging::new(sources, tier);
-            let mut fuel = self.at_once;
-            if merging.step(&mut fuel) {
+            let mut merging = Merging::new(self.table.layers[..run].to_vec(), tier);
+            if merging.step(&mut self.at_once.clone()) {
                 self.splice(merging);
             } else {
                 self.merging.insert(0, merging);
                 break;
             }
         }
+        self.reap(budget);
     }
 
-    /// How many of the newest layers to merge next, if any: `RATIO` of one tier, or every layer when the
-    /// newest is large next to all the others or there are too many. Never a layer that is
-    /// already being merged.
+    /// How many of the newest layers to merge next, if any: `RATIO` of one tier, or every layer
+    /// when the newest is large next to all the others or there are too many. Never a layer
+    /// that is already being merged.
     fn next_merge(&self) -> Option<usize> {
         let layers = &self.table.layers;
         let busy = |layer: &Arc<Layer<O>>| {
@@ -303,7 +308,21 @@ impl<O> TableWriter<O> {
         debug_assert!(start.is_some(), "the sources of a merge stay published until it is done");
         if let Some(start) = start {
             layers.splice(start..start + done.sources.len(), [Arc::new(done.out)]);
+            self.retired.extend(done.sources);
         }
+    }
+
+    /// Drops up to `budget` entries of replaced layers that no view holds any more, so that
+    /// dropping a large layer never stalls one update (a view that held one to the end would
+    /// drop it whole).
+    fn reap(&mut self, mut budget: usize) {
+        self.retired.retain_mut(|layer| {
+            let Some(layer) = Arc::get_mut(layer).filter(|_| budget > 0) else { return true };
+            let keep = layer.entries.len().saturating_sub(budget);
+            budget -= layer.entries.len() - keep;
+            layer.entries.truncate(keep);
+            keep > 0
+        });
     }
 }
 
@@ -387,7 +406,7 @@ mod tests {
     }
 
     /// Small turns over a large base: a base-sized merge runs a step per update while the
-    /// lookups stay short, and it finishes.
+    /// lookups stay short, it finishes, and the layers it replaced are dropped.
     #[test]
     fn large_merges_run_in_steps() {
         let names = names(20_000);
@@ -403,6 +422,11 @@ mod tests {
             deepest = deepest.max(writer.table().layers.len());
         }
         assert!(in_steps > 0, "no merge ran in steps");
+        // With no view holding them, what merges replaced is dropped a step at a time.
+        for _ in 0..1_000 {
+            writer.update(std::iter::empty());
+        }
+        assert!(writer.merging.is_empty() && writer.retired.is_empty(), "{} retired", writer.retired.len());
         assert!(deepest <= 2 * MAX_LAYERS, "{deepest} layers");
         assert_eq!(writer.table().iter().count(), 20_000);
         assert_eq!(read(writer.table(), &names[(20_000 * 4 * 7919) % 20_000]), Some(20_000));
