@@ -96,8 +96,8 @@ impl<M: Merge> Publisher<M> {
         commit: u64,
     ) -> PathEntry<M::Output> {
         let info = SegmentInfo { level: 0, start: commit, end: commit };
-        let fresh = Box::new([Segment { info, output: output.clone() }]);
-        PathEntry::new(name.clone(), table.hash(name), None, Arc::from([]), fresh)
+        let fresh = std::iter::once(Segment { info, output: output.clone() }).collect();
+        PathEntry::new(name.clone(), table.hash(name), None, None, fresh)
     }
 
     /// Advances the frontier by one commit that changed `changed` paths (spread over the map),

@@ -5,24 +5,29 @@
 //! 32-way nodes for every changed path, and with many paths the changed ones share no nodes: a
 //! turn paid several node copies (and as many drops later) per record. Here a publish adds one
 //! layer holding only the paths the turn changed, and the layers merge the way a path's
-//! segments do: [`RATIO`] layers of one tier merge into one layer of the next, and a layer at
-//! least `1/RATIO` the size of everything older (or more than [`MAX_LAYERS`] layers) merges all
-//! the way down into a single base. A change is copied about once per tier it climbs, a lookup
-//! probes a handful of hash tables, and a published layer never changes, so views share layers
-//! by reference.
+//! segments do: [`RATIO`] adjacent layers of one tier merge into one layer of the next, and a
+//! layer at least `1/RATIO` the size of all the layers below it merges with them into the base
+//! (so that a path's old versions never pile up in layers near the size of the whole table);
+//! more than [`MAX_LAYERS`] layers merge into one. A change is copied about once per tier it
+//! climbs, a lookup probes a handful of hash tables, and a published layer never changes, so
+//! views share layers by reference.
 //!
 //! A merge of more than [`AT_ONCE`] entries would stall a publish (a base of a million paths
 //! takes tens of milliseconds), so it advances a step per update, [`STEP_PER_CHANGE`] entries
 //! per changed path, while its source layers stay published; once done, its output replaces
-//! them. Merging thus keeps ahead of what comes in, and no publish waits for a large merge.
+//! them. The layers it replaced are dropped the same way, a step per update, once no view holds
+//! them: dropping a large layer at once stalled a publish for a millisecond, long enough for
+//! the scheduler to take the core away on a small machine.
 //!
 //! Entries carry their name's hash, so merging layers rehashes nothing. A path whose segments
-//! were all dropped is published as an empty entry (a tombstone) until a merge reaches the
-//! oldest layer.
+//! were all dropped is published as an empty entry (a tombstone); like the worker's own state
+//! for the path, it stays.
 
 use std::hash::BuildHasher;
+use std::ops::Range;
 
 use hashbrown::HashTable;
+use smallvec::SmallVec;
 
 use crate::snapshot::{History, Segment};
 use crate::sync::Arc;
@@ -40,33 +45,44 @@ const BASE: u8 = u8::MAX;
 /// Most republishing only appends level-0 segments, so an entry is three runs shared as far as
 /// they did not change: full chunks of old top-level segments (which never change again), the
 /// segments up to the last merged one (which change only when the path compacts), and the
-/// level-0 tail. A new entry for a path that gained a commit copies the tail and two pointers.
+/// level-0 tail. A new entry for a path that gained a commit copies the tail and two pointers;
+/// a path of at most [`INLINE`] segments keeps them all in the entry, with no other allocation.
 pub(crate) struct PathEntry<O> {
     pub(crate) name: Arc<str>,
     /// `name` hashed by the table's hasher.
     hash: u64,
     /// Full chunks of the oldest top-level segments; `None` while there are none.
     history: Option<History<O>>,
-    /// The later segments up to the last merged one.
-    settled: Arc<[Segment<O>]>,
-    /// The level-0 segments after them.
-    fresh: Box<[Segment<O>]>,
+    /// The later segments up to the last merged one, unless they are in `fresh`.
+    settled: Option<Arc<[Segment<O>]>>,
+    /// The segments after them.
+    fresh: Fresh<O>,
 }
+
+/// Segments an entry holds inline.
+pub(crate) const INLINE: usize = 2;
+
+/// The unshared tail of an entry.
+pub(crate) type Fresh<O> = SmallVec<[Segment<O>; INLINE]>;
 
 impl<O> PathEntry<O> {
     pub(crate) fn new(
         name: Arc<str>,
         hash: u64,
         history: Option<History<O>>,
-        settled: Arc<[Segment<O>]>,
-        fresh: Box<[Segment<O>]>,
+        settled: Option<Arc<[Segment<O>]>>,
+        fresh: Fresh<O>,
     ) -> Self {
         Self { name, hash, history, settled, fresh }
     }
 
     /// A tombstone: the path has no segments left.
     fn is_empty(&self) -> bool {
-        self.history.is_none() && self.settled.is_empty() && self.fresh.is_empty()
+        self.history.is_none() && self.settled().is_empty() && self.fresh.is_empty()
+    }
+
+    fn settled(&self) -> &[Segment<O>] {
+        self.settled.as_deref().unwrap_or_default()
     }
 
     fn is(&self, other: &Self) -> bool {
@@ -76,19 +92,20 @@ impl<O> PathEntry<O> {
     /// The first segment, if any.
     pub(crate) fn first(&self) -> Option<&Segment<O>> {
         let oldest = self.history.as_ref().and_then(|chunks| chunks.first()).and_then(|chunk| chunk.first());
-        oldest.or(self.settled.first()).or(self.fresh.first())
+        oldest.or(self.settled().first()).or(self.fresh.first())
     }
 
     /// The segments ending at or below `frontier` (merged ones always do), ascending.
     pub(crate) fn upto(&self, frontier: u64) -> impl Iterator<Item = &Segment<O>> {
         let inside = |run: &[Segment<O>]| run.partition_point(|s| s.info.end <= frontier);
-        let (settled, fresh) = (inside(&self.settled), inside(&self.fresh));
+        let (settled, fresh) = (self.settled(), &self.fresh[..]);
+        let (settled, fresh) = (&settled[..inside(settled)], &fresh[..inside(fresh)]);
         self.history
             .iter()
             .flat_map(|chunks| chunks.iter())
             .flat_map(|chunk| chunk.iter())
-            .chain(self.settled[..settled].iter())
-            .chain(self.fresh[..fresh].iter())
+            .chain(settled.iter())
+            .chain(fresh.iter())
     }
 }
 
@@ -267,11 +284,11 @@ impl<O> TableWriter<O> {
             }
         }
         while let Some(run) = self.next_merge() {
-            let tier = match run == self.table.layers.len() {
+            let tier = match run.end == self.table.layers.len() {
                 true => BASE,
-                false => self.table.layers[0].tier.saturating_add(1).min(BASE - 1),
+                false => self.table.layers[run.start].tier.saturating_add(1).min(BASE - 1),
             };
-            let mut merging = Merging::new(self.table.layers[..run].to_vec(), tier);
+            let mut merging = Merging::new(self.table.layers[run].to_vec(), tier);
             if merging.step(&mut self.at_once.clone()) {
                 self.splice(merging);
             } else {
@@ -282,23 +299,38 @@ impl<O> TableWriter<O> {
         self.reap(budget);
     }
 
-    /// How many of the newest layers to merge next, if any: `RATIO` of one tier, or every layer
-    /// when the newest is large next to all the others or there are too many. Never a layer
-    /// that is already being merged.
-    fn next_merge(&self) -> Option<usize> {
+    /// The layers to merge next, if any, never one already being merged: the newest `RATIO`
+    /// adjacent layers of one tier; else a layer at least `1/RATIO` the size of all the layers
+    /// below it, with all of them (the newest such); else, with too many layers, all of them.
+    fn next_merge(&self) -> Option<Range<usize>> {
         let layers = &self.table.layers;
         let busy = |layer: &Arc<Layer<O>>| {
             self.merging.iter().any(|m| m.sources.iter().any(|source| Arc::ptr_eq(source, layer)))
         };
-        let newest = layers.first()?;
-        let same_tier = layers.iter().take_while(|l| l.tier == newest.tier && !busy(l)).count();
-        if newest.tier != BASE && same_tier >= RATIO {
-            return Some(RATIO);
+        let mut start = 0;
+        while let Some(first) = layers.get(start) {
+            let run = layers[start..].iter().take_while(|l| l.tier == first.tier && !busy(l)).count();
+            if first.tier != BASE && run >= RATIO {
+                return Some(start..start + RATIO);
+            }
+            start += run.max(1);
         }
-        let older: usize = layers[1..].iter().map(|l| l.len()).sum();
-        let big = newest.len().saturating_mul(RATIO) >= older;
-        (layers.len() >= 2 && (big || layers.len() > MAX_LAYERS) && self.merging.is_empty())
-            .then_some(layers.len())
+        // Tiers alone would let layers near the size of the whole table pile up (a path in
+        // several of them is copied, never deduplicated), so a big layer merges downwards.
+        let (mut below, mut down) = (0usize, None);
+        for (at, layer) in layers.iter().enumerate().rev() {
+            if busy(layer) {
+                break;
+            }
+            if at + 1 < layers.len() && layer.len().saturating_mul(RATIO) >= below {
+                down = Some(at);
+            }
+            below += layer.len();
+        }
+        if let Some(at) = down {
+            return Some(at..layers.len());
+        }
+        (layers.len() > MAX_LAYERS && self.merging.is_empty()).then_some(0..layers.len())
     }
 
     /// Replaces a finished merge's sources with its output.
@@ -340,14 +372,14 @@ mod tests {
     }
 
     fn entry(writer: &TableWriter<u64>, name: &Arc<str>, value: Option<u64>) -> PathEntry<u64> {
-        let fresh: Box<[Segment<u64>]> = match value {
-            Some(value) => {
-                let info = SegmentInfo { level: 0, start: value, end: value };
-                Box::new([Segment { info, output: Arc::new(value) }])
-            }
-            None => Box::new([]),
-        };
-        PathEntry::new(name.clone(), writer.hash(name), None, Arc::from([]), fresh)
+        let fresh: Fresh<u64> = value
+            .map(|value| Segment {
+                info: SegmentInfo { level: 0, start: value, end: value },
+                output: Arc::new(value),
+            })
+            .into_iter()
+            .collect();
+        PathEntry::new(name.clone(), writer.hash(name), None, None, fresh)
     }
 
     fn read(table: &PathTable<u64>, name: &str) -> Option<u64> {
@@ -412,7 +444,7 @@ mod tests {
         let names = names(20_000);
         let mut writer = TableWriter::new(foldhash::fast::RandomState::default());
         writer.update(names.iter().map(|name| entry(&writer, name, Some(0))).collect::<Vec<_>>().into_iter());
-        let (mut in_steps, mut deepest) = (0, 0);
+        let (mut in_steps, mut deepest, mut most) = (0, 0, 0);
         for turn in 1..=20_000u64 {
             let changed: Vec<_> = (0..4)
                 .map(|k| entry(&writer, &names[((turn * 4 + k) * 7919) as usize % 20_000], Some(turn)))
@@ -420,6 +452,7 @@ mod tests {
             writer.update(changed.into_iter());
             in_steps += usize::from(!writer.merging.is_empty());
             deepest = deepest.max(writer.table().layers.len());
+            most = most.max(writer.table().layers.iter().map(|l| l.len()).sum::<usize>());
         }
         assert!(in_steps > 0, "no merge ran in steps");
         // With no view holding them, what merges replaced is dropped a step at a time.
@@ -428,6 +461,8 @@ mod tests {
         }
         assert!(writer.merging.is_empty() && writer.retired.is_empty(), "{} retired", writer.retired.len());
         assert!(deepest <= 2 * MAX_LAYERS, "{deepest} layers");
+        // Old versions of a path do not pile up in layers near the size of the whole table.
+        assert!(most <= 3 * names.len(), "{most} entries for {} paths", names.len());
         assert_eq!(writer.table().iter().count(), 20_000);
         assert_eq!(read(writer.table(), &names[(20_000 * 4 * 7919) % 20_000]), Some(20_000));
     }

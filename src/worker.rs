@@ -20,7 +20,7 @@ use smallvec::{smallvec, SmallVec};
 
 use crate::compact::{Compactor, Schedule};
 use crate::merge::Merge;
-use crate::path_table::{PathEntry, TableWriter};
+use crate::path_table::{PathEntry, TableWriter, INLINE};
 use crate::pipeline::Shared;
 use crate::queue::Part;
 use crate::sink::Retention;
@@ -123,13 +123,18 @@ struct PathState<M: Merge> {
 const HISTORY_CHUNK: usize = 64;
 
 impl<M: Merge> PathState<M> {
-    /// The entry to publish: the history chunks and settled segments shared with the last one
-    /// unless they changed, and a copy of the level-0 tail.
+    /// The entry to publish: a short path's segments inline; otherwise the history chunks and
+    /// settled segments shared with the last entry unless they changed, and a copy of the
+    /// level-0 tail.
     fn entry(&mut self) -> PathEntry<M::Output> {
         if self.history_view.is_none() && !self.history.is_empty() {
             self.history_view = Some(self.history.iter().cloned().collect());
         }
         let segments = &self.segments;
+        if self.history.is_empty() && segments.len() <= INLINE {
+            let fresh = segments.iter().cloned().collect();
+            return PathEntry::new(self.name.clone(), self.hash, None, None, fresh);
+        }
         let settled = self
             .settled
             .get_or_insert_with(|| {
@@ -142,7 +147,7 @@ impl<M: Merge> PathState<M> {
             "the settled segments changed without being marked"
         );
         let fresh = segments[settled.len()..].iter().cloned().collect();
-        PathEntry::new(self.name.clone(), self.hash, self.history_view.clone(), settled, fresh)
+        PathEntry::new(self.name.clone(), self.hash, self.history_view.clone(), Some(settled), fresh)
     }
 
     /// Drops the oldest top-level segments beyond the newest `keep`; returns how many.
