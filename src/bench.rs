@@ -7,7 +7,7 @@ use crate::clock::Clock;
 use crate::merge::Merge;
 use crate::path_table::{PathEntry, TableWriter};
 use crate::queue::Part;
-use crate::snapshot::{Segment, ShardView, Views};
+use crate::snapshot::{Segment, ShardView, Snapshot, Views};
 use crate::sync::Arc;
 use crate::tier::SegmentInfo;
 
@@ -63,6 +63,7 @@ impl<R> Lane<R> {
 
 /// One shard's published path map, as a worker keeps and publishes it.
 pub struct Publisher<M: Merge> {
+    merge: Arc<M>,
     views: Views<M>,
     names: Vec<Arc<str>>,
     paths: TableWriter<M::Output>,
@@ -78,7 +79,7 @@ impl<M: Merge> std::fmt::Debug for Publisher<M> {
 
 impl<M: Merge> Publisher<M> {
     /// A one-shard publisher holding `paths` paths, each with one segment of `output`.
-    pub fn new(paths: usize, output: M::Output) -> Self {
+    pub fn new(merge: M, paths: usize, output: M::Output) -> Self {
         let output = Arc::new(output);
         let names: Vec<Arc<str>> = (0..paths).map(|i| Arc::from(format!("/p/{i:08}"))).collect();
         let views = Views::new(1);
@@ -86,7 +87,7 @@ impl<M: Merge> Publisher<M> {
         paths.update(
             names.iter().map(|name| Self::entry(&paths, name, &output, 1)).collect::<Vec<_>>().into_iter(),
         );
-        Self { views, names, paths, output, frontier: 1 }
+        Self { merge: Arc::new(merge), views, names, paths, output, frontier: 1 }
     }
 
     fn entry(
@@ -100,17 +101,16 @@ impl<M: Merge> Publisher<M> {
         PathEntry::new(name.clone(), table.hash(name), None, None, fresh)
     }
 
-    /// Advances the frontier by one commit that changed `changed` paths (spread over the map),
-    /// and publishes the shard view and the global view, as a worker's loop turn does.
+    /// Advances the frontier by one commit that changed `changed` paths (spread over the table,
+    /// and different ones each time, so that over many publishes every path changes), and
+    /// publishes the shard view and the global view, as a worker's loop turn does.
     pub fn publish(&mut self, changed: usize) {
         self.frontier += 1;
-        let step = (self.names.len() / changed.max(1)).max(1);
+        let count = self.names.len();
+        let step = (count / changed.max(1)).max(1);
         let (table, output, frontier) = (&self.paths, &self.output, self.frontier);
-        let entries: Vec<_> = self
-            .names
-            .iter()
-            .step_by(step)
-            .take(changed)
+        let entries: Vec<_> = (0..changed.min(count))
+            .map(|k| &self.names[(frontier as usize + k * step) % count])
             .map(|name| Self::entry(table, name, output, frontier))
             .collect();
         self.paths.update(entries.into_iter());
@@ -121,5 +121,13 @@ impl<M: Merge> Publisher<M> {
     /// The published global frontier (what a snapshot load returns the view of).
     pub fn published(&self) -> u64 {
         self.views.global().frontier
+    }
+
+    /// Reads `count` paths spread over the table from a snapshot of the published view, as
+    /// `Snapshot::read` does; returns how many held data.
+    pub fn read(&self, count: usize) -> usize {
+        let snapshot = Snapshot::new(self.views.global(), self.merge.clone());
+        let step = (self.names.len() / count.max(1)).max(1);
+        self.names.iter().step_by(step).take(count).filter(|name| snapshot.read(name).is_some()).count()
     }
 }
