@@ -250,7 +250,7 @@ fn retention_keeps_what_the_sink_refused() {
 #[test]
 fn retention_bounds_the_segments_kept_per_path() {
     for (keep, divisor, max_level, flush_level) in
-        [(2, 2, 2, None), (1, 2, 2, Some(1)), (3, 3, 0, None), (2, 4, 1, Some(0))]
+        [(2, 2, 2, None), (1, 2, 2, Some(1)), (3, 3, 0, None), (2, 4, 1, Some(0)), (0, 2, 2, None)]
     {
         let mut builder = Pipeline::builder(Concat::<u64>::default())
             .shards(2)
@@ -268,6 +268,7 @@ fn retention_bounds_the_segments_kept_per_path() {
         let last = pipeline.shutdown().expect("clean shutdown");
         let total = last.frontier();
         let setup = format!("keep {keep}, D={divisor}, max level {max_level}, flush level {flush_level:?}");
+        let listed: std::collections::HashSet<&str> = last.paths().collect();
         for (path, layout) in common::layouts(&commits, divisor, max_level, total) {
             let tops = layout.iter().filter(|s| s.level == max_level).count();
             let kept: Vec<SegmentInfo> = layout.iter().skip(tops.saturating_sub(keep)).copied().collect();
@@ -277,6 +278,8 @@ fn retention_bounds_the_segments_kept_per_path() {
                 "{setup}: {path}: {segments:?}"
             );
             assert_eq!(segments, kept, "{setup}: {path} keeps its newest {keep} top-level segments");
+            // A path whose segments were all dropped is no longer listed.
+            assert_eq!(listed.contains(path.as_str()), !kept.is_empty(), "{setup}: {path} listed");
             let from = kept.first().map_or(u64::MAX, |s| s.start);
             let window: Vec<(u64, u64)> =
                 common::concat_of(&commits, &path, total).into_iter().filter(|(c, _)| *c >= from).collect();
