@@ -289,7 +289,8 @@ impl<O> TableWriter<O> {
                 false => self.table.layers[run.start].tier.saturating_add(1).min(BASE - 1),
             };
             let mut merging = Merging::new(self.table.layers[run].to_vec(), tier);
-            if merging.step(&mut self.at_once.clone()) {
+            let mut fuel = self.at_once;
+            if merging.step(&mut fuel) {
                 self.splice(merging);
             } else {
                 self.merging.insert(0, merging);
@@ -345,8 +346,8 @@ impl<O> TableWriter<O> {
     }
 
     /// Drops up to `budget` entries of replaced layers that no view holds any more, so that
-    /// dropping a large layer never stalls one update (a view that held one to the end would
-    /// drop it whole).
+    /// dropping a large layer never stalls one update. Views never drop a replaced layer
+    /// themselves: this list keeps a reference until its entries are gone.
     fn reap(&mut self, mut budget: usize) {
         self.retired.retain_mut(|layer| {
             let Some(layer) = Arc::get_mut(layer).filter(|_| budget > 0) else { return true };
