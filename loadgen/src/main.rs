@@ -21,6 +21,10 @@ mod rss;
 mod run;
 mod workload;
 
+/// Built without transparent huge pages (the `no_thp` feature): on the development VM, the first
+/// touch of a fresh 2 MiB huge page zeroes it inside a page fault that can cost the faulting
+/// thread milliseconds, which put millisecond stalls into every engine's latency tail
+/// (perf/README.md, "the allocator").
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
