@@ -26,6 +26,7 @@ log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 build_loadgen() {
     if [[ -n "${LOADGEN:-}" ]]; then
         BIN=$LOADGEN
+        JITTER=${JITTER:-$(dirname "$LOADGEN")/jitter}
         log "using LOADGEN=$BIN"
         return
     fi
@@ -34,8 +35,9 @@ build_loadgen() {
     local target_dir=${CARGO_TARGET_DIR:-$ROOT/target}
     BIN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/lockstep-perf.XXXXXX")
     trap 'rm -rf "$BIN_DIR"' EXIT
-    cp "$target_dir/release/loadgen" "$BIN_DIR/loadgen"
+    cp "$target_dir/release/loadgen" "$target_dir/release/jitter" "$BIN_DIR/"
     BIN=$BIN_DIR/loadgen
+    JITTER=$BIN_DIR/jitter
 }
 
 # Percentage of all CPUs busy over the next second, from /proc/stat.

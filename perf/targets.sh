@@ -7,7 +7,8 @@
 #      --engine all: lockstep vs mutex, channel, raw
 #   b  the same with 16 parts per commit
 #   c  fixed rate at half of lockstep's peak (the median lockstep commits/s of a), lockstep
-#      only: commit-to-visible p99 and p99.9
+#      only: commit-to-visible p99 and p99.9 (the observer's and the library's own), after the
+#      jitter probe (the stalls a spinning thread sees on this machine)
 #   d  lockstep closed loop, 1M paths (warm-up WARMUP_1M, so every path exists before
 #      measuring: most do, not all, see dfull) vs 10k paths, back to back; plus the criterion
 #      publish bench (10 paths changed, 10k vs 1M paths in the shard)
@@ -90,6 +91,9 @@ EOF
     log "c: lockstep's peak (median of a) is $peak commits/s; fixed rate $rate"
     echo "$peak" >"$OUT/c.peak"
     fresh c
+    # The machine's own stalls, the floor under any latency measured on it.
+    wait_idle
+    { echo "\$ cargo run --release -p loadgen --bin jitter -- --duration 3s"; "$JITTER" --duration 3s; } >"$OUT/c.jitter.txt"
     for ((k = 1; k <= REPEAT; k++)); do
         # shellcheck disable=SC2046
         run_loadgen "$OUT/c.r$k" --engine lockstep --producers 1 --shards 1 --paths 10000 --parts-per-commit 1 \

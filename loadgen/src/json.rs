@@ -55,6 +55,12 @@ pub struct Run {
     pub visible_latency_us: Option<Summary>,
     /// What "visible" means for this engine.
     pub visible_means: &'static str,
+    /// The engine's own commit-to-visible over the measured window, where it keeps one:
+    /// lockstep's `Stats::visible_latency`, one commit in 16, from taking the commit number to
+    /// the publish that shows it (exact, where `visible_latency_us` is late by up to the time
+    /// between two looks of the observer; at a fixed rate it does not count a commit's delay
+    /// behind its intended start).
+    pub own_visible_latency_us: Option<Summary>,
     pub visible_unresolved: u64,
     /// Fixed rate: commits due before the end of the window that never started.
     pub missed: u64,
@@ -125,6 +131,7 @@ fn run(m: &Measured, record_bytes: usize) -> Run {
         commit_latency_us: Summary::of(&m.commit_latency),
         visible_latency_us: Summary::of(&m.visible_latency),
         visible_means: m.kind.visible_means(),
+        own_visible_latency_us: m.finish.own_visible_latency.as_ref().and_then(Summary::of),
         visible_unresolved: m.visible_unresolved,
         missed: m.missed,
         peak_rss_bytes: m.rss.peak,
@@ -177,6 +184,11 @@ mod tests {
                 final_commit: None,
                 records_applied: Some(records),
                 layout: (kind != Kind::Raw).then(|| crate::align::Layout::new(2)),
+                own_visible_latency: (kind == Kind::Lockstep).then(|| {
+                    let mut own = histogram();
+                    own.record(7000).unwrap();
+                    own
+                }),
                 notes: Vec::new(),
             },
         }
@@ -227,6 +239,9 @@ mod tests {
             }
         }
         assert_eq!(lockstep["visible_latency_us"]["p50"].as_f64(), Some(2.0));
+        let own_p99 = lockstep["own_visible_latency_us"]["p99"].as_f64().unwrap();
+        assert!((own_p99 - 7.0).abs() < 0.01, "{own_p99}");
+        assert_eq!(runs[1]["own_visible_latency_us"], serde_json::Value::Null);
         assert_eq!(lockstep["peak_rss_bytes"], 2 << 20);
         assert_eq!(lockstep["aligned"], true);
         assert_eq!(runs[2]["aligned"], serde_json::Value::Null);

@@ -233,6 +233,7 @@ fn drive<E: Engine>(kind: Kind, settings: &Settings, workload: &Workload) -> Res
         // Relaxed: the flags only steer which commits are counted; a commit or two either side
         // of the switch does not change the figures.
         flags.measuring.store(true, Ordering::Relaxed);
+        engine.measuring();
         let from = Instant::now();
         progress.wait_until(plan.deadline, "measuring", &flags);
         flags.stop.store(true, Ordering::Relaxed);

@@ -141,7 +141,7 @@ impl Engine for ChannelEngine {
             final_commit: None,
             records_applied: Some(records),
             layout: Some(layout),
-            notes: Vec::new(),
+            ..Finish::default()
         })
     }
 }

@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use clap::ValueEnum;
 use crossbeam::utils::CachePadded;
+use hdrhistogram::Histogram;
 
 use crate::align::Layout;
 use crate::workload::Part;
@@ -136,6 +137,9 @@ pub trait Engine: Sized + Sync {
     /// Whether `look` shows the commit of `ticket` as visible.
     fn covers(look: &Self::Look, ticket: &Self::Ticket) -> bool;
 
+    /// Called once, when the measured window starts (the warm-up is over).
+    fn measuring(&self) {}
+
     /// Drains and stops the engine, and reports on what it holds. Called once every committer
     /// is dropped.
     fn finish(self) -> Result<Finish, Failure>;
@@ -164,6 +168,9 @@ pub struct Finish {
     pub records_applied: Option<u64>,
     /// Segments per level and the grid check, for engines that keep an index.
     pub layout: Option<Layout>,
+    /// The engine's own commit-to-visible figures over the measured window, where it keeps
+    /// them (lockstep's `Stats::visible_latency`). Nanoseconds.
+    pub own_visible_latency: Option<Histogram<u64>>,
     /// Extra lines for the report.
     pub notes: Vec<String>,
 }

@@ -88,7 +88,7 @@ impl Engine for MutexEngine {
             final_commit: Some(self.look()),
             records_applied: Some(index.records),
             layout: Some(layout),
-            notes: Vec::new(),
+            ..Finish::default()
         })
     }
 }

@@ -136,7 +136,7 @@ impl Engine for Raw {
             bytes += b;
         }
         let notes = vec![format!("payload bytes popped: {}", crate::report::group(bytes))];
-        Ok(Finish { final_commit: None, records_applied: Some(records), layout: None, notes })
+        Ok(Finish { records_applied: Some(records), notes, ..Finish::default() })
     }
 }
 
