@@ -1,28 +1,37 @@
-//! A shard's published paths: immutable layers of path entries, newest first, merged in tiers.
+//! A shard's published paths: a base table of every path, and while readers hold old tables,
+//! immutable layers of newer entries above it.
 //!
-//! Every publish must hand readers a table of the shard's paths that later turns never change.
-//! A persistent hash map shares structure between versions, but it copies a root-to-leaf run of
-//! 32-way nodes for every changed path, and with many paths the changed ones share no nodes: a
-//! turn paid several node copies (and as many drops later) per record. Here a publish adds one
-//! layer holding only the paths the turn changed, and the layers merge the way a path's
-//! segments do: [`RATIO`] adjacent layers of one tier merge into one layer of the next, and a
-//! layer at least `1/RATIO` the size of all the layers below it merges with them into the base
-//! (so that a path's old versions never pile up in layers near the size of the whole table);
-//! more than [`MAX_LAYERS`] layers merge into one. A change is copied about once per tier it
-//! climbs, a lookup probes a handful of hash tables, and a published layer never changes, so
-//! views share layers by reference.
+//! Every publish must hand readers a table of the shard's paths that later turns never change,
+//! yet a turn changes only some paths. The writer keeps two full tables: the published base,
+//! and a spare, the base before it. A publish brings the spare up to date in place (the entries
+//! it lacks: those of the last publish, and this one's) and publishes it as the new base; the
+//! old base becomes the spare. A changed path thus costs two hash-table writes and one entry,
+//! whatever the number of paths, and a lookup probes one table. Mutating the spare is safe
+//! because the writer does it only through `Arc::get_mut`: only when no view, and so no reader,
+//! holds it any more.
 //!
-//! A merge of more than [`AT_ONCE`] entries would stall a publish (a base of a million paths
-//! takes tens of milliseconds), so it advances a step per update, [`STEP_PER_CHANGE`] entries
-//! per changed path, while its source layers stay published; once done, its output replaces
-//! them. The layers it replaced are dropped the same way, a step per update, once no view holds
-//! them: dropping a large layer at once stalled a publish for a millisecond, long enough for
-//! the scheduler to take the core away on a small machine.
+//! While a reader still holds the spare (it keeps a snapshot from two publishes ago), a publish
+//! instead adds a layer holding only the paths it changed, above the base; the spare's lag
+//! grows by the same entries. The layers merge the way a path's segments do: [`RATIO`] adjacent
+//! layers of one tier merge into one layer of the next, and a layer at least `1/RATIO` the size
+//! of all the layers below it merges with them (so that a path's old versions never pile up in
+//! layers near the size of the whole table); more than [`MAX_LAYERS`] layers merge into one.
+//! Once the reader lets go, the spare catches up a step per update and everything folds into it.
+//! If it lags behind by more than it would cost to copy the base, the spare is dropped and the
+//! layers merge into the base too; the base that merge replaces becomes the spare.
+//!
+//! A merge, a catch-up or a drop of more than [`AT_ONCE`] entries would stall a publish (a base
+//! of a million paths takes tens of milliseconds), so each advances a step per update,
+//! [`STEP_PER_CHANGE`] entries per changed path, while a merge's source layers stay published.
+//! Layers no longer published are dropped the same way, a step per update, once no view holds
+//! them: dropping a large layer at once stalled a publish for a millisecond, long enough for the
+//! scheduler to take the core away on a small machine.
 //!
 //! Entries carry their name's hash, so merging layers rehashes nothing. A path whose segments
 //! were all dropped is published as an empty entry (a tombstone); like the worker's own state
 //! for the path, it stays.
 
+use std::collections::VecDeque;
 use std::hash::BuildHasher;
 use std::ops::Range;
 
@@ -142,6 +151,14 @@ impl<O> Layer<O> {
         let entries = &self.entries;
         self.index.insert_unique(hash, at, |&at| entries[at as usize].hash);
     }
+    /// Adds `entry`, replacing its path's entry if the layer holds one.
+    fn put(&mut self, entry: Arc<PathEntry<O>>) {
+        let entries = &self.entries;
+        match self.index.find(entry.hash, |&at| entries[at as usize].is(&entry)) {
+            Some(&at) => self.entries[at as usize] = entry,
+            None => self.push(entry),
+        }
+    }
 }
 
 /// The published paths of one shard, as readers see them. Cloning shares every layer.
@@ -188,18 +205,30 @@ impl<O> PathTable<O> {
     }
 }
 
-/// A shard worker's side of its table: the published layers, the merges under way, and the
-/// layers merges replaced.
+/// A shard worker's side of its table: the published layers, the spare base, the merges under
+/// way, and the layers folds and merges replaced.
 pub(crate) struct TableWriter<O> {
+    /// Never empty: the last layer is the base.
     table: PathTable<O>,
+    /// The base before the current one, while it is kept.
+    spare: Option<Spare<O>>,
+    /// The entries published since the base held the whole table, in order: what the base will
+    /// lack once it is the spare. `None` once that is more than folding it would be worth.
+    since_base: Option<Vec<Arc<PathEntry<O>>>>,
     /// Disjoint runs of layers being merged, newest run first.
     merging: Vec<Merging<O>>,
-    /// Layers a finished merge replaced, dropped a step at a time once no view holds them.
+    /// Layers no longer published, dropped a step at a time once no view holds them.
     retired: Vec<Arc<Layer<O>>>,
     /// Merges of at most this many entries run at once; also the least work per update.
     at_once: usize,
     /// Entries merged (and dropped) per changed path per update.
     step: usize,
+}
+
+/// A former base and what it lacks: applied in order, `lag` makes `layer` the whole table.
+struct Spare<O> {
+    layer: Arc<Layer<O>>,
+    lag: VecDeque<Arc<PathEntry<O>>>,
 }
 
 /// A merge under way. Its sources stay published until it is done, so readers never miss it.
@@ -248,7 +277,18 @@ impl<O> TableWriter<O> {
     }
 
     fn with_steps(hasher: foldhash::fast::RandomState, at_once: usize, step: usize) -> Self {
-        Self { table: PathTable::new(hasher), merging: Vec::new(), retired: Vec::new(), at_once, step }
+        let empty = || Arc::new(Layer::with_capacity(BASE, 0));
+        let mut table = PathTable::new(hasher);
+        table.layers.push(empty());
+        Self {
+            table,
+            spare: Some(Spare { layer: empty(), lag: VecDeque::new() }),
+            since_base: Some(Vec::new()),
+            merging: Vec::new(),
+            retired: Vec::new(),
+            at_once,
+            step,
+        }
     }
 
     /// The table as published now.
@@ -261,18 +301,104 @@ impl<O> TableWriter<O> {
         self.table.hash(name)
     }
 
+    fn base(&self) -> &Arc<Layer<O>> {
+        self.table.layers.last().expect("the table always has a base")
+    }
+
+    /// More lag than this makes a spare not worth keeping: folding it would cost more than
+    /// copying the base.
+    fn most_lag(&self) -> usize {
+        2 * self.base().len().max(self.at_once)
+    }
+
     /// Adds the entries of paths changed since the last call (at most one per path), replacing
-    /// their older entries; advances the merges under way, starts new ones (module doc), and
-    /// drops part of what merges replaced.
+    /// their older entries (module doc): folded into the spare base if no view holds it any more
+    /// and it has caught up, else published as a new layer above the base, with merges
+    /// advanced and started. Then drops part of what was replaced.
     pub(crate) fn update(&mut self, changed: impl ExactSizeIterator<Item = PathEntry<O>>) {
         let count = changed.len();
-        if count > 0 {
-            let mut layer = Layer::with_capacity(0, count);
-            changed.for_each(|entry| layer.push(Arc::new(entry)));
-            self.table.layers.insert(0, Arc::new(layer));
-        }
         let budget = count.saturating_mul(self.step).max(self.at_once);
+        let changed: Vec<_> = changed.map(Arc::new).collect();
         let mut fuel = budget;
+        let caught_up = self.catch_up(&mut fuel);
+        if caught_up && (count > 0 || self.table.layers.len() > 1) {
+            self.fold(changed);
+        } else if count > 0 || !self.merging.is_empty() || self.table.layers.len() > 1 {
+            self.add_layer(changed);
+            self.merge(fuel);
+        }
+        self.reap(budget);
+    }
+
+    /// Applies up to `fuel` entries of the spare's lag, if no view holds the spare any more;
+    /// true if it has none left.
+    fn catch_up(&mut self, fuel: &mut usize) -> bool {
+        let Some(spare) = &mut self.spare else { return false };
+        // Unpublished and no view holds it: no reader can reach it until it is published again.
+        let Some(layer) = Arc::get_mut(&mut spare.layer) else { return false };
+        while *fuel > 0 {
+            let Some(entry) = spare.lag.pop_front() else { break };
+            layer.put(entry);
+            *fuel -= 1;
+        }
+        spare.lag.is_empty()
+    }
+
+    /// Publishes the spare, caught up and with `changed` applied, as the whole table; the base
+    /// becomes the spare.
+    fn fold(&mut self, changed: Vec<Arc<PathEntry<O>>>) {
+        let Some(layer) = self.spare.as_mut().and_then(|spare| Arc::get_mut(&mut spare.layer)) else {
+            // Not reached: `catch_up` has just found the spare unheld. Lose nothing regardless.
+            self.add_layer(changed);
+            return;
+        };
+        for entry in &changed {
+            layer.put(entry.clone());
+        }
+        let Some(spare) = self.spare.take() else { return };
+        let mut layers = std::mem::replace(&mut self.table.layers, vec![spare.layer]);
+        let base = layers.pop().expect("the table always has a base");
+        // The layers above the old base, and the merges among them, are in the spare now.
+        self.retired.extend(layers);
+        self.retired.extend(self.merging.drain(..).map(|merging| Arc::new(merging.out)));
+        match self.since_base.replace(Vec::new()) {
+            Some(mut lag) => {
+                lag.extend(changed);
+                self.spare = Some(Spare { layer: base, lag: lag.into() });
+            }
+            None => self.retired.push(base),
+        }
+    }
+
+    /// Publishes `changed` as a new layer above the others, and notes it in what the spare and
+    /// the base lack.
+    fn add_layer(&mut self, changed: Vec<Arc<PathEntry<O>>>) {
+        if changed.is_empty() {
+            return;
+        }
+        let most = self.most_lag();
+        let mut layer = Layer::with_capacity(0, changed.len());
+        for entry in &changed {
+            layer.push(entry.clone());
+        }
+        self.table.layers.insert(0, Arc::new(layer));
+        if let Some(log) = &mut self.since_base {
+            log.extend(changed.iter().cloned());
+            if log.len() > most {
+                self.since_base = None;
+            }
+        }
+        if let Some(spare) = &mut self.spare {
+            spare.lag.extend(changed);
+            if spare.lag.len() > most {
+                let spare = self.spare.take().map(|spare| spare.layer);
+                self.retired.extend(spare);
+            }
+        }
+    }
+
+    /// Advances the merges under way and starts new ones, with `fuel` entries of work at least.
+    fn merge(&mut self, mut fuel: usize) {
         // Newest runs first: they are small, and finishing them keeps lookups short.
         let mut at = 0;
         while at < self.merging.len() {
@@ -286,7 +412,13 @@ impl<O> TableWriter<O> {
         while let Some(run) = self.next_merge() {
             let tier = match run.end == self.table.layers.len() {
                 true => BASE,
-                false => self.table.layers[run.start].tier.saturating_add(1).min(BASE - 1),
+                false => self.table.layers[run.clone()]
+                    .iter()
+                    .map(|l| l.tier)
+                    .max()
+                    .unwrap_or(0)
+                    .saturating_add(1)
+                    .min(BASE - 1),
             };
             let mut merging = Merging::new(self.table.layers[run].to_vec(), tier);
             let mut fuel = self.at_once;
@@ -297,14 +429,17 @@ impl<O> TableWriter<O> {
                 break;
             }
         }
-        self.reap(budget);
     }
 
     /// The layers to merge next, if any, never one already being merged: the newest `RATIO`
     /// adjacent layers of one tier; else a layer at least `1/RATIO` the size of all the layers
     /// below it, with all of them (the newest such); else, with too many layers, all of them.
+    /// While there is a spare, the base stays as it is: only the layers above it merge.
     fn next_merge(&self) -> Option<Range<usize>> {
-        let layers = &self.table.layers;
+        let layers = match self.spare {
+            Some(_) => &self.table.layers[..self.table.layers.len() - 1],
+            None => &self.table.layers[..],
+        };
         let busy = |layer: &Arc<Layer<O>>| {
             self.merging.iter().any(|m| m.sources.iter().any(|source| Arc::ptr_eq(source, layer)))
         };
@@ -334,15 +469,35 @@ impl<O> TableWriter<O> {
         (layers.len() > MAX_LAYERS && self.merging.is_empty()).then_some(0..layers.len())
     }
 
-    /// Replaces a finished merge's sources with its output.
+    /// Replaces a finished merge's sources with its output. A merge into the base leaves the
+    /// base it replaced as the spare, lacking the other sources and the layers above them.
     fn splice(&mut self, done: Merging<O>) {
         let layers = &mut self.table.layers;
         let start = done.sources.first().and_then(|first| layers.iter().position(|l| Arc::ptr_eq(l, first)));
         debug_assert!(start.is_some(), "the sources of a merge stay published until it is done");
-        if let Some(start) = start {
-            layers.splice(start..start + done.sources.len(), [Arc::new(done.out)]);
-            self.retired.extend(done.sources);
+        let Some(start) = start else { return };
+        let Merging { mut sources, out, .. } = done;
+        layers.splice(start..start + sources.len(), [Arc::new(out)]);
+        if start + 1 == layers.len() {
+            // A new base. Applied oldest first, the entries of the layers above it make the whole
+            // table: a path's newest entry is in the newest layer that holds it.
+            let above = |layers: &[Arc<Layer<O>>]| -> Vec<Arc<PathEntry<O>>> {
+                layers.iter().rev().flat_map(|layer| layer.entries.iter().cloned()).collect()
+            };
+            let since = above(&layers[..start]);
+            let most = self.most_lag();
+            if self.spare.is_none() {
+                let base = sources.pop().expect("a merge has sources");
+                let mut lag: VecDeque<_> = above(&sources).into();
+                lag.extend(since.iter().cloned());
+                match lag.len() <= most {
+                    true => self.spare = Some(Spare { layer: base, lag }),
+                    false => self.retired.push(base),
+                }
+            }
+            self.since_base = (since.len() <= most).then_some(since);
         }
+        self.retired.extend(sources);
     }
 
     /// Drops up to `budget` entries of replaced layers that no view holds any more, so that
@@ -390,9 +545,11 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]
 
-        /// Whatever the updates, and whether merges run at once or a step at a time, the table
-        /// reads like a plain map of each path's newest entry, lists each live path once, and
-        /// a table published earlier still reads as it did.
+        /// Whatever the updates, whether merges run at once or a step at a time, and whichever
+        /// published tables readers keep (none: every update folds into the spare; all: the
+        /// spare never frees, merges do the work; some), the table reads like a plain map of
+        /// each path's newest entry, lists each live path once, and a table kept from earlier
+        /// still reads as it did.
         #[test]
         fn reads_like_a_map(
             turns in prop::collection::vec(
@@ -400,12 +557,13 @@ mod tests {
                 1..80,
             ),
             steps in prop_oneof![Just((AT_ONCE, STEP_PER_CHANGE)), (1..16usize, 1..4usize)],
+            keep_every in prop_oneof![Just(Some(1usize)), Just(Some(3)), Just(None)],
         ) {
             let names = names(300);
             let mut writer = TableWriter::with_steps(foldhash::fast::RandomState::default(), steps.0, steps.1);
             let mut model: HashMap<usize, u64> = HashMap::new();
             let mut published = Vec::new();
-            for turn in turns {
+            for (at, turn) in turns.into_iter().enumerate() {
                 let changed: HashMap<usize, Option<u64>> = turn.into_iter().collect();
                 let entries: Vec<_> = changed.iter().map(|(&p, &value)| entry(&writer, &names[p], value)).collect();
                 writer.update(entries.into_iter());
@@ -418,7 +576,7 @@ mod tests {
                 let table = writer.table();
                 if steps.0 >= 300 {
                     // Every merge ran at once.
-                    prop_assert!(table.layers.len() <= MAX_LAYERS && writer.merging.is_empty());
+                    prop_assert!(table.layers.len() <= MAX_LAYERS + 1 && writer.merging.is_empty());
                 }
                 for (path, name) in names.iter().enumerate() {
                     prop_assert_eq!(read(table, name), model.get(&path).copied(), "path {}", path);
@@ -428,7 +586,9 @@ mod tests {
                 let mut expected: Vec<&str> = model.keys().map(|&path| &*names[path]).collect();
                 expected.sort_unstable();
                 prop_assert_eq!(listed, expected);
-                published.push((table.clone(), model.clone()));
+                if keep_every.is_some_and(|every| at % every == 0) {
+                    published.push((table.clone(), model.clone()));
+                }
             }
             for (old, model) in &published {
                 for (path, name) in names.iter().enumerate() {
@@ -438,28 +598,60 @@ mod tests {
         }
     }
 
-    /// Small turns over a large base: a base-sized merge runs a step per update while the
-    /// lookups stay short, it finishes, and the layers it replaced are dropped.
+    /// With no view holding an old table, every update folds into the spare: the table stays
+    /// one layer, nothing merges and nothing waits to be dropped.
+    #[test]
+    fn unheld_updates_fold_into_one_layer() {
+        let names = names(1_000);
+        let mut writer = TableWriter::new(foldhash::fast::RandomState::default());
+        for turn in 0..500u64 {
+            let changed: Vec<_> = (0..7)
+                .map(|k| entry(&writer, &names[((turn * 7 + k) * 31) as usize % 1_000], Some(turn)))
+                .collect();
+            writer.update(changed.into_iter());
+            let table = writer.table().clone();
+            assert_eq!(table.layers.len(), 1, "turn {turn}");
+            assert!(writer.merging.is_empty() && writer.retired.is_empty(), "turn {turn}");
+            assert_eq!(read(&table, &names[((turn * 7) * 31) as usize % 1_000]), Some(turn));
+        }
+    }
+
+    /// Small turns over a large base while a reader keeps an old table: the spare cannot be
+    /// folded, so layers pile up above the base and base-sized merges run a step per update
+    /// while lookups stay short. Once the reader lets go, the spare catches up a step at a time
+    /// and everything folds back into one layer, and what was replaced is dropped.
     #[test]
     fn large_merges_run_in_steps() {
         let names = names(20_000);
         let mut writer = TableWriter::new(foldhash::fast::RandomState::default());
         writer.update(names.iter().map(|name| entry(&writer, name, Some(0))).collect::<Vec<_>>().into_iter());
+        let (mut held, mut at_ten) = (None, vec![0; names.len()]);
         let (mut in_steps, mut deepest, mut most) = (0, 0, 0);
         for turn in 1..=20_000u64 {
-            let changed: Vec<_> = (0..4)
-                .map(|k| entry(&writer, &names[((turn * 4 + k) * 7919) as usize % 20_000], Some(turn)))
-                .collect();
-            writer.update(changed.into_iter());
+            let paths: Vec<usize> = (0..4).map(|k| ((turn * 4 + k) * 7919) as usize % 20_000).collect();
+            writer.update(
+                paths.iter().map(|&p| entry(&writer, &names[p], Some(turn))).collect::<Vec<_>>().into_iter(),
+            );
+            if turn <= 10 {
+                paths.iter().for_each(|&p| at_ten[p] = turn);
+            }
+            if turn == 10 {
+                held = Some(writer.table().clone());
+            }
             in_steps += usize::from(!writer.merging.is_empty());
             deepest = deepest.max(writer.table().layers.len());
             most = most.max(writer.table().layers.iter().map(|l| l.len()).sum::<usize>());
         }
         assert!(in_steps > 0, "no merge ran in steps");
-        // With no view holding them, what merges replaced is dropped a step at a time.
+        let held = held.expect("kept at turn 10");
+        for (path, name) in names.iter().enumerate() {
+            assert_eq!(read(&held, name), Some(at_ten[path]), "{name} as of turn 10");
+        }
+        drop(held);
         for _ in 0..1_000 {
             writer.update(std::iter::empty());
         }
+        assert_eq!(writer.table().layers.len(), 1, "not folded back into one layer");
         assert!(writer.merging.is_empty() && writer.retired.is_empty(), "{} retired", writer.retired.len());
         assert!(deepest <= 2 * MAX_LAYERS, "{deepest} layers");
         // Old versions of a path do not pile up in layers near the size of the whole table.
