@@ -85,20 +85,25 @@ impl<M: Merge> Publisher<M> {
         let views = Views::new(1);
         let mut paths = views.table();
         paths.update(
-            names.iter().map(|name| Self::entry(&paths, name, &output, 1)).collect::<Vec<_>>().into_iter(),
+            (0..names.len())
+                .map(|slot| Self::entry(&paths, &names, slot, &output, 1))
+                .collect::<Vec<_>>()
+                .into_iter(),
         );
         Self { merge: Arc::new(merge), views, names, paths, output, frontier: 1 }
     }
 
     fn entry(
         table: &TableWriter<M::Output>,
-        name: &Arc<str>,
+        names: &[Arc<str>],
+        slot: usize,
         output: &Arc<M::Output>,
         commit: u64,
     ) -> PathEntry<M::Output> {
         let info = SegmentInfo { level: 0, start: commit, end: commit };
         let fresh = std::iter::once(Segment { info, output: output.clone() }).collect();
-        PathEntry::new(name.clone(), table.hash(name), None, None, fresh)
+        let name = &names[slot];
+        PathEntry::new(name.clone(), table.hash(name), slot as u32, None, None, fresh)
     }
 
     /// Advances the frontier by one commit that changed `changed` paths (spread over the table,
@@ -110,8 +115,8 @@ impl<M: Merge> Publisher<M> {
         let step = (count / changed.max(1)).max(1);
         let (table, output, frontier) = (&self.paths, &self.output, self.frontier);
         let entries: Vec<_> = (0..changed.min(count))
-            .map(|k| &self.names[(frontier as usize + k * step) % count])
-            .map(|name| Self::entry(table, name, output, frontier))
+            .map(|k| (frontier as usize + k * step) % count)
+            .map(|slot| Self::entry(table, &self.names, slot, output, frontier))
             .collect();
         self.paths.update(entries.into_iter());
         let view = ShardView { frontier: self.frontier, merged_end: 0, paths: self.paths.table().clone() };

@@ -60,6 +60,8 @@ pub(crate) struct PathEntry<O> {
     pub(crate) name: Arc<str>,
     /// `name` hashed by the table's hasher.
     hash: u64,
+    /// The path's number in its shard (the worker's dense index): where a base keeps it.
+    slot: u32,
     /// Full chunks of the oldest top-level segments; `None` while there are none.
     history: Option<History<O>>,
     /// The later segments up to the last merged one, unless they are in `fresh`.
@@ -78,11 +80,12 @@ impl<O> PathEntry<O> {
     pub(crate) fn new(
         name: Arc<str>,
         hash: u64,
+        slot: u32,
         history: Option<History<O>>,
         settled: Option<Arc<[Segment<O>]>>,
         fresh: Fresh<O>,
     ) -> Self {
-        Self { name, hash, history, settled, fresh }
+        Self { name, hash, slot, history, settled, fresh }
     }
 
     /// A tombstone: the path has no segments left.
@@ -118,11 +121,13 @@ impl<O> PathEntry<O> {
     }
 }
 
-/// A set of path entries, one per path, keyed by name. The entries sit in a plain list (so a
-/// merge can walk it a step at a time); the hash index points into it.
+/// A set of path entries, one per path, keyed by name, with a hash index into a plain list.
+/// Layers above the base list their entries in the order they were added (so a merge can walk
+/// them a step at a time); a base (tier [`BASE`]) keeps each entry at its slot, so the writer
+/// replaces a path's entry without a lookup, and leaves the slots of absent paths empty.
 struct Layer<O> {
     tier: u8,
-    entries: Vec<Arc<PathEntry<O>>>,
+    entries: Vec<Option<Arc<PathEntry<O>>>>,
     index: HashTable<u32>,
 }
 
@@ -131,33 +136,63 @@ impl<O> Layer<O> {
         Self { tier, entries: Vec::with_capacity(capacity), index: HashTable::with_capacity(capacity) }
     }
 
+    /// Entries held, or for a base, slots (a base has few empty ones).
     fn len(&self) -> usize {
         self.entries.len()
     }
 
+    fn at(&self, at: u32) -> Option<&Arc<PathEntry<O>>> {
+        self.entries.get(at as usize).and_then(Option::as_ref)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Arc<PathEntry<O>>> {
+        self.entries.iter().flatten()
+    }
+
     fn find(&self, hash: u64, eq: impl Fn(&PathEntry<O>) -> bool) -> Option<&Arc<PathEntry<O>>> {
-        let entries = &self.entries;
-        self.index.find(hash, |&at| eq(&entries[at as usize])).map(|&at| &entries[at as usize])
+        self.index.find(hash, |&at| self.at(at).is_some_and(|e| eq(e))).and_then(|&at| self.at(at))
     }
 
     fn holds(&self, entry: &PathEntry<O>) -> bool {
-        self.find(entry.hash, |e| e.is(entry)).is_some()
+        match self.tier {
+            BASE => self.at(entry.slot).is_some(),
+            _ => self.find(entry.hash, |e| e.is(entry)).is_some(),
+        }
     }
 
     /// Adds `entry`, whose path this layer does not hold yet.
     fn push(&mut self, entry: Arc<PathEntry<O>>) {
-        let (hash, at) = (entry.hash, self.entries.len() as u32);
-        self.entries.push(entry);
-        let entries = &self.entries;
-        self.index.insert_unique(hash, at, |&at| entries[at as usize].hash);
-    }
-    /// Adds `entry`, replacing its path's entry if the layer holds one.
-    fn put(&mut self, entry: Arc<PathEntry<O>>) {
-        let entries = &self.entries;
-        match self.index.find(entry.hash, |&at| entries[at as usize].is(&entry)) {
-            Some(&at) => self.entries[at as usize] = entry,
-            None => self.push(entry),
+        if self.tier == BASE {
+            return self.put(entry);
         }
+        let (hash, at) = (entry.hash, self.entries.len() as u32);
+        self.entries.push(Some(entry));
+        self.index_at(hash, at);
+    }
+
+    /// Adds `entry` to a base at its slot, replacing its path's entry if the base holds one.
+    fn put(&mut self, entry: Arc<PathEntry<O>>) {
+        debug_assert_eq!(self.tier, BASE, "only a base keeps entries at their slots");
+        let (hash, slot) = (entry.hash, entry.slot as usize);
+        if self.entries.len() <= slot {
+            self.entries.resize_with(slot + 1, || None);
+        }
+        match &mut self.entries[slot] {
+            Some(old) => {
+                debug_assert!(old.is(&entry), "one slot, one path");
+                *old = entry;
+            }
+            empty => {
+                *empty = Some(entry);
+                self.index_at(hash, slot as u32);
+            }
+        }
+    }
+
+    fn index_at(&mut self, hash: u64, at: u32) {
+        let entries = &self.entries;
+        let hash_of = |&at: &u32| entries[at as usize].as_ref().map_or(0, |e| e.hash);
+        self.index.insert_unique(hash, at, hash_of);
     }
 }
 
@@ -197,7 +232,6 @@ impl<O> PathTable<O> {
         self.layers.iter().enumerate().flat_map(move |(at, layer)| {
             let newer = &self.layers[..at];
             layer
-                .entries
                 .iter()
                 .map(|entry| &**entry)
                 .filter(move |entry| !entry.is_empty() && !newer.iter().any(|n| n.holds(entry)))
@@ -251,11 +285,11 @@ impl<O> Merging<O> {
     fn step(&mut self, fuel: &mut usize) -> bool {
         while *fuel > 0 {
             let Some(layer) = self.sources.get(self.layer) else { return true };
-            let Some(entry) = layer.entries.get(self.next) else {
+            let Some(slot) = layer.entries.get(self.next) else {
                 (self.layer, self.next) = (self.layer + 1, 0);
                 continue;
             };
-            if !self.out.holds(entry) {
+            if let Some(entry) = slot.as_ref().filter(|entry| !self.out.holds(entry)) {
                 self.out.push(entry.clone());
             }
             self.next += 1;
@@ -482,7 +516,7 @@ impl<O> TableWriter<O> {
             // A new base. Applied oldest first, the entries of the layers above it make the whole
             // table: a path's newest entry is in the newest layer that holds it.
             let above = |layers: &[Arc<Layer<O>>]| -> Vec<Arc<PathEntry<O>>> {
-                layers.iter().rev().flat_map(|layer| layer.entries.iter().cloned()).collect()
+                layers.iter().rev().flat_map(|layer| layer.iter().cloned()).collect()
             };
             let since = above(&layers[..start]);
             let most = self.most_lag();
@@ -527,7 +561,14 @@ mod tests {
         (0..count).map(|i| Arc::from(format!("/p/{i}"))).collect()
     }
 
-    fn entry(writer: &TableWriter<u64>, name: &Arc<str>, value: Option<u64>) -> PathEntry<u64> {
+    /// Path `slot` of `names` holding one segment of `value`, or a tombstone.
+    fn entry(
+        writer: &TableWriter<u64>,
+        names: &[Arc<str>],
+        slot: usize,
+        value: Option<u64>,
+    ) -> PathEntry<u64> {
+        let name = &names[slot];
         let fresh: Fresh<u64> = value
             .map(|value| Segment {
                 info: SegmentInfo { level: 0, start: value, end: value },
@@ -535,7 +576,7 @@ mod tests {
             })
             .into_iter()
             .collect();
-        PathEntry::new(name.clone(), writer.hash(name), None, None, fresh)
+        PathEntry::new(name.clone(), writer.hash(name), slot as u32, None, None, fresh)
     }
 
     fn read(table: &PathTable<u64>, name: &str) -> Option<u64> {
@@ -565,7 +606,7 @@ mod tests {
             let mut published = Vec::new();
             for (at, turn) in turns.into_iter().enumerate() {
                 let changed: HashMap<usize, Option<u64>> = turn.into_iter().collect();
-                let entries: Vec<_> = changed.iter().map(|(&p, &value)| entry(&writer, &names[p], value)).collect();
+                let entries: Vec<_> = changed.iter().map(|(&p, &value)| entry(&writer, &names, p, value)).collect();
                 writer.update(entries.into_iter());
                 for (path, value) in changed {
                     match value {
@@ -606,7 +647,7 @@ mod tests {
         let mut writer = TableWriter::new(foldhash::fast::RandomState::default());
         for turn in 0..500u64 {
             let changed: Vec<_> = (0..7)
-                .map(|k| entry(&writer, &names[((turn * 7 + k) * 31) as usize % 1_000], Some(turn)))
+                .map(|k| entry(&writer, &names, ((turn * 7 + k) * 31) as usize % 1_000, Some(turn)))
                 .collect();
             writer.update(changed.into_iter());
             let table = writer.table().clone();
@@ -624,13 +665,15 @@ mod tests {
     fn large_merges_run_in_steps() {
         let names = names(20_000);
         let mut writer = TableWriter::new(foldhash::fast::RandomState::default());
-        writer.update(names.iter().map(|name| entry(&writer, name, Some(0))).collect::<Vec<_>>().into_iter());
+        writer.update(
+            (0..names.len()).map(|p| entry(&writer, &names, p, Some(0))).collect::<Vec<_>>().into_iter(),
+        );
         let (mut held, mut at_ten) = (None, vec![0; names.len()]);
         let (mut in_steps, mut deepest, mut most) = (0, 0, 0);
         for turn in 1..=20_000u64 {
             let paths: Vec<usize> = (0..4).map(|k| ((turn * 4 + k) * 7919) as usize % 20_000).collect();
             writer.update(
-                paths.iter().map(|&p| entry(&writer, &names[p], Some(turn))).collect::<Vec<_>>().into_iter(),
+                paths.iter().map(|&p| entry(&writer, &names, p, Some(turn))).collect::<Vec<_>>().into_iter(),
             );
             if turn <= 10 {
                 paths.iter().for_each(|&p| at_ten[p] = turn);

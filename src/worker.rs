@@ -132,14 +132,14 @@ impl<M: Merge> PathState<M> {
     /// The entry to publish: a short path's segments inline; otherwise the history chunks and
     /// settled segments shared with the last entry unless they changed, and a copy of the
     /// level-0 tail.
-    fn entry(&mut self) -> PathEntry<M::Output> {
+    fn entry(&mut self, slot: u32) -> PathEntry<M::Output> {
         if self.history_view.is_none() && !self.history.is_empty() {
             self.history_view = Some(self.history.iter().cloned().collect());
         }
         let segments = &self.segments;
         if self.history.is_empty() && segments.len() <= INLINE {
             let fresh = segments.iter().cloned().collect();
-            return PathEntry::new(self.name.clone(), self.hash, None, None, fresh);
+            return PathEntry::new(self.name.clone(), self.hash, slot, None, None, fresh);
         }
         let settled = self
             .settled
@@ -153,7 +153,7 @@ impl<M: Merge> PathState<M> {
             "the settled segments changed without being marked"
         );
         let fresh = segments[settled.len()..].iter().cloned().collect();
-        PathEntry::new(self.name.clone(), self.hash, self.history_view.clone(), Some(settled), fresh)
+        PathEntry::new(self.name.clone(), self.hash, slot, self.history_view.clone(), Some(settled), fresh)
     }
 
     /// Drops the oldest top-level segments beyond the newest `keep`; returns how many.
@@ -491,7 +491,7 @@ impl<M: Merge> Worker<M> {
         self.published.update(self.dirty.drain(..).map(|path| {
             let state = &mut paths[path as usize];
             state.dirty = false;
-            state.entry() // empty once retention dropped everything: a tombstone
+            state.entry(path) // empty once retention dropped everything: a tombstone
         }));
         self.published_frontier = self.frontier;
         let view = ShardView {
