@@ -381,15 +381,16 @@ impl<O> TableWriter<O> {
     /// Publishes the spare, caught up and with `changed` applied, as the whole table; the base
     /// becomes the spare.
     fn fold(&mut self, changed: Vec<Arc<PathEntry<O>>>) {
-        let Some(layer) = self.spare.as_mut().and_then(|spare| Arc::get_mut(&mut spare.layer)) else {
-            // Not reached: `catch_up` has just found the spare unheld. Lose nothing regardless.
-            self.add_layer(changed);
-            return;
+        // Neither `else` is reached (`catch_up` has just found the spare unheld); they lose
+        // nothing regardless.
+        let Some(mut spare) = self.spare.take() else { return self.add_layer(changed) };
+        let Some(layer) = Arc::get_mut(&mut spare.layer) else {
+            self.spare = Some(spare);
+            return self.add_layer(changed);
         };
         for entry in &changed {
             layer.put(entry.clone());
         }
-        let Some(spare) = self.spare.take() else { return };
         let mut layers = std::mem::replace(&mut self.table.layers, vec![spare.layer]);
         let base = layers.pop().expect("the table always has a base");
         // The layers above the old base, and the merges among them, are in the spare now.
