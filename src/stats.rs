@@ -45,6 +45,9 @@ pub struct Stats {
     pub segments_dropped: u64,
     /// The last error a sink reported, if any.
     pub last_sink_error: Option<String>,
+    /// Times a worker found nothing to do for [`Builder::idle_spin`](crate::Builder::idle_spin)
+    /// and parked.
+    pub worker_parks: u64,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -60,6 +63,7 @@ pub(crate) struct Recorder {
     sink_writes: AtomicU64,
     sink_failures: AtomicU64,
     segments_dropped: AtomicU64,
+    worker_parks: AtomicU64,
     commit_latency: Mutex<Histogram<u64>>,
     visible_latency: Mutex<Histogram<u64>>,
     turns: Mutex<Turns>,
@@ -91,6 +95,7 @@ impl Recorder {
             sink_writes: AtomicU64::new(0),
             sink_failures: AtomicU64::new(0),
             segments_dropped: AtomicU64::new(0),
+            worker_parks: AtomicU64::new(0),
             commit_latency: Mutex::new(histogram()),
             visible_latency: Mutex::new(histogram()),
             turns: Mutex::new(Turns {
@@ -180,6 +185,11 @@ impl Recorder {
         };
     }
 
+    pub(crate) fn parked(&self) {
+        // Relaxed: a counter read only for statistics.
+        self.worker_parks.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn dropped(&self, segments: u64) {
         // Relaxed: a counter read only for statistics.
         self.segments_dropped.fetch_add(segments, Ordering::Relaxed);
@@ -205,6 +215,7 @@ impl Recorder {
             sink_failures: self.sink_failures.load(Ordering::Relaxed),
             segments_dropped: self.segments_dropped.load(Ordering::Relaxed),
             last_sink_error: self.last_sink_error.lock().ok().and_then(|e| e.clone()),
+            worker_parks: self.worker_parks.load(Ordering::Relaxed),
         }
     }
 }

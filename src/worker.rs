@@ -6,9 +6,12 @@
 //! of its queue, and one pass of at most `capacity` pops per queue collects all of them. Parts
 //! of later commits wait in their path's `pending` list until a later frontier covers them.
 //!
-//! Idle workers spin briefly, yield for up to [`LOOK_BEFORE_PARK`], then park; producers ring a
-//! sleeping worker's bell after a commit (the frontier may have moved for every shard, not only
-//! the ones the commit touched).
+//! Idle workers spin briefly, keep looking (yielding their core) for `Builder::idle_spin`, then
+//! park; producers ring a sleeping worker's bell after a commit (the frontier may have moved for
+//! every shard, not only the ones the commit touched). Waking a parked thread costs tens of
+//! microseconds (more on a VM), longer than most gaps between commits under a steady load: a
+//! worker that parked at once added that to the median commit-to-visible latency (17–20 µs
+//! against 10–11 µs with the default 50 µs look, at 500k commits/s; perf/README.md).
 
 use std::collections::{HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -30,11 +33,6 @@ use crate::stats::Turn;
 use crate::sync::{fence, Arc, AtomicBool, Ordering};
 use crate::tier::SegmentInfo;
 
-/// How long an idle worker keeps looking for work, yielding its core between looks, before it
-/// parks. Waking a parked thread costs tens of microseconds (more on a VM), longer than most
-/// gaps between commits under a steady load; a worker that parked at once added that to the
-/// median commit-to-visible latency (18 µs against 11 µs at 500k commits/s, perf/README.md).
-const LOOK_BEFORE_PARK: Duration = Duration::from_micros(50);
 /// How long an idle worker parks before looking again without being rung (a safety net; the
 /// bell is what normally wakes it).
 const IDLE_PARK: Duration = Duration::from_millis(50);
@@ -272,7 +270,7 @@ impl<M: Merge> Worker<M> {
                 idle_since = None;
             } else if !backoff.is_completed() {
                 backoff.snooze();
-            } else if idle_since.get_or_insert_with(Instant::now).elapsed() < LOOK_BEFORE_PARK {
+            } else if idle_since.get_or_insert_with(Instant::now).elapsed() < self.shared.config.idle_spin {
                 std::thread::yield_now();
             } else {
                 self.sleep();
@@ -561,6 +559,7 @@ impl<M: Merge> Worker<M> {
         fence(Ordering::SeqCst);
         if !self.has_work() {
             let park = if self.shared.finish_line().is_some() { FINISHING_PARK } else { IDLE_PARK };
+            self.shared.stats.parked();
             std::thread::park_timeout(park);
         }
         // Relaxed: only a hint to producers; a stale `true` costs one spurious unpark.

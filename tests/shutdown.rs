@@ -8,9 +8,9 @@ mod common;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Gate, Gated, PATIENCE};
+use common::{eventually, Gate, Gated, PATIENCE};
 use lockstep::merge::{Concat, Sum};
 use lockstep::{Error, Merge, Pipeline};
 
@@ -22,15 +22,6 @@ fn bounded<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static
         let _ = tx.send(f());
     });
     rx.recv_timeout(PATIENCE).unwrap_or_else(|_| panic!("{what} did not return within {PATIENCE:?}"))
-}
-
-/// Polls `done` until it holds, at most `PATIENCE`.
-fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    while !done() {
-        assert!(Instant::now() < deadline, "{what}: not within {PATIENCE:?}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
 }
 
 #[test]

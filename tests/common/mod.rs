@@ -21,6 +21,15 @@ use lockstep::{Merge, Pipeline, SegmentInfo};
 /// runs out means something is stuck, never that something is slow.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
+/// Polls `done` until it holds, at most `PATIENCE`.
+pub fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{what}: not within {PATIENCE:?}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// All commits in commit order: `commits[i]` holds the parts of commit `i + 1`.
 pub type Commits<R> = Vec<Vec<(String, R)>>;
 
