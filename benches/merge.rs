@@ -40,15 +40,14 @@ fn seal_and_merge<M: Merge>(
         group.bench_function(BenchmarkId::new(format!("{name}/seal"), n), |b| {
             b.iter_batched(
                 || (0..n).map(|i| (1u64, record(0, i))).collect::<Vec<_>>(),
-                |records| merge.seal(black_box(records)),
+                |records| merge.seal(black_box(records).into_iter()),
                 BatchSize::SmallInput,
             )
         });
     }
 
-    let outputs: Vec<M::Output> = (0..OUTPUTS)
-        .map(|j| merge.seal((0..RECORDS).map(|i| (j as u64 + 1, record(j, i))).collect()))
-        .collect();
+    let outputs: Vec<M::Output> =
+        (0..OUTPUTS).map(|j| merge.seal((0..RECORDS).map(|i| (j as u64 + 1, record(j, i))))).collect();
     let inputs: Vec<&M::Output> = outputs.iter().collect();
     group.throughput(Throughput::Elements((OUTPUTS * RECORDS) as u64));
     group.bench_function(BenchmarkId::new(name, format!("merge_{OUTPUTS}x{RECORDS}")), |b| {

@@ -1,15 +1,18 @@
-//! Snapshots: publishing one, reading from one, and loading one.
+//! The shard's stage and snapshots: a worker's turn over the batches, reading one path from a long
+//! history, and loading a snapshot.
 //!
-//! - `snapshot_publish_10_changed/paths/{10000,1000000}`: one shard's path table holds 10k or 1M
-//!   paths; each iteration advances the frontier by a commit that changed 10 of them and
-//!   publishes the shard view and the global view, as a worker's loop turn does
-//!   (`bench::Publisher::publish(10)`). The 10 move on with every commit, so over a run every
-//!   path changes, the table's merges are paid for and the changed entries are cold, as in a
-//!   real turn. Publishing should cost O(paths changed), so the two figures should be close;
-//!   their ratio is the point. The 1M table is built once, outside the timing (its build time
-//!   is printed).
-//! - `snapshot_read_10/paths/{10000,1000000}`: `Snapshot::read` of 10 paths spread over the same
-//!   tables, from a snapshot taken after the publishes above: a lookup through the layers.
+//! - `shard_turn/paths/{10000,1000000}`: one shard worker's turn after the queues, as the
+//!   worker runs it (`bench::Shard::turn`): 4,096 sealed `Sum` records, one per commit, to
+//!   uniformly random paths, are sorted and formed into batches (divisor 4, top level 4:
+//!   blocks of 256 commits), merges are paid with the worker's fuel, and the shard view and the
+//!   global view are published. A window of 4 top-level blocks is kept, as the loadgen's setting
+//!   (`Retention::Newest`) keeps memory steady. Throughput is in records, so the figure is the
+//!   cost per record of form + merge + publish; it excludes the queue pops and the path id
+//!   lookup of the drain. The records are generated outside the timing (`iter_batched`).
+//! - `snapshot_long_history/{read,segments}`: `Snapshot::read` and `Snapshot::segments` of a path
+//!   written once, at commit 1, in a shard that retains 100,000 top-level blocks of other paths'
+//!   data (divisor 2, top level 1, `Retention::All`): a directory lookup and one binary search
+//!   per batch, however long the history.
 //! - `snapshot_load/*`: `Pipeline::snapshot()` (load and drop) on a one-shard `Sum` pipeline
 //!   holding 1,000 paths, with nothing else running (`idle`), with one background thread loading
 //!   snapshots in a loop (`1_reader`), and while one background producer commits in a loop, so
@@ -21,43 +24,80 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use lockstep::bench::Publisher;
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+use lockstep::bench::Shard;
 use lockstep::merge::Sum;
 use lockstep::{DiscardSink, Pipeline, Retention};
 
 mod common;
 
-/// Paths changed by each published commit.
-const CHANGED: usize = 10;
 /// Paths the loaded pipeline holds.
 const LOADED_PATHS: usize = 1_000;
+/// Records (one per commit) a benchmarked turn seals.
+const TURN: u64 = 4096;
+/// Top-level blocks in the long history.
+const HISTORY: u64 = 100_000;
 
-fn publish(c: &mut Criterion) {
-    let mut publishers: Vec<(usize, Publisher<Sum>)> = [10_000usize, 1_000_000]
-        .into_iter()
-        .map(|paths| {
-            let started = Instant::now();
-            let publisher = Publisher::new(Sum, paths, 0);
-            eprintln!("snapshot_publish: built a {paths}-path publisher in {:?}", started.elapsed());
-            (paths, publisher)
-        })
-        .collect();
-    let mut group = c.benchmark_group("snapshot_publish_10_changed");
-    for (paths, publisher) in &mut publishers {
-        group.bench_function(BenchmarkId::new("paths", *paths), |b| {
-            b.iter(|| publisher.publish(black_box(CHANGED)))
+/// A small deterministic generator (SplitMix64) for path choices.
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn turn(c: &mut Criterion) {
+    let mut group = c.benchmark_group("shard_turn");
+    group.throughput(Throughput::Elements(TURN));
+    for paths in [10_000u32, 1_000_000] {
+        let mut shard = Shard::new(Sum, paths, 4, 4, Some(4)).expect("a valid geometry");
+        let mut state = u64::from(paths);
+        group.bench_function(BenchmarkId::new("paths", paths), |b| {
+            b.iter_batched(
+                || {
+                    (1..=TURN)
+                        .map(|commit| ((splitmix(&mut state) % u64::from(paths)) as u32, commit, 1i64))
+                        .collect::<Vec<_>>()
+                },
+                |records| shard.turn(TURN, records),
+                BatchSize::LargeInput,
+            )
         });
-        black_box(publisher.published());
+        eprintln!("shard_turn/paths/{paths}: {} batches published at the end", shard.batches());
     }
     group.finish();
-    // Reads from the layers those publishes left behind.
-    let mut group = c.benchmark_group("snapshot_read_10");
-    for (paths, publisher) in &publishers {
-        group.bench_function(BenchmarkId::new("paths", *paths), |b| {
-            b.iter(|| publisher.read(black_box(CHANGED)))
-        });
+}
+
+fn long_history(c: &mut Criterion) {
+    let started = Instant::now();
+    let mut shard = Shard::new(Sum, 1_000, 2, 1, None).expect("a valid geometry");
+    // Path 0 once, at commit 1; then the other paths, one per commit, turn by turn.
+    let commits = 2 * HISTORY;
+    let mut state = 7u64;
+    let mut done = 0;
+    while done < commits {
+        let n = TURN.min(commits - done);
+        let records: Vec<(u32, u64, i64)> = (1..=n)
+            .map(|offset| {
+                let path = if done + offset == 1 { 0 } else { 1 + (splitmix(&mut state) % 999) as u32 };
+                (path, offset, 1)
+            })
+            .collect();
+        shard.turn(n, records);
+        done += n;
     }
+    let snapshot = shard.snapshot();
+    let once = Shard::<Sum>::name(0);
+    assert_eq!(snapshot.read(&once), Some(1), "the path written once reads its record");
+    eprintln!(
+        "snapshot_long_history: {HISTORY} top-level blocks in {} batches, built in {:.2?}",
+        shard.batches(),
+        started.elapsed()
+    );
+    let mut group = c.benchmark_group("snapshot_long_history");
+    group.bench_function("read", |b| b.iter(|| snapshot.read(black_box(&once))));
+    group.bench_function("segments", |b| b.iter(|| snapshot.segments(black_box(&once))));
     group.finish();
 }
 
@@ -127,6 +167,6 @@ fn load(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = common::config();
-    targets = publish, load
+    targets = turn, long_history, load
 }
 criterion_main!(benches);

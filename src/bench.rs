@@ -5,11 +5,11 @@ use crossbeam::queue::ArrayQueue;
 
 use crate::clock::Clock;
 use crate::merge::Merge;
-use crate::path_table::{PathEntry, TableWriter};
 use crate::queue::Part;
-use crate::snapshot::{Segment, ShardView, Snapshot, Views};
+use crate::snapshot::{Directory, Layout, ShardView, Snapshot, Views};
+use crate::spine::{Row, Spine};
 use crate::sync::Arc;
-use crate::tier::SegmentInfo;
+use crate::tier::Geometry;
 
 /// The frontier tracker with `producers` claimed slots, each idle.
 #[derive(Debug)]
@@ -61,78 +61,77 @@ impl<R> Lane<R> {
     }
 }
 
-/// One shard's published path map, as a worker keeps and publishes it.
-pub struct Publisher<M: Merge> {
+/// One shard's stage after the queues, as a worker's loop turn runs it: the turn's sealed
+/// records are formed into batches, merges are paid with the worker's fuel, and the shard view
+/// and the global view are published.
+pub struct Shard<M: Merge> {
     merge: Arc<M>,
+    spine: Spine<M>,
     views: Views<M>,
-    names: Vec<Arc<str>>,
-    paths: TableWriter<M::Output>,
-    output: Arc<M::Output>,
+    directory: Directory,
+    rows: Vec<Row<M::Record>>,
     frontier: u64,
 }
 
-impl<M: Merge> std::fmt::Debug for Publisher<M> {
+impl<M: Merge> std::fmt::Debug for Shard<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Publisher").field("paths", &self.names.len()).finish_non_exhaustive()
+        f.debug_struct("Shard").field("frontier", &self.frontier).finish_non_exhaustive()
     }
 }
 
-impl<M: Merge> Publisher<M> {
-    /// A one-shard publisher holding `paths` paths, each with one segment of `output`.
-    pub fn new(merge: M, paths: usize, output: M::Output) -> Self {
-        let output = Arc::new(output);
-        let names: Vec<Arc<str>> = (0..paths).map(|i| Arc::from(format!("/p/{i:08}"))).collect();
-        let views = Views::new(1);
-        let mut paths = views.table();
-        paths.update(
-            (0..names.len())
-                .map(|slot| Self::entry(&paths, &names, slot, &output, 1))
-                .collect::<Vec<_>>()
-                .into_iter(),
-        );
-        Self { merge: Arc::new(merge), views, names, paths, output, frontier: 1 }
+/// The merge fuel a worker's turn earns per record (see `crate::worker`).
+const FUEL_PER_RECORD: usize = 64;
+
+impl<M: Merge> Shard<M> {
+    /// A shard of `paths` paths named [`Shard::name`], with divisor `divisor`, top level
+    /// `max_level` and a retention window of `window` top-level blocks (`None`: keep all).
+    pub fn new(merge: M, paths: u32, divisor: u64, max_level: u32, window: Option<usize>) -> Option<Self> {
+        let geometry = Geometry::new(divisor, max_level)?;
+        let mut directory = Directory::default();
+        for path in 0..paths {
+            directory.intern(Arc::from(Self::name(path)));
+        }
+        let views = Views::new(1, Layout { geometry: geometry.clone(), window });
+        let spine = Spine::new(geometry, None, window);
+        Some(Self { merge: Arc::new(merge), spine, views, directory, rows: Vec::new(), frontier: 0 })
     }
 
-    fn entry(
-        table: &TableWriter<M::Output>,
-        names: &[Arc<str>],
-        slot: usize,
-        output: &Arc<M::Output>,
-        commit: u64,
-    ) -> PathEntry<M::Output> {
-        let info = SegmentInfo { level: 0, start: commit, end: commit };
-        let fresh = std::iter::once(Segment { info, output: output.clone() }).collect();
-        let name = &names[slot];
-        PathEntry::new(name.clone(), table.hash(name), slot as u32, None, None, fresh)
+    /// The name of path `path`.
+    pub fn name(path: u32) -> String {
+        format!("/p/{path:08}")
     }
 
-    /// Advances the frontier by one commit that changed `changed` paths (spread over the table,
-    /// and different ones each time, so that over many publishes every path changes), and
-    /// publishes the shard view and the global view, as a worker's loop turn does.
-    pub fn publish(&mut self, changed: usize) {
-        self.frontier += 1;
-        let count = self.names.len();
-        let step = (count / changed.max(1)).max(1);
-        let (table, output, frontier) = (&self.paths, &self.output, self.frontier);
-        let entries: Vec<_> = (0..changed.min(count))
-            .map(|k| (frontier as usize + k * step) % count)
-            .map(|slot| Self::entry(table, &self.names, slot, output, frontier))
-            .collect();
-        self.paths.update(entries.into_iter());
-        let view = ShardView { frontier: self.frontier, merged_end: 0, paths: self.paths.table().clone() };
+    /// One turn sealing `commits` new commits whose records are `records` (path, commit offset
+    /// in `1..=commits`, record), in commit order.
+    pub fn turn(&mut self, commits: u64, records: impl IntoIterator<Item = (u32, u64, M::Record)>) {
+        let base = self.frontier;
+        for (id, offset, record) in records {
+            let seq = self.rows.len() as u32;
+            self.rows.push(Row { commit: base + offset, id, seq, record });
+        }
+        let drained = self.rows.len();
+        self.frontier += commits;
+        let merge = &*self.merge;
+        self.spine.seal(merge, &mut self.rows, self.frontier, self.frontier);
+        let mut fuel = 4096usize.max(drained * FUEL_PER_RECORD);
+        self.spine.work(merge, &mut fuel);
+        let view = ShardView {
+            frontier: self.frontier,
+            merged_end: self.spine.merged_end(),
+            dropped_end: self.spine.dropped_end(),
+            batches: self.spine.view(),
+            directory: self.directory.clone(),
+        };
         self.views.publish(0, view);
     }
 
-    /// The published global frontier (what a snapshot load returns the view of).
-    pub fn published(&self) -> u64 {
-        self.views.global().frontier
+    /// Batches the published view holds.
+    pub fn batches(&self) -> usize {
+        self.views.global().shards[0].batches.len()
     }
 
-    /// Reads `count` paths spread over the table from a snapshot of the published view, as
-    /// `Snapshot::read` does; returns how many held data.
-    pub fn read(&self, count: usize) -> usize {
-        let snapshot = Snapshot::new(self.views.global(), self.merge.clone());
-        let step = (self.names.len() / count.max(1)).max(1);
-        self.names.iter().step_by(step).take(count).filter(|name| snapshot.read(name).is_some()).count()
+    /// A snapshot of the published view.
+    pub fn snapshot(&self) -> Snapshot<M> {
+        Snapshot::new(self.views.global(), self.merge.clone())
     }
 }

@@ -25,6 +25,16 @@ pub(crate) struct Config {
     pub(crate) idle_spin: Duration,
 }
 
+impl Config {
+    /// The retention window: the newest top-level blocks kept, if not all.
+    pub(crate) fn window(&self) -> Option<usize> {
+        match self.retention {
+            Retention::All => None,
+            Retention::Newest(n) => Some(n),
+        }
+    }
+}
+
 /// Configures and starts a [`Pipeline`]. Every setting has a default, so
 /// `Pipeline::builder(merge).build()` works.
 ///

@@ -38,8 +38,9 @@
 //! ```
 //!
 //! The modules follow the data: a commit is sequenced by the `clock`, travels a `queue` to a
-//! shard `worker`, is compacted by the `tier` policy and `compact` execution using a [`Merge`],
-//! is published in a `path_table` as a [`Snapshot`] and leaves through a [`Sink`].
+//! shard `worker`, is formed into a `batch` (one per aligned range, every path of the shard in
+//! it) and merged along the shard's `spine` by a [`Merge`], is published as a [`Snapshot`] and
+//! leaves through a [`Sink`].
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -47,10 +48,10 @@
 
 mod sync;
 
+/// One immutable, columnar batch per range.
+mod batch;
 /// Commit numbers and the sealed frontier.
 mod clock;
-/// Compaction execution: the due schedule and fueled merging.
-mod compact;
 /// The builder.
 mod config;
 /// The error type.
@@ -61,8 +62,6 @@ mod error;
 pub mod bench;
 /// The `Merge` trait and the built-in merges.
 pub mod merge;
-/// A shard's published paths, in layers.
-mod path_table;
 /// The pipeline handle.
 mod pipeline;
 /// The producer handle.
@@ -73,11 +72,13 @@ mod queue;
 mod sink;
 /// Consistent cross-shard snapshots.
 mod snapshot;
+/// A shard's batches: forming, fueled merging, history runs, retention.
+mod spine;
 /// Statistics.
 mod stats;
-/// Aligned tier geometry and the pure compaction policy.
+/// Aligned tier geometry.
 mod tier;
-/// Shard workers: drain, reveal, compact, publish.
+/// Shard workers: drain, form, merge, publish.
 mod worker;
 
 pub use config::Builder;

@@ -1,22 +1,40 @@
-//! What compaction does with the data: the [`Merge`] trait and its built-ins.
+//! What compaction does with the data: the [`Merge`] trait, the [`Column`] a batch keeps its
+//! outputs in, and the built-in merges.
 //!
-//! Compaction never looks inside records. It calls [`Merge::seal`] to turn the records one
-//! commit wrote to a path into an output, and [`Merge::merge`] to join the outputs of adjacent
-//! aligned ranges into the output of their parent range. Because the ranges are aligned across
-//! paths, outputs of different paths covering the same range can be combined by the embedding
-//! program too (rollups).
+//! Compaction never looks inside records. A shard stores each aligned range once, as one batch
+//! holding every path's segment for that range (see `crate::batch`); the segments live in the
+//! batch's [`Column`], one after another in path order. [`Merge::seal`] turns the records one
+//! path wrote in a range into an output, [`Merge::merge`] joins the outputs of adjacent ranges.
+//! Because ranges are aligned across paths, outputs of different paths covering the same range
+//! can be combined by the embedding program too (rollups).
+//!
+//! # Why a column
+//!
+//! Most merges keep one small output per segment ([`Outputs`]: a `Vec` of them, so a batch of
+//! `Sum` segments is one `Vec<i64>`, with no allocation per segment). A merge whose output is a
+//! collection of the records themselves would pay an allocation per segment that way, and a copy
+//! of every record at every level. [`Concat`] therefore keeps its records in [`Rows`]: each batch
+//! seals the records it formed into one shared array, and a merged segment only points at the
+//! runs of its children, so a record is moved once when its batch forms and cloned once more only
+//! when someone reads it. A user's merge names its column in one line,
+//! `type Column = Outputs<Self::Output>;`, unless it wants a layout of its own.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 
+use smallvec::SmallVec;
+
+use crate::sync::Arc;
+
 /// How records become segment outputs. Implementations must be associative: merging
 /// `[merge([a, b]), c]` equals merging `[a, merge([b, c])]` equals merging `[a, b, c]`, and
 /// merging one output returns it unchanged, so the result never depends on where boundaries
-/// fell or how far compaction had got.
+/// fell or how far compaction had got. Sealing records in two halves and merging the two
+/// outputs must equal sealing them at once.
 ///
 /// ```
-/// use lockstep::Merge;
+/// use lockstep::merge::{Merge, Outputs};
 ///
 /// /// Counts records per path.
 /// #[derive(Debug, Default)]
@@ -25,8 +43,9 @@ use std::marker::PhantomData;
 /// impl Merge for Count {
 ///     type Record = ();
 ///     type Output = u64;
-///     fn seal(&self, records: Vec<(u64, ())>) -> u64 {
-///         records.len() as u64
+///     type Column = Outputs<u64>;
+///     fn seal(&self, records: impl Iterator<Item = (u64, ())>) -> u64 {
+///         records.count() as u64
 ///     }
 ///     fn merge(&self, outputs: &[&u64]) -> u64 {
 ///         outputs.iter().copied().sum()
@@ -40,15 +59,18 @@ use std::marker::PhantomData;
 /// assert_eq!(last.read("/a"), Some(2));
 /// # Ok::<(), lockstep::Error>(())
 /// ```
-pub trait Merge: Send + Sync + 'static {
+pub trait Merge: Sized + Send + Sync + 'static {
     /// What a producer commits to a path.
     type Record: Send + 'static;
     /// What a segment holds and what [`Snapshot::read`](crate::Snapshot::read) returns.
     type Output: Clone + Send + Sync + 'static;
+    /// Where a batch keeps its segments: [`Outputs<Self::Output>`] unless the merge has a
+    /// layout of its own (as [`Concat`] has).
+    type Column: Column<Self>;
 
-    /// Turns the records one commit wrote to one path (tagged with that commit, in the order
-    /// they were committed) into an output.
-    fn seal(&self, records: Vec<(u64, Self::Record)>) -> Self::Output;
+    /// Turns records one path wrote in one range (tagged with their commits, in commit order,
+    /// records of one commit in the order they were committed) into an output. Never empty.
+    fn seal(&self, records: impl Iterator<Item = (u64, Self::Record)>) -> Self::Output;
 
     /// Joins the outputs of adjacent ranges, given in ascending commit order, into one.
     fn merge(&self, outputs: &[&Self::Output]) -> Self::Output;
@@ -61,7 +83,169 @@ pub trait Merge: Send + Sync + 'static {
     }
 }
 
-/// Keeps every record with its commit number, in commit order.
+/// One segment in a column: the column and the segment's index in it.
+pub type Part<'a, C> = (&'a C, usize);
+
+/// The segments of one batch, appended in path order and immutable once the batch is built.
+///
+/// The shard calls [`push`](Column::push) once per (path, range) when it forms or merges a
+/// batch, [`copy`](Column::copy) when it combines old batches without merging them, and
+/// [`read`](Column::read) to answer a reader or hand a segment to the sink.
+pub trait Column<M: Merge>: Default + Send + Sync + 'static {
+    /// Appends one segment: `parts` (segments of the same path in earlier, adjacent ranges,
+    /// ascending) followed by `records` (later commits, in commit order). At least one of the
+    /// two is non-empty.
+    fn push(&mut self, merge: &M, parts: &[Part<'_, Self>], records: impl Iterator<Item = (u64, M::Record)>);
+
+    /// Appends segment `index` of `from`, unchanged.
+    fn copy(&mut self, from: &Self, index: usize);
+
+    /// The output of `parts` (ascending, at least one) merged: what a read returns.
+    fn read(merge: &M, parts: &[Part<'_, Self>]) -> M::Output;
+}
+
+/// A column of one output per segment: what most merges use.
+#[derive(Debug, Clone)]
+pub struct Outputs<O>(Vec<O>);
+
+impl<O> Default for Outputs<O> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
+
+impl<M: Merge> Column<M> for Outputs<M::Output> {
+    fn push(&mut self, merge: &M, parts: &[Part<'_, Self>], records: impl Iterator<Item = (u64, M::Record)>) {
+        let mut records = records.peekable();
+        let output = match (parts, records.peek().is_some()) {
+            // Merging one output returns it unchanged (a law of `Merge`): copy it.
+            ([(column, index)], false) => column.0[*index].clone(),
+            ([], _) => merge.seal(records),
+            (parts, false) => merge.merge(&outputs(parts)),
+            (parts, true) => {
+                let sealed = merge.seal(records);
+                let mut all = outputs(parts);
+                all.push(&sealed);
+                merge.merge(&all)
+            }
+        };
+        self.0.push(output);
+    }
+
+    fn copy(&mut self, from: &Self, index: usize) {
+        self.0.push(from.0[index].clone());
+    }
+
+    fn read(merge: &M, parts: &[Part<'_, Self>]) -> M::Output {
+        match parts {
+            [(column, index)] => column.0[*index].clone(),
+            parts => merge.merge(&outputs(parts)),
+        }
+    }
+}
+
+fn outputs<'a, O>(parts: &[Part<'a, Outputs<O>>]) -> SmallVec<[&'a O; 8]> {
+    parts.iter().map(|(column, index)| &column.0[*index]).collect()
+}
+
+/// Commit-tagged records shared between batches: the column of [`Concat`].
+///
+/// A batch appends the records it seals to an array of its own; a segment is a list of runs,
+/// each a range of some array (its own, or one of an earlier batch's it was merged from). So
+/// merging or combining batches copies run descriptors, never records, and a record is cloned
+/// only when it is read.
+pub struct Rows<T> {
+    /// Record arrays segments point into; `[0]` is this column's own.
+    stores: Vec<Arc<Vec<(u64, T)>>>,
+    /// Per run: store index, first row, one past the last row.
+    runs: Vec<(u32, u32, u32)>,
+    /// Segment `i` is `runs[firsts[i]..firsts[i + 1]]`; starts with 0.
+    firsts: Vec<u32>,
+    /// While building: each source column seen, by address, with the index its stores start at
+    /// in `stores`. Identity only, never dereferenced.
+    sources: Vec<(usize, u32)>,
+}
+
+impl<T> Default for Rows<T> {
+    fn default() -> Self {
+        Self { stores: vec![Arc::new(Vec::new())], runs: Vec::new(), firsts: vec![0], sources: Vec::new() }
+    }
+}
+
+impl<T> fmt::Debug for Rows<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rows").field("segments", &(self.firsts.len() - 1)).finish_non_exhaustive()
+    }
+}
+
+impl<T: Clone> Rows<T> {
+    /// Where `from`'s stores start in ours, adding them on first sight.
+    fn source(&mut self, from: &Self) -> u32 {
+        let address = from as *const Self as usize;
+        if let Some(&(_, base)) = self.sources.iter().rev().find(|(seen, _)| *seen == address) {
+            return base;
+        }
+        let base = self.stores.len() as u32;
+        self.stores.extend(from.stores.iter().cloned());
+        self.sources.push((address, base));
+        base
+    }
+
+    fn copy_runs(&mut self, from: &Self, index: usize) {
+        let base = self.source(from);
+        let (first, last) = (from.firsts[index] as usize, from.firsts[index + 1] as usize);
+        self.runs
+            .extend(from.runs[first..last].iter().map(|&(store, start, end)| (base + store, start, end)));
+    }
+
+    fn runs_of<'a>(&'a self, index: usize) -> impl Iterator<Item = &'a [(u64, T)]> + 'a {
+        let (first, last) = (self.firsts[index] as usize, self.firsts[index + 1] as usize);
+        self.runs[first..last]
+            .iter()
+            .map(|&(store, start, end)| &self.stores[store as usize][start as usize..end as usize])
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> Column<Concat<T>> for Rows<T> {
+    fn push(
+        &mut self,
+        _merge: &Concat<T>,
+        parts: &[Part<'_, Self>],
+        records: impl Iterator<Item = (u64, T)>,
+    ) {
+        for (column, index) in parts {
+            self.copy_runs(column, *index);
+        }
+        // Unique while the batch is being built (nothing has cloned it yet): no copy is made.
+        let own = Arc::make_mut(&mut self.stores[0]);
+        let start = own.len() as u32;
+        own.extend(records);
+        let end = own.len() as u32;
+        if end > start {
+            self.runs.push((0, start, end));
+        }
+        self.firsts.push(self.runs.len() as u32);
+    }
+
+    fn copy(&mut self, from: &Self, index: usize) {
+        self.copy_runs(from, index);
+        self.firsts.push(self.runs.len() as u32);
+    }
+
+    fn read(_merge: &Concat<T>, parts: &[Part<'_, Self>]) -> Vec<(u64, T)> {
+        let len = parts.iter().flat_map(|(column, index)| column.runs_of(*index)).map(<[_]>::len).sum();
+        let mut all = Vec::with_capacity(len);
+        for (column, index) in parts {
+            for run in column.runs_of(*index) {
+                all.extend_from_slice(run);
+            }
+        }
+        all
+    }
+}
+
+/// Keeps every record with its commit number, in commit order, in a [`Rows`] column: merging
+/// copies no record.
 ///
 /// `Concat::<T>::default()` measures no record; [`Concat::measured_by`] supplies a size
 /// function so [`Builder::max_record_bytes`](crate::Builder::max_record_bytes) applies.
@@ -128,9 +312,10 @@ impl<T> fmt::Debug for Concat<T> {
 impl<T: Clone + Send + Sync + 'static> Merge for Concat<T> {
     type Record = T;
     type Output = Vec<(u64, T)>;
+    type Column = Rows<T>;
 
-    fn seal(&self, records: Vec<(u64, T)>) -> Vec<(u64, T)> {
-        records
+    fn seal(&self, records: impl Iterator<Item = (u64, T)>) -> Vec<(u64, T)> {
+        records.collect()
     }
 
     fn merge(&self, outputs: &[&Vec<(u64, T)>]) -> Vec<(u64, T)> {
@@ -146,7 +331,8 @@ impl<T: Clone + Send + Sync + 'static> Merge for Concat<T> {
     }
 }
 
-/// Adds `i64` records up (wrapping on overflow, which keeps the sum associative).
+/// Adds `i64` records up (wrapping on overflow, which keeps the sum associative). A batch of
+/// sums is one `Vec<i64>`.
 ///
 /// ```
 /// use lockstep::{merge::Sum, Pipeline};
@@ -164,9 +350,10 @@ pub struct Sum;
 impl Merge for Sum {
     type Record = i64;
     type Output = i64;
+    type Column = Outputs<i64>;
 
-    fn seal(&self, records: Vec<(u64, i64)>) -> i64 {
-        records.iter().fold(0i64, |sum, (_, value)| sum.wrapping_add(*value))
+    fn seal(&self, records: impl Iterator<Item = (u64, i64)>) -> i64 {
+        records.fold(0i64, |sum, (_, value)| sum.wrapping_add(value))
     }
 
     fn merge(&self, outputs: &[&i64]) -> i64 {
@@ -175,7 +362,8 @@ impl Merge for Sum {
 }
 
 /// Builds state from patches: the latest value per key, with the commit that wrote it. Within
-/// one commit, the later record wins.
+/// one commit, the later record wins. Each segment keeps its own map ([`Outputs`]), so a
+/// segment costs an allocation; state is compacted as segments merge.
 ///
 /// ```
 /// use lockstep::{merge::LastWriteWins, Pipeline};
@@ -218,9 +406,10 @@ where
 {
     type Record = (K, V);
     type Output = BTreeMap<K, (u64, V)>;
+    type Column = Outputs<Self::Output>;
 
-    fn seal(&self, records: Vec<(u64, (K, V))>) -> Self::Output {
-        records.into_iter().map(|(commit, (key, value))| (key, (commit, value))).collect()
+    fn seal(&self, records: impl Iterator<Item = (u64, (K, V))>) -> Self::Output {
+        records.map(|(commit, (key, value))| (key, (commit, value))).collect()
     }
 
     fn merge(&self, outputs: &[&Self::Output]) -> Self::Output {
@@ -232,5 +421,48 @@ where
             }
         }
         state
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// Builds a column the way a shard does and reads it back.
+    fn column<M: Merge>(merge: &M, segments: Vec<Vec<(u64, M::Record)>>) -> M::Column {
+        let mut column = M::Column::default();
+        for records in segments {
+            column.push(merge, &[], records.into_iter());
+        }
+        column
+    }
+
+    #[test]
+    fn rows_merge_by_reference_and_read_in_order() {
+        let merge = Concat::<String>::default();
+        let left = column(&merge, vec![vec![(1, "a".into()), (1, "b".into())], vec![(2, "c".into())]]);
+        let right = column(&merge, vec![vec![(3, "d".into())]]);
+        let mut parent = Rows::default();
+        // Segment 0: left[0] and right[0] merged, then a new record of commit 4.
+        parent.push(&merge, &[(&left, 0), (&right, 0)], [(4, "e".to_owned())].into_iter());
+        parent.copy(&left, 1);
+        assert_eq!(parent.stores.len(), 3, "its own store and one per source, each added once");
+        let read = |column: &Rows<String>, index| Column::read(&merge, &[(column, index)]);
+        let strings = |v: &[(u64, &str)]| v.iter().map(|&(c, s)| (c, s.to_owned())).collect::<Vec<_>>();
+        assert_eq!(read(&parent, 0), strings(&[(1, "a"), (1, "b"), (3, "d"), (4, "e")]));
+        assert_eq!(read(&parent, 1), strings(&[(2, "c")]));
+        assert_eq!(Column::read(&merge, &[(&parent, 1), (&right, 0)]), strings(&[(2, "c"), (3, "d")]));
+    }
+
+    #[test]
+    fn outputs_seal_merge_and_copy() {
+        let mut left = Outputs::default();
+        Column::<Sum>::push(&mut left, &Sum, &[], [(1, 2), (1, 3)].into_iter());
+        let mut parent = Outputs::default();
+        Column::<Sum>::push(&mut parent, &Sum, &[(&left, 0)], [(2, 10)].into_iter());
+        Column::<Sum>::push(&mut parent, &Sum, &[(&left, 0)], std::iter::empty());
+        Column::<Sum>::copy(&mut parent, &left, 0);
+        assert_eq!(parent.0, [15, 5, 5]);
+        assert_eq!(<Outputs<i64> as Column<Sum>>::read(&Sum, &[(&parent, 0), (&parent, 1)]), 20);
     }
 }

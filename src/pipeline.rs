@@ -13,7 +13,7 @@ use crate::merge::Merge;
 use crate::producer::Producer;
 use crate::queue::Lanes;
 use crate::sink::SharedSink;
-use crate::snapshot::{Snapshot, Views};
+use crate::snapshot::{Layout, Snapshot, Views};
 use crate::stats::{Recorder, Stats};
 use crate::sync::{Arc, AtomicBool, AtomicU64, Ordering};
 use crate::worker::{Bells, Worker};
@@ -92,7 +92,10 @@ impl<M: Merge> Pipeline<M> {
             merge: Arc::new(merge),
             clock: Clock::new(config.max_producers),
             lanes: Lanes::new(config.max_producers, config.shards, config.queue_capacity),
-            views: Views::new(config.shards),
+            views: Views::new(
+                config.shards,
+                Layout { geometry: config.geometry.clone(), window: config.window() },
+            ),
             bells: Bells::new(config.shards),
             stats: Recorder::new(),
             sink,

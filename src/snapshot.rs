@@ -1,96 +1,143 @@
 //! Consistent cross-path views, published through arc-swap and read without a lock.
 //!
-//! Each shard worker publishes an immutable [`ShardView`]: its paths' segments up to the shard's
-//! own frontier. The global [`View`] holds one `Arc` per shard and is cut at the minimum of their
-//! frontiers, so a commit whose parts went to several shards is seen whole or not at all.
-//! [`Pipeline::snapshot`](crate::Pipeline::snapshot) is one load of the global view.
+//! Each shard worker publishes an immutable [`ShardView`]: its frontier, the `Arc`s of its
+//! batches (see `crate::spine`) and its path directory. The global [`View`] holds one `Arc` per
+//! shard and is cut at the minimum of their frontiers, so a commit whose parts went to several
+//! shards is seen whole or not at all. [`Pipeline::snapshot`](crate::Pipeline::snapshot) is one
+//! load of the global view. Publishing a shard view costs O(batches) `Arc` clones and one clone
+//! of the directory (a persistent map: O(1)), never anything per path.
 //!
 //! # Cutting across shards
 //!
-//! A level-0 segment (one commit) can be cut out of a view; a merged segment cannot. If shard A
-//! merged a range ending at 12 while shard B has only published up to 10, no view may pair them.
+//! A single-commit segment (the tail) can be cut out of a view; a block cannot. If shard A
+//! formed a block ending at 12 while shard B has only published up to 10, no view may pair them.
 //! Two rules keep every view cuttable:
 //!
-//! 1. a shard merges a range only once its own frontier and every *other* shard's published
-//!    frontier have passed the range's end ([`Views::bound`]). Shard views only move forward,
-//!    so any global view built from this shard's new view and the others' views *as loaded
-//!    after it* is cut at or above every merged end;
+//! 1. a shard forms (or merges) a block only once its own frontier and every *other* shard's
+//!    published frontier have passed the block's end ([`Views::bound`]); likewise it drops a
+//!    top-level block for retention only once the window of that bound has passed it. Shard views
+//!    only move forward, so any global view built from this shard's new view and the others'
+//!    views *as loaded after it* is cut at or above every formed end;
 //! 2. a global view is published by compare-and-swap, from shard views loaded after the view it
-//!    replaces (so its frontier never goes back), and only when the largest merged end in it is
-//!    at or below its cut ([`Views::publish`]). This check is what makes rule 1's "as loaded
-//!    after it" hold: a builder that loaded shard B's view before B moved on, then shard A's
-//!    view with merges that relied on B's newer frontier, sees the check fail and loads again.
+//!    replaces (so its frontier never goes back), and only when every shard's formed end is at
+//!    or below its cut and every dropped block ends before its window ([`Views::publish`]). This
+//!    check is what makes rule 1's "as loaded after it" hold: a builder that loaded shard B's
+//!    view before B moved on, then shard A's view with blocks that relied on B's newer frontier,
+//!    sees the check fail and loads again.
 //!
-//! For one shard, rule 1 lets a worker compact up to the frontier it is about to publish, so a
-//! new record is published once, already compacted, rather than once per step.
-//!
-//! Publishing a shard view costs about O(paths changed): the per-path table is layered
-//! ([`crate::path_table`]), and a view shares every layer with the views before it.
+//! **Liveness.** The check fails only when the builder loaded some shard view older than one a
+//! block relied on, that is, when a shard published during the build. Each retry loads every
+//! shard view afresh, so while the shards keep publishing, some build sees a settled set and its
+//! CAS either succeeds or loses to another publisher's (which includes a newer set). A publisher
+//! retries [`PUBLISH_ATTEMPTS`] times, then leaves the rest to its next loop turn (`included`
+//! stays false, so it does not sleep): the global publish never gives up while progress is
+//! possible, it only yields its turn.
 
 use std::fmt;
 
-use crate::merge::Merge;
-use crate::path_table::{PathTable, TableWriter};
+use crate::batch::Batch;
+use crate::merge::{Column, Merge, Part};
 use crate::queue::shard_of;
+use crate::spine::window_start;
 use crate::sync::{Arc, ArcCell};
-use crate::tier::SegmentInfo;
+use crate::tier::{Geometry, SegmentInfo};
 
-/// One published segment of a path: where it lies and what it holds.
-pub(crate) struct Segment<O> {
-    pub(crate) info: SegmentInfo,
-    pub(crate) output: Arc<O>,
+/// A shard's path names: name to dense id for readers, id to name for listing. Persistent maps,
+/// so a publish clones them in O(1) and a new path costs O(log paths).
+#[derive(Clone, Default)]
+pub(crate) struct Directory {
+    ids: imbl::HashMap<Arc<str>, u32>,
+    names: imbl::Vector<Arc<str>>,
 }
 
-impl<O> Clone for Segment<O> {
-    fn clone(&self) -> Self {
-        Self { info: self.info, output: self.output.clone() }
+impl Directory {
+    pub(crate) fn id(&self, name: &str) -> Option<u32> {
+        self.ids.get(name).copied()
+    }
+
+    pub(crate) fn name(&self, id: u32) -> &Arc<str> {
+        &self.names[id as usize]
+    }
+
+    /// The id of `name`, interning it if new.
+    pub(crate) fn intern(&mut self, name: Arc<str>) -> u32 {
+        if let Some(&id) = self.ids.get(&*name) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.names.push_back(name.clone());
+        self.ids.insert(name, id);
+        id
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.names.len()
     }
 }
 
-/// Chunks of old top-level segments, oldest first.
-pub(crate) type History<O> = Arc<[Arc<[Segment<O>]>]>;
+/// The geometry and retention window every view is read with.
+#[derive(Debug)]
+pub(crate) struct Layout {
+    pub(crate) geometry: Geometry,
+    pub(crate) window: Option<usize>,
+}
 
-/// The paths of one shard up to that shard's frontier.
+impl Layout {
+    fn window_start(&self, cut: u64) -> u64 {
+        window_start(self.window, &self.geometry, cut)
+    }
+}
+
+/// The data of one shard up to that shard's frontier.
 pub(crate) struct ShardView<M: Merge> {
     /// Every commit at or below it is inside this view, for this shard's paths.
     pub(crate) frontier: u64,
-    /// The largest end of a merged (level >= 1) segment in this view; 0 if none.
+    /// Every block (level >= 1) in this view ends at or below it.
     pub(crate) merged_end: u64,
-    pub(crate) paths: PathTable<M::Output>,
+    /// The end of the last top-level block dropped for retention; 0 if none.
+    pub(crate) dropped_end: u64,
+    /// Ascending; the tail of single commits last.
+    pub(crate) batches: Vec<Arc<Batch<M>>>,
+    pub(crate) directory: Directory,
 }
 
 /// A global view: one shard view per shard, cut at `frontier`.
 pub(crate) struct View<M: Merge> {
     pub(crate) frontier: u64,
     pub(crate) shards: Box<[Arc<ShardView<M>>]>,
+    layout: Arc<Layout>,
 }
 
 /// The shard views and the global view built from them.
 pub(crate) struct Views<M: Merge> {
     shards: Box<[ArcCell<ShardView<M>>]>,
     global: ArcCell<View<M>>,
-    /// Hashes path names for every shard's table, so readers hash a name the same way.
-    hasher: foldhash::fast::RandomState,
+    layout: Arc<Layout>,
 }
 
 impl<M: Merge> Views<M> {
-    pub(crate) fn new(shards: usize) -> Self {
-        let hasher = foldhash::fast::RandomState::default();
+    pub(crate) fn new(shards: usize, layout: Layout) -> Self {
+        let layout = Arc::new(layout);
         let empty: Vec<Arc<ShardView<M>>> = (0..shards)
             .map(|_| {
-                Arc::new(ShardView { frontier: 0, merged_end: 0, paths: PathTable::new(hasher.clone()) })
+                Arc::new(ShardView {
+                    frontier: 0,
+                    merged_end: 0,
+                    dropped_end: 0,
+                    batches: Vec::new(),
+                    directory: Directory::default(),
+                })
             })
             .collect();
         Self {
             shards: empty.iter().map(|view| ArcCell::new(view.clone())).collect(),
-            global: ArcCell::new(Arc::new(View { frontier: 0, shards: empty.into() })),
-            hasher,
+            global: ArcCell::new(Arc::new(View {
+                frontier: 0,
+                shards: empty.into(),
+                layout: layout.clone(),
+            })),
+            layout,
         }
-    }
-
-    /// A writer for a shard's path table, hashing as readers of these views do.
-    pub(crate) fn table(&self) -> TableWriter<M::Output> {
-        TableWriter::new(self.hasher.clone())
     }
 
     /// The published global view.
@@ -103,7 +150,7 @@ impl<M: Merge> Views<M> {
         self.global.peek().frontier
     }
 
-    /// The highest commit shard `shard` may merge up to once its own frontier is `own`
+    /// The highest commit shard `shard` may form blocks up to once its own frontier is `own`
     /// (rule 1 of the module doc).
     pub(crate) fn bound(&self, shard: usize, own: u64) -> u64 {
         self.shards
@@ -129,15 +176,17 @@ impl<M: Merge> Views<M> {
             let shards: Box<[Arc<ShardView<M>>]> = self.shards.iter().map(ArcCell::load).collect();
             let cut = shards.iter().map(|s| s.frontier).min().unwrap_or(0);
             let merged = shards.iter().map(|s| s.merged_end).max().unwrap_or(0);
+            let dropped = shards.iter().map(|s| s.dropped_end).max().unwrap_or(0);
             let before = current.frontier;
-            if merged > cut || cut < before {
+            if merged > cut || cut < before || (dropped > 0 && dropped >= self.layout.window_start(cut)) {
                 continue; // rule 2: a shard view loaded too early; load them again
             }
             if current.shards.iter().zip(shards.iter()).all(|(a, b)| Arc::ptr_eq(a, b)) {
                 return Published { advanced: None, included: true };
             }
             let mine = shards[shard].clone();
-            if self.global.compare_and_swap(&current, Arc::new(View { frontier: cut, shards })) {
+            let view = View { frontier: cut, shards, layout: self.layout.clone() };
+            if self.global.compare_and_swap(&current, Arc::new(view)) {
                 return Published { advanced: (cut > before).then_some((before, cut)), included: true };
             }
             // Another worker published first; if its view already holds ours, we are done.
@@ -171,7 +220,8 @@ impl<M: Merge> fmt::Debug for Views<M> {
 /// [`frontier`](Snapshot::frontier) is inside it whole, and nothing after it is.
 ///
 /// Taking one is a single lock-free load; holding one never blocks writers (it keeps the
-/// segments it references alive).
+/// batches it references alive). Reading a path is a directory lookup, then one binary search
+/// per batch of its shard (a few dozen, however long the history).
 ///
 /// ```
 /// use lockstep::{merge::Sum, Pipeline};
@@ -207,6 +257,9 @@ impl<M: Merge> fmt::Debug for Snapshot<M> {
     }
 }
 
+/// One visible segment: its batch and index there.
+type Found<'a, M> = (&'a Batch<M>, usize);
+
 impl<M: Merge> Snapshot<M> {
     pub(crate) fn new(view: Arc<View<M>>, merge: Arc<M>) -> Self {
         Self { view, merge }
@@ -217,44 +270,75 @@ impl<M: Merge> Snapshot<M> {
         self.view.frontier
     }
 
-    /// The names of the paths holding data at or below the frontier, in no particular order.
+    /// The first commit inside the retention window (1 unless
+    /// [`Retention::Newest`](crate::Retention::Newest) dropped older blocks).
+    fn window_start(&self) -> u64 {
+        self.view.layout.window_start(self.view.frontier)
+    }
+
+    /// True if segment `segment` of `batch` is inside this snapshot.
+    fn shows(&self, batch: &Batch<M>, segment: usize, from: u64) -> bool {
+        let end = batch.end_of(segment);
+        end <= self.view.frontier && end - self.view.layout.geometry.span(batch.level) + 1 >= from
+    }
+
+    /// The names of the paths holding data inside the snapshot, in no particular order.
     pub fn paths(&self) -> impl Iterator<Item = &str> + '_ {
-        let frontier = self.view.frontier;
+        let from = self.window_start();
         self.view.shards.iter().flat_map(move |shard| {
-            shard
-                .paths
-                .iter()
-                .filter(move |entry| entry.first().is_some_and(|s| s.info.end <= frontier))
-                .map(|entry| &*entry.name)
+            let mut ids: Vec<u32> = Vec::new();
+            for batch in &shard.batches {
+                for i in 0..batch.paths() {
+                    let (id, segments) = batch.path(i);
+                    if segments.into_iter().any(|s| self.shows(batch, s, from)) {
+                        ids.push(id);
+                    }
+                }
+            }
+            ids.sort_unstable();
+            ids.dedup();
+            ids.into_iter().map(move |id| &**shard.directory.name(id))
         })
     }
 
-    fn visible(&self, path: &str) -> impl Iterator<Item = &Segment<M::Output>> {
+    fn visible(&self, path: &str) -> Vec<Found<'_, M>> {
         let shard = &self.view.shards[shard_of(path, self.view.shards.len())];
-        shard.paths.get(path).into_iter().flat_map(|entry| entry.upto(self.view.frontier))
+        let Some(id) = shard.directory.id(path) else { return Vec::new() };
+        let from = self.window_start();
+        let mut found = Vec::new();
+        for batch in &shard.batches {
+            for segment in batch.find(id).into_iter().flatten() {
+                if self.shows(batch, segment, from) {
+                    found.push((&**batch, segment));
+                }
+            }
+        }
+        found
     }
 
-    /// `path`'s segments at or below the frontier, ascending; level-0 entries (one per commit
-    /// not yet compacted) included.
+    /// `path`'s segments inside the snapshot, ascending; single-commit (level-0) segments of
+    /// commits not yet formed into a block included.
     pub fn segments(&self, path: &str) -> Vec<SegmentInfo> {
-        self.visible(path).map(|s| s.info).collect()
+        let geometry = &self.view.layout.geometry;
+        self.visible(path).into_iter().map(|(batch, segment)| batch.info(geometry, segment)).collect()
     }
 
     /// Each of `path`'s segments with its output, ascending: what a cross-path rollup combines,
-    /// since the same range means the same commits on every path.
-    pub fn segment_outputs(&self, path: &str) -> impl Iterator<Item = (SegmentInfo, &M::Output)> + '_ {
-        self.visible(path).map(|s| (s.info, &*s.output))
+    /// since the same range means the same commits on every path. Outputs are built on the way
+    /// (a batch keeps no object per segment).
+    pub fn segment_outputs(&self, path: &str) -> impl Iterator<Item = (SegmentInfo, M::Output)> + '_ {
+        let geometry = &self.view.layout.geometry;
+        self.visible(path).into_iter().map(move |(batch, segment)| {
+            (batch.info(geometry, segment), M::Column::read(&self.merge, &[batch.part(segment)]))
+        })
     }
 
-    /// Everything committed to `path` up to the frontier, merged into one output; `None` if the
-    /// path has no data at or below the frontier.
+    /// Everything committed to `path` inside the snapshot, merged into one output; `None` if
+    /// the path has no data there.
     pub fn read(&self, path: &str) -> Option<M::Output> {
-        let outputs: Vec<&M::Output> = self.visible(path).map(|s| &*s.output).collect();
-        match outputs.as_slice() {
-            [] => None,
-            [one] => Some((*one).clone()),
-            many => Some(self.merge.merge(many)),
-        }
+        let parts: Vec<Part<'_, M::Column>> =
+            self.visible(path).into_iter().map(|(batch, segment)| batch.part(segment)).collect();
+        (!parts.is_empty()).then(|| M::Column::read(&self.merge, &parts))
     }
 }
 
@@ -266,26 +350,36 @@ mod loom_models {
 
     fn cuttable(global: &View<Sum>) {
         for shard in global.shards.iter() {
-            assert!(shard.merged_end <= global.frontier, "a merged segment crosses the cut");
+            assert!(shard.merged_end <= global.frontier, "a block crosses the cut");
             assert!(shard.frontier >= global.frontier);
         }
     }
 
     fn view(frontier: u64, merged_end: u64) -> ShardView<Sum> {
-        ShardView { frontier, merged_end, paths: PathTable::new(foldhash::fast::RandomState::default()) }
+        ShardView {
+            frontier,
+            merged_end,
+            dropped_end: 0,
+            batches: Vec::new(),
+            directory: Directory::default(),
+        }
     }
 
-    /// Three shards stand at frontier 1; each moves to 2, and shard 1 merges under rule 1 as it
-    /// does. A reader and every worker check each global view they load: merged ends at or below
-    /// the cut, and a frontier that never goes back. A builder (shard 2) can load shard 0's view
-    /// just before shard 0 moves on, then shard 1's view whose merge relied on shard 0's new
+    fn layout() -> Layout {
+        Layout { geometry: Geometry::new(2, 1).expect("valid"), window: None }
+    }
+
+    /// Three shards stand at frontier 1; each moves to 2, and shard 1 forms a block under rule 1
+    /// as it does. A reader and every worker check each global view they load: formed ends at or
+    /// below the cut, and a frontier that never goes back. A builder (shard 2) can load shard 0's
+    /// view just before shard 0 moves on, then shard 1's view whose block relied on shard 0's new
     /// frontier: only rule 2's check keeps that pair out of a published view.
     #[test]
     fn loom_published_views_are_always_cuttable() {
         let mut builder = loom::model::Builder::new();
         builder.preemption_bound = Some(3);
         builder.check(|| {
-            let views = Arc::new(Views::<Sum>::new(3));
+            let views = Arc::new(Views::<Sum>::new(3, layout()));
             for shard in 0..3 {
                 views.publish(shard, view(1, 0));
             }
@@ -293,7 +387,7 @@ mod loom_models {
                 .map(|shard| {
                     let views = views.clone();
                     thread::spawn(move || {
-                        // Rule 1: merge only up to our frontier and the others' published ones.
+                        // Rule 1: form only up to our frontier and the others' published ones.
                         let merged = if shard == 1 { views.bound(shard, 2) } else { 0 };
                         assert!(views.publish(shard, view(2, merged)).included, "a publish gave up");
                         cuttable(&views.global());

@@ -94,13 +94,13 @@ fn check_snapshot(snapshot: &Snapshot<Concat<u64>>, settings: &Settings, previou
         // The read is the concatenation of the segments' outputs, each inside its range.
         let mut joined = Vec::new();
         for (segment, output) in snapshot.segment_outputs(path) {
-            for (commit, _) in output {
+            for (commit, _) in &output {
                 assert!(
                     (segment.start..=segment.end).contains(commit),
                     "{path}: commit {commit} in the output of {segment:?}"
                 );
             }
-            joined.extend_from_slice(output);
+            joined.extend_from_slice(&output);
         }
         assert_eq!(joined, records, "{path}: read differs from its segments' outputs");
         for (commit, rec) in records {

@@ -104,7 +104,7 @@ fn check_concat<T: Clone + PartialEq + Debug + Send + Sync + 'static>(run: &Run<
         for (segment, output) in run.last.segment_outputs(&path) {
             let inside: Vec<(u64, T)> =
                 expected.iter().filter(|(c, _)| (segment.start..=segment.end).contains(c)).cloned().collect();
-            assert_eq!(output, &inside, "output of {path} {segment:?}");
+            assert_eq!(output, inside, "output of {path} {segment:?}");
         }
     }
 }

@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use lockstep::merge::Outputs;
 use lockstep::{Merge, Pipeline, SegmentInfo};
 
 /// A generous bound on every wait in the tests: the machine is shared and noisy, so a wait that
@@ -373,10 +374,11 @@ pub struct Gated(pub Arc<Gate>);
 impl Merge for Gated {
     type Record = u64;
     type Output = Vec<(u64, u64)>;
+    type Column = Outputs<Vec<(u64, u64)>>;
 
-    fn seal(&self, records: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    fn seal(&self, records: impl Iterator<Item = (u64, u64)>) -> Vec<(u64, u64)> {
         self.0.pass();
-        records
+        records.collect()
     }
 
     fn merge(&self, outputs: &[&Vec<(u64, u64)>]) -> Vec<(u64, u64)> {

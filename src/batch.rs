@@ -1,0 +1,196 @@
+//! The unit of storage: one immutable, columnar batch per range, holding every path of a shard.
+//!
+//! A batch covers the commits `start..=end` at one level. Its segments are sorted by path id, and
+//! within a path by range: a column of the distinct path ids, offsets into the segments, each
+//! segment's end, and the segments' data in the merge's [`Column`]. A formed or merged batch of
+//! level `L >= 1` covers exactly one aligned block, so each path has one segment in it. Two kinds
+//! cover several blocks: the level-0 tail (single commits not yet formed into a block) and runs
+//! of old top-level blocks combined so that a read probes few batches.
+//!
+//! Nothing here allocates per record: a batch is five vectors, built once and never changed.
+
+use std::fmt;
+use std::ops::Range;
+
+use crate::merge::{Column, Merge, Part};
+use crate::tier::{Geometry, SegmentInfo};
+
+/// One range's segments of every path of a shard.
+pub(crate) struct Batch<M: Merge> {
+    pub(crate) level: u32,
+    /// First commit covered.
+    pub(crate) start: u64,
+    /// Last commit covered.
+    pub(crate) end: u64,
+    /// Distinct path ids, ascending.
+    ids: Vec<u32>,
+    /// The segments of `ids[i]` are `offsets[i]..offsets[i + 1]`.
+    offsets: Vec<u32>,
+    /// The end of each segment's block; empty when the batch is one block (every end is `end`).
+    ends: Vec<u64>,
+    pub(crate) column: M::Column,
+}
+
+impl<M: Merge> fmt::Debug for Batch<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Batch")
+            .field("level", &self.level)
+            .field("range", &(self.start..=self.end))
+            .field("paths", &self.ids.len())
+            .field("segments", &self.segments())
+            .finish()
+    }
+}
+
+impl<M: Merge> Batch<M> {
+    /// Segments held.
+    pub(crate) fn segments(&self) -> usize {
+        self.offsets.last().map_or(0, |&n| n as usize)
+    }
+
+    /// Distinct paths with a segment here.
+    pub(crate) fn paths(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// The `i`-th path id and its segments.
+    pub(crate) fn path(&self, i: usize) -> (u32, Range<usize>) {
+        (self.ids[i], self.offsets[i] as usize..self.offsets[i + 1] as usize)
+    }
+
+    pub(crate) fn ids(&self) -> &[u32] {
+        &self.ids
+    }
+
+    /// The segments of path `id`, if it has any here: one binary search.
+    pub(crate) fn find(&self, id: u32) -> Option<Range<usize>> {
+        let i = self.ids.binary_search(&id).ok()?;
+        Some(self.path(i).1)
+    }
+
+    /// The end of segment `segment`'s block.
+    pub(crate) fn end_of(&self, segment: usize) -> u64 {
+        if self.ends.is_empty() {
+            self.end
+        } else {
+            self.ends[segment]
+        }
+    }
+
+    pub(crate) fn info(&self, geometry: &Geometry, segment: usize) -> SegmentInfo {
+        let end = self.end_of(segment);
+        SegmentInfo { level: self.level, start: end - geometry.span(self.level) + 1, end }
+    }
+
+    pub(crate) fn part(&self, segment: usize) -> Part<'_, M::Column> {
+        (&self.column, segment)
+    }
+}
+
+/// Builds a batch path by path, in ascending id order.
+pub(crate) struct Builder<M: Merge> {
+    batch: Batch<M>,
+    /// One segment per path, all ending at `end`: `ends` stays empty.
+    single: bool,
+}
+
+impl<M: Merge> Builder<M> {
+    /// A builder for one aligned block of `level` ending at `end`.
+    pub(crate) fn block(geometry: &Geometry, level: u32, end: u64) -> Self {
+        let start = end - geometry.span(level) + 1;
+        Self::new(level, start, end, true)
+    }
+
+    /// A builder for several blocks of `level` in `start..=end` (the tail, a run).
+    pub(crate) fn blocks(level: u32, start: u64, end: u64) -> Self {
+        Self::new(level, start, end, false)
+    }
+
+    fn new(level: u32, start: u64, end: u64, single: bool) -> Self {
+        let batch = Batch {
+            level,
+            start,
+            end,
+            ids: Vec::new(),
+            offsets: vec![0],
+            ends: Vec::new(),
+            column: M::Column::default(),
+        };
+        Self { batch, single }
+    }
+
+    pub(crate) fn level(&self) -> u32 {
+        self.batch.level
+    }
+
+    pub(crate) fn end(&self) -> u64 {
+        self.batch.end
+    }
+
+    /// Starts path `id`'s segments unless the last segment pushed was already `id`'s.
+    fn open(&mut self, id: u32, end: u64) {
+        let batch = &mut self.batch;
+        if batch.ids.last() != Some(&id) {
+            debug_assert!(batch.ids.last().is_none_or(|&last| last < id), "paths come in ascending order");
+            batch.ids.push(id);
+            batch.offsets.push(batch.offsets[batch.offsets.len() - 1]);
+        }
+        debug_assert!(end >= batch.start && end <= batch.end, "segment outside its batch");
+        if !self.single {
+            batch.ends.push(end);
+        }
+        *batch.offsets.last_mut().expect("offsets start with 0") += 1;
+    }
+
+    /// Appends path `id`'s segment ending at `end`, made of `parts` then `records`.
+    pub(crate) fn push(
+        &mut self,
+        merge: &M,
+        id: u32,
+        end: u64,
+        parts: &[Part<'_, M::Column>],
+        records: impl Iterator<Item = (u64, M::Record)>,
+    ) {
+        self.open(id, end);
+        self.batch.column.push(merge, parts, records);
+    }
+
+    /// Appends segment `segment` of `from` as path `id`'s, unchanged.
+    pub(crate) fn copy(&mut self, id: u32, from: &Batch<M>, segment: usize) {
+        self.open(id, from.end_of(segment));
+        self.batch.column.copy(&from.column, segment);
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.batch.ids.is_empty()
+    }
+
+    pub(crate) fn finish(self) -> Batch<M> {
+        self.batch
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::merge::Sum;
+
+    #[test]
+    fn a_run_finds_each_path_and_its_blocks() {
+        let geometry = Geometry::new(2, 1).expect("valid");
+        let mut run = Builder::<Sum>::blocks(1, 1, 8);
+        run.push(&Sum, 3, 2, &[], [(1, 1), (2, 1)].into_iter());
+        run.push(&Sum, 3, 6, &[], [(5, 4)].into_iter());
+        run.push(&Sum, 9, 8, &[], [(8, 7)].into_iter());
+        let run = run.finish();
+        assert_eq!((run.paths(), run.segments()), (2, 3));
+        assert_eq!(run.find(3), Some(0..2));
+        assert_eq!(run.find(4), None);
+        assert_eq!(run.info(&geometry, 1), SegmentInfo { level: 1, start: 5, end: 6 });
+        assert_eq!(<_ as Column<Sum>>::read(&Sum, &[run.part(0), run.part(1)]), 6);
+        let mut block = Builder::<Sum>::block(&geometry, 1, 8);
+        block.copy(9, &run, 2);
+        let block = block.finish();
+        assert_eq!(block.info(&geometry, 0), SegmentInfo { level: 1, start: 7, end: 8 });
+    }
+}

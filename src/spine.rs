@@ -1,0 +1,521 @@
+//! A shard's data up to its frontier: a spine of immutable batches, one per aligned range.
+//!
+//! With divisor `D` and top level `T`, the spine of a shard at frontier `F` holds the base-`D`
+//! decomposition of `[1, F]`: top-level blocks (combined into runs), then at most `D - 1`
+//! blocks per lower level, then the *tail*: the single commits after the last block that could
+//! be formed. Each batch holds every path of the shard that has data in its range.
+//!
+//! A loop turn hands the spine the records it sealed, sorted by (path, commit). **Forming** puts
+//! each into the batch of the highest aligned block that its range allows: the blocks of
+//! `(formed, to]` are chosen greedily (the largest aligned block starting at `formed + 1` that
+//! ends by `to`), so a turn that seals thousands of commits builds top-level batches directly.
+//! One walk over the sorted records and the old tail fills every block and the new tail.
+//!
+//! **Merging**: when the blocks of one level inside a parent block are all formed, they are
+//! merged into the parent by one linear merge of their sorted path ids. **Combining**: old
+//! top-level blocks are combined into runs (segments copied, not merged) like a binary counter:
+//! two adjacent runs combine while the older holds no more blocks than the newer, so a shard
+//! keeps O(log history) runs and a read probes that many. Both are [`Merging`] values paid with
+//! fuel counted in segments and resumed across turns: while one is in progress its inputs stay
+//! in the spine (and published), so visibility never waits for compaction.
+//!
+//! `to`, the end of forming, is the last multiple of `D` at or below the turn's *bound*: rule 1
+//! of `crate::snapshot` (no block may end past the lowest published frontier of the other
+//! shards). The tail is cuttable; everything else ends at or below `formed`.
+//!
+//! A sink at flush level `K < T` must receive every level-`K` block, so forming then stops at
+//! level `K` and merges build the levels above; with `K = 0` every sealed record goes through
+//! the tail first, and the tail's new single commits are what the sink takes.
+
+use std::collections::VecDeque;
+
+use smallvec::SmallVec;
+
+use crate::batch::{Batch, Builder};
+use crate::merge::{Merge, Part};
+use crate::sync::Arc;
+use crate::tier::Geometry;
+
+/// The first commit a view cut at `cut` shows under a retention window of the newest `window`
+/// top-level blocks (1 without one).
+pub(crate) fn window_start(window: Option<usize>, geometry: &Geometry, cut: u64) -> u64 {
+    let Some(n) = window else { return 1 };
+    let span = geometry.span(geometry.max_level());
+    let top_end = cut / span * span;
+    top_end.saturating_sub(span.saturating_mul(n as u64)) + 1
+}
+
+/// A sealed record, drained from a queue, with the shard's dense id for its path.
+#[derive(Debug)]
+pub(crate) struct Row<R> {
+    pub(crate) commit: u64,
+    pub(crate) id: u32,
+    /// Arrival order in the turn: keeps one commit's records to a path in part order.
+    pub(crate) seq: u32,
+    pub(crate) record: R,
+}
+
+/// A merge or a combine in progress: inputs adjacent in the spine, output built path by path.
+struct Merging<M: Merge> {
+    inputs: Vec<Arc<Batch<M>>>,
+    /// Combine (copy every segment) rather than merge (one segment per path).
+    combine: bool,
+    /// Per input, the next path index to consume.
+    cursors: Vec<usize>,
+    out: Builder<M>,
+}
+
+impl<M: Merge> Merging<M> {
+    fn new(inputs: Vec<Arc<Batch<M>>>, combine: bool, out: Builder<M>) -> Self {
+        let cursors = vec![0; inputs.len()];
+        Self { inputs, combine, cursors, out }
+    }
+
+    fn start(&self) -> u64 {
+        self.inputs[0].start
+    }
+
+    fn end(&self) -> u64 {
+        self.inputs[self.inputs.len() - 1].end
+    }
+
+    /// Merges paths until done (true) or the fuel, counted in input segments, is spent.
+    fn work(&mut self, merge: &M, fuel: &mut usize) -> bool {
+        let Merging { inputs, combine, cursors, out } = self;
+        while *fuel > 0 {
+            let next =
+                inputs.iter().zip(cursors.iter()).filter(|(b, &c)| c < b.paths()).map(|(b, &c)| b.ids()[c]);
+            let Some(id) = next.min() else { return true };
+            let mut parts: SmallVec<[Part<'_, M::Column>; 8]> = SmallVec::new();
+            for (batch, cursor) in inputs.iter().zip(cursors.iter_mut()) {
+                if *cursor >= batch.paths() || batch.ids()[*cursor] != id {
+                    continue;
+                }
+                let (_, segments) = batch.path(*cursor);
+                *cursor += 1;
+                *fuel = fuel.saturating_sub(segments.len());
+                for segment in segments {
+                    if *combine {
+                        out.copy(id, batch, segment);
+                    } else {
+                        parts.push(batch.part(segment));
+                    }
+                }
+            }
+            if !*combine {
+                out.push(merge, id, out.end(), &parts, std::iter::empty());
+            }
+        }
+        false
+    }
+}
+
+/// What the spine did that the worker must act on.
+#[derive(Debug, Default)]
+pub(crate) struct Changes {
+    /// The published batches changed.
+    pub(crate) batches: bool,
+    /// Segments dropped by retention.
+    pub(crate) dropped: u64,
+}
+
+/// One shard's batches and the compaction in progress over them.
+pub(crate) struct Spine<M: Merge> {
+    geometry: Geometry,
+    /// The highest level forming builds directly.
+    form_cap: u32,
+    /// The level whose blocks go to the sink, if there is one.
+    flush: Option<u32>,
+    /// `Retention::Newest(n)`: the top-level blocks kept.
+    window: Option<usize>,
+    /// Batches of level >= 1 (and, with `max_level` 0, runs of single commits), disjoint and
+    /// ascending; old top-level ones combined into runs.
+    batches: Vec<Arc<Batch<M>>>,
+    /// Single commits in `(formed, frontier]`.
+    tail: Option<Arc<Batch<M>>>,
+    /// Every commit at or below it is in `batches`.
+    formed: u64,
+    /// Every commit at or below it is in `batches` or the tail.
+    frontier: u64,
+    /// The end of the last block retention dropped (0: none).
+    dropped_end: u64,
+    merges: VecDeque<Merging<M>>,
+    /// New batches for the sink, with the end after which their segments are new.
+    flushed: Vec<(Arc<Batch<M>>, u64)>,
+}
+
+impl<M: Merge> Spine<M> {
+    pub(crate) fn new(geometry: Geometry, flush: Option<u32>, window: Option<usize>) -> Self {
+        let top = geometry.max_level();
+        let form_cap = match flush {
+            Some(level) if level >= 1 => level.min(top),
+            _ => top,
+        };
+        Self {
+            geometry,
+            form_cap,
+            flush,
+            window,
+            batches: Vec::new(),
+            tail: None,
+            formed: 0,
+            frontier: 0,
+            dropped_end: 0,
+            merges: VecDeque::new(),
+            flushed: Vec::new(),
+        }
+    }
+
+    pub(crate) fn frontier(&self) -> u64 {
+        self.frontier
+    }
+
+    /// The end of every level >= 1 batch is at or below it: the view's `merged_end`.
+    pub(crate) fn merged_end(&self) -> u64 {
+        self.formed
+    }
+
+    pub(crate) fn dropped_end(&self) -> u64 {
+        self.dropped_end
+    }
+
+    /// Every batch a view of this spine shows, ascending, the tail last.
+    pub(crate) fn view(&self) -> Vec<Arc<Batch<M>>> {
+        self.batches.iter().chain(self.tail.iter()).cloned().collect()
+    }
+
+    /// New flush-level batches ready for the sink, in range order, each with the end after
+    /// which its segments are new. A merge in progress at or below the flush level will make a
+    /// flush-level block before the later ones, so those wait for it.
+    pub(crate) fn take_flushed(&mut self) -> Vec<(Arc<Batch<M>>, u64)> {
+        let Some(flush) = self.flush.filter(|_| !self.flushed.is_empty()) else { return Vec::new() };
+        let merging = self.merges.iter().filter(|m| !m.combine && m.out.level() <= flush);
+        let hold = merging.map(Merging::start).min().unwrap_or(u64::MAX);
+        self.flushed.sort_by_key(|(batch, after)| (batch.start, *after));
+        let ready = self.flushed.partition_point(|(batch, _)| batch.end < hold);
+        self.flushed.drain(..ready).collect()
+    }
+
+    /// The highest end forming may reach under `bound`.
+    fn formable(&self, bound: u64) -> u64 {
+        let unit = self.geometry.span(self.geometry.max_level().min(1));
+        (bound / unit * unit).max(self.formed)
+    }
+
+    /// True when nothing is left to form or merge under `bound` (combining may go on: it never
+    /// changes a layout).
+    pub(crate) fn settled(&self, bound: u64) -> bool {
+        self.formed == self.formable(bound) && self.merges.iter().all(|m| m.combine)
+    }
+
+    /// True if [`Spine::work`] has merging to do.
+    pub(crate) fn has_merges(&self) -> bool {
+        !self.merges.is_empty()
+    }
+
+    /// Takes the records sealed by a new `frontier` (commits in `(self.frontier, frontier]`) and
+    /// forms every block up to `bound`'s formable end.
+    pub(crate) fn seal(
+        &mut self,
+        merge: &M,
+        rows: &mut Vec<Row<M::Record>>,
+        frontier: u64,
+        bound: u64,
+    ) -> Changes {
+        debug_assert!(rows.iter().all(|r| r.commit > self.frontier && r.commit <= frontier));
+        let frontier = frontier.max(self.frontier);
+        let to = self.formable(bound.min(frontier));
+        let mut changes = Changes::default();
+        if self.flush == Some(0) && !rows.is_empty() {
+            // Every single commit goes to the sink: through the tail first.
+            let before = self.frontier;
+            self.form(merge, rows, self.formed, frontier);
+            if let Some(tail) = &self.tail {
+                self.flushed.push((tail.clone(), before));
+            }
+            changes.batches = true;
+        }
+        if to > self.formed || !rows.is_empty() || frontier > self.frontier {
+            self.form(merge, rows, to, frontier);
+            changes.batches = true;
+            self.schedule();
+        }
+        changes.dropped = self.retain(bound);
+        changes.batches |= changes.dropped > 0;
+        changes
+    }
+
+    /// Forms the blocks of `(formed, to]` and the tail `(to, frontier]` from the old tail and
+    /// `rows` (sorted here), in one walk.
+    fn form(&mut self, merge: &M, rows: &mut Vec<Row<M::Record>>, to: u64, frontier: u64) {
+        rows.sort_unstable_by_key(|r| (r.id, r.commit, r.seq));
+        let mut builders = self.blocks(self.formed, to);
+        if frontier > to {
+            builders.push(Builder::blocks(0, to + 1, frontier));
+        }
+        let old = self.tail.take();
+        let old_paths = old.as_ref().map_or(0, |t| t.paths());
+        let mut rows = rows.drain(..).peekable();
+        let mut next_old = 0;
+        loop {
+            let row_id = rows.peek().map(|r| r.id);
+            let old_id = (next_old < old_paths).then(|| old.as_ref().map(|t| t.ids()[next_old])).flatten();
+            let Some(id) = row_id.into_iter().chain(old_id).min() else { break };
+            let segments = match &old {
+                Some(tail) if old_id == Some(id) => {
+                    next_old += 1;
+                    tail.path(next_old - 1).1
+                }
+                _ => 0..0,
+            };
+            let mut segment = segments.start;
+            loop {
+                let old_end =
+                    (segment < segments.end).then(|| old.as_ref().map(|t| t.end_of(segment))).flatten();
+                let row_commit = rows.peek().filter(|r| r.id == id).map(|r| r.commit);
+                let Some(first) = old_end.into_iter().chain(row_commit).min() else { break };
+                let builder = builders.partition_point(|b| b.end() < first);
+                let builder = &mut builders[builder];
+                // A block takes everything of the path inside it; the tail one commit at a time.
+                let limit = if builder.level() == 0 { first } else { builder.end() };
+                let mut parts: SmallVec<[Part<'_, M::Column>; 4]> = SmallVec::new();
+                if let Some(tail) = &old {
+                    while segment < segments.end && tail.end_of(segment) <= limit {
+                        parts.push(tail.part(segment));
+                        segment += 1;
+                    }
+                }
+                let records = std::iter::from_fn(|| {
+                    rows.next_if(|r| r.id == id && r.commit <= limit).map(|r| (r.commit, r.record))
+                });
+                builder.push(merge, id, limit, &parts, records);
+            }
+        }
+        drop(rows);
+        for builder in builders {
+            if builder.is_empty() {
+                continue;
+            }
+            let level = builder.level();
+            let tail = builder.end() > to;
+            let batch = Arc::new(builder.finish());
+            if tail {
+                self.tail = Some(batch);
+                continue;
+            }
+            if self.flush == Some(level) && level > 0 {
+                self.flushed.push((batch.clone(), 0));
+            }
+            self.batches.push(batch);
+        }
+        self.formed = to;
+        self.frontier = frontier;
+    }
+
+    /// Builders for the greedy decomposition of `(from, to]`: at each step the largest aligned
+    /// block, up to the forming cap, that starts there and ends by `to`.
+    fn blocks(&self, from: u64, to: u64) -> Vec<Builder<M>> {
+        let geometry = &self.geometry;
+        if geometry.max_level() == 0 {
+            // Single commits are the top level: runs of them, each at most half the retention
+            // window (so retention can drop whole runs).
+            let most = self.window.map_or(u64::MAX, |n| (n as u64 / 2).max(1));
+            let mut runs = Vec::new();
+            let mut at = from;
+            while at < to {
+                let end = at + (to - at).min(most);
+                runs.push(Builder::blocks(0, at + 1, end));
+                at = end;
+            }
+            return runs;
+        }
+        let mut builders = Vec::new();
+        let mut at = from;
+        while at < to {
+            let mut level = self.form_cap;
+            while level > 1 && (at % geometry.span(level) != 0 || to - at < geometry.span(level)) {
+                level -= 1;
+            }
+            at += geometry.span(level);
+            builders.push(Builder::block(geometry, level, at));
+        }
+        builders
+    }
+
+    fn busy(&self, start: u64, end: u64) -> bool {
+        self.merges.iter().any(|m| m.start() <= end && start <= m.end())
+    }
+
+    /// Starts the merges and combines the spine is due: blocks of a level whose parent block is
+    /// formed, and top-level runs the binary-counter rule pairs.
+    fn schedule(&mut self) {
+        let geometry = &self.geometry;
+        let top = geometry.max_level();
+        let mut i = 0;
+        while i < self.batches.len() {
+            let batch = &self.batches[i];
+            let level = batch.level;
+            if level >= top || self.busy(batch.start, batch.end) {
+                i += 1;
+                continue;
+            }
+            let span = geometry.span(level + 1);
+            let end = batch.end.div_ceil(span) * span;
+            let start = end - span + 1;
+            // Only from the first batch inside the parent block (the ones before it are busy).
+            if end > self.formed || (i > 0 && self.batches[i - 1].end >= start) {
+                i += 1;
+                continue;
+            }
+            let inside = self.batches[i..].iter().take_while(|b| b.end <= end).count();
+            let children = &self.batches[i..i + inside];
+            // Merge only the children themselves: a lower block inside is still merging up.
+            if !children.iter().all(|b| b.level == level && b.start >= start && !self.busy(b.start, b.end)) {
+                i += 1;
+                continue;
+            }
+            let inputs = children.to_vec();
+            let out = Builder::block(geometry, level + 1, end);
+            self.merges.push_back(Merging::new(inputs, false, out));
+            i += inside;
+        }
+        self.schedule_combines();
+    }
+
+    /// Pairs adjacent top-level runs, newest first, while the older holds no more blocks than
+    /// the newer (and, under a retention window, the pair fits half the window).
+    fn schedule_combines(&mut self) {
+        let top = self.geometry.max_level();
+        let span = self.geometry.span(top);
+        let cap = self.window.map_or(u64::MAX, |n| (n as u64 / 2).max(1));
+        let prefix = self.batches.iter().take_while(|b| b.level == top).count();
+        let blocks = |b: &Batch<M>| (b.end - b.start + 1) / span;
+        let mut newer = prefix;
+        while newer >= 2 {
+            newer -= 1;
+            let (a, b) = (&self.batches[newer - 1], &self.batches[newer]);
+            let fits = blocks(a) + blocks(b) <= cap && a.segments() + b.segments() < u32::MAX as usize;
+            if blocks(a) <= blocks(b) && fits && !self.busy(a.start, b.end) {
+                let out = Builder::blocks(top, a.start, b.end);
+                self.merges.push_back(Merging::new(vec![a.clone(), b.clone()], true, out));
+                newer -= 1;
+            }
+        }
+    }
+
+    /// Spends `fuel` on the merges in progress, oldest first; installs each one done.
+    pub(crate) fn work(&mut self, merge: &M, fuel: &mut usize) -> Changes {
+        let mut changes = Changes::default();
+        while *fuel > 0 {
+            let Some(merging) = self.merges.front_mut() else { break };
+            if !merging.work(merge, fuel) {
+                break;
+            }
+            let Some(done) = self.merges.pop_front() else { break };
+            let first = done.inputs[0].clone();
+            let at = self.batches.iter().position(|b| Arc::ptr_eq(b, &first));
+            let at = at.expect("a merge's inputs stay in the spine until it is installed");
+            let batch = Arc::new(done.out.finish());
+            debug_assert!(done.inputs.iter().zip(&self.batches[at..]).all(|(a, b)| Arc::ptr_eq(a, b)));
+            if !done.combine && self.flush == Some(batch.level) {
+                self.flushed.push((batch.clone(), 0));
+            }
+            self.batches.splice(at..at + done.inputs.len(), [batch]);
+            changes.batches = true;
+            self.schedule();
+        }
+        changes
+    }
+
+    /// Drops the top-level runs wholly before the window of `bound`; returns segments dropped.
+    fn retain(&mut self, bound: u64) -> u64 {
+        let start = window_start(self.window, &self.geometry, bound);
+        let top = self.geometry.max_level();
+        let mut dropped = 0;
+        while let Some(first) = self.batches.first() {
+            if first.level != top || first.end >= start || self.busy(first.start, first.end) {
+                break;
+            }
+            dropped += first.segments() as u64;
+            self.dropped_end = first.end;
+            self.batches.remove(0);
+        }
+        dropped
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::merge::{Column, Concat};
+    use crate::tier::SegmentInfo;
+
+    fn rows(commits: &[(u64, u32)]) -> Vec<Row<u64>> {
+        commits
+            .iter()
+            .enumerate()
+            .map(|(seq, &(commit, id))| Row { commit, id, seq: seq as u32, record: commit })
+            .collect()
+    }
+
+    fn layout(spine: &Spine<Concat<u64>>, id: u32, cut: u64) -> Vec<SegmentInfo> {
+        let mut out = Vec::new();
+        for batch in spine.view() {
+            for segment in batch.find(id).into_iter().flatten() {
+                let info = batch.info(&spine.geometry, segment);
+                if info.end <= cut {
+                    out.push(info);
+                }
+            }
+        }
+        out
+    }
+
+    fn settle(spine: &mut Spine<Concat<u64>>) {
+        let mut fuel = usize::MAX;
+        spine.work(&Concat::new(), &mut fuel);
+    }
+
+    #[test]
+    fn a_turn_forms_the_highest_blocks_and_the_seed_case_aligns() {
+        let geometry = Geometry::new(2, 3).expect("valid");
+        let mut spine = Spine::new(geometry, None, None);
+        // Path 0 at every commit, path 1 at odd ones, 13 commits in one turn.
+        let mut commits: Vec<(u64, u32)> = (1..=13).map(|c| (c, 0)).collect();
+        commits.extend((1..=13).step_by(2).map(|c| (c, 1)));
+        spine.seal(&Concat::new(), &mut rows(&commits), 13, 13);
+        settle(&mut spine);
+        let expected = [
+            SegmentInfo { level: 3, start: 1, end: 8 },
+            SegmentInfo { level: 2, start: 9, end: 12 },
+            SegmentInfo { level: 0, start: 13, end: 13 },
+        ];
+        assert_eq!(layout(&spine, 0, 13), expected);
+        assert_eq!(layout(&spine, 1, 13), expected);
+        assert_eq!(spine.view().len(), 3, "one batch per range, for both paths");
+    }
+
+    #[test]
+    fn commit_by_commit_merges_to_the_same_layout_and_records() {
+        let geometry = Geometry::new(2, 3).expect("valid");
+        let mut spine = Spine::new(geometry, None, None);
+        for commit in 1..=13u64 {
+            let mut parts = vec![(commit, 0)];
+            if commit % 2 == 1 {
+                parts.push((commit, 1));
+            }
+            // The bound lags one commit behind, as with a second shard.
+            spine.seal(&Concat::new(), &mut rows(&parts), commit, commit - 1);
+            let mut fuel = 1;
+            spine.work(&Concat::new(), &mut fuel);
+        }
+        spine.seal(&Concat::new(), &mut Vec::new(), 13, 13);
+        settle(&mut spine);
+        assert_eq!(layout(&spine, 1, 13), layout(&spine, 0, 13));
+        let parts: Vec<_> = spine.view().into_iter().collect();
+        let odd: Vec<Part<'_, _>> =
+            parts.iter().flat_map(|b| b.find(1).into_iter().flatten().map(move |s| b.part(s))).collect();
+        let read = <_ as Column<Concat<u64>>>::read(&Concat::new(), &odd);
+        assert_eq!(read, (1..=13).step_by(2).map(|c| (c, c)).collect::<Vec<_>>());
+    }
+}
