@@ -248,6 +248,11 @@ impl<M: Merge> Spine<M> {
     /// Forms the blocks of `(formed, to]` and the tail `(to, frontier]` from the old tail and
     /// `rows` (sorted here), in one walk.
     fn form(&mut self, merge: &M, rows: &mut Vec<Row<M::Record>>, to: u64, frontier: u64) {
+        if rows.is_empty() && to == self.formed {
+            // Only the frontier moved (other shards' commits): the tail stands as it is.
+            self.frontier = frontier;
+            return;
+        }
         rows.sort_unstable_by_key(|r| (r.id, r.commit, r.seq));
         let mut builders = self.blocks(self.formed, to);
         if frontier > to {
@@ -517,5 +522,147 @@ mod tests {
             parts.iter().flat_map(|b| b.find(1).into_iter().flatten().map(move |s| b.part(s))).collect();
         let read = <_ as Column<Concat<u64>>>::read(&Concat::new(), &odd);
         assert_eq!(read, (1..=13).step_by(2).map(|c| (c, c)).collect::<Vec<_>>());
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod model {
+    //! The spine against a plain model: whatever the turns, bounds and fuel, the finished layout
+    //! of every path is the base-`D` decomposition of `[1, F]` restricted to its data, and reads
+    //! return every record in order; at every turn, the view is ascending, disjoint and aligned.
+    use super::*;
+    use crate::merge::{Column, Concat};
+    use crate::tier::SegmentInfo;
+    use proptest::prelude::*;
+
+    /// The decomposition of `[1, frontier]`, top levels first.
+    fn decomposition(geometry: &Geometry, frontier: u64) -> Vec<SegmentInfo> {
+        let mut out = Vec::new();
+        let mut start = 1;
+        while start <= frontier {
+            let level = (0..=geometry.max_level())
+                .rev()
+                .find(|&l| (start - 1) % geometry.span(l) == 0 && start - 1 + geometry.span(l) <= frontier)
+                .unwrap_or(0);
+            let span = geometry.span(level);
+            out.push(SegmentInfo { level, start, end: start + span - 1 });
+            start += span;
+        }
+        out
+    }
+
+    fn check_view(spine: &Spine<Concat<u64>>) -> Result<(), TestCaseError> {
+        let view = spine.view();
+        for pair in view.windows(2) {
+            prop_assert!(pair[0].end < pair[1].start, "batches overlap: {:?} {:?}", pair[0], pair[1]);
+        }
+        for batch in &view {
+            prop_assert!(batch.ids().windows(2).all(|w| w[0] < w[1]), "ids not ascending in {batch:?}");
+            for s in 0..batch.segments() {
+                let info = batch.info(&spine.geometry, s);
+                prop_assert!(info.end % spine.geometry.span(info.level) == 0 && info.end <= spine.frontier());
+                prop_assert!(
+                    info.level == 0 || info.end <= spine.merged_end(),
+                    "a block past the formed end"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn any_turns_reach_the_reference_layout(
+            divisor in 2u64..5,
+            max_level in 0u32..4,
+            flush in proptest::option::of(0u32..4),
+            commits in proptest::collection::vec(proptest::collection::vec(0u32..6, 1..4), 1..120),
+            steps in proptest::collection::vec((1u64..40, 0u64..10, 1usize..20), 1..40),
+        ) {
+            let geometry = Geometry::new(divisor, max_level).expect("small geometry");
+            let flush = flush.map(|f| f.min(max_level));
+            let mut spine = Spine::<Concat<u64>>::new(geometry.clone(), flush, None);
+            let merge = Concat::new();
+            let total = commits.len() as u64;
+            let mut frontier = 0u64;
+            let mut steps = steps.into_iter().cycle();
+            let mut record = 0u64;
+            let mut expected: Vec<Vec<(u64, u64)>> = vec![Vec::new(); 6];
+            let mut flushed = Vec::new();
+            let mut turns = 0;
+            while frontier < total || !spine.settled(total) {
+                turns += 1;
+                prop_assert!(turns < 100_000, "no progress: formed {} frontier {} merges {}", spine.formed, spine.frontier, spine.merges.len());
+                let (advance, lag, fuel) = steps.next().expect("cycled");
+                let next = (frontier + advance).min(total);
+                let mut rows = Vec::new();
+                for commit in frontier + 1..=next {
+                    for &id in &commits[commit as usize - 1] {
+                        record += 1;
+                        expected[id as usize].push((commit, record));
+                        rows.push(Row { commit, id, seq: rows.len() as u32, record });
+                    }
+                }
+                // The other shards' published frontiers lag behind ours.
+                let bound = if next == total && turns % 2 == 0 { total } else { next.saturating_sub(lag) };
+                spine.seal(&merge, &mut rows, next, bound);
+                frontier = next;
+                let mut fuel = fuel;
+                spine.work(&merge, &mut fuel);
+                flushed.extend(spine.take_flushed());
+                check_view(&spine)?;
+            }
+            let mut fuel = usize::MAX;
+            spine.work(&merge, &mut fuel);
+            flushed.extend(spine.take_flushed());
+            let blocks = decomposition(&geometry, total);
+            for (id, records) in expected.iter().enumerate() {
+                let view = spine.view();
+                let mut layout = Vec::new();
+                let mut parts = Vec::new();
+                for batch in &view {
+                    for s in batch.find(id as u32).into_iter().flatten() {
+                        layout.push(batch.info(&geometry, s));
+                        parts.push(batch.part(s));
+                    }
+                }
+                let wanted: Vec<SegmentInfo> = blocks
+                    .iter()
+                    .filter(|b| records.iter().any(|(c, _)| (b.start..=b.end).contains(c)))
+                    .copied()
+                    .collect();
+                prop_assert_eq!(&layout, &wanted, "layout of path {}", id);
+                if !parts.is_empty() {
+                    prop_assert_eq!(&<_ as Column<Concat<u64>>>::read(&merge, &parts), records);
+                }
+            }
+            // The sink's view: every flush-level block with data, once, ascending.
+            if let Some(level) = flush {
+                let mut seen = Vec::new();
+                for (batch, after) in &flushed {
+                    for i in 0..batch.paths() {
+                        let (id, segments) = batch.path(i);
+                        for s in segments.filter(|&s| batch.end_of(s) > *after) {
+                            prop_assert_eq!(batch.level, level);
+                            seen.push((id, batch.info(&geometry, s).end));
+                        }
+                    }
+                }
+                let mut sorted = seen.clone();
+                sorted.sort_by_key(|&(id, _)| id); // stable: each path's ends in handed order
+                prop_assert!(sorted.windows(2).all(|w| w[0].0 != w[1].0 || w[0].1 < w[1].1), "flushed out of order: {:?}", seen);
+                let span = geometry.span(level);
+                let due = |end: u64| end <= total / span * span;
+                let wanted: usize = expected
+                    .iter()
+                    .map(|records| {
+                        let mut ends: Vec<u64> = records.iter().map(|(c, _)| c.div_ceil(span) * span).filter(|&e| due(e)).collect();
+                        ends.dedup();
+                        ends.len()
+                    })
+                    .sum();
+                prop_assert_eq!(seen.len(), wanted, "flush-level segments handed over");
+            }
+        }
     }
 }
