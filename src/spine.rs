@@ -281,8 +281,9 @@ impl<M: Merge> Spine<M> {
                 let Some(first) = old_end.into_iter().chain(row_commit).min() else { break };
                 let builder = builders.partition_point(|b| b.end() < first);
                 let builder = &mut builders[builder];
-                // A block takes everything of the path inside it; the tail one commit at a time.
-                let limit = if builder.level() == 0 { first } else { builder.end() };
+                // Everything of the path in `first`'s block (in the tail, a block is one commit).
+                let span = self.geometry.span(builder.level());
+                let limit = first.div_ceil(span) * span;
                 let mut parts: SmallVec<[Part<'_, M::Column>; 4]> = SmallVec::new();
                 if let Some(tail) = &old {
                     while segment < segments.end && tail.end_of(segment) <= limit {
@@ -318,22 +319,14 @@ impl<M: Merge> Spine<M> {
     }
 
     /// Builders for the greedy decomposition of `(from, to]`: at each step the largest aligned
-    /// block, up to the forming cap, that starts there and ends by `to`.
+    /// block, up to the forming cap, that starts there and ends by `to`. Consecutive top-level
+    /// blocks share one run (at most half the retention window, so retention drops whole runs):
+    /// a turn that seals thousands of commits makes one batch of them, not thousands.
     fn blocks(&self, from: u64, to: u64) -> Vec<Builder<M>> {
         let geometry = &self.geometry;
-        if geometry.max_level() == 0 {
-            // Single commits are the top level: runs of them, each at most half the retention
-            // window (so retention can drop whole runs).
-            let most = self.window.map_or(u64::MAX, |n| (n as u64 / 2).max(1));
-            let mut runs = Vec::new();
-            let mut at = from;
-            while at < to {
-                let end = at + (to - at).min(most);
-                runs.push(Builder::blocks(0, at + 1, end));
-                at = end;
-            }
-            return runs;
-        }
+        let top = geometry.max_level();
+        let top_span = geometry.span(top);
+        let most = self.window.map_or(u64::MAX, |n| (n as u64 / 2).max(1));
         let mut builders = Vec::new();
         let mut at = from;
         while at < to {
@@ -341,8 +334,14 @@ impl<M: Merge> Spine<M> {
             while level > 1 && (at % geometry.span(level) != 0 || to - at < geometry.span(level)) {
                 level -= 1;
             }
-            at += geometry.span(level);
-            builders.push(Builder::block(geometry, level, at));
+            let blocks = if level == top { ((to - at) / top_span).min(most) } else { 1 };
+            let end = at + blocks * geometry.span(level);
+            builders.push(if blocks == 1 {
+                Builder::block(geometry, level, end)
+            } else {
+                Builder::blocks(level, at + 1, end)
+            });
+            at = end;
         }
         builders
     }
