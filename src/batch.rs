@@ -119,6 +119,18 @@ impl<M: Merge> Builder<M> {
         Self { batch, single }
     }
 
+    /// Makes room for `paths` paths and `segments` segments up front, so a large combine does
+    /// not copy what it built each time a vector grows.
+    pub(crate) fn reserve(&mut self, paths: usize, segments: usize) {
+        let batch = &mut self.batch;
+        batch.ids.reserve(paths);
+        batch.offsets.reserve(paths);
+        if !self.single {
+            batch.ends.reserve(segments);
+        }
+        batch.column.reserve(segments);
+    }
+
     pub(crate) fn level(&self) -> u32 {
         self.batch.level
     }
@@ -155,10 +167,23 @@ impl<M: Merge> Builder<M> {
         self.batch.column.push(merge, parts, records);
     }
 
-    /// Appends segment `segment` of `from` as path `id`'s, unchanged.
-    pub(crate) fn copy(&mut self, id: u32, from: &Batch<M>, segment: usize) {
-        self.open(id, from.end_of(segment));
-        self.batch.column.copy(&from.column, segment);
+    /// Appends path `id`'s segments `segments` of `from`, unchanged, after any it has here.
+    pub(crate) fn copy(&mut self, id: u32, from: &Batch<M>, segments: Range<usize>) {
+        let batch = &mut self.batch;
+        if batch.ids.last() != Some(&id) {
+            debug_assert!(batch.ids.last().is_none_or(|&last| last < id), "paths come in ascending order");
+            batch.ids.push(id);
+            batch.offsets.push(batch.offsets[batch.offsets.len() - 1]);
+        }
+        if !self.single {
+            if from.ends.is_empty() {
+                batch.ends.extend(std::iter::repeat_n(from.end, segments.len()));
+            } else {
+                batch.ends.extend_from_slice(&from.ends[segments.clone()]);
+            }
+        }
+        *batch.offsets.last_mut().expect("offsets start with 0") += segments.len() as u32;
+        batch.column.copy(&from.column, segments);
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -189,7 +214,7 @@ mod tests {
         assert_eq!(run.info(&geometry, 1), SegmentInfo { level: 1, start: 5, end: 6 });
         assert_eq!(<_ as Column<Sum>>::read(&Sum, &[run.part(0), run.part(1)]), 6);
         let mut block = Builder::<Sum>::block(&geometry, 1, 8);
-        block.copy(9, &run, 2);
+        block.copy(9, &run, 2..3);
         let block = block.finish();
         assert_eq!(block.info(&geometry, 0), SegmentInfo { level: 1, start: 7, end: 8 });
     }

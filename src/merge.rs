@@ -22,6 +22,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
+use std::ops::Range;
 
 use smallvec::SmallVec;
 
@@ -97,11 +98,14 @@ pub trait Column<M: Merge>: Default + Send + Sync + 'static {
     /// two is non-empty.
     fn push(&mut self, merge: &M, parts: &[Part<'_, Self>], records: impl Iterator<Item = (u64, M::Record)>);
 
-    /// Appends segment `index` of `from`, unchanged.
-    fn copy(&mut self, from: &Self, index: usize);
+    /// Appends segments `segments` of `from`, unchanged (combining old batches into a run).
+    fn copy(&mut self, from: &Self, segments: Range<usize>);
 
     /// The output of `parts` (ascending, at least one) merged: what a read returns.
     fn read(merge: &M, parts: &[Part<'_, Self>]) -> M::Output;
+
+    /// Makes room for `segments` more segments (a hint; the default does nothing).
+    fn reserve(&mut self, _segments: usize) {}
 }
 
 /// A column of one output per segment: what most merges use.
@@ -132,8 +136,12 @@ impl<M: Merge> Column<M> for Outputs<M::Output> {
         self.0.push(output);
     }
 
-    fn copy(&mut self, from: &Self, index: usize) {
-        self.0.push(from.0[index].clone());
+    fn copy(&mut self, from: &Self, segments: Range<usize>) {
+        self.0.extend_from_slice(&from.0[segments]);
+    }
+
+    fn reserve(&mut self, segments: usize) {
+        self.0.reserve(segments);
     }
 
     fn read(merge: &M, parts: &[Part<'_, Self>]) -> M::Output {
@@ -191,9 +199,10 @@ impl<T: Clone> Rows<T> {
         base
     }
 
-    fn copy_runs(&mut self, from: &Self, index: usize) {
+    /// Appends the runs of `from`'s segments `segments` to ours (segment bounds are the caller's).
+    fn copy_runs(&mut self, from: &Self, segments: Range<usize>) {
         let base = self.source(from);
-        let (first, last) = (from.firsts[index] as usize, from.firsts[index + 1] as usize);
+        let (first, last) = (from.firsts[segments.start] as usize, from.firsts[segments.end] as usize);
         self.runs
             .extend(from.runs[first..last].iter().map(|&(store, start, end)| (base + store, start, end)));
     }
@@ -214,7 +223,7 @@ impl<T: Clone + Send + Sync + 'static> Column<Concat<T>> for Rows<T> {
         records: impl Iterator<Item = (u64, T)>,
     ) {
         for (column, index) in parts {
-            self.copy_runs(column, *index);
+            self.copy_runs(column, *index..*index + 1);
         }
         // Unique while the batch is being built (nothing has cloned it yet): no copy is made.
         let own = Arc::make_mut(&mut self.stores[0]);
@@ -227,9 +236,12 @@ impl<T: Clone + Send + Sync + 'static> Column<Concat<T>> for Rows<T> {
         self.firsts.push(self.runs.len() as u32);
     }
 
-    fn copy(&mut self, from: &Self, index: usize) {
-        self.copy_runs(from, index);
-        self.firsts.push(self.runs.len() as u32);
+    fn copy(&mut self, from: &Self, segments: Range<usize>) {
+        let shift = self.runs.len() as u32;
+        let first = from.firsts[segments.start];
+        self.copy_runs(from, segments.clone());
+        let ends = &from.firsts[segments.start + 1..segments.end + 1];
+        self.firsts.extend(ends.iter().map(|&end| end - first + shift));
     }
 
     fn read(_merge: &Concat<T>, parts: &[Part<'_, Self>]) -> Vec<(u64, T)> {
@@ -445,7 +457,7 @@ mod tests {
         let mut parent = Rows::default();
         // Segment 0: left[0] and right[0] merged, then a new record of commit 4.
         parent.push(&merge, &[(&left, 0), (&right, 0)], [(4, "e".to_owned())].into_iter());
-        parent.copy(&left, 1);
+        parent.copy(&left, 1..2);
         assert_eq!(parent.stores.len(), 3, "its own store and one per source, each added once");
         let read = |column: &Rows<String>, index| Column::read(&merge, &[(column, index)]);
         let strings = |v: &[(u64, &str)]| v.iter().map(|&(c, s)| (c, s.to_owned())).collect::<Vec<_>>();
@@ -461,7 +473,7 @@ mod tests {
         let mut parent = Outputs::default();
         Column::<Sum>::push(&mut parent, &Sum, &[(&left, 0)], [(2, 10)].into_iter());
         Column::<Sum>::push(&mut parent, &Sum, &[(&left, 0)], std::iter::empty());
-        Column::<Sum>::copy(&mut parent, &left, 0);
+        Column::<Sum>::copy(&mut parent, &left, 0..1);
         assert_eq!(parent.0, [15, 5, 5]);
         assert_eq!(<Outputs<i64> as Column<Sum>>::read(&Sum, &[(&parent, 0), (&parent, 1)]), 20);
     }

@@ -13,9 +13,8 @@
 //!
 //! **Merging**: when the blocks of one level inside a parent block are all formed, they are
 //! merged into the parent by one linear merge of their sorted path ids. **Combining**: old
-//! top-level blocks are combined into runs (segments copied, not merged) like a binary counter:
-//! two adjacent runs combine while the older holds no more blocks than the newer, so a shard
-//! keeps O(log history) runs and a read probes that many. Both are [`Merging`] values paid with
+//! top-level blocks are combined into runs (segments copied, not merged) like a base-8
+//! counter, so a shard keeps O(log history) runs and a read probes that many. Both are [`Merging`] values paid with
 //! fuel counted in segments and resumed across turns: while one is in progress its inputs stay
 //! in the spine (and published), so visibility never waits for compaction.
 //!
@@ -44,6 +43,9 @@ pub(crate) fn window_start(window: Option<usize>, geometry: &Geometry, cut: u64)
     let top_end = cut / span * span;
     top_end.saturating_sub(span.saturating_mul(n as u64)) + 1
 }
+
+/// Top-level runs combined at once.
+const FAN_IN: usize = 8;
 
 /// A sealed record, drained from a queue, with the shard's dense id for its path.
 #[derive(Debug)]
@@ -94,12 +96,10 @@ impl<M: Merge> Merging<M> {
                 let (_, segments) = batch.path(*cursor);
                 *cursor += 1;
                 *fuel = fuel.saturating_sub(segments.len());
-                for segment in segments {
-                    if *combine {
-                        out.copy(id, batch, segment);
-                    } else {
-                        parts.push(batch.part(segment));
-                    }
+                if *combine {
+                    out.copy(id, batch, segments);
+                } else {
+                    parts.extend(segments.map(|segment| batch.part(segment)));
                 }
             }
             if !*combine {
@@ -351,7 +351,7 @@ impl<M: Merge> Spine<M> {
     }
 
     /// Starts the merges and combines the spine is due: blocks of a level whose parent block is
-    /// formed, and top-level runs the binary-counter rule pairs.
+    /// formed, and top-level runs the counter rule of `schedule_combines` groups.
     fn schedule(&mut self) {
         let geometry = &self.geometry;
         let top = geometry.max_level();
@@ -386,23 +386,29 @@ impl<M: Merge> Spine<M> {
         self.schedule_combines();
     }
 
-    /// Pairs adjacent top-level runs, newest first, while the older holds no more blocks than
-    /// the newer (and, under a retention window, the pair fits half the window).
+    /// Combines the newest [`FAN_IN`] top-level runs into one whenever the oldest of them holds
+    /// no more blocks than the others together (and, under a retention window, the result fits
+    /// half of it): a base-`FAN_IN` counter, so a segment is copied `log_8(history)` times and a
+    /// shard keeps at most about `7 log_8(history)` runs.
     fn schedule_combines(&mut self) {
         let top = self.geometry.max_level();
         let span = self.geometry.span(top);
         let cap = self.window.map_or(u64::MAX, |n| (n as u64 / 2).max(1));
         let prefix = self.batches.iter().take_while(|b| b.level == top).count();
         let blocks = |b: &Batch<M>| (b.end - b.start + 1) / span;
-        let mut newer = prefix;
-        while newer >= 2 {
-            newer -= 1;
-            let (a, b) = (&self.batches[newer - 1], &self.batches[newer]);
-            let fits = blocks(a) + blocks(b) <= cap && a.segments() + b.segments() < u32::MAX as usize;
-            if blocks(a) <= blocks(b) && fits && !self.busy(a.start, b.end) {
-                let out = Builder::blocks(top, a.start, b.end);
-                self.merges.push_back(Merging::new(vec![a.clone(), b.clone()], true, out));
-                newer -= 1;
+        let mut end = prefix;
+        while end >= FAN_IN {
+            let group = &self.batches[end - FAN_IN..end];
+            let (oldest, newer) = (blocks(&group[0]), group[1..].iter().map(|b| blocks(b)).sum::<u64>());
+            let segments: usize = group.iter().map(|b| b.segments()).sum();
+            let fits = oldest + newer <= cap && segments < u32::MAX as usize;
+            if oldest <= newer && fits && !self.busy(group[0].start, group[FAN_IN - 1].end) {
+                let mut out = Builder::blocks(top, group[0].start, group[FAN_IN - 1].end);
+                out.reserve(group.iter().map(|b| b.paths()).sum(), segments);
+                self.merges.push_back(Merging::new(group.to_vec(), true, out));
+                end -= FAN_IN;
+            } else {
+                end -= 1;
             }
         }
     }

@@ -1,0 +1,111 @@
+//! What an embedding gets with the defaults, measured in one run: one producer commits one `Sum`
+//! record per commit to 10,000 paths, first with the defaults (no sink, `Retention::All`: every
+//! top-level block stays readable), then with `DiscardSink` and `Retention::Newest(1)` (the
+//! loadgen's setting), each for three equal thirds; before both, the machine's bare hand-off of
+//! `(u32, u64, u64)` items between two threads through one crossbeam `ArrayQueue`.
+//!
+//! It prints records/s per third, the defaults' last third over its first (does a growing history
+//! slow it down?), the defaults over the window setting, and both over the hand-off. The system
+//! allocator, as an embedding that picks none gets.
+//!
+//! `cargo run --release --example defaults [seconds per third, default 4]`
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam::queue::ArrayQueue;
+use lockstep::merge::Sum;
+use lockstep::{DiscardSink, Pipeline, Retention};
+
+const PATHS: usize = 10_000;
+
+/// Items per second through one `ArrayQueue` between two threads, for `time`.
+fn hand_off(time: Duration) -> f64 {
+    let queue = ArrayQueue::<(u32, u64, u64)>::new(4096);
+    let stop = AtomicBool::new(false);
+    let started = Instant::now();
+    let received = std::thread::scope(|scope| {
+        let consumer = scope.spawn(|| {
+            let mut received = 0u64;
+            // Relaxed: a stop flag; the scope's join orders the count.
+            while !stop.load(Ordering::Relaxed) || !queue.is_empty() {
+                if let Some(item) = queue.pop() {
+                    black_box(item);
+                    received += 1;
+                }
+            }
+            received
+        });
+        let mut i = 0u64;
+        while started.elapsed() < time {
+            for _ in 0..1024 {
+                while queue.push(((i % PATHS as u64) as u32, i, i)).is_err() {
+                    std::hint::spin_loop();
+                }
+                i += 1;
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        consumer.join().unwrap_or(0)
+    });
+    received as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Records per second in each third of `3 * third`, committing through `pipeline`.
+fn thirds(pipeline: &Pipeline<Sum>, third: Duration) -> Result<[f64; 3], lockstep::Error> {
+    let paths: Vec<String> = (0..PATHS).map(|i| format!("/p/{i:05}")).collect();
+    let mut producer = pipeline.producer()?;
+    let committed = AtomicU64::new(0);
+    let mut rates = [0.0; 3];
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    for rate in &mut rates {
+        let (started, before) = (Instant::now(), committed.load(Ordering::Relaxed));
+        while started.elapsed() < third {
+            for _ in 0..1024 {
+                // xorshift: a uniform path without a shared generator.
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                producer.commit([(&paths[(state % PATHS as u64) as usize], 1i64)])?;
+            }
+            committed.fetch_add(1024, Ordering::Relaxed);
+        }
+        *rate = (committed.load(Ordering::Relaxed) - before) as f64 / started.elapsed().as_secs_f64();
+    }
+    Ok(rates)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let seconds: u64 = std::env::args().nth(1).map(|s| s.parse()).transpose()?.unwrap_or(4);
+    let third = Duration::from_secs(seconds.max(1));
+    let limit = hand_off(Duration::from_secs(1));
+    println!("bare hand-off (ArrayQueue, two threads):  {:>12.0} items/s", limit);
+
+    let defaults = Pipeline::builder(Sum).shards(1).build()?;
+    let all = thirds(&defaults, third)?;
+    let last = defaults.shutdown()?;
+    println!(
+        "defaults (Retention::All):  thirds {:>11.0} {:>11.0} {:>11.0} records/s ({} paths kept, frontier {})",
+        all[0],
+        all[1],
+        all[2],
+        last.paths().count(),
+        last.frontier()
+    );
+    drop(last);
+
+    let windowed = Pipeline::builder(Sum).shards(1).sink(DiscardSink).retain(Retention::Newest(1)).build()?;
+    let window = thirds(&windowed, third)?;
+    windowed.shutdown()?;
+    println!(
+        "DiscardSink + Newest(1):    thirds {:>11.0} {:>11.0} {:>11.0} records/s",
+        window[0], window[1], window[2]
+    );
+    let mean = |r: [f64; 3]| r.iter().sum::<f64>() / 3.0;
+    println!("defaults: last third / first third       {:.2}x", all[2] / all[0]);
+    println!("defaults / DiscardSink + Newest(1)       {:.2}x", mean(all) / mean(window));
+    println!("defaults / bare hand-off                 {:.2}x", mean(all) / limit);
+    println!("DiscardSink + Newest(1) / bare hand-off  {:.2}x", mean(window) / limit);
+    Ok(())
+}
