@@ -224,6 +224,7 @@ mod tests {
             intervals: Vec::new(),
             problems: Vec::new(),
             interrupted: false,
+            frontier: None,
             rss: Rss { reset: true, at_start: Some(1 << 20), peak: Some(2 << 20) },
             finish: Finish {
                 final_commit: None,

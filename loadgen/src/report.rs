@@ -303,6 +303,17 @@ fn checks(out: &mut String, runs: &[Measured]) -> std::fmt::Result {
             m.asked.as_secs_f64(),
             if m.interrupted { ", cut short by Ctrl-C" } else { "" }
         )?;
+        if let Some((before, after)) = m.frontier {
+            writeln!(
+                out,
+                "  frontier: {} when the window opened, {} when it closed",
+                group(before),
+                group(after)
+            )?;
+        }
+        if m.visible_latency.is_empty() && m.commits > 0 {
+            writeln!(out, "  no commit-to-visible sample was recorded in the window")?;
+        }
         if m.idle_producers > 0 {
             writeln!(
                 out,

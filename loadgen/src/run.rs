@@ -123,6 +123,8 @@ pub struct Measured {
     pub problems: Vec<String>,
     /// Ctrl-C ended the window early.
     pub interrupted: bool,
+    /// The engine's frontier when the window opened and closed, where it has one.
+    pub frontier: Option<(u64, u64)>,
     pub rss: Rss,
     pub finish: Finish,
 }
@@ -360,29 +362,34 @@ fn drive<K: record::Kind, E: Engine<K>>(
             slots.iter().map(|s| s.issued.load(Ordering::Relaxed)).collect()
         };
         let before = issued_at(&slots);
+        let frontier_before = engine.frontier();
         // Relaxed: the flag only steers which commits are sampled into the figures.
         flags.measuring.store(true, Ordering::Relaxed);
         engine.measuring();
         let from = Instant::now();
         let opened = SystemTime::now();
+        // A closed loop measures what was asked from when the window really opened (the
+        // coordinator may have been late on a busy machine); a fixed rate keeps its schedule.
+        let close = if plan.interval_ns.is_some() { plan.deadline } else { from + settings.duration };
         let mut intervals = Vec::new();
         let mut cut = Cutter::default();
         while !interrupt {
             let next = match settings.interval {
-                Some(length) => (from + length * (intervals.len() as u32 + 1)).min(plan.deadline),
-                None => plan.deadline,
+                Some(length) => (from + length * (intervals.len() as u32 + 1)).min(close),
+                None => close,
             };
             interrupt = !progress.wait_until(next, "measuring", &flags, interrupted);
             if settings.interval.is_some() {
                 let now = Instant::now();
                 intervals.push(cut.next(from, now, &slots, &engine));
             }
-            if Instant::now() >= plan.deadline || flags.stop.load(Ordering::Relaxed) {
+            if Instant::now() >= close || flags.stop.load(Ordering::Relaxed) {
                 break;
             }
         }
         let after = issued_at(&slots);
         let to = Instant::now();
+        let frontier = frontier_before.zip(engine.frontier());
         flags.stop.store(true, Ordering::Relaxed);
         progress.finish();
 
@@ -407,9 +414,9 @@ fn drive<K: record::Kind, E: Engine<K>>(
         }
         let commits: u64 = after.iter().zip(&before).map(|(a, b)| a - b).sum();
         let idle = after.iter().zip(&before).filter(|(a, b)| a == b).count();
-        Ok((tallies, commits, idle, to - from, opened, intervals, interrupt))
+        Ok((tallies, commits, idle, to - from, opened, intervals, interrupt, frontier))
     })?;
-    let (tallies, commits, idle_producers, window, opened, intervals, interrupted) = outcome;
+    let (tallies, commits, idle_producers, window, opened, intervals, interrupted, frontier) = outcome;
 
     // Every committer was moved into its producer thread and dropped there.
     let finish = engine.finish()?;
@@ -433,6 +440,7 @@ fn drive<K: record::Kind, E: Engine<K>>(
         intervals,
         problems: Vec::new(),
         interrupted,
+        frontier,
         rss,
         finish,
     };
@@ -453,9 +461,14 @@ fn problems(m: &Measured) -> Vec<String> {
     let mut problems = Vec::new();
     if m.commits == 0 {
         problems.push("no commit finished in the measured window: the engine did not keep up".to_owned());
-    } else if m.visible_latency.is_empty() {
+    } else if let Some((before, _)) = m.frontier.filter(|(before, after)| before == after) {
+        problems.push(format!(
+            "{} commits finished but the frontier stayed at {before} through the window: it stalled",
+            m.commits
+        ));
+    } else if m.visible_latency.is_empty() && m.frontier.is_none() {
         problems.push(
-            "commits finished but none of the sampled ones became visible: the engine's frontier stalled"
+            "commits finished but none of the sampled ones became visible in the window: the engine stalled"
                 .to_owned(),
         );
     }

@@ -78,6 +78,10 @@ impl<K: Kind> Engine<K> for Lockstep<K> {
         self.window_stats().visible_latency
     }
 
+    fn frontier(&self) -> Option<u64> {
+        Some(self.pipeline.snapshot().frontier())
+    }
+
     fn progress(&self) -> Option<String> {
         let stats = self.pipeline.stats();
         Some(format!("frontier at {} of {} commits issued", group(stats.frontier), group(stats.commits)))

@@ -155,6 +155,13 @@ pub trait Engine<K: RecordKind>: Sized + Sync {
         None
     }
 
+    /// The last commit the engine shows visible now, where it has one global number (lockstep's
+    /// frontier, mutex's published counter): read when the window opens and closes, to tell a
+    /// stalled frontier from one that moved.
+    fn frontier(&self) -> Option<u64> {
+        None
+    }
+
     /// Drains and stops the engine, and reports on what it holds. Called once every committer
     /// is dropped.
     fn finish(self) -> Result<Finish, Failure>;

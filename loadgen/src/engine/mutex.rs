@@ -92,6 +92,11 @@ impl<K: Kind> Engine<K> for MutexEngine<K> {
         self.all_figures()
     }
 
+    fn frontier(&self) -> Option<u64> {
+        // Acquire: pairs with the Release store under the lock.
+        Some(self.shared.visible.load(Ordering::Acquire))
+    }
+
     fn progress(&self) -> Option<String> {
         // Acquire: pairs with the Release store under the lock.
         Some(format!("published counter at {}", self.shared.visible.load(Ordering::Acquire)))
