@@ -228,7 +228,7 @@ fn draw(svg: &mut String, title: &str, runs: &[Measured]) -> Result<(), String> 
         .draw()
         .map_err(|e| error(&e))?;
     draw_curves(&mut chart, &curves)?;
-    legend(&legend_area, "solid: commit call; dashed: commit-to-visible", &curves)?;
+    legend(&legend_area, "solid: call, dashed: visible", &curves)?;
 
     if let Some(bottom) = bottom {
         let (chart_area, legend_area) = bottom.split_horizontally(SIZE.0 - LEGEND_WIDTH);
