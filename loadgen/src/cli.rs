@@ -117,9 +117,9 @@ pub struct Args {
     /// What each part carries, and so what every engine does with it.
     ///
     /// `i64`: a value summed per path (lockstep's Sum), the counters and rollups case.
-    /// `u64`: a value, every record kept (Concat<u64>). `bytes`: a fresh owned buffer of
+    /// `u64`: a value, every record kept (`Concat<u64>`). `bytes`: a fresh owned buffer of
     /// --record-bytes per part, allocated and copied on the producer's hot path. `shared`: an
-    /// Arc<[u8]> of --record-bytes from a pool made before the run, cloned per part (a reference
+    /// `Arc<[u8]>` of --record-bytes from a pool made before the run, cloned per part (a reference
     /// count incremented by the producer and decremented wherever the record is dropped).
     #[arg(long, value_enum, default_value_t = RecordKind::I64)]
     pub record: RecordKind,

@@ -30,11 +30,11 @@ use crate::workload::Rng;
 pub enum RecordKind {
     /// An i64 per part, summed per path (lockstep's Sum).
     I64,
-    /// A u64 per part, every record kept (Concat<u64>).
+    /// A u64 per part, every record kept (`Concat<u64>`).
     U64,
     /// A fresh owned buffer of --record-bytes per part, allocated and copied on the hot path.
     Bytes,
-    /// An Arc<[u8]> of --record-bytes from a pool, cloned (reference counted) per part.
+    /// An `Arc<[u8]>` of --record-bytes from a pool, cloned (reference counted) per part.
     Shared,
 }
 
