@@ -86,6 +86,9 @@ run_loadgen() {
     local stem=$1
     shift
     local -a cmd=("$BIN" "$@")
+    # On a machine shared with others who measure too, MEASURE_LOCK=FILE holds flock(1) on FILE
+    # for the run, so only one measurement runs at a time.
+    if [[ -n "${MEASURE_LOCK:-}" ]]; then cmd=(flock "$MEASURE_LOCK" "${cmd[@]}"); fi
     # shellcheck disable=SC2206 # EXTRA_ARGS is a list of words on purpose
     if [[ -n "$EXTRA_ARGS" ]]; then cmd+=($EXTRA_ARGS); fi
     cmd+=(--json "$stem.json")

@@ -68,7 +68,7 @@ for paths in $PATHS; do
                     (( REPEAT > 1 )) && stem=$RESULTS/$id.r$k
                     run_loadgen "$stem" --engine "$ENGINE" --producers "$producers" --shards "$SHARDS" \
                         --paths "$paths" --distribution "$DISTRIBUTION" --parts-per-commit "$parts" \
-                        --record-bytes "$bytes" --duration "$DURATION" --warmup "$warmup"
+                        --record shared --record-bytes "$bytes" --duration "$DURATION" --warmup "$warmup"
                 done
             done
         done

@@ -49,7 +49,7 @@ SESSION="perf/targets.sh ONLY='$ONLY' REPEAT=$REPEAT" describe_machine "$OUT/mac
 wants() { [[ " $ONLY " == *" $1 "* ]]; }
 # The workload every target shares; each experiment adds its engine, producers, parts per
 # commit, shards, paths and warm-up (the loadgen refuses a flag given twice).
-base=(--distribution uniform --record-bytes 16 --duration "$DURATION")
+base=(--distribution uniform --record shared --record-bytes 16 --duration "$DURATION")
 
 # Drops earlier results of one experiment, so a median never mixes two sessions.
 fresh() { rm -f "$OUT/$1".r*.json "$OUT/$1".r*.txt "$OUT/$1".*.hgrm "$OUT/$1".svg; }
@@ -150,7 +150,7 @@ if wants f; then
     # VmRSS from /proc every second (the loadgen itself reports only the peak at the end).
     rm -f "$OUT"/f.*
     args=(--engine lockstep --producers 1 --parts-per-commit 1 --shards 1 --paths 10000
-          --distribution uniform --record-bytes 16 --duration "$LONG" --warmup "$WARMUP")
+          --distribution uniform --record shared --record-bytes 16 --duration "$LONG" --warmup "$WARMUP")
     wait_idle
     {
         echo "\$ cargo run --release -p loadgen -- ${args[*]}${EXTRA_ARGS:+ $EXTRA_ARGS} --json $(rel "$OUT/f.json")"

@@ -8,32 +8,52 @@ use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser};
 
 use crate::engine::Choice;
+use crate::record::RecordKind;
 use crate::workload::Distribution;
+
+/// The longest `--duration` or `--warmup` accepted.
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+/// `--record-bytes` when it is not given.
+pub const DEFAULT_RECORD_BYTES: usize = 16;
 
 /// Drives lockstep, and simpler designs built in the same binary, with one synthetic workload,
 /// and prints throughput, latency percentiles, memory and the layout of the compacted segments.
 ///
-/// Each producer thread commits `--parts-per-commit` parts (a path and a `--record-bytes`
-/// record) per commit, with paths drawn by `--distribution` from `--paths` names. Figures cover
-/// `--duration` after a `--warmup`. Two modes: a closed loop (the default: each producer starts
-/// its next commit when the previous one returns, for peak throughput) and a fixed rate
-/// (`--rate N` commits a second, open loop, latency counted from each commit's intended start so
-/// that stalls are not hidden, as wrk2 does).
+/// Each producer thread commits `--parts-per-commit` parts (a path and a `--record`) per commit,
+/// with paths drawn by `--distribution` from `--paths` names. Figures cover `--duration` after a
+/// `--warmup`. Two modes: a closed loop (the default: each producer starts its next commit when
+/// the previous one returns, for peak throughput) and a fixed rate (`--rate N` commits a second,
+/// open loop, latency counted from each commit's intended start so that stalls are not hidden,
+/// as wrk2 does).
+///
+/// Before the engines, the hand-off limit is measured for about a second: the same item `raw`
+/// carries, handed between two threads through one queue. Every engine's records/s is also
+/// shown divided by it.
 ///
 /// Engines (`--engine`, run one after another with `all`): `lockstep`; `mutex`, one global
 /// lock around the commit counter and a per-path index with a count-driven compaction check on
 /// each insert (the commit-callback design lockstep replaces); `channel`, a thread per shard fed
 /// by crossbeam channels, compacting each path by count; `raw`, the same records handed through
-/// crossbeam ArrayQueues to consumers that only count them (the limit for moving records
-/// between threads). Compacted top-level segments are discarded, and only each path's newest
-/// stays in memory, in every engine.
+/// crossbeam ArrayQueues to consumers that only read them. Compacted top-level segments are
+/// discarded, and only each path's newest stays in memory, in every engine.
 ///
-/// Latency: "commit call" is the commit (from its intended start at a fixed rate);
-/// "commit-to-visible" runs until the engine shows the commit: for lockstep, until
-/// `pipeline.snapshot()`'s frontier covers it (the report says what it means for each engine).
+/// What is timed: in a closed loop, one commit call in about 64 (at random gaps; two clock
+/// reads per sampled call, none on the others), and the same commits are followed to
+/// visibility. At a fixed rate, every commit call, from its intended start (a clock read after
+/// each commit and on each wait, and an uncontended lock of the producer's own histogram per
+/// commit: tens of nanoseconds a commit, which the throughput includes). Commit-to-visible is measured
+/// by each engine where a commit becomes visible: lockstep's own Stats::visible_latency (1 commit
+/// in 16, from taking its number to the publish that shows it); the others stamp the sampled
+/// commits at the point they publish them (the report says what that is for each engine).
+///
+/// Ctrl-C ends the run early and still prints and writes what was measured (a second Ctrl-C
+/// quits at once).
 ///
 /// Exit status: 0; 1 if lockstep's segments are not all on the aligned grid, if an engine ends
-/// without every commit or record it was handed, or on an error; 2 for a bad command line.
+/// without every commit or record it was handed, if a run could not be measured as asked (the
+/// report says why), on a throughput regression beyond --fail-on-regression, or on an error;
+/// 2 for a bad command line (an output that cannot be written and a missing baseline included,
+/// refused before anything runs); 130 after Ctrl-C.
 #[derive(Debug, Parser)]
 #[command(name = "loadgen", version, about, long_about)]
 pub struct Args {
@@ -94,18 +114,26 @@ pub struct Args {
     #[arg(long, default_value_t = 1, value_parser = RangedU64ValueParser::<usize>::new().range(1..=65_536))]
     pub parts_per_commit: usize,
 
-    /// Payload bytes per record (0 to 1,048,576).
+    /// What each part carries, and so what every engine does with it.
     ///
-    /// Each record is an Arc<[u8]> from a pool made before the run, handed over by reference and
-    /// never copied, in every engine.
-    #[arg(long, default_value_t = 16, value_parser = RangedU64ValueParser::<usize>::new().range(0..=1 << 20))]
-    pub record_bytes: usize,
+    /// `i64`: a value summed per path (lockstep's Sum), the counters and rollups case.
+    /// `u64`: a value, every record kept (`Concat<u64>`). `bytes`: a fresh owned buffer of
+    /// --record-bytes per part, allocated and copied on the producer's hot path. `shared`: an
+    /// `Arc<[u8]>` of --record-bytes from a pool made before the run, cloned per part (a reference
+    /// count incremented by the producer and decremented wherever the record is dropped).
+    #[arg(long, value_enum, default_value_t = RecordKind::I64)]
+    pub record: RecordKind,
 
-    /// How long to measure each engine, after its warm-up: e.g. 3s, 500ms, 1m.
+    /// Payload bytes per record, for --record bytes and shared (0 to 1,048,576; default 16).
+    #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(0..=1 << 20))]
+    pub record_bytes: Option<usize>,
+
+    /// How long to measure each engine, after its warm-up: e.g. 3s, 500ms, 1m (at most 24h).
     #[arg(long, default_value = "3s", value_parser = parse_positive_duration)]
     pub duration: Duration,
 
-    /// How long each engine runs before measuring (excluded from every figure): e.g. 1s, 0s.
+    /// How long each engine runs before measuring (excluded from every figure): e.g. 1s, 0s
+    /// (at most 24h).
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub warmup: Duration,
 
@@ -136,7 +164,12 @@ pub struct Args {
     #[arg(long, default_value_t = 4096, value_parser = RangedU64ValueParser::<usize>::new().range(1..=1 << 20))]
     pub queue_capacity: usize,
 
-    /// Also write the report as JSON to FILE.
+    /// Skip measuring the hand-off limit before the engines (no limit row, no ÷ limit ratios).
+    #[arg(long)]
+    pub no_limit: bool,
+
+    /// Also write the report as JSON to FILE; `-` writes it to stdout (the table then goes to
+    /// stderr).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
 
@@ -147,12 +180,51 @@ pub struct Args {
     #[arg(long, value_name = "PREFIX")]
     pub hgrm: Option<String>,
 
-    /// Also draw the latency percentile curves of every engine run on one SVG chart.
+    /// Also draw the latency of every engine run on one SVG chart (the name must end in .svg).
     ///
-    /// The x axis is the percentile on a log scale of 1/(1-p), as HdrHistogram plots are; the
-    /// commit call is drawn solid, commit-to-visible dashed.
+    /// Top: percentile curves, the x axis the percentile on a log scale of 1/(1-p), as
+    /// HdrHistogram plots are; the commit call solid, commit-to-visible dashed. Bottom: p50, p99
+    /// and max of each --hlog-interval over the run, so stalls show where they happened.
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
+
+    /// Also write an HdrHistogram interval log to FILE (the format HdrHistogram's
+    /// HistogramLogProcessor and log readers take), values in nanoseconds.
+    ///
+    /// One histogram per --hlog-interval, engine and latency, tagged ENGINE.commit and
+    /// ENGINE.visible; interval start times are seconds since the run started.
+    #[arg(long, value_name = "FILE")]
+    pub hlog: Option<PathBuf>,
+
+    /// The interval of --hlog and of the plot's second panel (10ms to 1h).
+    #[arg(long, default_value = "250ms", value_parser = parse_interval)]
+    pub hlog_interval: Duration,
+
+    /// Keep this run's JSON report as baseline NAME, in the baseline directory.
+    ///
+    /// The directory is $LOADGEN_BASELINE_DIR if set, else $CARGO_TARGET_DIR/loadgen-baselines,
+    /// else target/loadgen-baselines under the current directory; the file is NAME.json.
+    #[arg(long, value_name = "NAME", value_parser = parse_baseline_name)]
+    pub save_baseline: Option<String>,
+
+    /// Compare this run with the saved baseline NAME: each figure beside the saved one, with
+    /// the change.
+    #[arg(long, value_name = "NAME", value_parser = parse_baseline_name)]
+    pub baseline: Option<String>,
+
+    /// With --baseline: exit with status 1 when any engine's records/s is more than PCT percent
+    /// below the baseline's (0 to 100). The limit is shown beside its baseline but not checked:
+    /// it measures the machine, not the code.
+    #[arg(long, value_name = "PCT", requires = "baseline", value_parser = parse_percent)]
+    pub fail_on_regression: Option<f64>,
+
+    /// Draw the progress bar even when stderr is not a terminal.
+    #[arg(long, conflicts_with = "quiet")]
+    pub progress: bool,
+
+    /// No progress bar and no notes on stderr (errors still go there).
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
 }
 
 impl Args {
@@ -176,6 +248,33 @@ impl Args {
                     l = self.max_level
                 ),
             ));
+        }
+        if self.record_bytes.is_some() && !self.record.has_payload() {
+            return Err((
+                ErrorKind::ArgumentConflict,
+                format!(
+                    "--record-bytes sizes the payload of --record bytes or shared; --record {} carries an 8-byte value",
+                    self.record
+                ),
+            ));
+        }
+        if self.warmup + self.duration > MAX_DURATION {
+            return Err((
+                ErrorKind::ValueValidation,
+                "--warmup and --duration together must be at most 24h".to_owned(),
+            ));
+        }
+        if let Some(plot) = &self.plot {
+            let svg = plot.extension().is_some_and(|e| e.eq_ignore_ascii_case("svg"));
+            if !svg {
+                return Err((
+                    ErrorKind::ValueValidation,
+                    format!(
+                        "--plot {}: the chart is written as SVG only, so the name must end in .svg",
+                        plot.display()
+                    ),
+                ));
+            }
         }
         if let Distribution::Sparse(k) = self.distribution {
             if k > self.paths as u64 {
@@ -202,6 +301,15 @@ impl Args {
     pub fn pinned(&self) -> bool {
         self.pin && !self.no_pin
     }
+
+    pub fn record_bytes(&self) -> usize {
+        self.record_bytes.unwrap_or(DEFAULT_RECORD_BYTES)
+    }
+
+    /// Whether the JSON report goes to stdout.
+    pub fn json_to_stdout(&self) -> bool {
+        self.json.as_deref().is_some_and(|p| p.as_os_str() == "-")
+    }
 }
 
 fn parse_divisor(text: &str) -> Result<u64, String> {
@@ -222,7 +330,42 @@ fn parse_rate(text: &str) -> Result<u64, String> {
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|error| format!("{error} (write e.g. 3s, 500ms, 1m)"))
+    let duration =
+        humantime::parse_duration(text).map_err(|error| format!("{error} (write e.g. 3s, 500ms, 1m)"))?;
+    if duration > MAX_DURATION {
+        return Err("must be at most 24h".into());
+    }
+    Ok(duration)
+}
+
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    let duration = parse_duration(text)?;
+    if duration < Duration::from_millis(10) || duration > Duration::from_secs(3600) {
+        return Err("must be between 10ms and 1h".into());
+    }
+    Ok(duration)
+}
+
+fn parse_percent(text: &str) -> Result<f64, String> {
+    match text.trim_end_matches('%').parse::<f64>() {
+        Ok(pct) if (0.0..=100.0).contains(&pct) => Ok(pct),
+        Ok(_) => Err("must be between 0 and 100".into()),
+        Err(_) => Err("must be a number of percent, e.g. 5".into()),
+    }
+}
+
+/// A baseline name becomes a file name: letters, digits, `.`, `_`, `-`, not starting with `.`.
+pub fn parse_baseline_name(text: &str) -> Result<String, String> {
+    let fine = !text.is_empty()
+        && text.len() <= 64
+        && !text.starts_with('.')
+        && text.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if fine {
+        Ok(text.to_owned())
+    } else {
+        Err("must be 1 to 64 letters, digits, '.', '_' or '-', not starting with '.' (e.g. main, before-fix)"
+            .into())
+    }
 }
 
 fn parse_positive_duration(text: &str) -> Result<Duration, String> {
@@ -255,6 +398,15 @@ mod tests {
         assert_eq!(args.rate, None);
         assert_eq!(args.distribution, Distribution::Uniform);
         assert!(!args.pinned());
+        assert_eq!(args.record, RecordKind::I64);
+        assert_eq!(args.record_bytes(), DEFAULT_RECORD_BYTES);
+        assert!(!args.json_to_stdout());
+        assert!(parse(&["--json", "-"]).unwrap().json_to_stdout());
+        assert_eq!(parse(&["--record", "shared", "--record-bytes", "0"]).unwrap().record_bytes(), 0);
+        assert_eq!(
+            parse(&["--duration", "24h", "--warmup", "0s"]).unwrap().duration,
+            Duration::from_secs(86_400)
+        );
     }
 
     #[test]
@@ -276,6 +428,8 @@ mod tests {
             "zipf:1.1",
             "--parts-per-commit",
             "4",
+            "--record",
+            "bytes",
             "--record-bytes",
             "64",
             "--duration",
@@ -292,9 +446,27 @@ mod tests {
             "--hgrm",
             "/tmp/x",
             "--plot",
-            "/tmp/x.svg",
+            "/tmp/x.SVG",
+            "--hlog",
+            "/tmp/x.hlog",
+            "--hlog-interval",
+            "100ms",
+            "--save-baseline",
+            "new",
+            "--baseline",
+            "old-1.2_x",
+            "--fail-on-regression",
+            "5",
+            "--no-limit",
+            "--progress",
         ])
         .unwrap();
+        assert_eq!(args.record, RecordKind::Bytes);
+        assert_eq!(args.record_bytes(), 64);
+        assert_eq!(args.hlog_interval, Duration::from_millis(100));
+        assert_eq!(args.fail_on_regression, Some(5.0));
+        assert_eq!(args.baseline.as_deref(), Some("old-1.2_x"));
+        assert!(args.no_limit && args.progress && !args.quiet);
         assert_eq!(args.choice(), Choice::All);
         assert_eq!(args.distribution, Distribution::Zipf(1.1));
         assert_eq!(args.duration, Duration::from_secs(2));
@@ -321,6 +493,26 @@ mod tests {
             &["--divisor", "10", "--max-level", "20"],
             &["--paths", "3", "--distribution", "sparse:4"],
             &["--compare", "--engine", "mutex"],
+            &["--duration", "18446744073709551615s"],
+            &["--duration", "25h"],
+            &["--warmup", "1000000000h"],
+            &["--duration", "20h", "--warmup", "5h"],
+            &["--rate", "1000000001"],
+            &["--record", "f32"],
+            &["--record-bytes", "64"],
+            &["--record", "u64", "--record-bytes", "8"],
+            &["--record", "shared", "--record-bytes", "2000000"],
+            &["--plot", "x.png"],
+            &["--plot", "chart"],
+            &["--hlog-interval", "1ms"],
+            &["--save-baseline", "../escape"],
+            &["--save-baseline", ".hidden"],
+            &["--baseline", "a/b"],
+            &["--baseline", ""],
+            &["--fail-on-regression", "5"],
+            &["--baseline", "x", "--fail-on-regression", "150"],
+            &["--baseline", "x", "--fail-on-regression", "lots"],
+            &["--progress", "--quiet"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?} was accepted");
         }

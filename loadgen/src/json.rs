@@ -1,30 +1,47 @@
-//! The report as JSON, for scripts: `{"config": {...}, "runs": [...], "ratios": [...]}`.
+//! The report as JSON, for scripts and baselines:
+//! `{"config": {...}, "limit": {...}, "runs": [...], "ratios": [...]}`.
 //!
-//! Latencies are in microseconds; a latency with no sample is `null`. `aligned` is `null` for
-//! `raw`, which keeps no segments; `peak_rss_bytes` is `null` where the OS does not tell.
-
-use std::path::Path;
+//! Latencies are in microseconds; a latency with no sample is `null`. `limit` is `null` with
+//! `--no-limit`; `aligned` is `null` for `raw`, which keeps no segments; `peak_rss_bytes` is
+//! `null` where the OS does not tell.
 
 use clap::ValueEnum;
 use serde::Serialize;
 
 use crate::cli::Args;
 use crate::latency::Summary;
-use crate::report::ratios;
-use crate::run::{Measured, Settings};
+use crate::limit;
+use crate::report::{of_limit, ratios, COMMIT};
+use crate::run::{Measured, Settings, SAMPLE_EVERY};
 use crate::workload::Workload;
 
 #[derive(Debug, Serialize)]
 pub struct Document {
     pub config: Config,
+    /// The hand-off limit measured before the engines.
+    pub limit: Option<Limit>,
     pub runs: Vec<Run>,
     /// lockstep's figures divided by each other engine's, when lockstep ran with others.
     pub ratios: Vec<Ratio>,
 }
 
 #[derive(Debug, Serialize)]
+pub struct Limit {
+    pub records_per_sec: f64,
+    pub window_secs: f64,
+}
+
+#[derive(Debug, Serialize)]
 pub struct Config {
+    /// The commit loadgen (and the library in its tree) was built from.
+    pub commit: &'static str,
+    /// Seconds since the Unix epoch when the report was made.
+    pub taken_at_unix: u64,
     pub engine: String,
+    /// `--record`: i64, u64, bytes or shared.
+    pub record: &'static str,
+    /// What is timed for the commit-call latency.
+    pub commit_latency_sampled: String,
     pub mode: &'static str,
     /// Commits per second, all producers together; `null` in a closed loop.
     pub rate: Option<u64>,
@@ -46,22 +63,26 @@ pub struct Config {
 pub struct Run {
     pub engine: &'static str,
     pub window_secs: f64,
+    pub asked_secs: f64,
+    /// Ctrl-C cut the window short.
+    pub interrupted: bool,
+    /// Why the figures cannot be trusted; empty when they can.
+    pub problems: Vec<String>,
+    /// Producers that finished no commit in the window.
+    pub idle_producers: usize,
     pub commits: u64,
     pub records: u64,
     pub records_per_sec: f64,
+    /// records_per_sec divided by the limit's; `null` without a limit.
+    pub records_per_limit: Option<f64>,
     pub commits_per_sec: f64,
     pub mb_per_sec: f64,
     pub commit_latency_us: Option<Summary>,
+    /// Commit-to-visible, measured by the engine where a commit becomes visible (lockstep: its
+    /// own `Stats::visible_latency`).
     pub visible_latency_us: Option<Summary>,
-    /// What "visible" means for this engine.
+    /// What "visible" means for this engine, and where it is measured.
     pub visible_means: &'static str,
-    /// The engine's own commit-to-visible over the measured window, where it keeps one:
-    /// lockstep's `Stats::visible_latency`, one commit in 16, from taking the commit number to
-    /// the publish that shows it (exact, where `visible_latency_us` is late by up to the time
-    /// between two looks of the observer; at a fixed rate it does not count a commit's delay
-    /// behind its intended start).
-    pub own_visible_latency_us: Option<Summary>,
-    pub visible_unresolved: u64,
     /// Fixed rate: commits due before the end of the window that never started.
     pub missed: u64,
     pub peak_rss_bytes: Option<u64>,
@@ -88,9 +109,24 @@ pub struct Ratio {
     pub visible_p99: Option<f64>,
 }
 
-pub fn document(args: &Args, settings: &Settings, workload: &Workload, runs: &[Measured]) -> Document {
+pub fn document(
+    args: &Args,
+    settings: &Settings,
+    workload: &Workload,
+    limit: Option<&limit::Limit>,
+    runs: &[Measured],
+) -> Document {
     let config = Config {
+        commit: COMMIT,
+        taken_at_unix: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
         engine: args.choice().to_possible_value().map_or_else(String::new, |v| v.get_name().to_owned()),
+        record: settings.record.name(),
+        commit_latency_sampled: match settings.rate {
+            None => format!("1 commit call in about {SAMPLE_EVERY}"),
+            Some(_) => "every commit, from its intended start".to_owned(),
+        },
         mode: if settings.rate.is_some() { "fixed-rate" } else { "closed-loop" },
         rate: settings.rate,
         producers: settings.engine.producers,
@@ -106,7 +142,8 @@ pub fn document(args: &Args, settings: &Settings, workload: &Workload, runs: &[M
         pin: settings.engine.pin,
         queue_capacity: settings.engine.queue_capacity,
     };
-    let runs_json = runs.iter().map(|m| run(m, workload.record_bytes())).collect();
+    let bytes = settings.record.bytes_per_record(workload.record_bytes());
+    let runs_json = runs.iter().map(|m| run(m, bytes, limit)).collect();
     let ratios = ratios(runs)
         .into_iter()
         .map(|r| Ratio {
@@ -115,24 +152,29 @@ pub fn document(args: &Args, settings: &Settings, workload: &Workload, runs: &[M
             visible_p99: r.visible_p99,
         })
         .collect();
-    Document { config, runs: runs_json, ratios }
+    let limit =
+        limit.map(|l| Limit { records_per_sec: l.records_per_sec, window_secs: l.window.as_secs_f64() });
+    Document { config, limit, runs: runs_json, ratios }
 }
 
-fn run(m: &Measured, record_bytes: usize) -> Run {
+fn run(m: &Measured, record_bytes: usize, limit: Option<&limit::Limit>) -> Run {
     let layout = m.finish.layout.as_ref();
     Run {
         engine: m.kind.name(),
         window_secs: m.window.as_secs_f64(),
+        asked_secs: m.asked.as_secs_f64(),
+        interrupted: m.interrupted,
+        problems: m.problems.clone(),
+        idle_producers: m.idle_producers,
         commits: m.commits,
         records: m.records,
         records_per_sec: m.records_per_sec(),
+        records_per_limit: of_limit(limit, m),
         commits_per_sec: m.commits_per_sec(),
         mb_per_sec: m.records_per_sec() * record_bytes as f64 / 1e6,
         commit_latency_us: Summary::of(&m.commit_latency),
         visible_latency_us: Summary::of(&m.visible_latency),
         visible_means: m.kind.visible_means(),
-        own_visible_latency_us: m.finish.own_visible_latency.as_ref().and_then(Summary::of),
-        visible_unresolved: m.visible_unresolved,
         missed: m.missed,
         peak_rss_bytes: m.rss.peak,
         rss_at_start_bytes: m.rss.at_start,
@@ -146,10 +188,9 @@ fn run(m: &Measured, record_bytes: usize) -> Run {
     }
 }
 
-/// Writes `document` to `path`, pretty-printed.
-pub fn write(path: &Path, document: &Document) -> Result<(), String> {
-    let text = serde_json::to_string_pretty(document).map_err(|e| e.to_string())?;
-    std::fs::write(path, text + "\n").map_err(|e| e.to_string())
+/// `document`, pretty-printed, with a final newline.
+pub fn text(document: &Document) -> Result<String, String> {
+    Ok(serde_json::to_string_pretty(document).map_err(|e| e.to_string())? + "\n")
 }
 
 #[cfg(test)]
@@ -169,26 +210,27 @@ mod tests {
         Measured {
             kind,
             window: Duration::from_secs(2),
+            opened: std::time::SystemTime::UNIX_EPOCH,
+            asked: Duration::from_secs(2),
             commits: records,
             records,
             issued_commits: records,
             issued_records: records,
             commit_latency: latency.clone(),
-            visible_latency: latency,
-            visible_unresolved: 0,
-            poll_mean: Duration::ZERO,
-            poll_max: Duration::ZERO,
+            visible_latency: latency.clone(),
             missed: 0,
+            idle_producers: 0,
+            producers: 1,
+            intervals: Vec::new(),
+            problems: Vec::new(),
+            interrupted: false,
+            frontier: None,
             rss: Rss { reset: true, at_start: Some(1 << 20), peak: Some(2 << 20) },
             finish: Finish {
                 final_commit: None,
                 records_applied: Some(records),
                 layout: (kind != Kind::Raw).then(|| crate::align::Layout::new(2)),
-                own_visible_latency: (kind == Kind::Lockstep).then(|| {
-                    let mut own = histogram();
-                    own.record(7000).unwrap();
-                    own
-                }),
+                visible_latency: latency,
                 notes: Vec::new(),
             },
         }
@@ -208,13 +250,24 @@ mod tests {
                 queue_capacity: 16,
                 pin: false,
             },
+            record: args.record,
             duration: Duration::from_secs(2),
             warmup: Duration::from_secs(1),
             rate: args.rate,
             progress: false,
+            interval: None,
         };
         let runs = [measured(Kind::Lockstep, 4000), measured(Kind::Mutex, 2000), measured(Kind::Raw, 8000)];
-        let value = serde_json::to_value(document(&args, &settings, &workload, &runs)).unwrap();
+        let limit = limit::Limit { records_per_sec: 8000.0, window: Duration::from_secs(1) };
+        let value = serde_json::to_value(document(&args, &settings, &workload, Some(&limit), &runs)).unwrap();
+        assert_eq!(value["limit"]["records_per_sec"].as_f64(), Some(8000.0));
+        assert_eq!(value["config"]["record"], "i64");
+        assert_eq!(value["config"]["commit"], COMMIT);
+        assert_eq!(value["runs"][0]["records_per_limit"].as_f64(), Some(0.25));
+        assert_eq!(value["runs"][0]["problems"].as_array().map(Vec::len), Some(0));
+        let without = serde_json::to_value(document(&args, &settings, &workload, None, &runs)).unwrap();
+        assert_eq!(without["limit"], serde_json::Value::Null);
+        assert_eq!(without["runs"][0]["records_per_limit"], serde_json::Value::Null);
 
         let config = &value["config"];
         assert_eq!(config["engine"], "all");
@@ -239,9 +292,6 @@ mod tests {
             }
         }
         assert_eq!(lockstep["visible_latency_us"]["p50"].as_f64(), Some(2.0));
-        let own_p99 = lockstep["own_visible_latency_us"]["p99"].as_f64().unwrap();
-        assert!((own_p99 - 7.0).abs() < 0.01, "{own_p99}");
-        assert_eq!(runs[1]["own_visible_latency_us"], serde_json::Value::Null);
         assert_eq!(lockstep["peak_rss_bytes"], 2 << 20);
         assert_eq!(lockstep["aligned"], true);
         assert_eq!(runs[2]["aligned"], serde_json::Value::Null);

@@ -12,9 +12,26 @@ pub const SIGNIFICANT_DIGITS: u8 = 3;
 pub const QUANTILES: [(&str, f64); 5] =
     [("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("p99.9", 0.999), ("p99.99", 0.9999)];
 
-/// An empty latency histogram: 1 ns to 1 hour, three significant digits.
+/// An empty latency histogram: from 1 ns, three significant digits, growing to the largest value
+/// recorded (so a thousand producers' histograms cost kilobytes each, not a quarter megabyte).
 pub fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 3_600_000_000_000, SIGNIFICANT_DIGITS).expect("constant bounds are valid")
+    Histogram::new(SIGNIFICANT_DIGITS).expect("three significant digits are valid")
+}
+
+/// Records `value` (nanoseconds), growing the histogram as needed. The crate's
+/// `saturating_record` clamps to the current range instead of growing an auto-resizing
+/// histogram, which would pin every value above 2 µs at 2 µs.
+#[inline]
+pub fn record(histogram: &mut Histogram<u64>, value: u64) {
+    record_n(histogram, value, 1);
+}
+
+/// [`record`] `count` times.
+pub fn record_n(histogram: &mut Histogram<u64>, value: u64, count: u64) {
+    if histogram.record_n(value, count).is_err() {
+        // Only a value beyond u64's range of buckets fails; clamp it.
+        histogram.saturating_record_n(value, count);
+    }
 }
 
 pub fn nanos(duration: Duration) -> u64 {
@@ -77,14 +94,14 @@ pub fn record_missed(histogram: &mut Histogram<u64>, first_ns: u64, interval_ns:
         // The latency of the next unrecorded commit: they shrink as `recorded` grows.
         let value = first_ns.saturating_sub((recorded as f64 * interval_ns) as u64);
         if value == 0 {
-            histogram.saturating_record_n(0, count - recorded);
+            record_n(histogram, 0, count - recorded);
             return;
         }
         let floor = histogram.lowest_equivalent(value);
         // Commits from this one on whose latency is still at least `floor` share its bucket.
         let in_bucket = ((value - floor) as f64 / interval_ns) as u64 + 1;
         let n = in_bucket.min(count - recorded);
-        histogram.saturating_record_n(value, n);
+        record_n(histogram, value, n);
         recorded += n;
     }
 }
@@ -114,6 +131,15 @@ mod tests {
     }
 
     #[test]
+    fn large_values_grow_the_histogram_instead_of_being_clamped() {
+        let mut h = histogram();
+        record(&mut h, 5_000_000_000);
+        record(&mut h, 3);
+        assert!(h.max() >= 4_990_000_000, "{}", h.max());
+        assert_eq!(h.min(), 3);
+    }
+
+    #[test]
     fn missed_commits_are_recorded_one_by_one_in_effect() {
         // The shortcut must give the same histogram as recording every commit.
         for (first, interval, count) in
@@ -123,7 +149,7 @@ mod tests {
             record_missed(&mut fast, first, interval, count);
             let mut slow = histogram();
             for i in 0..count {
-                slow.saturating_record(first.saturating_sub((i as f64 * interval) as u64));
+                record(&mut slow, first.saturating_sub((i as f64 * interval) as u64));
             }
             assert_eq!(fast.len(), count);
             assert_eq!(fast.max(), slow.max());

@@ -1,21 +1,29 @@
 //! loadgen: drives lockstep and three reference designs with the same synthetic workload, and
-//! reports throughput, latency percentiles, memory and segment layout side by side.
+//! reports throughput (beside the machine's hand-off limit, measured in the same run), latency
+//! percentiles, memory and segment layout side by side.
 //!
-//! `cli` is the command line; `workload` makes paths and records; `engine` holds the engines
-//! behind one trait; `run` drives one engine and measures; `align` checks layouts; `report`,
-//! `json`, `hgrm` and `plot` write the results.
+//! `cli` is the command line; `record` the record kinds; `workload` makes paths and records;
+//! `limit` measures the hand-off limit; `engine` holds the engines behind one trait; `run`
+//! drives one engine and measures; `align` checks layouts; `output` opens every output before the
+//! run; `report`, `json`, `hgrm`, `hlog`, `plot` and `baseline` write and compare the results.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
 
 mod align;
+mod baseline;
 mod cli;
 mod engine;
 mod hgrm;
+mod hlog;
 mod json;
 mod latency;
+mod limit;
+mod output;
 mod plot;
+mod record;
 mod report;
 mod rss;
 mod run;
@@ -28,11 +36,37 @@ mod workload;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Runs shorter than this (warm-up included) get no progress bar.
-const PROGRESS_ABOVE: Duration = Duration::from_secs(2);
+/// Set by the first Ctrl-C: the current window closes, the remaining engines are skipped, and
+/// what was measured is printed and written.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Exit status after Ctrl-C, as shells report a SIGINT.
+const INTERRUPTED_STATUS: u8 = 130;
 
 fn main() -> ExitCode {
     let args = cli::Args::parse_checked();
+    let kinds = args.choice().kinds();
+    let mut outputs = match output::Outputs::open(&args, &kinds) {
+        Ok(outputs) => outputs,
+        Err(message) => {
+            eprintln!("loadgen: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let handler = ctrlc::set_handler(|| {
+        // Relaxed: a flag polled by the coordinating thread.
+        if INTERRUPTED.swap(true, Ordering::Relaxed) {
+            eprintln!("\nloadgen: interrupted again; quitting without results");
+            std::process::exit(i32::from(INTERRUPTED_STATUS));
+        }
+        eprintln!(
+            "\nloadgen: interrupted; closing the window and reporting what was measured (Ctrl-C again quits)"
+        );
+    });
+    if let Err(error) = handler {
+        eprintln!("loadgen: cannot catch Ctrl-C ({error}); an interrupted run will report nothing");
+    }
+
     let settings = run::Settings {
         engine: engine::Config {
             producers: args.producers,
@@ -42,18 +76,46 @@ fn main() -> ExitCode {
             queue_capacity: args.queue_capacity,
             pin: args.pinned(),
         },
+        record: args.record,
         duration: args.duration,
         warmup: args.warmup,
         rate: args.rate,
-        // Progress goes to stderr, and only when a person is watching.
-        progress: std::io::stdout().is_terminal() && args.warmup + args.duration > PROGRESS_ABOVE,
+        // Progress goes to stderr, whenever a person is watching it.
+        progress: args.progress || (!args.quiet && std::io::stderr().is_terminal()),
+        interval: (args.hlog.is_some() || args.plot.is_some()).then_some(args.hlog_interval),
     };
     let workload =
-        workload::Workload::new(args.paths, args.distribution, args.record_bytes, args.parts_per_commit);
+        workload::Workload::new(args.paths, args.distribution, args.record_bytes(), args.parts_per_commit);
+    let note = |text: &str| {
+        if !args.quiet {
+            eprintln!("loadgen: {text}");
+        }
+    };
 
+    let started = SystemTime::now();
+    let limit = if args.no_limit {
+        None
+    } else {
+        note(&format!(
+            "measuring the hand-off limit of {} items for {:.0} s",
+            args.record,
+            limit::MEASURE_FOR.as_secs_f64()
+        ));
+        match limit::measure_record(args.record, &workload, args.queue_capacity, &INTERRUPTED) {
+            Ok(limit) => Some(limit),
+            Err(error) => {
+                eprintln!("loadgen: the hand-off limit: {error}");
+                return ExitCode::FAILURE;
+            }
+        }
+    };
     let mut runs = Vec::new();
-    for kind in args.choice().kinds() {
-        match run::run(kind, &settings, &workload) {
+    for kind in kinds {
+        // Relaxed: see `INTERRUPTED`.
+        if INTERRUPTED.load(Ordering::Relaxed) {
+            break;
+        }
+        match run::run(kind, &settings, &workload, &INTERRUPTED) {
             Ok(measured) => runs.push(measured),
             Err(error) => {
                 eprintln!("loadgen: engine {kind}: {error}");
@@ -61,26 +123,98 @@ fn main() -> ExitCode {
             }
         }
     }
+    let interrupted = INTERRUPTED.load(Ordering::Relaxed);
+    if interrupted && runs.len() < args.choice().kinds().len() {
+        let skipped: Vec<&str> = args.choice().kinds()[runs.len()..].iter().map(|k| k.name()).collect();
+        note(&format!("interrupted: not run: {}", skipped.join(", ")));
+    }
 
-    print!("{}", report::render(&settings, &workload, &runs));
+    // With the JSON on stdout, the table goes to stderr, so stdout stays parseable.
+    let mut table: Box<dyn Write> = if matches!(outputs.json, Some(output::Json::Stdout)) {
+        Box::new(std::io::stderr())
+    } else {
+        Box::new(std::io::stdout())
+    };
+    let _ = table.write_all(report::render(&settings, &workload, limit.as_ref(), &runs).as_bytes());
 
     let mut ok = true;
-    if let Some(path) = &args.json {
-        let document = json::document(&args, &settings, &workload, &runs);
-        ok &= wrote("JSON report", path.display(), json::write(path, &document));
+    let wrote = |what: &str, path: &std::path::Path, result: Result<(), String>| match result {
+        Ok(()) => {
+            note(&format!("wrote {what} to {}", path.display()));
+            true
+        }
+        Err(error) => {
+            eprintln!("loadgen: cannot write {what} to {}: {error}", path.display());
+            false
+        }
+    };
+    let document = json::document(&args, &settings, &workload, limit.as_ref(), &runs);
+    let document_text = json::text(&document);
+    match (&mut outputs.json, &document_text) {
+        (Some(output::Json::Stdout), Ok(text)) => {
+            let _ = std::io::stdout().write_all(text.as_bytes());
+        }
+        (Some(output::Json::File(target)), Ok(text)) => {
+            let result = target.write(text.as_bytes());
+            ok &= wrote("JSON report", &target.path.clone(), result);
+        }
+        (Some(_), Err(error)) => {
+            eprintln!("loadgen: cannot make the JSON report: {error}");
+            ok = false;
+        }
+        (None, _) => {}
     }
-    if let Some(prefix) = &args.hgrm {
-        for measured in &runs {
-            for (kind, histogram) in
-                [("commit", &measured.commit_latency), ("visible", &measured.visible_latency)]
-            {
-                let path = format!("{prefix}.{}.{kind}.hgrm", measured.kind);
-                ok &= wrote("percentile distribution", &path, std::fs::write(&path, hgrm::render(histogram)));
+    for (kind, latency, target) in &mut outputs.hgrm {
+        let Some(measured) = runs.iter().find(|m| m.kind == *kind) else { continue };
+        let histogram =
+            if *latency == "commit" { &measured.commit_latency } else { &measured.visible_latency };
+        let result = target.write(hgrm::render(histogram).as_bytes());
+        ok &= wrote("percentile distribution", &target.path.clone(), result);
+    }
+    if let Some(target) = &mut outputs.plot {
+        let title = format!(
+            "loadgen at {}: {}; {}",
+            report::COMMIT,
+            report::workload_line(&settings, &workload),
+            report::mode_line(&settings)
+        );
+        let result = plot::render(&title, &runs).and_then(|svg| target.write(svg.as_bytes()));
+        ok &= wrote("latency chart", &target.path.clone(), result);
+    }
+    if let Some(target) = &mut outputs.hlog {
+        let timed: Vec<_> = runs.iter().map(|m| (m.opened, m)).collect();
+        let result = hlog::render(started, &timed).and_then(|text| target.write(&text));
+        ok &= wrote("interval log", &target.path.clone(), result);
+    }
+    if let (Some(target), Ok(text)) = (&mut outputs.save_baseline, &document_text) {
+        let result = target.write(text.as_bytes());
+        ok &= wrote("baseline", &target.path.clone(), result);
+    }
+    let mut regressed = false;
+    if let Some((name, saved)) = &outputs.baseline {
+        match serde_json::to_value(&document) {
+            Ok(now) => {
+                let comparison = baseline::compare(saved, &now);
+                let _ = writeln!(table);
+                let _ = table.write_all(comparison.render(name, saved).as_bytes());
+                if let Some(pct) = args.fail_on_regression {
+                    let regressions = comparison.regressions(pct);
+                    for row in &regressions {
+                        let _ = writeln!(
+                            table,
+                            "REGRESSION: {} dropped {:.1}% (more than --fail-on-regression {pct}%)",
+                            row.figure,
+                            -row.change().unwrap_or(0.0)
+                        );
+                    }
+                    regressed = !regressions.is_empty();
+                }
+            }
+            Err(error) => {
+                eprintln!("loadgen: cannot compare with baseline {name}: {error}");
+                ok = false;
             }
         }
-    }
-    if let Some(path) = &args.plot {
-        ok &= wrote("latency chart", path.display(), plot::draw(path, &runs));
     }
 
     // A misaligned lockstep layout or an engine that lost data is a failed run; the baselines'
@@ -89,23 +223,12 @@ fn main() -> ExitCode {
         m.kind == engine::Kind::Lockstep && m.finish.layout.as_ref().is_some_and(|layout| !layout.aligned())
     });
     let lost = runs.iter().any(|m| !m.nothing_lost());
-    if ok && !lockstep_misaligned && !lost {
+    let unmeasured = runs.iter().any(|m| !m.problems.is_empty());
+    if interrupted {
+        ExitCode::from(INTERRUPTED_STATUS)
+    } else if ok && !lockstep_misaligned && !lost && !unmeasured && !regressed {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
-    }
-}
-
-/// Reports where an output went, or why it did not; true if it was written.
-fn wrote<E: std::fmt::Display>(what: &str, path: impl std::fmt::Display, result: Result<(), E>) -> bool {
-    match result {
-        Ok(()) => {
-            eprintln!("loadgen: wrote {what} to {path}");
-            true
-        }
-        Err(error) => {
-            eprintln!("loadgen: cannot write {what} to {path}: {error}");
-            false
-        }
     }
 }

@@ -3,9 +3,10 @@
 //! As HdrHistogram plots do, the x axis is the percentile on a log scale of `1 / (1 - p)`, so
 //! 0%, 90%, 99%, 99.9%, 99.99% are evenly spaced, and the y axis is latency in microseconds,
 //! also on a log scale. One colour per engine; the commit call solid, commit-to-visible dashed.
+//! Below, when the run kept intervals, commit-to-visible p50, p99 and max of each interval over
+//! time, engine after engine, so a stall shows where it happened. Legends sit in a strip of
+//! their own, clear of the curves; the title says what ran, in which mode, at which commit.
 //! The SVG backend needs no font library: text is left to whatever displays the file.
-
-use std::path::Path;
 
 use hdrhistogram::Histogram;
 use plotters::prelude::*;
@@ -13,7 +14,9 @@ use plotters::prelude::*;
 use crate::engine::Kind;
 use crate::run::Measured;
 
-const SIZE: (u32, u32) = (1100, 650);
+const SIZE: (u32, u32) = (1280, 900);
+/// The strip on the right that holds the legends.
+const LEGEND_WIDTH: u32 = 300;
 /// Ticks per half distance to 100%, as in the `.hgrm` files.
 const TICKS_PER_HALF_DISTANCE: u32 = 5;
 
@@ -86,23 +89,132 @@ fn micros_label(us: f64) -> String {
     }
 }
 
-/// Draws every run's curves to `path` as SVG.
-pub fn draw(path: &Path, runs: &[Measured]) -> Result<(), String> {
-    let curves = curves(runs);
+/// One line of the second panel: (seconds since the run started, microseconds).
+fn over_time(runs: &[(f64, &Measured)]) -> Vec<Curve> {
+    let mut curves = Vec::new();
+    for &(offset, m) in runs {
+        for (what, quantile, dashed) in
+            [("p50", Some(0.5), false), ("p99", Some(0.99), false), ("max", None, true)]
+        {
+            let points: Vec<(f64, f64)> = m
+                .intervals
+                .iter()
+                .filter(|i| !i.visible.is_empty())
+                .map(|i| {
+                    let value = match quantile {
+                        Some(q) => i.visible.value_at_quantile(q),
+                        None => i.visible.max(),
+                    };
+                    (offset + (i.start + i.length).as_secs_f64(), value.max(1) as f64 / 1000.0)
+                })
+                .collect();
+            if !points.is_empty() {
+                let color = if what == "p50" { color(m.kind).mix(0.55) } else { color(m.kind).to_rgba() };
+                let RGBAColor(r, g, b, _) = color;
+                curves.push(Curve {
+                    label: format!("{} visible {what}", m.kind),
+                    color: RGBColor(r, g, b),
+                    dashed,
+                    points,
+                });
+            }
+        }
+    }
+    curves
+}
+
+fn bounds(curves: &[Curve]) -> (f64, f64) {
     let all = || curves.iter().flat_map(|c| c.points.iter().copied());
-    let max_nines = all().map(|(x, _)| x).fold(1.0, f64::max).ceil();
     let low = all().map(|(_, y)| y).fold(f64::INFINITY, f64::min);
     let high = all().map(|(_, y)| y).fold(0.0, f64::max);
-    let (low, high) = if low.is_finite() && high > 0.0 { (low / 1.5, high * 1.5) } else { (0.1, 1000.0) };
+    if low.is_finite() && high > 0.0 {
+        (low / 1.5, high * 1.5)
+    } else {
+        (0.1, 1000.0)
+    }
+}
 
-    let root = SVGBackend::new(path, SIZE).into_drawing_area();
+fn draw_curves<DB: DrawingBackend, X: Ranged<ValueType = f64>, Y: Ranged<ValueType = f64>>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<X, Y>>,
+    curves: &[Curve],
+) -> Result<(), String> {
+    for curve in curves {
+        let style = curve.color.stroke_width(2);
+        if curve.dashed {
+            chart.draw_series(DashedLineSeries::new(curve.points.iter().copied(), 6, 4, style))
+        } else {
+            chart.draw_series(LineSeries::new(curve.points.iter().copied(), style))
+        }
+        .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// The legend, in its own strip beside the chart, so it never covers a curve.
+fn legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    curves: &[Curve],
+) -> Result<(), String> {
+    let font = ("sans-serif", 13).into_font();
     let error = |e: &dyn std::fmt::Display| e.to_string();
+    area.draw(&Text::new(title.to_owned(), (4, 4), font.clone().style(FontStyle::Bold)))
+        .map_err(|e| error(&e))?;
+    for (i, curve) in curves.iter().enumerate() {
+        let y = 26 + 18 * i as i32;
+        let style = curve.color.stroke_width(2);
+        let line: Vec<(i32, i32)> =
+            if curve.dashed { vec![(4, y + 6), (10, y + 6)] } else { vec![(4, y + 6), (26, y + 6)] };
+        area.draw(&PathElement::new(line, style)).map_err(|e| error(&e))?;
+        if curve.dashed {
+            area.draw(&PathElement::new(vec![(16, y + 6), (26, y + 6)], style)).map_err(|e| error(&e))?;
+        }
+        area.draw(&Text::new(curve.label.clone(), (32, y), font.clone())).map_err(|e| error(&e))?;
+    }
+    Ok(())
+}
+
+/// Every run's curves as an SVG document: percentile curves on top, commit-to-visible per
+/// interval below (when the runs have intervals). `title` says what ran.
+pub fn render(title: &str, runs: &[Measured]) -> Result<String, String> {
+    let mut svg = String::new();
+    draw(&mut svg, title, runs)?;
+    Ok(svg)
+}
+
+fn draw(svg: &mut String, title: &str, runs: &[Measured]) -> Result<(), String> {
+    let error = |e: &dyn std::fmt::Display| e.to_string();
+    let curves = curves(runs);
+    let mut offset = 0.0;
+    let mut timed = Vec::new();
+    let start = runs.iter().map(|m| m.opened).min();
+    for m in runs {
+        if let Some(start) = start {
+            offset = m.opened.duration_since(start).map_or(offset, |d| d.as_secs_f64());
+        }
+        timed.push((offset, m));
+    }
+    let lines = over_time(&timed);
+
+    let root = SVGBackend::with_string(svg, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(|e| error(&e))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption("loadgen: latency by percentile", ("sans-serif", 24))
-        .margin(20)
-        .x_label_area_size(50)
-        .y_label_area_size(80)
+    let root = root.titled(title, ("sans-serif", 16)).map_err(|e| error(&e))?;
+    let (top, bottom) = if lines.is_empty() {
+        (root.clone(), None)
+    } else {
+        let (top, bottom) = root.split_vertically(SIZE.1 * 55 / 100);
+        (top, Some(bottom))
+    };
+
+    let (chart_area, legend_area) = top.split_horizontally(SIZE.0 - LEGEND_WIDTH);
+    let max_nines = curves.iter().flat_map(|c| c.points.iter().map(|p| p.0)).fold(1.0, f64::max).ceil();
+    let (low, high) = bounds(&curves);
+    let mut chart = ChartBuilder::on(&chart_area)
+        .caption("latency by percentile", ("sans-serif", 15))
+        .margin(10)
+        .margin_right(30)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
         .build_cartesian_2d(0f64..max_nines, (low..high).log_scale())
         .map_err(|e| error(&e))?;
     chart
@@ -112,31 +224,35 @@ pub fn draw(path: &Path, runs: &[Measured]) -> Result<(), String> {
         .x_labels(max_nines as usize + 1)
         .x_label_formatter(&|x| percentile_label(*x))
         .y_label_formatter(&|y| micros_label(*y))
-        .label_style(("sans-serif", 14))
+        .label_style(("sans-serif", 13))
         .draw()
         .map_err(|e| error(&e))?;
-    for curve in &curves {
-        let style = curve.color.stroke_width(2);
-        let annotation = if curve.dashed {
-            chart.draw_series(DashedLineSeries::new(curve.points.iter().copied(), 6, 4, style))
-        } else {
-            chart.draw_series(LineSeries::new(curve.points.iter().copied(), style))
-        }
-        .map_err(|e| error(&e))?;
-        let (color, dashed) = (curve.color, curve.dashed);
-        annotation.label(curve.label.clone()).legend(move |(x, y)| {
-            let end = if dashed { x + 8 } else { x + 20 };
-            PathElement::new(vec![(x, y), (end, y)], color.stroke_width(2))
-        });
+    draw_curves(&mut chart, &curves)?;
+    legend(&legend_area, "solid: call, dashed: visible", &curves)?;
+
+    if let Some(bottom) = bottom {
+        let (chart_area, legend_area) = bottom.split_horizontally(SIZE.0 - LEGEND_WIDTH);
+        let end = lines.iter().flat_map(|c| c.points.iter().map(|p| p.0)).fold(0.0, f64::max);
+        let (low, high) = bounds(&lines);
+        let mut chart = ChartBuilder::on(&chart_area)
+            .caption("commit-to-visible per interval", ("sans-serif", 15))
+            .margin(10)
+            .margin_right(30)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0f64..end.max(0.001) * 1.02, (low..high).log_scale())
+            .map_err(|e| error(&e))?;
+        chart
+            .configure_mesh()
+            .x_desc("seconds since the first engine's window opened")
+            .y_desc("latency (µs)")
+            .y_label_formatter(&|y| micros_label(*y))
+            .label_style(("sans-serif", 13))
+            .draw()
+            .map_err(|e| error(&e))?;
+        draw_curves(&mut chart, &lines)?;
+        legend(&legend_area, "faint: p50; solid: p99; dashed: max", &lines)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 14))
-        .draw()
-        .map_err(|e| error(&e))?;
     root.present().map_err(|e| error(&e))?;
     Ok(())
 }

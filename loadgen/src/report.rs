@@ -5,8 +5,12 @@ use std::fmt::Write as _;
 
 use crate::engine::Kind;
 use crate::latency::{Summary, QUANTILES};
-use crate::run::{Measured, Settings};
+use crate::limit::Limit;
+use crate::run::{Measured, Settings, SAMPLE_EVERY};
 use crate::workload::Workload;
+
+/// The commit (of this tree) the binary was built from, with `-dirty` for uncommitted changes.
+pub const COMMIT: &str = env!("LOADGEN_COMMIT");
 
 /// lockstep compared with one other engine.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,38 +38,68 @@ pub fn ratios(runs: &[Measured]) -> Vec<RatioRow> {
         .collect()
 }
 
+/// Each engine's records/s divided by the limit's.
+pub fn of_limit(limit: Option<&Limit>, m: &Measured) -> Option<f64> {
+    limit.filter(|l| l.records_per_sec > 0.0).map(|l| m.records_per_sec() / l.records_per_sec)
+}
+
 /// The whole report, ready to print.
-pub fn render(settings: &Settings, workload: &Workload, runs: &[Measured]) -> String {
+pub fn render(settings: &Settings, workload: &Workload, limit: Option<&Limit>, runs: &[Measured]) -> String {
     let mut out = String::new();
     // Writing to a String cannot fail.
-    let _ = write_report(&mut out, settings, workload, runs);
+    let _ = write_report(&mut out, settings, workload, limit, runs);
     out
+}
+
+/// What the run was, in one line (the plot's title uses it too).
+pub fn workload_line(settings: &Settings, workload: &Workload) -> String {
+    let config = &settings.engine;
+    let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let record = if settings.record.has_payload() {
+        format!("{} records of {} B", settings.record, workload.record_bytes())
+    } else {
+        format!("{} records", settings.record)
+    };
+    format!(
+        "{}, {}, {} paths ({}), {}/commit, {record}",
+        plural(config.producers, "producer", "producers"),
+        plural(config.shards, "shard", "shards"),
+        group(workload.paths() as u64),
+        workload.distribution(),
+        plural(workload.parts_per_commit(), "part", "parts"),
+    )
+}
+
+/// The mode, in a few words.
+pub fn mode_line(settings: &Settings) -> String {
+    match settings.rate {
+        None => "closed loop".to_owned(),
+        Some(rate) => format!("fixed rate {} commits/s", group(rate)),
+    }
 }
 
 fn write_report(
     out: &mut String,
     settings: &Settings,
     workload: &Workload,
+    limit: Option<&Limit>,
     runs: &[Measured],
 ) -> std::fmt::Result {
     let config = &settings.engine;
-    let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     writeln!(
         out,
-        "loadgen: {}, {}, divisor {}, max level {}, {} paths ({}), {}/commit, {}-byte records, queue {}, {}",
-        plural(config.producers, "producer", "producers"),
-        plural(config.shards, "shard", "shards"),
+        "loadgen at {COMMIT}: {}, divisor {}, max level {}, queue {}, {}",
+        workload_line(settings, workload),
         config.divisor,
         config.max_level,
-        group(workload.paths() as u64),
-        workload.distribution(),
-        plural(workload.parts_per_commit(), "part", "parts"),
-        workload.record_bytes(),
         config.queue_capacity,
         if config.pin { "workers pinned" } else { "workers not pinned" },
     )?;
+    writeln!(out, "record {}: {}", settings.record, settings.record.work())?;
     let mode = match settings.rate {
-        None => "closed loop (each producer commits as fast as it can)".to_owned(),
+        None => format!(
+            "closed loop (each producer commits as fast as it can; 1 commit call in about {SAMPLE_EVERY} timed)"
+        ),
         Some(rate) => format!(
             "fixed rate {} commits/s ({:.0} per producer), latency from each commit's intended start",
             group(rate),
@@ -79,7 +113,7 @@ fn write_report(
         settings.warmup.as_secs_f64()
     )?;
     writeln!(out)?;
-    throughput(out, settings, workload, runs)?;
+    throughput(out, settings, workload, limit, runs)?;
     writeln!(out)?;
     latencies(out, runs)?;
     writeln!(out)?;
@@ -109,22 +143,42 @@ fn throughput(
     out: &mut String,
     settings: &Settings,
     workload: &Workload,
+    limit: Option<&Limit>,
     runs: &[Measured],
 ) -> std::fmt::Result {
     let fixed = settings.rate.is_some();
-    write!(out, "{:<10}{:>14}{:>14}{:>10}{:>12}", "engine", "records/s", "commits/s", "MB/s", "peak RSS")?;
+    let bytes = settings.record.bytes_per_record(workload.record_bytes()) as f64;
+    write!(
+        out,
+        "{:<10}{:>14}{:>10}{:>14}{:>10}{:>12}",
+        "engine", "records/s", "÷ limit", "commits/s", "MB/s", "peak RSS"
+    )?;
     if fixed {
         write!(out, "{:>12}", "missed")?;
     }
     writeln!(out)?;
+    if let Some(limit) = limit {
+        writeln!(
+            out,
+            "{:<10}{:>14}{:>10}{:>14}{:>10.1}{:>12}",
+            "limit",
+            group(limit.records_per_sec as u64),
+            "1x",
+            "-",
+            limit.records_per_sec * bytes / 1e6,
+            "-"
+        )?;
+    }
     for m in runs {
-        let megabytes = m.records_per_sec() * workload.record_bytes() as f64 / 1e6;
+        let megabytes = m.records_per_sec() * bytes / 1e6;
         let rss = m.rss.peak.map_or("-".to_owned(), mib);
+        let share = of_limit(limit, m).map_or("-".to_owned(), |r| format!("{}x", ratio(r)));
         write!(
             out,
-            "{:<10}{:>14}{:>14}{:>10.1}{:>12}",
+            "{:<10}{:>14}{:>10}{:>14}{:>10.1}{:>12}",
             m.kind.name(),
             group(m.records_per_sec() as u64),
+            share,
             group(m.commits_per_sec() as u64),
             megabytes,
             rss
@@ -133,6 +187,14 @@ fn throughput(
             write!(out, "{:>12}", group(m.missed))?;
         }
         writeln!(out)?;
+    }
+    if limit.is_some() {
+        writeln!(
+            out,
+            "  (limit: the same {} items handed between two threads through one queue for {:.1} s before the engines)",
+            settings.record,
+            limit.map_or(0.0, |l| l.window.as_secs_f64())
+        )?;
     }
     if fixed {
         writeln!(
@@ -153,6 +215,10 @@ fn latencies(out: &mut String, runs: &[Measured]) -> std::fmt::Result {
         latency_row(out, m.kind.name(), "commit call", Summary::of(&m.commit_latency))?;
         latency_row(out, "", "commit-to-visible", Summary::of(&m.visible_latency))?;
     }
+    writeln!(
+        out,
+        "  (commit-to-visible: measured by each engine where a commit becomes visible; see below)"
+    )?;
     Ok(())
 }
 
@@ -232,16 +298,32 @@ fn checks(out: &mut String, runs: &[Measured]) -> std::fmt::Result {
         writeln!(out, "  visible: {}", m.kind.visible_means())?;
         writeln!(
             out,
-            "  observer: a look every {:.0} µs on average (max {:.0} µs); commit-to-visible can be that late",
-            m.poll_mean.as_secs_f64() * 1e6,
-            m.poll_max.as_secs_f64() * 1e6
+            "  window: {:.3} s measured ({:.3} s asked){}",
+            m.window.as_secs_f64(),
+            m.asked.as_secs_f64(),
+            if m.interrupted { ", cut short by Ctrl-C" } else { "" }
         )?;
-        if m.visible_unresolved > 0 {
+        if let Some((before, after)) = m.frontier {
             writeln!(
                 out,
-                "  {} followed commits were not seen visible within 1 s of the end; not in the figures",
-                group(m.visible_unresolved)
+                "  frontier: {} when the window opened, {} when it closed",
+                group(before),
+                group(after)
             )?;
+        }
+        if m.visible_latency.is_empty() && m.commits > 0 {
+            writeln!(out, "  no commit-to-visible sample was recorded in the window")?;
+        }
+        if m.idle_producers > 0 {
+            writeln!(
+                out,
+                "  {} of {} producers finished no commit in the window (more producer threads than the cores can run)",
+                group(m.idle_producers as u64),
+                group(m.issued_producers() as u64)
+            )?;
+        }
+        for problem in &m.problems {
+            writeln!(out, "  NOT MEASURED AS ASKED: {problem}")?;
         }
         if let Some(layout) = &m.finish.layout {
             if m.kind == Kind::Lockstep {
@@ -294,8 +376,17 @@ pub fn micros(us: f64) -> String {
     }
 }
 
+/// A figure for the baseline table: a rate with an SI prefix, a latency with three digits.
+pub fn figure(v: f64) -> String {
+    if v >= 1e3 {
+        si(v)
+    } else {
+        micros(v)
+    }
+}
+
 /// A ratio with about three significant digits.
-fn ratio(r: f64) -> String {
+pub fn ratio(r: f64) -> String {
     if !r.is_finite() {
         "-".to_owned()
     } else if r < 10.0 {

@@ -1,26 +1,43 @@
-//! Drives one engine with the workload: producer threads (closed loop or fixed rate), an
-//! observer thread for commit-to-visible, a progress bar, then the engine's own finish.
+//! Drives one engine with the workload: producer threads (closed loop or fixed rate), a
+//! coordinating thread that opens and closes the measured window, and the engine's own finish.
+//!
+//! **Start.** Every producer thread is started and has made its first records before the clock
+//! starts; a run whose producers are not all ready within [`START_WITHIN`] is refused with a
+//! message, not measured.
+//!
+//! **The window.** The coordinating thread reads every producer's count of finished commits
+//! when the warm-up ends and again when the window closes, and times the two readings: the
+//! throughput is that difference over that time, whatever the producers were doing at the edges
+//! (a thousand producers on two cores may not notice a flag for a while). If the window it could
+//! time is far from the one asked for, or nothing became visible in it, the report says so and
+//! the run fails.
 //!
 //! **Closed loop** (no `--rate`): each producer starts its next commit as soon as the previous
-//! one returns; this finds peak throughput. Commit latency is the duration of each call.
+//! one returns; this finds peak throughput. One commit in about [`SAMPLE_EVERY`] (at random
+//! gaps, so samples do not lock onto the compaction period) is timed and stamped for
+//! commit-to-visible: two clock reads per sampled commit, none on the others.
 //!
 //! **Fixed rate** (`--rate N`): commit `i` of producer `p` is *intended* to start at
 //! `start + (i + p / producers) × producers / N`, so the producers together start `N` commits a
 //! second, evenly spread. A producer waits for each intended start (sleeping while there is
-//! time, then yielding; it never spins for long), and records latency from the intended start,
-//! not from when it got round to the call: if the engine stalls, every commit scheduled during
-//! the stall is charged for it. That is the coordinated-omission correction wrk2 makes.
-//! A commit counts in the window if it starts inside it, whenever it was due. Commits due before
-//! the end of the window that never started are recorded at their lower bound (end − intended
-//! start) and counted as missed. Throughput is what was achieved, not what was asked for.
+//! time, then yielding; it never spins for long), and times every commit from its intended
+//! start, not from when it got round to the call: if the engine stalls, every commit scheduled
+//! during the stall is charged for it (the coordinated-omission correction wrk2 makes). That
+//! costs a clock read after every commit and one on every wait. Commits due before the end of
+//! the window that never started are recorded at their lower bound (end − intended start) and
+//! counted as missed. Throughput is what was achieved, not what was asked for.
+//!
+//! **Stop.** Once the window closes, every producer must leave its commit within
+//! [`STOP_WITHIN`]; one that does not means the engine stopped taking commits, and the run ends
+//! there with a message and a failing exit status.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam::utils::CachePadded;
 use hdrhistogram::Histogram;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::engine::channel::ChannelEngine;
 use crate::engine::lockstep::Lockstep;
@@ -28,33 +45,52 @@ use crate::engine::mutex::MutexEngine;
 use crate::engine::raw::Raw;
 use crate::engine::{self, Committer, Engine, Failure, Finish, Kind};
 use crate::latency::{self, histogram, nanos};
+use crate::record::{self, RecordKind};
 use crate::rss::{self, Rss};
 use crate::workload::{Generator, Workload};
 
-/// In a closed loop, about one measured commit in this many is followed to visibility.
-const FOLLOW_EVERY: u64 = 256;
-/// At a fixed rate, follow about this many commits a second (and at least one in 256).
+/// In a closed loop, about one commit in this many is timed and followed to visibility.
+pub const SAMPLE_EVERY: u64 = 64;
+/// At a fixed rate, follow about this many commits a second to visibility (and at least one in
+/// `SAMPLE_EVERY`).
 const FOLLOWED_PER_SECOND: u64 = 16_000;
-/// How long the observer sleeps between looks while it follows commits.
-const POLL_EVERY: Duration = Duration::from_micros(50);
-/// After the deadline, how long the observer keeps looking for the last followed commits.
-const RESOLVE_FOR: Duration = Duration::from_secs(1);
+/// Every producer thread must be running within this long of the first one's start.
+pub const START_WITHIN: Duration = Duration::from_secs(5);
+/// Every producer must have left its last commit within this long of the window's end.
+pub const STOP_WITHIN: Duration = Duration::from_secs(5);
 /// How often the progress bar is redrawn.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 /// A fixed-rate producer sleeps when its next start is further away than this; closer, it
 /// yields until the time comes.
 const SLEEP_ABOVE: Duration = Duration::from_micros(200);
+/// A window timed this much longer or shorter than asked (in parts) is reported as not what
+/// was asked.
+const WINDOW_TOLERANCE: f64 = 0.10;
 
 /// How long to run, and how.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub engine: engine::Config,
+    pub record: RecordKind,
     pub duration: Duration,
     pub warmup: Duration,
     /// Commits per second, all producers together; `None` for a closed loop.
     pub rate: Option<u64>,
     /// Draw a progress bar (on stderr).
     pub progress: bool,
+    /// Cut the latency figures into intervals this long (for `--hlog` and the plot's second
+    /// panel); `None` keeps only the totals.
+    pub interval: Option<Duration>,
+}
+
+/// One interval's latency figures (nanoseconds), for the interval log and the plot.
+#[derive(Debug, Clone)]
+pub struct Interval {
+    /// Since the measured window opened.
+    pub start: Duration,
+    pub length: Duration,
+    pub commit: Histogram<u64>,
+    pub visible: Histogram<u64>,
 }
 
 /// What one engine's run measured. Counts and latencies cover the measured window only;
@@ -62,27 +98,33 @@ pub struct Settings {
 #[derive(Debug)]
 pub struct Measured {
     pub kind: Kind,
-    /// The measured window: as timed by the coordinating thread (closed loop), or the scheduled
-    /// duration (fixed rate).
+    /// The measured window, as timed by the coordinating thread.
     pub window: Duration,
+    /// When the window opened, by the wall clock (the interval log's timestamps).
+    pub opened: SystemTime,
+    /// The window asked for (`--duration`).
+    pub asked: Duration,
     pub commits: u64,
     pub records: u64,
     pub issued_commits: u64,
     pub issued_records: u64,
-    /// Closed loop: duration of each commit call. Fixed rate: from its intended start to its
-    /// end. Nanoseconds.
+    /// Closed loop: duration of the sampled commit calls. Fixed rate: every commit, from its
+    /// intended start to its end. Nanoseconds.
     pub commit_latency: Histogram<u64>,
-    /// From the start of a commit call (closed loop) or its intended start (fixed rate) until
-    /// the engine shows it visible. Nanoseconds.
+    /// Commit-to-visible, measured by the engine where commits become visible. Nanoseconds.
     pub visible_latency: Histogram<u64>,
-    /// Followed commits not seen visible within `RESOLVE_FOR` after the deadline.
-    pub visible_unresolved: u64,
-    /// The observer's mean and longest time between two looks: how late a commit-to-visible
-    /// figure can be.
-    pub poll_mean: Duration,
-    pub poll_max: Duration,
     /// Fixed rate: commits due before the end of the window that never started.
     pub missed: u64,
+    /// Producers that finished no commit in the measured window.
+    pub idle_producers: usize,
+    pub producers: usize,
+    pub intervals: Vec<Interval>,
+    /// Why these figures cannot be trusted, if they cannot; the run then fails.
+    pub problems: Vec<String>,
+    /// Ctrl-C ended the window early.
+    pub interrupted: bool,
+    /// The engine's frontier when the window opened and closed, where it has one.
+    pub frontier: Option<(u64, u64)>,
     pub rss: Rss,
     pub finish: Finish,
 }
@@ -105,6 +147,11 @@ impl Measured {
         self.per_second(self.commits)
     }
 
+    /// Producers the run had.
+    pub fn issued_producers(&self) -> usize {
+        self.producers
+    }
+
     /// Whether the engine ended with everything the producers handed it: its final visible
     /// commit equals the commits issued, and the records it applied equal the records sent.
     pub fn nothing_lost(&self) -> bool {
@@ -113,13 +160,33 @@ impl Measured {
     }
 }
 
-/// Runs engine `kind` for warm-up plus duration, finishes it and gathers the figures.
-pub fn run(kind: Kind, settings: &Settings, workload: &Workload) -> Result<Measured, Failure> {
+/// Runs engine `kind` with records of `settings.record` for warm-up plus duration, finishes it
+/// and gathers the figures. Ends the window early when `interrupted` is set.
+pub fn run(
+    kind: Kind,
+    settings: &Settings,
+    workload: &Workload,
+    interrupted: &AtomicBool,
+) -> Result<Measured, Failure> {
+    match settings.record {
+        RecordKind::I64 => run_kind::<record::I64>(kind, settings, workload, interrupted),
+        RecordKind::U64 => run_kind::<record::U64>(kind, settings, workload, interrupted),
+        RecordKind::Bytes => run_kind::<record::Bytes>(kind, settings, workload, interrupted),
+        RecordKind::Shared => run_kind::<record::Shared>(kind, settings, workload, interrupted),
+    }
+}
+
+fn run_kind<K: record::Kind>(
+    kind: Kind,
+    settings: &Settings,
+    workload: &Workload,
+    interrupted: &AtomicBool,
+) -> Result<Measured, Failure> {
     match kind {
-        Kind::Lockstep => drive::<Lockstep>(kind, settings, workload),
-        Kind::Mutex => drive::<MutexEngine>(kind, settings, workload),
-        Kind::Channel => drive::<ChannelEngine>(kind, settings, workload),
-        Kind::Raw => drive::<Raw>(kind, settings, workload),
+        Kind::Lockstep => drive::<K, Lockstep<K>>(kind, settings, workload, interrupted),
+        Kind::Mutex => drive::<K, MutexEngine<K>>(kind, settings, workload, interrupted),
+        Kind::Channel => drive::<K, ChannelEngine<K>>(kind, settings, workload, interrupted),
+        Kind::Raw => drive::<K, Raw<K>>(kind, settings, workload, interrupted),
     }
 }
 
@@ -130,7 +197,7 @@ struct Flags {
     stop: AtomicBool,
 }
 
-/// When things happen, shared by every producer.
+/// When things happen, shared by every producer once the clock starts.
 #[derive(Debug, Clone, Copy)]
 struct Plan {
     start: Instant,
@@ -139,7 +206,7 @@ struct Plan {
     /// Fixed rate: nanoseconds between one producer's intended starts.
     interval_ns: Option<f64>,
     producers: usize,
-    follow_every: u64,
+    sample_every: u64,
 }
 
 impl Plan {
@@ -154,29 +221,68 @@ impl Plan {
         let i = (at_ns / interval_ns - index as f64 / self.producers as f64).ceil();
         i.max(0.0) as u64
     }
+
+    fn intended(&self, index: usize, i: u64, interval_ns: f64) -> Instant {
+        self.start + Duration::from_nanos(self.intended_ns(index, i, interval_ns) as u64)
+    }
+}
+
+/// What the producers and the coordinating thread share.
+#[derive(Debug)]
+struct Slot {
+    /// Commits this producer has finished; read by the coordinator at the window's edges.
+    issued: CachePadded<AtomicU64>,
+    /// Commit latency of the measured window, nanoseconds: locked once per timed commit and by
+    /// the coordinator when it cuts an interval.
+    latency: Mutex<Histogram<u64>>,
+}
+
+/// Holds the producers until the clock starts.
+#[derive(Debug, Default)]
+struct Gate {
+    ready: AtomicUsize,
+    open: Mutex<bool>,
+    opened: Condvar,
+    plan: OnceLock<Plan>,
+}
+
+impl Gate {
+    /// A producer is ready; waits for the clock to start, then returns the plan (or `None` if
+    /// the run was called off).
+    fn arrive(&self) -> Option<Plan> {
+        self.ready.fetch_add(1, Ordering::AcqRel);
+        let mut open = self.open.lock().ok()?;
+        while !*open {
+            open = self.opened.wait(open).ok()?;
+        }
+        self.plan.get().copied()
+    }
+
+    fn open(&self, plan: Option<Plan>) {
+        if let Some(plan) = plan {
+            let _ = self.plan.set(plan);
+        }
+        if let Ok(mut open) = self.open.lock() {
+            *open = true;
+        }
+        self.opened.notify_all();
+    }
 }
 
 /// One producer thread's figures.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Tally {
-    commits: u64,
-    records: u64,
     issued_commits: u64,
     issued_records: u64,
     missed: u64,
-    commit_latency: Histogram<u64>,
 }
 
-/// The observer's figures.
-#[derive(Debug)]
-struct Observed {
-    latency: Histogram<u64>,
-    unresolved: u64,
-    poll_mean: Duration,
-    poll_max: Duration,
-}
-
-fn drive<E: Engine>(kind: Kind, settings: &Settings, workload: &Workload) -> Result<Measured, Failure> {
+fn drive<K: record::Kind, E: Engine<K>>(
+    kind: Kind,
+    settings: &Settings,
+    workload: &Workload,
+    interrupted: &AtomicBool,
+) -> Result<Measured, Failure> {
     let producers = settings.engine.producers;
     rss::release_freed_memory();
     let rss_reset = rss::reset_peak();
@@ -185,194 +291,333 @@ fn drive<E: Engine>(kind: Kind, settings: &Settings, workload: &Workload) -> Res
     // Made here, so a refusal is reported before any thread starts.
     let committers = (0..producers).map(|i| engine.committer(i)).collect::<Result<Vec<_>, _>>()?;
     let flags = Flags::default();
-    let issued: Vec<CachePadded<AtomicU64>> = (0..producers).map(|_| Default::default()).collect();
-    let (follow, to_follow) = mpsc::channel();
-
-    let start = Instant::now();
-    let measure_from = start + settings.warmup;
-    let plan = Plan {
-        start,
-        measure_from,
-        deadline: measure_from + settings.duration,
-        interval_ns: settings.rate.map(|rate| 1e9 * producers as f64 / rate as f64),
-        producers,
-        follow_every: match settings.rate {
-            None => FOLLOW_EVERY,
-            Some(rate) => (rate / FOLLOWED_PER_SECOND).clamp(1, FOLLOW_EVERY),
-        },
+    let slots: Vec<Slot> = (0..producers)
+        .map(|_| Slot { issued: Default::default(), latency: Mutex::new(histogram()) })
+        .collect();
+    let gate = Gate::default();
+    let left = AtomicUsize::new(producers);
+    let sample_every = match settings.rate {
+        None => SAMPLE_EVERY,
+        Some(rate) => (rate / FOLLOWED_PER_SECOND).clamp(1, SAMPLE_EVERY),
     };
 
-    let (tallies, observed, window) = std::thread::scope(|scope| -> Result<_, Failure> {
-        let observer = std::thread::Builder::new()
-            .name("loadgen-observer".into())
-            .spawn_scoped(scope, || observe(&engine, to_follow))?;
+    let outcome = std::thread::scope(|scope| -> Result<_, Failure> {
         let mut handles = Vec::with_capacity(producers);
         for (index, committer) in committers.into_iter().enumerate() {
-            let generator = workload.generator(index);
-            let (flags, issued, follow) = (&flags, &*issued[index], follow.clone());
+            let generator = workload.generator::<K>(index);
+            let (flags, slot, gate, left) = (&flags, &slots[index], &gate, &left);
             let spawned = std::thread::Builder::new()
                 .name(format!("loadgen-producer-{index}"))
+                .stack_size(256 << 10)
                 .spawn_scoped(scope, move || {
-                    produce(committer, generator, index, plan, flags, issued, follow)
+                    let tally = match gate.arrive() {
+                        Some(plan) => produce(committer, generator, index, plan, flags, slot),
+                        None => Ok(Tally::default()),
+                    };
+                    left.fetch_sub(1, Ordering::AcqRel);
+                    tally
                 });
             match spawned {
                 Ok(handle) => handles.push(handle),
                 Err(error) => {
-                    // The scope joins the threads already started; they see `stop` at once, and
-                    // the observer ends once every sender is gone.
-                    flags.stop.store(true, Ordering::Relaxed);
-                    return Err(format!("cannot start a producer thread: {error}").into());
+                    // The threads already started leave at once when the gate opens empty.
+                    gate.open(None);
+                    return Err(
+                        format!("cannot start producer thread {index} of {producers}: {error}").into()
+                    );
                 }
             }
         }
-        // The observer ends once the producers' senders are all gone.
-        drop(follow);
+        let started = Instant::now();
+        while gate.ready.load(Ordering::Acquire) < producers {
+            if started.elapsed() > START_WITHIN {
+                let ready = gate.ready.load(Ordering::Acquire);
+                gate.open(None);
+                return Err(format!(
+                    "only {ready} of {producers} producer threads were running {} s after they were started; \
+                     the machine cannot run this many (try fewer --producers)",
+                    START_WITHIN.as_secs()
+                )
+                .into());
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
 
-        let progress = Progress::new(kind, settings, &issued);
-        progress.wait_until(plan.measure_from, "warm-up", &flags);
-        // Relaxed: the flags only steer which commits are counted; a commit or two either side
-        // of the switch does not change the figures.
+        let start = Instant::now();
+        let measure_from = start + settings.warmup;
+        let plan = Plan {
+            start,
+            measure_from,
+            deadline: measure_from + settings.duration,
+            interval_ns: settings.rate.map(|rate| 1e9 * producers as f64 / rate as f64),
+            producers,
+            sample_every,
+        };
+        gate.open(Some(plan));
+
+        let progress = Progress::new(kind, settings, &slots);
+        let mut interrupt = !progress.wait_until(plan.measure_from, "warm-up", &flags, interrupted);
+        let issued_at = |slots: &[Slot]| -> Vec<u64> {
+            // Relaxed: counts, read twice; a commit either side of the edge does not matter.
+            slots.iter().map(|s| s.issued.load(Ordering::Relaxed)).collect()
+        };
+        let before = issued_at(&slots);
+        let frontier_before = engine.frontier();
+        // Relaxed: the flag only steers which commits are sampled into the figures.
         flags.measuring.store(true, Ordering::Relaxed);
         engine.measuring();
         let from = Instant::now();
-        progress.wait_until(plan.deadline, "measuring", &flags);
+        let opened = SystemTime::now();
+        // A closed loop measures what was asked from when the window really opened (the
+        // coordinator may have been late on a busy machine); a fixed rate keeps its schedule.
+        let close = if plan.interval_ns.is_some() { plan.deadline } else { from + settings.duration };
+        let mut intervals = Vec::new();
+        let mut cut = Cutter::default();
+        while !interrupt {
+            let next = match settings.interval {
+                Some(length) => (from + length * (intervals.len() as u32 + 1)).min(close),
+                None => close,
+            };
+            interrupt = !progress.wait_until(next, "measuring", &flags, interrupted);
+            if settings.interval.is_some() {
+                let now = Instant::now();
+                intervals.push(cut.next(from, now, &slots, &engine));
+            }
+            if Instant::now() >= close || flags.stop.load(Ordering::Relaxed) {
+                break;
+            }
+        }
+        let after = issued_at(&slots);
+        let to = Instant::now();
+        let frontier = frontier_before.zip(engine.frontier());
         flags.stop.store(true, Ordering::Relaxed);
-        let window = if plan.interval_ns.is_some() { settings.duration } else { from.elapsed() };
         progress.finish();
 
-        // Join everything before reporting a failure, so no thread is left running.
-        let joined: Vec<_> = handles.into_iter().map(|handle| handle.join()).collect();
-        let observed = observer.join().map_err(|_| "the observer thread panicked")?;
-        let mut tallies = Vec::with_capacity(joined.len());
-        for result in joined {
-            tallies.push(result.map_err(|_| "a producer thread panicked")??);
+        // Every producer must leave its commit soon; one that does not is stuck in the engine.
+        let stopped = Instant::now();
+        while left.load(Ordering::Acquire) > 0 {
+            if stopped.elapsed() > STOP_WITHIN {
+                let stuck = left.load(Ordering::Acquire);
+                let at = engine.progress().map(|p| format!(" ({p})")).unwrap_or_default();
+                eprintln!(
+                    "loadgen: engine {kind}: {stuck} of {producers} producers were still inside a commit {} s after \
+                     the window closed: the engine stopped taking commits{at}; giving up",
+                    STOP_WITHIN.as_secs()
+                );
+                std::process::exit(1);
+            }
+            std::thread::sleep(Duration::from_millis(1));
         }
-        Ok((tallies, observed, window))
+        let mut tallies = Vec::with_capacity(handles.len());
+        for handle in handles {
+            tallies.push(handle.join().map_err(|_| "a producer thread panicked")??);
+        }
+        let commits: u64 = after.iter().zip(&before).map(|(a, b)| a - b).sum();
+        let idle = after.iter().zip(&before).filter(|(a, b)| a == b).count();
+        Ok((tallies, commits, idle, to - from, opened, intervals, interrupt, frontier))
     })?;
+    let (tallies, commits, idle_producers, window, opened, intervals, interrupted, frontier) = outcome;
 
     // Every committer was moved into its producer thread and dropped there.
     let finish = engine.finish()?;
     let rss = Rss { reset: rss_reset, at_start: rss_at_start, peak: rss::peak() };
+    let parts = workload.parts_per_commit() as u64;
 
     let mut measured = Measured {
         kind,
         window,
-        commits: 0,
-        records: 0,
+        opened,
+        asked: settings.duration,
+        commits,
+        records: commits * parts,
         issued_commits: 0,
         issued_records: 0,
         commit_latency: histogram(),
-        visible_latency: observed.latency,
-        visible_unresolved: observed.unresolved,
-        poll_mean: observed.poll_mean,
-        poll_max: observed.poll_max,
+        visible_latency: finish.visible_latency.clone(),
         missed: 0,
+        idle_producers,
+        producers,
+        intervals,
+        problems: Vec::new(),
+        interrupted,
+        frontier,
         rss,
         finish,
     };
-    for tally in tallies {
-        measured.commits += tally.commits;
-        measured.records += tally.records;
+    for (tally, slot) in tallies.iter().zip(&slots) {
         measured.issued_commits += tally.issued_commits;
         measured.issued_records += tally.issued_records;
         measured.missed += tally.missed;
-        measured.commit_latency.add(&tally.commit_latency)?;
+        if let Ok(latency) = slot.latency.lock() {
+            measured.commit_latency.add(&*latency)?;
+        }
     }
+    measured.problems = problems(&measured);
     Ok(measured)
 }
 
+/// Why a run's figures cannot be trusted.
+fn problems(m: &Measured) -> Vec<String> {
+    let mut problems = Vec::new();
+    if m.commits == 0 {
+        problems.push("no commit finished in the measured window: the engine did not keep up".to_owned());
+    } else if let Some((before, _)) = m.frontier.filter(|(before, after)| before == after) {
+        problems.push(format!(
+            "{} commits finished but the frontier stayed at {before} through the window: it stalled",
+            m.commits
+        ));
+    } else if m.visible_latency.is_empty() && m.frontier.is_none() {
+        problems.push(
+            "commits finished but none of the sampled ones became visible in the window: the engine stalled"
+                .to_owned(),
+        );
+    }
+    let (asked, got) = (m.asked.as_secs_f64(), m.window.as_secs_f64());
+    if !m.interrupted && (got - asked).abs() > asked * WINDOW_TOLERANCE {
+        problems.push(format!(
+            "the measured window was {got:.3} s where {asked:.3} s was asked: the machine could not keep the schedule"
+        ));
+    }
+    problems
+}
+
+/// Cuts the running totals into intervals.
+#[derive(Debug, Default)]
+struct Cutter {
+    commit: Option<Histogram<u64>>,
+    visible: Option<Histogram<u64>>,
+    last: Option<Instant>,
+}
+
+impl Cutter {
+    fn next<K: record::Kind, E: Engine<K>>(
+        &mut self,
+        from: Instant,
+        now: Instant,
+        slots: &[Slot],
+        engine: &E,
+    ) -> Interval {
+        let mut commit = histogram();
+        for slot in slots {
+            if let Ok(latency) = slot.latency.lock() {
+                let _ = commit.add(&*latency);
+            }
+        }
+        let visible = engine.visible();
+        let start = self.last.unwrap_or(from);
+        self.last = Some(now);
+        let since = |total: &Histogram<u64>, before: &Option<Histogram<u64>>| {
+            let mut part = total.clone();
+            if let Some(before) = before {
+                // Totals only grow; if one was reset underneath, keep the whole.
+                if part.subtract(before).is_err() {
+                    part = total.clone();
+                }
+            }
+            part
+        };
+        let interval = Interval {
+            start: start - from,
+            length: now - start,
+            commit: since(&commit, &self.commit),
+            visible: since(&visible, &self.visible),
+        };
+        self.commit = Some(commit);
+        self.visible = Some(visible);
+        interval
+    }
+}
+
 /// One producer thread: commits until told to stop, in a closed loop or on its schedule.
-///
-/// Commit latency: every measured commit is timed (two clock reads per call, which the
-/// throughput figures include). About one measured commit in `plan.follow_every`, at random
-/// gaps so the samples do not lock onto the compaction period, is handed to the observer with
-/// the instant its latency counts from.
-fn produce<C: Committer>(
+fn produce<K: record::Kind, C: Committer<K>>(
     mut committer: C,
-    mut generator: Generator<'_>,
+    mut generator: Generator<'_, K>,
     index: usize,
     plan: Plan,
     flags: &Flags,
-    issued: &AtomicU64,
-    follow: Sender<(C::Ticket, Instant)>,
+    slot: &Slot,
 ) -> Result<Tally, Failure> {
-    let mut tally = Tally {
-        commits: 0,
-        records: 0,
-        issued_commits: 0,
-        issued_records: 0,
-        missed: 0,
-        commit_latency: histogram(),
+    let mut tally = Tally::default();
+    let mut parts = Vec::with_capacity(generator.parts());
+    let gap = |generator: &mut Generator<'_, K>| 1 + generator.rng().below(2 * plan.sample_every - 1);
+    let mut until_sampled = gap(&mut generator);
+    let record = |nanos: u64| {
+        if let Ok(mut latency) = slot.latency.lock() {
+            crate::latency::record(&mut latency, nanos);
+        }
     };
-    let mut parts = Vec::new();
-    let next_gap = |generator: &mut Generator<'_>| 1 + generator.rng().below(2 * plan.follow_every - 1);
-    let mut until_followed = next_gap(&mut generator);
-    let mut i = 0u64;
-    // Relaxed: see `drive`.
-    while !flags.stop.load(Ordering::Relaxed) {
-        // When this commit's latency counts from, and whether it is measured.
-        let (from, measuring) = match plan.interval_ns {
-            None => (None, flags.measuring.load(Ordering::Relaxed)),
-            Some(interval_ns) => {
-                let intended =
-                    plan.start + Duration::from_nanos(plan.intended_ns(index, i, interval_ns) as u64);
-                if intended >= plan.deadline {
-                    break;
+    let fail = |error: Failure| {
+        // The others stop too: one failed engine ends the run.
+        flags.stop.store(true, Ordering::Relaxed);
+        error
+    };
+    match plan.interval_ns {
+        None => {
+            // Relaxed: see `drive`.
+            while !flags.stop.load(Ordering::Relaxed) {
+                generator.fill(&mut parts);
+                until_sampled -= 1;
+                if until_sampled == 0 {
+                    until_sampled = gap(&mut generator);
+                    let measuring = flags.measuring.load(Ordering::Relaxed);
+                    let started = Instant::now();
+                    committer.commit(&mut parts, measuring.then_some(started)).map_err(fail)?;
+                    if measuring {
+                        record(nanos(started.elapsed()));
+                    }
+                } else {
+                    committer.commit(&mut parts, None).map_err(fail)?;
                 }
-                if !wait_until(intended, &flags.stop) {
-                    // Told to stop while waiting (the window is over, or another producer failed).
+                tally.issued_commits += 1;
+                // Relaxed: a count read at the window's edges and by the progress bar, on its
+                // own cache line, written only by this producer.
+                slot.issued.store(tally.issued_commits, Ordering::Relaxed);
+            }
+        }
+        Some(interval_ns) => {
+            let mut i = 0u64;
+            while !flags.stop.load(Ordering::Relaxed) {
+                let intended = plan.intended(index, i, interval_ns);
+                if intended >= plan.deadline || !wait_until(intended, &flags.stop) {
                     break;
                 }
                 i += 1;
-                // Measured if it starts inside the window, even if it was due before (an engine
-                // that fell behind during the warm-up carries that backlog into the window).
-                (Some(intended), Instant::now() >= plan.measure_from)
+                generator.fill(&mut parts);
+                let measuring = flags.measuring.load(Ordering::Relaxed);
+                until_sampled -= 1;
+                let stamp = if until_sampled == 0 {
+                    until_sampled = gap(&mut generator);
+                    // Stamped at the call, like lockstep's own figure: the lateness behind the
+                    // intended start is in the commit latency.
+                    measuring.then(Instant::now)
+                } else {
+                    None
+                };
+                committer.commit(&mut parts, stamp).map_err(fail)?;
+                if measuring {
+                    record(nanos(intended.elapsed()));
+                }
+                tally.issued_commits += 1;
+                // Relaxed: see the closed loop.
+                slot.issued.store(tally.issued_commits, Ordering::Relaxed);
             }
-        };
-        generator.fill(&mut parts);
-        let records = parts.len() as u64;
-        let started = Instant::now();
-        let result = committer.commit(&mut parts);
-        let ended = Instant::now();
-        if let Err(error) = result {
-            // The others stop too: one failed engine ends the run.
-            flags.stop.store(true, Ordering::Relaxed);
-            return Err(error);
-        }
-        tally.issued_commits += 1;
-        tally.issued_records += records;
-        // Relaxed: read only by the progress bar.
-        issued.store(tally.issued_commits, Ordering::Relaxed);
-        if measuring {
-            let from = from.unwrap_or(started);
-            tally.commits += 1;
-            tally.records += records;
-            tally.commit_latency.saturating_record(nanos(ended.saturating_duration_since(from)));
-            until_followed -= 1;
-            if until_followed == 0 {
-                // The observer only stops once every producer has dropped its sender.
-                let _ = follow.send((committer.ticket(), from));
-                until_followed = next_gap(&mut generator);
+            // Stopped while behind schedule: the commits due before the end that never started.
+            let now = Instant::now();
+            let end = plan.first_at_or_after(
+                index,
+                now.min(plan.deadline).saturating_duration_since(plan.start).as_nanos() as f64,
+                interval_ns,
+            );
+            if i < end && flags.measuring.load(Ordering::Relaxed) {
+                tally.missed = end - i;
+                let lateness = nanos(now.saturating_duration_since(plan.intended(index, i, interval_ns)));
+                if let Ok(mut latency) = slot.latency.lock() {
+                    latency::record_missed(&mut latency, lateness, interval_ns, tally.missed);
+                }
             }
         }
     }
-    if let Some(interval_ns) = plan.interval_ns {
-        // Stopped while behind schedule: the commits due before the end that never started.
-        let now = Instant::now();
-        let first = i;
-        let end = plan.first_at_or_after(
-            index,
-            plan.deadline.duration_since(plan.start).as_nanos() as f64,
-            interval_ns,
-        );
-        if first < end {
-            let first_intended =
-                plan.start + Duration::from_nanos(plan.intended_ns(index, first, interval_ns) as u64);
-            tally.missed = end - first;
-            let lateness = nanos(now.saturating_duration_since(first_intended));
-            latency::record_missed(&mut tally.commit_latency, lateness, interval_ns, tally.missed);
-        }
-    }
+    tally.issued_records = tally.issued_commits * generator.parts() as u64;
     Ok(tally)
 }
 
@@ -398,84 +643,21 @@ fn wait_until(at: Instant, stop: &AtomicBool) -> bool {
     }
 }
 
-/// The observer thread: commit-to-visible latency for the followed commits.
-///
-/// While it follows commits, the observer asks the engine for one look at what is visible,
-/// records `now - from` for each followed commit the look covers, and sleeps `POLL_EVERY`. A
-/// figure is therefore late by at most the time between two looks (the sleep plus the OS's
-/// wake-up delay), which is measured and printed with the figures.
-///
-/// Why a sleeping observer: looking from the producer threads between commits would be late by
-/// a whole blocked commit whenever a queue is full (in a closed loop that is most of the time),
-/// and a spinning observer would take a core from the producers and workers it measures on a
-/// two-core machine.
-fn observe<E: Engine>(engine: &E, to_follow: Receiver<(E::Ticket, Instant)>) -> Observed {
-    let mut latency = histogram();
-    let mut waiting: Vec<(E::Ticket, Instant)> = Vec::new();
-    let (mut polls, mut poll_total, mut poll_max) = (0u32, Duration::ZERO, Duration::ZERO);
-    let mut last_poll: Option<Instant> = None;
-    let mut give_up: Option<Instant> = None;
-    loop {
-        loop {
-            match to_follow.try_recv() {
-                Ok(sample) => waiting.push(sample),
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => {
-                    give_up.get_or_insert_with(|| Instant::now() + RESOLVE_FOR);
-                    break;
-                }
-            }
-        }
-        if waiting.is_empty() {
-            if give_up.is_some() {
-                break;
-            }
-            last_poll = None;
-            // Nothing to follow: block until a sample comes (or every producer is done).
-            match to_follow.recv() {
-                Ok(sample) => waiting.push(sample),
-                Err(_) => break,
-            }
-            continue;
-        }
-        let look = engine.look();
-        // Read after the look: the commits it covers were visible by then at the latest.
-        let now = Instant::now();
-        if let Some(last) = last_poll {
-            let gap = now - last;
-            polls += 1;
-            poll_total += gap;
-            poll_max = poll_max.max(gap);
-        }
-        last_poll = Some(now);
-        waiting.retain(|(ticket, from)| {
-            let visible = E::covers(&look, ticket);
-            if visible {
-                latency.saturating_record(nanos(now.saturating_duration_since(*from)));
-            }
-            !visible
-        });
-        if give_up.is_some_and(|at| now >= at) {
-            break;
-        }
-        std::thread::sleep(POLL_EVERY);
-    }
-    let poll_mean = if polls > 0 { poll_total / polls } else { Duration::ZERO };
-    Observed { latency, unresolved: waiting.len() as u64, poll_mean, poll_max }
-}
-
-/// The progress bar: drawn from the coordinating thread only, about four times a second, and
-/// only when asked to (main turns it off when stdout is not a terminal or the run is short).
+/// The progress bar: drawn from the coordinating thread only, about four times a second, on
+/// stderr, and only when asked to (main decides: stderr is a terminal, or `--progress`).
 struct Progress<'a> {
     bar: Option<ProgressBar>,
-    issued: &'a [CachePadded<AtomicU64>],
+    slots: &'a [Slot],
 }
 
 impl<'a> Progress<'a> {
-    fn new(kind: Kind, settings: &Settings, issued: &'a [CachePadded<AtomicU64>]) -> Self {
+    fn new(kind: Kind, settings: &Settings, slots: &'a [Slot]) -> Self {
         let bar = settings.progress.then(|| {
             let total = settings.warmup + settings.duration;
-            let bar = ProgressBar::new(total.as_millis() as u64);
+            let bar = ProgressBar::with_draw_target(
+                Some(total.as_millis() as u64),
+                ProgressDrawTarget::stderr_with_hz(4),
+            );
             let style = ProgressStyle::with_template("{prefix:>8} [{bar:25}] {msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> ");
@@ -483,27 +665,37 @@ impl<'a> Progress<'a> {
             bar.set_prefix(kind.name());
             bar
         });
-        Self { bar, issued }
+        Self { bar, slots }
     }
 
     fn total(&self) -> u64 {
         // Relaxed: a progress figure.
-        self.issued.iter().map(|n| n.load(Ordering::Relaxed)).sum()
+        self.slots.iter().map(|s| s.issued.load(Ordering::Relaxed)).sum()
     }
 
     /// Sleeps until `deadline` (or until the producers stop on an error), redrawing the bar.
-    fn wait_until(&self, deadline: Instant, phase: &str, flags: &Flags) {
+    /// False if Ctrl-C came first.
+    fn wait_until(&self, deadline: Instant, phase: &str, flags: &Flags, interrupted: &AtomicBool) -> bool {
         let (mut last_count, mut last_at) = (self.total(), Instant::now());
         loop {
+            // Relaxed: a flag set by the Ctrl-C handler, polled.
+            if interrupted.load(Ordering::Relaxed) {
+                return false;
+            }
             let now = Instant::now();
             // Relaxed: see `drive`.
             if now >= deadline || flags.stop.load(Ordering::Relaxed) {
-                return;
+                return true;
             }
-            std::thread::sleep((deadline - now).min(PROGRESS_EVERY));
+            // Short sleeps, so Ctrl-C is seen within 50 ms.
+            std::thread::sleep((deadline - now).min(Duration::from_millis(50)));
             if let Some(bar) = &self.bar {
-                let (count, at) = (self.total(), Instant::now());
-                let rate = (count - last_count) as f64 / (at - last_at).as_secs_f64().max(1e-9);
+                let at = Instant::now();
+                if at - last_at < PROGRESS_EVERY {
+                    continue;
+                }
+                let count = self.total();
+                let rate = count.saturating_sub(last_count) as f64 / (at - last_at).as_secs_f64().max(1e-9);
                 (last_count, last_at) = (count, at);
                 let elapsed = bar.elapsed();
                 bar.set_message(format!(
@@ -536,7 +728,7 @@ mod tests {
             deadline: start,
             interval_ns: Some(1000.0),
             producers,
-            follow_every: 1,
+            sample_every: 1,
         }
     }
 
@@ -563,5 +755,18 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_gate_called_off_lets_its_producers_go_without_a_plan() {
+        let gate = Gate::default();
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| gate.arrive());
+            while gate.ready.load(Ordering::Acquire) == 0 {
+                std::thread::yield_now();
+            }
+            gate.open(None);
+            assert!(waiter.join().unwrap().is_none());
+        });
     }
 }

@@ -1,27 +1,19 @@
 //! The workload: path names, records, and each producer's choice of parts.
 //!
 //! Everything a producer commits is generated before the clock starts: path names once for the
-//! whole run, records once per producer. The hot loop only draws random indexes. Every engine
-//! gets exactly the same parts, drawn the same way.
+//! whole run, a pool of records once per producer. The hot loop only draws random indexes and
+//! makes each part's record from the pool ([`Kind::make`]: a copy, an allocation and a copy,
+//! or a reference count, as `--record` says). Every engine gets exactly the same parts, drawn
+//! the same way.
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Arc;
 
-/// What a producer commits to a path.
-///
-/// `Arc<[u8]>`, from a pool made before the run, cloned per part. A clone is one reference-count
-/// increment; the payload bytes are neither allocated nor copied on the hot path. That keeps the
-/// load generator from measuring the allocator instead of the engine, while the records still
-/// have their real size: each one owns `--record-bytes` bytes on the heap, the engines keep them
-/// reachable, and readers would see them. So MB/s is payload handed over by reference, which is
-/// what an embedding that already holds its data in shared buffers (`Arc<[u8]>`, `bytes::Bytes`)
-/// gets; one that builds a fresh buffer per record pays an allocation and a copy on top.
-pub type Record = Arc<[u8]>;
+use crate::record::Kind;
 
 /// One part of a commit: a path and its record. Path names live as long as the process (see
 /// [`Workload::new`]), so engines may pass them between threads without copying them.
-pub type Part = (&'static str, Record);
+pub type Part<R> = (&'static str, R);
 
 /// At most this many distinct records per producer.
 const RECORD_POOL: usize = 1024;
@@ -236,12 +228,10 @@ impl Workload {
 
     /// Producer `index`'s generator: its own random stream and its own record pool. The same
     /// index gives the same sequence of parts, whichever engine runs.
-    pub fn generator(&self, index: usize) -> Generator<'_> {
+    pub fn generator<K: Kind>(&self, index: usize) -> Generator<'_, K> {
         let mut rng = Rng::new(0x5EED_0000_0000_0000 ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let pool = (POOL_BYTES / self.record_bytes.max(1)).clamp(1, RECORD_POOL);
-        let records = (0..pool)
-            .map(|_| (0..self.record_bytes).map(|_| rng.next_u64() as u8).collect::<Record>())
-            .collect();
+        let records = (0..pool).map(|_| K::pooled(&mut rng, self.record_bytes)).collect();
         let n = self.paths.len() as u64;
         let draw = match self.distribution {
             Distribution::Uniform => Draw::Uniform,
@@ -270,10 +260,10 @@ enum Draw {
 
 /// Draws the parts of one producer's commits.
 #[derive(Debug)]
-pub struct Generator<'w> {
+pub struct Generator<'w, K: Kind> {
     paths: &'w [&'static str],
     draw: Draw,
-    records: Vec<Record>,
+    records: Vec<K::Record>,
     next_record: usize,
     /// Commits filled so far; the sparse distribution picks its group from it.
     commits: u64,
@@ -281,21 +271,38 @@ pub struct Generator<'w> {
     parts: usize,
 }
 
-impl Generator<'_> {
+impl<K: Kind> Generator<'_, K> {
     /// Fills `parts` (cleared first) with one commit's parts: each names a path drawn from the
     /// distribution, independently of the others (a commit may name a path twice), and carries
-    /// the pool's next record.
-    pub fn fill(&mut self, parts: &mut Vec<Part>) {
+    /// a record made from the pool's next one.
+    #[inline]
+    pub fn fill(&mut self, parts: &mut Vec<Part<K::Record>>) {
         parts.clear();
         self.commits += 1;
         for _ in 0..self.parts {
             let index = self.path_index();
-            let record = self.records[self.next_record].clone();
-            self.next_record = (self.next_record + 1) % self.records.len();
+            let record = self.record();
             parts.push((self.paths[index], record));
         }
     }
 
+    /// Parts per commit.
+    pub fn parts(&self) -> usize {
+        self.parts
+    }
+
+    /// A record made from the pool's next one, without a path: what the `limit` row hands over.
+    #[inline]
+    pub fn record(&mut self) -> K::Record {
+        let record = K::make(&self.records[self.next_record]);
+        self.next_record += 1;
+        if self.next_record == self.records.len() {
+            self.next_record = 0;
+        }
+        record
+    }
+
+    #[inline]
     fn path_index(&mut self) -> usize {
         let n = self.paths.len() as u64;
         let index = match &self.draw {
@@ -320,6 +327,7 @@ impl Generator<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::Shared;
 
     #[test]
     fn below_stays_in_range_and_covers_it() {
@@ -336,7 +344,7 @@ mod tests {
     #[test]
     fn parts_have_the_configured_shape() {
         let workload = Workload::new(100, Distribution::Uniform, 16, 3);
-        let mut generator = workload.generator(0);
+        let mut generator = workload.generator::<Shared>(0);
         let mut parts = Vec::new();
         generator.fill(&mut parts);
         assert_eq!(parts.len(), 3);
@@ -409,7 +417,7 @@ mod tests {
     fn sparse_writes_each_path_only_in_its_group_of_commits() {
         let k = 3;
         let workload = Workload::new(10, Distribution::Sparse(k), 8, 4);
-        let mut generator = workload.generator(0);
+        let mut generator = workload.generator::<Shared>(0);
         let mut parts = Vec::new();
         let mut seen = [false; 10];
         for commit in 1..=300u64 {
@@ -426,7 +434,7 @@ mod tests {
     #[test]
     fn sparse_two_is_the_odd_commit_case() {
         let workload = Workload::new(2, Distribution::Sparse(2), 8, 1);
-        let mut generator = workload.generator(0);
+        let mut generator = workload.generator::<Shared>(0);
         let mut parts = Vec::new();
         for commit in 1..=10u64 {
             generator.fill(&mut parts);
@@ -438,7 +446,7 @@ mod tests {
     #[test]
     fn the_same_producer_index_draws_the_same_parts() {
         let workload = Workload::new(1000, Distribution::Zipf(1.2), 8, 2);
-        let (mut a, mut b) = (workload.generator(3), workload.generator(3));
+        let (mut a, mut b) = (workload.generator::<Shared>(3), workload.generator::<Shared>(3));
         let (mut pa, mut pb) = (Vec::new(), Vec::new());
         for _ in 0..100 {
             a.fill(&mut pa);

@@ -1,49 +1,58 @@
-//! The library under test: a lockstep pipeline of `Concat<Record>`.
+//! The library under test: a lockstep pipeline with the record kind's merge (`Sum` for `i64`,
+//! `Concat` otherwise).
 //!
 //! Compacted top-level segments go to a sink that discards them and only each path's newest one
 //! stays in memory (`Retention::Newest(1)`), so a long run holds steady memory.
 //!
 //! Visible: a commit is visible once `pipeline.snapshot().frontier()` covers it. The frontier
-//! is a consistent cut: every earlier commit is then visible too, on every shard.
+//! is a consistent cut: every earlier commit is then visible too, on every shard. The figure is
+//! the library's own `Stats::visible_latency` (one commit in 16, from taking its number to the
+//! publish that shows it), taken where the publish happens.
 
 use std::sync::Mutex;
+use std::time::Instant;
 
 use hdrhistogram::Histogram;
-use lockstep::merge::Concat;
 use lockstep::{DiscardSink, Pipeline, Producer, Retention, Stats};
 
 use super::{Committer, Config, Engine, Failure, Finish};
 use crate::align::Layout;
-use crate::latency::Summary;
+use crate::record::Kind;
 use crate::report::group;
-use crate::workload::{Part, Record};
-
-type Merge = Concat<Record>;
+use crate::workload::Part;
 
 #[derive(Debug)]
-pub struct Lockstep {
-    pipeline: Pipeline<Merge>,
+pub struct Lockstep<K: Kind> {
+    pipeline: Pipeline<K::Merge>,
     divisor: u64,
     max_level: u32,
-    /// The pipeline's figures when the measured window started, subtracted at the end.
+    /// The pipeline's figures when the measured window started, subtracted from later ones.
     at_window: Mutex<Option<Stats>>,
 }
 
 #[derive(Debug)]
-pub struct LockstepCommitter {
-    producer: Producer<Merge>,
-    last: u64,
+pub struct LockstepCommitter<K: Kind> {
+    producer: Producer<K::Merge>,
 }
 
-impl Engine for Lockstep {
-    type Committer = LockstepCommitter;
-    /// The commit number.
-    type Ticket = u64;
-    /// The published frontier.
-    type Look = u64;
+impl<K: Kind> Lockstep<K> {
+    /// The pipeline's figures since the measured window started.
+    fn window_stats(&self) -> Stats {
+        let mut stats = self.pipeline.stats();
+        if let Some(at_window) = self.at_window.lock().ok().and_then(|at| at.clone()) {
+            since(&mut stats.visible_latency, &at_window.visible_latency);
+            since(&mut stats.batch_size, &at_window.batch_size);
+            since(&mut stats.compaction, &at_window.compaction);
+        }
+        stats
+    }
+}
+
+impl<K: Kind> Engine<K> for Lockstep<K> {
+    type Committer = LockstepCommitter<K>;
 
     fn build(config: &Config) -> Result<Self, Failure> {
-        let pipeline = Pipeline::builder(Merge::default())
+        let pipeline = Pipeline::builder(K::merge())
             .shards(config.shards)
             .divisor(config.divisor)
             .max_level(config.max_level)
@@ -61,16 +70,21 @@ impl Engine for Lockstep {
         })
     }
 
-    fn committer(&self, _index: usize) -> Result<LockstepCommitter, Failure> {
-        Ok(LockstepCommitter { producer: self.pipeline.producer()?, last: 0 })
+    fn committer(&self, _index: usize) -> Result<LockstepCommitter<K>, Failure> {
+        Ok(LockstepCommitter { producer: self.pipeline.producer()? })
     }
 
-    fn look(&self) -> u64 {
-        self.pipeline.snapshot().frontier()
+    fn visible(&self) -> Histogram<u64> {
+        self.window_stats().visible_latency
     }
 
-    fn covers(frontier: &u64, commit: &u64) -> bool {
-        commit <= frontier
+    fn frontier(&self) -> Option<u64> {
+        Some(self.pipeline.snapshot().frontier())
+    }
+
+    fn progress(&self) -> Option<String> {
+        let stats = self.pipeline.stats();
+        Some(format!("frontier at {} of {} commits issued", group(stats.frontier), group(stats.commits)))
     }
 
     fn measuring(&self) {
@@ -83,12 +97,7 @@ impl Engine for Lockstep {
     fn finish(self) -> Result<Finish, Failure> {
         // Read before shutdown, which consumes the pipeline: the worker figures cover the
         // measured window and the drain that ends it, not the final drain.
-        let mut stats = self.pipeline.stats();
-        if let Some(at_window) = self.at_window.into_inner().ok().flatten() {
-            since(&mut stats.visible_latency, &at_window.visible_latency);
-            since(&mut stats.batch_size, &at_window.batch_size);
-            since(&mut stats.compaction, &at_window.compaction);
-        }
+        let stats = self.window_stats();
         let last = self.pipeline.shutdown()?;
         let mut layout = Layout::new(self.max_level);
         for path in last.paths() {
@@ -96,12 +105,6 @@ impl Engine for Lockstep {
         }
         let micros = |nanos: u64| crate::latency::micros(nanos);
         let mut notes = Vec::new();
-        if let Some(visible) = Summary::of(&stats.visible_latency) {
-            notes.push(format!(
-                "library's own commit-to-visible (1 commit in 16, from taking its number): p50 {:.1} / p99 {:.1} / p99.9 {:.1} / max {:.0} µs",
-                visible.p50, visible.p99, visible.p999, visible.max
-            ));
-        }
         notes.push(format!(
             "worker batch p50 {} / p99 {} parts; merge time per turn p50 {:.0} / p99 {:.0} / max {:.0} µs",
             stats.batch_size.value_at_quantile(0.5),
@@ -120,7 +123,7 @@ impl Engine for Lockstep {
             final_commit: Some(last.frontier()),
             records_applied: None,
             layout: Some(layout),
-            own_visible_latency: Some(stats.visible_latency),
+            visible_latency: stats.visible_latency,
             notes,
         })
     }
@@ -135,15 +138,11 @@ fn since(total: &mut Histogram<u64>, before: &Histogram<u64>) {
     }
 }
 
-impl Committer for LockstepCommitter {
-    type Ticket = u64;
-
-    fn commit(&mut self, parts: &mut Vec<Part>) -> Result<(), Failure> {
-        self.last = self.producer.commit(parts.drain(..))?;
+impl<K: Kind> Committer<K> for LockstepCommitter<K> {
+    #[inline]
+    fn commit(&mut self, parts: &mut Vec<Part<K::Record>>, _stamp: Option<Instant>) -> Result<(), Failure> {
+        // The library stamps its own sampled commits (`Stats::visible_latency`).
+        self.producer.commit(parts.drain(..))?;
         Ok(())
-    }
-
-    fn ticket(&self) -> u64 {
-        self.last
     }
 }

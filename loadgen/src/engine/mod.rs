@@ -6,27 +6,35 @@
 //! - [`channel`]: a thread per shard fed by crossbeam channels, each owning its paths and
 //!   compacting each path by count.
 //! - [`raw`]: a bare hand-off of the same records through crossbeam `ArrayQueue`s to consumers
-//!   that only count them: the physical limit for moving records between threads.
+//!   that only read them: what moving records between threads costs inside this harness.
 //!
-//! Each engine says for itself what "visible" means (see its module); the driver only asks it
-//! to [`look`](Engine::look) and whether a look [`covers`](Engine::covers) a followed commit.
+//! Every engine does the same work for a record kind (see [`crate::record`]): sums per path for
+//! `i64`, keeps every record otherwise (`raw` reads each record and drops it).
+//!
+//! Commit-to-visible is measured where a commit becomes visible, by the engine itself: lockstep
+//! by its own `Stats::visible_latency`; `mutex` in the committing thread right after it
+//! publishes the counter under the lock; `channel` and `raw` by the consumer thread that
+//! publishes the last watermark a sampled commit waited for (see [`stamps`]).
 
 use std::error::Error;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use clap::ValueEnum;
 use crossbeam::utils::CachePadded;
 use hdrhistogram::Histogram;
 
 use crate::align::Layout;
+use crate::record::Kind as RecordKind;
 use crate::workload::Part;
 
 pub mod channel;
 pub mod lockstep;
 pub mod mutex;
 pub mod raw;
+pub mod stamps;
 mod tiers;
 
 /// Errors crossing threads: engine failures, reported at the end of a run.
@@ -41,7 +49,7 @@ pub enum Choice {
     Mutex,
     /// A thread per shard fed by crossbeam channels, count-driven compaction per path.
     Channel,
-    /// Records handed through crossbeam ArrayQueues to consumers that only count them.
+    /// Records handed through crossbeam ArrayQueues to consumers that only read them.
     Raw,
     /// All four, one after another, with ratios.
     All,
@@ -68,15 +76,21 @@ impl Kind {
         }
     }
 
-    /// What "visible" means for this engine, in one line for the report.
+    /// What "visible" means for this engine and where it is measured, in one line.
     pub fn visible_means(self) -> &'static str {
         match self {
-            Kind::Lockstep => "pipeline.snapshot().frontier() covers the commit (and so every earlier one)",
-            Kind::Mutex => "the counter published under the lock after the commit's inserts has reached it",
-            Kind::Channel => {
-                "every shard the commit touched has applied its parts (per commit: no cut across shards)"
+            Kind::Lockstep => {
+                "in pipeline.snapshot() (a consistent cut); the library's own Stats::visible_latency, 1 commit in 16, from taking its number to the publish"
             }
-            Kind::Raw => "a consumer has popped every record of the commit (nothing is indexed)",
+            Kind::Mutex => {
+                "the counter published under the lock after the commit's inserts; stamped in the committing thread"
+            }
+            Kind::Channel => {
+                "every shard it touched has applied it (per commit, no cut across shards); stamped by the last of those shards"
+            }
+            Kind::Raw => {
+                "a consumer has popped every record of it (nothing is indexed); stamped by the last of those consumers"
+            }
         }
     }
 }
@@ -114,31 +128,39 @@ pub struct Config {
     pub pin: bool,
 }
 
-/// An engine under test.
+/// An engine under test, for records of kind `K`.
 ///
-/// The driver builds it, takes one [`Committer`] per producer thread, follows sampled commits
-/// until they are visible from an observer thread, and finally calls [`finish`](Engine::finish).
-pub trait Engine: Sized + Sync {
+/// The driver builds it, takes one [`Committer`] per producer thread, reads
+/// [`visible`](Engine::visible) now and then for the interval log, and finally calls
+/// [`finish`](Engine::finish).
+pub trait Engine<K: RecordKind>: Sized + Sync {
     /// One producer thread's handle.
-    type Committer: Committer<Ticket = Self::Ticket>;
-    /// What identifies a commit to the visibility check.
-    type Ticket: Send;
-    /// One reading of what is visible.
-    type Look;
+    type Committer: Committer<K>;
 
     fn build(config: &Config) -> Result<Self, Failure>;
 
     /// The handle of producer `index` (`0..config.producers`).
     fn committer(&self, index: usize) -> Result<Self::Committer, Failure>;
 
-    /// Reads what is visible now; cheap, never blocks the producers for long.
-    fn look(&self) -> Self::Look;
-
-    /// Whether `look` shows the commit of `ticket` as visible.
-    fn covers(look: &Self::Look, ticket: &Self::Ticket) -> bool;
-
     /// Called once, when the measured window starts (the warm-up is over).
     fn measuring(&self) {}
+
+    /// Commit-to-visible of the measured window so far (nanoseconds), measured where commits
+    /// become visible. Cheap enough to call a few times a second; never blocks the hot path for
+    /// long.
+    fn visible(&self) -> Histogram<u64>;
+
+    /// Where the engine stands, for a report that it stalled (e.g. lockstep's frontier).
+    fn progress(&self) -> Option<String> {
+        None
+    }
+
+    /// The last commit the engine shows visible now, where it has one global number (lockstep's
+    /// frontier, mutex's published counter): read when the window opens and closes, to tell a
+    /// stalled frontier from one that moved.
+    fn frontier(&self) -> Option<u64> {
+        None
+    }
 
     /// Drains and stops the engine, and reports on what it holds. Called once every committer
     /// is dropped.
@@ -146,19 +168,15 @@ pub trait Engine: Sized + Sync {
 }
 
 /// A producer thread's handle on an engine.
-pub trait Committer: Send {
-    type Ticket;
-
+pub trait Committer<K: RecordKind>: Send {
     /// Commits every part of `parts` as one commit, waiting while the engine is full; leaves
-    /// `parts` empty.
-    fn commit(&mut self, parts: &mut Vec<Part>) -> Result<(), Failure>;
-
-    /// The ticket of the last commit, for the visibility check.
-    fn ticket(&self) -> Self::Ticket;
+    /// `parts` empty. With `stamp` (a sampled commit, and when its latency counts from), the
+    /// engine records when the commit becomes visible.
+    fn commit(&mut self, parts: &mut Vec<Part<K::Record>>, stamp: Option<Instant>) -> Result<(), Failure>;
 }
 
 /// What an engine reports after it has been drained and stopped.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Finish {
     /// The last commit the engine shows as visible at the end, where it has one global number
     /// (lockstep's final frontier, mutex's published counter); must equal the commits issued.
@@ -168,11 +186,23 @@ pub struct Finish {
     pub records_applied: Option<u64>,
     /// Segments per level and the grid check, for engines that keep an index.
     pub layout: Option<Layout>,
-    /// The engine's own commit-to-visible figures over the measured window, where it keeps
-    /// them (lockstep's `Stats::visible_latency`). Nanoseconds.
-    pub own_visible_latency: Option<Histogram<u64>>,
+    /// Commit-to-visible over the measured window, measured where commits become visible.
+    /// Nanoseconds.
+    pub visible_latency: Histogram<u64>,
     /// Extra lines for the report.
     pub notes: Vec<String>,
+}
+
+impl Default for Finish {
+    fn default() -> Self {
+        Self {
+            final_commit: None,
+            records_applied: None,
+            layout: None,
+            visible_latency: crate::latency::histogram(),
+            notes: Vec::new(),
+        }
+    }
 }
 
 /// Pins the calling thread to the `index`-th core this process may use, if `pin` is set and
@@ -201,6 +231,8 @@ pub fn shard_of(path: &str, shards: usize) -> usize {
 /// Per (shard, producer) watermarks: the last commit (or sequence number) of each producer that
 /// each shard has finished with. A producer's items reach a shard in the order it sent them, so
 /// a watermark at `n` means every item of that producer up to `n` for that shard is done.
+/// Publishing them is what makes work visible in `channel` and `raw`; the stamps of sampled
+/// commits are resolved right after.
 #[derive(Debug)]
 pub struct Watermarks {
     producers: usize,
@@ -217,28 +249,6 @@ impl Watermarks {
     pub fn set(&self, shard: usize, producer: usize, mark: u64) {
         // Release: whoever reads the mark (Acquire) sees the work done before it.
         self.marks[shard * self.producers + producer].store(mark, Ordering::Release);
-    }
-
-    /// A copy of every mark, shard-major.
-    pub fn read(&self) -> Vec<u64> {
-        // Acquire: pairs with the Release in `set`.
-        self.marks.iter().map(|m| m.load(Ordering::Acquire)).collect()
-    }
-}
-
-/// A commit of one producer that touched some shards: visible once each of those shards' marks
-/// for that producer has reached it.
-#[derive(Debug, Clone)]
-pub struct ShardTicket {
-    pub producer: usize,
-    pub mark: u64,
-    pub shards: Vec<u32>,
-}
-
-impl ShardTicket {
-    /// Whether `marks` (a [`Watermarks::read`]) shows this commit done everywhere it went.
-    pub fn covered_by(&self, marks: &[u64], producers: usize) -> bool {
-        self.shards.iter().all(|&shard| marks[shard as usize * producers + self.producer] >= self.mark)
     }
 }
 
@@ -276,18 +286,6 @@ impl Touched {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_ticket_waits_for_every_shard_it_touched() {
-        let marks = Watermarks::new(3, 2);
-        let ticket = ShardTicket { producer: 1, mark: 5, shards: vec![0, 2] };
-        assert!(!ticket.covered_by(&marks.read(), 2));
-        marks.set(0, 1, 5);
-        marks.set(1, 0, 9); // another producer, and a shard the commit did not touch
-        assert!(!ticket.covered_by(&marks.read(), 2));
-        marks.set(2, 1, 7);
-        assert!(ticket.covered_by(&marks.read(), 2));
-    }
 
     #[test]
     fn touched_lists_each_shard_once() {
