@@ -4,9 +4,10 @@
 use crossbeam::queue::ArrayQueue;
 
 use crate::clock::Clock;
+use crate::directory::Directory;
 use crate::merge::Merge;
 use crate::queue::Part;
-use crate::snapshot::{Directory, Layout, ShardView, Snapshot, Views};
+use crate::snapshot::{Layout, ShardView, Snapshot, Views};
 use crate::spine::{Row, Spine};
 use crate::sync::Arc;
 use crate::tier::Geometry;
@@ -68,7 +69,7 @@ pub struct Shard<M: Merge> {
     merge: Arc<M>,
     spine: Spine<M>,
     views: Views<M>,
-    directory: Directory,
+    directory: Arc<Directory>,
     rows: Vec<Row<M::Record>>,
     frontier: u64,
 }
@@ -87,7 +88,7 @@ impl<M: Merge> Shard<M> {
     /// `max_level` and a retention window of `window` top-level blocks (`None`: keep all).
     pub fn new(merge: M, paths: u32, divisor: u64, max_level: u32, window: Option<usize>) -> Option<Self> {
         let geometry = Geometry::new(divisor, max_level)?;
-        let mut directory = Directory::default();
+        let directory = Arc::new(Directory::default());
         for path in 0..paths {
             directory.intern(Arc::from(Self::name(path)));
         }

@@ -54,6 +54,8 @@ mod batch;
 mod clock;
 /// The builder.
 mod config;
+/// A shard's path names and ids, shared by its worker and readers.
+mod directory;
 /// The error type.
 mod error;
 

@@ -1,11 +1,11 @@
 //! Consistent cross-path views, published through arc-swap and read without a lock.
 //!
 //! Each shard worker publishes an immutable [`ShardView`]: its frontier, the `Arc`s of its
-//! batches (see `crate::spine`) and its path directory. The global [`View`] holds one `Arc` per
+//! batches (see `crate::spine`) and its path directory (`crate::directory`, shared by every view). The global [`View`] holds one `Arc` per
 //! shard and is cut at the minimum of their frontiers, so a commit whose parts went to several
 //! shards is seen whole or not at all. [`Pipeline::snapshot`](crate::Pipeline::snapshot) is one
-//! load of the global view. Publishing a shard view costs O(batches) `Arc` clones and one clone
-//! of the directory (a persistent map: O(1)), never anything per path.
+//! load of the global view. Publishing a shard view costs O(batches) `Arc` clones, never anything
+//! per path.
 //!
 //! # Cutting across shards
 //!
@@ -36,44 +36,12 @@
 use std::fmt;
 
 use crate::batch::Batch;
+use crate::directory::Directory;
 use crate::merge::{Column, Merge, Part};
 use crate::queue::shard_of;
 use crate::spine::window_start;
 use crate::sync::{Arc, ArcCell};
 use crate::tier::{Geometry, SegmentInfo};
-
-/// A shard's path names: name to dense id for readers, id to name for listing. Persistent maps,
-/// so a publish clones them in O(1) and a new path costs O(log paths).
-#[derive(Clone, Default)]
-pub(crate) struct Directory {
-    ids: imbl::HashMap<Arc<str>, u32>,
-    names: imbl::Vector<Arc<str>>,
-}
-
-impl Directory {
-    pub(crate) fn id(&self, name: &str) -> Option<u32> {
-        self.ids.get(name).copied()
-    }
-
-    pub(crate) fn name(&self, id: u32) -> &Arc<str> {
-        &self.names[id as usize]
-    }
-
-    /// The id of `name`, interning it if new.
-    pub(crate) fn intern(&mut self, name: Arc<str>) -> u32 {
-        if let Some(&id) = self.ids.get(&*name) {
-            return id;
-        }
-        let id = self.names.len() as u32;
-        self.names.push_back(name.clone());
-        self.ids.insert(name, id);
-        id
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.names.len()
-    }
-}
 
 /// The geometry and retention window every view is read with.
 #[derive(Debug)]
@@ -98,7 +66,7 @@ pub(crate) struct ShardView<M: Merge> {
     pub(crate) dropped_end: u64,
     /// Ascending; the tail of single commits last.
     pub(crate) batches: Vec<Arc<Batch<M>>>,
-    pub(crate) directory: Directory,
+    pub(crate) directory: Arc<Directory>,
 }
 
 /// A global view: one shard view per shard, cut at `frontier`.
@@ -125,7 +93,7 @@ impl<M: Merge> Views<M> {
                     merged_end: 0,
                     dropped_end: 0,
                     batches: Vec::new(),
-                    directory: Directory::default(),
+                    directory: Arc::default(),
                 })
             })
             .collect();

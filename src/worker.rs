@@ -25,10 +25,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam::utils::{Backoff, CachePadded};
 
+use crate::directory::Directory;
 use crate::merge::{Column, Merge};
 use crate::pipeline::Shared;
 use crate::queue::Part;
-use crate::snapshot::{Directory, Published, ShardView};
+use crate::snapshot::{Published, ShardView};
 use crate::spine::{Row, Spine};
 use crate::stats::Turn;
 use crate::sync::{fence, Arc, AtomicBool, Ordering};
@@ -114,10 +115,8 @@ struct Retry<O> {
 pub(crate) struct Worker<M: Merge> {
     shared: Arc<Shared<M>>,
     shard: usize,
-    /// Path names and dense ids, as published.
-    directory: Directory,
-    /// The directory gained paths since the last publish.
-    new_paths: bool,
+    /// Path names and dense ids, shared with every view.
+    directory: Arc<Directory>,
     /// Per producer slot: that producer's path id on this shard to the dense id.
     ids: Vec<Vec<u32>>,
     /// Per producer slot: drained parts of commits above the frontier, in commit order.
@@ -143,8 +142,7 @@ impl<M: Merge> Worker<M> {
         Self {
             shared,
             shard,
-            directory: Directory::default(),
-            new_paths: false,
+            directory: Arc::default(),
             ids: vec![Vec::new(); slots],
             pending: (0..slots).map(|_| VecDeque::new()).collect(),
             sealed: Vec::new(),
@@ -266,9 +264,7 @@ impl<M: Merge> Worker<M> {
         let local = part.path as usize;
         let id = match part.name {
             Some(name) => {
-                let before = self.directory.len();
                 let id = self.directory.intern(name);
-                self.new_paths |= self.directory.len() > before;
                 if ids.len() <= local {
                     ids.resize(local + 1, u32::MAX);
                 }
@@ -306,7 +302,7 @@ impl<M: Merge> Worker<M> {
     fn publish(&mut self) -> bool {
         let shared = self.shared.clone();
         let frontier = self.spine.frontier();
-        if !self.dirty && !self.new_paths && frontier == self.published_frontier {
+        if !self.dirty && frontier == self.published_frontier {
             if self.included {
                 return false;
             }
@@ -322,7 +318,7 @@ impl<M: Merge> Worker<M> {
             batches: self.spine.view(),
             directory: self.directory.clone(),
         };
-        (self.dirty, self.new_paths, self.published_frontier) = (false, false, frontier);
+        (self.dirty, self.published_frontier) = (false, frontier);
         let published = shared.views.publish(self.shard, view);
         self.published(published);
         true
