@@ -30,9 +30,14 @@ const FIRST: usize = 64;
 /// Chunks of the id-to-name list: room for `FIRST * (2^CHUNKS - 1)` paths, past `u32::MAX`.
 const CHUNKS: usize = 27;
 
+/// A table slot: a name and its id, set once.
+type Slot = OnceLock<(Arc<str>, u32)>;
+/// A chunk of the id-to-name list, allocated once.
+type Chunk = OnceLock<Box<[OnceLock<Arc<str>>]>>;
+
 /// Name to id, open addressing with linear probing.
 struct Table {
-    slots: Box<[OnceLock<(Arc<str>, u32)>]>,
+    slots: Box<[Slot]>,
 }
 
 impl Table {
@@ -41,7 +46,7 @@ impl Table {
     }
 
     /// The slot holding `name`, or the empty slot where it would go.
-    fn probe(&self, hash: u64, name: &str) -> &OnceLock<(Arc<str>, u32)> {
+    fn probe(&self, hash: u64, name: &str) -> &Slot {
         let mask = self.slots.len() - 1;
         let mut at = hash as usize & mask;
         loop {
@@ -57,7 +62,7 @@ impl Table {
 /// One shard's path names and their dense ids.
 pub(crate) struct Directory {
     table: ArcCell<Table>,
-    names: Box<[OnceLock<Box<[OnceLock<Arc<str>>]>>]>,
+    names: Box<[Chunk]>,
     /// Paths interned; the worker's alone (readers never need it).
     len: AtomicUsize,
     hasher: foldhash::fast::RandomState,
