@@ -80,6 +80,26 @@ mod tier;
 /// Shard workers: drain, reveal, compact, publish.
 mod worker;
 
+/// The HdrHistogram crate the [`Stats`] histograms are made with, re-exported so a caller names
+/// `lockstep::hdrhistogram::Histogram` without depending on a matching version of it.
+///
+/// ```
+/// use lockstep::hdrhistogram::Histogram;
+/// use lockstep::{merge::Sum, Pipeline};
+///
+/// fn p99(histogram: &Histogram<u64>) -> u64 {
+///     histogram.value_at_quantile(0.99)
+/// }
+///
+/// let pipeline = Pipeline::builder(Sum).build()?;
+/// let mut producer = pipeline.producer()?;
+/// producer.commit([("/a", 1)])?;
+/// let stats = pipeline.stats();
+/// assert!(p99(&stats.commit_latency) <= stats.commit_latency.max());
+/// # Ok::<(), lockstep::Error>(())
+/// ```
+pub use hdrhistogram;
+
 pub use config::Builder;
 pub use error::Error;
 pub use merge::Merge;

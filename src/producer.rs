@@ -141,7 +141,7 @@ impl<M: Merge> Producer<M> {
         wait: Wait,
     ) -> Result<u64, Error> {
         self.calls += 1;
-        let started = (self.calls % SAMPLE_EVERY == 0).then(Instant::now);
+        let started = self.calls.is_multiple_of(SAMPLE_EVERY).then(Instant::now);
         let result = self.stage(parts).and_then(|()| {
             if wait == Wait::Refuse {
                 self.check_room()?;
@@ -151,7 +151,7 @@ impl<M: Merge> Producer<M> {
         self.staged.clear();
         if let Some(started) = started {
             self.latency.saturating_record(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
-            if self.calls % (SAMPLE_EVERY * FOLD_EVERY) == 0 {
+            if self.calls.is_multiple_of(SAMPLE_EVERY * FOLD_EVERY) {
                 self.shared.stats.fold_commit_latency(&mut self.latency);
             }
         }

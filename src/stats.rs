@@ -114,7 +114,7 @@ impl Recorder {
 
     /// Remembers when `commit` was taken, if it is one of the sampled commits.
     pub(crate) fn stamp(&self, commit: u64) {
-        if commit % SAMPLE_EVERY == 0 {
+        if commit.is_multiple_of(SAMPLE_EVERY) {
             let (stamped, nanos) = &self.stamps[(commit / SAMPLE_EVERY) as usize % STAMPS];
             // Relaxed: a statistic; a torn pair is caught by the commit check in `visible`.
             nanos.store(self.nanos(), Ordering::Relaxed);

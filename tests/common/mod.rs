@@ -52,7 +52,7 @@ pub fn decomposition(divisor: u64, max_level: u32, frontier: u64) -> Vec<Segment
         let mut chosen = 0u32;
         for level in (0..=max_level).rev() {
             let span = pow(divisor, level);
-            let aligned = (start - 1) % span == 0;
+            let aligned = (start - 1).is_multiple_of(span);
             let fits = start - 1 + span <= frontier;
             if aligned && fits {
                 chosen = level;
