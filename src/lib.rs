@@ -101,7 +101,7 @@ mod worker;
 pub use hdrhistogram;
 
 pub use config::Builder;
-pub use error::Error;
+pub use error::{Error, TryCommitError};
 pub use merge::Merge;
 pub use pipeline::Pipeline;
 pub use producer::Producer;
