@@ -230,7 +230,7 @@ impl<M: Merge> Pipeline<M> {
             return Ok(());
         }
         let shared = &self.shared;
-        shared.clock.close();
+        let last = shared.clock.close();
         // Commits already under way finish: the workers keep draining their queues.
         let backoff = Backoff::new();
         while !shared.clock.all_idle() {
@@ -241,7 +241,7 @@ impl<M: Merge> Pipeline<M> {
             }
         }
         // Relaxed: published by the Release store of `finishing` just below.
-        shared.last.store(shared.clock.issued(), Ordering::Relaxed);
+        shared.last.store(last, Ordering::Relaxed);
         // Release: workers that see `finishing` (Acquire) see the final `last` stored above.
         shared.finishing.store(true, Ordering::Release);
         shared.bells.ring_all();
