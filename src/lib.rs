@@ -55,6 +55,10 @@ mod compact;
 mod config;
 /// The error type.
 mod error;
+/// Writing `Stats` out: Prometheus text exposition and `.hgrm` percentile distributions.
+mod export;
+/// A histogram recorded with relaxed atomic adds, read as an hdrhistogram `Histogram`.
+mod histogram;
 
 #[doc(hidden)]
 #[cfg(not(loom))]
