@@ -60,6 +60,8 @@ mod export;
 /// A histogram recorded with relaxed atomic adds, read as an hdrhistogram `Histogram`.
 mod histogram;
 
+/// The wake-up bells: producers wake parked workers without a lost wake-up.
+mod bell;
 #[doc(hidden)]
 #[cfg(not(loom))]
 pub mod bench;

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam::utils::Backoff;
 
+use crate::bell::Bells;
 use crate::clock::Clock;
 use crate::config::{Builder, Config};
 use crate::error::Error;
@@ -16,7 +17,7 @@ use crate::sink::SharedSink;
 use crate::snapshot::{Snapshot, Views};
 use crate::stats::{Recorder, Stats};
 use crate::sync::{Arc, AtomicBool, AtomicU64, Ordering};
-use crate::worker::{Bells, Worker};
+use crate::worker::Worker;
 
 /// How long `wait_sealed` sleeps between looks, once spinning has not been enough.
 const WAIT_POLL: Duration = Duration::from_micros(100);
