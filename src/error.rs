@@ -4,8 +4,9 @@ use std::fmt;
 
 /// Why lockstep refused an operation.
 ///
-/// A refused commit, for any reason, takes no commit number and enqueues nothing: commit
-/// numbers stay gapless and nothing of the refused commit ever becomes visible.
+/// A refused commit takes no commit number and enqueues nothing, so commit numbers stay gapless
+/// and nothing of the refused commit ever becomes visible. The one exception is
+/// [`Error::WorkerPanicked`] (see there).
 ///
 /// ```
 /// use lockstep::{merge::Sum, Error, Pipeline};
@@ -67,6 +68,14 @@ pub enum Error {
     },
     /// A worker thread panicked (a panic in user `Merge` or `Sink` code); the pipeline can
     /// no longer make commits visible.
+    ///
+    /// Once a failure has been seen (any call returned this), every later `commit`,
+    /// `try_commit` and [`Pipeline::producer`](crate::Pipeline::producer) refuses with it before
+    /// taking a commit number, and `wait_sealed` and `shutdown` return it for any commit not
+    /// already visible. A commit that races the failure itself may still be acknowledged, or
+    /// refused with this after taking its number while it waited for room in the failed
+    /// worker's queue; it never becomes visible, like every commit not yet visible when the
+    /// worker failed, and `wait_sealed` and `shutdown` report this error for it.
     WorkerPanicked,
 }
 
@@ -101,3 +110,55 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// A refused [`Producer::try_commit`](crate::Producer::try_commit): why, and the parts it was
+/// given, handed back untouched (as rtrb's `PushError::Full(value)` hands back its value).
+///
+/// Match on [`error`](TryCommitError::error) to decide (retry on [`Error::Full`], give up on the
+/// others); take [`parts`](TryCommitError::parts) to retry without rebuilding the records. It
+/// converts into its [`Error`], so `?` works in a function returning `Result<_, Error>`.
+///
+/// ```
+/// use lockstep::{merge::Sum, Error, Pipeline, TryCommitError};
+///
+/// let pipeline = Pipeline::builder(Sum).build()?;
+/// let mut producer = pipeline.producer()?;
+/// let Err(refused) = producer.try_commit([("/ok", 1), ("", 2)]) else { unreachable!("an empty path") };
+/// let refused: TryCommitError<&str, i64> = refused;
+/// assert_eq!(refused.error, Error::EmptyPath);
+/// assert_eq!(refused.parts, [("/ok", 1), ("", 2)]);
+/// assert_eq!(pipeline.stats().commits, 0, "a refusal takes no commit number");
+/// # Ok::<(), Error>(())
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TryCommitError<P, R> {
+    /// Why the commit was refused.
+    pub error: Error,
+    /// Every part of the refused commit, in the order given.
+    pub parts: Vec<(P, R)>,
+}
+
+impl<P, R> fmt::Debug for TryCommitError<P, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The parts' count, not the parts: they need not be `Debug`, and may be large.
+        f.debug_struct("TryCommitError")
+            .field("error", &self.error)
+            .field("parts", &self.parts.len())
+            .finish()
+    }
+}
+
+impl<P, R> fmt::Display for TryCommitError<P, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({} parts handed back)", self.error, self.parts.len())
+    }
+}
+
+impl<P, R> std::error::Error for TryCommitError<P, R> {}
+
+impl<P, R> From<TryCommitError<P, R>> for Error {
+    fn from(refused: TryCommitError<P, R>) -> Self {
+        refused.error
+    }
+}

@@ -58,7 +58,13 @@ mod config;
 mod directory;
 /// The error type.
 mod error;
+/// Writing `Stats` out: Prometheus text exposition and `.hgrm` percentile distributions.
+mod export;
+/// A histogram recorded with relaxed atomic adds, read as an hdrhistogram `Histogram`.
+mod histogram;
 
+/// The wake-up bells: producers wake parked workers without a lost wake-up.
+mod bell;
 #[doc(hidden)]
 #[cfg(not(loom))]
 pub mod bench;
@@ -83,8 +89,28 @@ mod tier;
 /// Shard workers: drain, form, merge, publish.
 mod worker;
 
+/// The HdrHistogram crate the [`Stats`] histograms are made with, re-exported so a caller names
+/// `lockstep::hdrhistogram::Histogram` without depending on a matching version of it.
+///
+/// ```
+/// use lockstep::hdrhistogram::Histogram;
+/// use lockstep::{merge::Sum, Pipeline};
+///
+/// fn p99(histogram: &Histogram<u64>) -> u64 {
+///     histogram.value_at_quantile(0.99)
+/// }
+///
+/// let pipeline = Pipeline::builder(Sum).build()?;
+/// let mut producer = pipeline.producer()?;
+/// producer.commit([("/a", 1)])?;
+/// let stats = pipeline.stats();
+/// assert!(p99(&stats.commit_latency) <= stats.commit_latency.max());
+/// # Ok::<(), lockstep::Error>(())
+/// ```
+pub use hdrhistogram;
+
 pub use config::Builder;
-pub use error::Error;
+pub use error::{Error, TryCommitError};
 pub use merge::Merge;
 pub use pipeline::Pipeline;
 pub use producer::Producer;

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam::utils::Backoff;
 
+use crate::bell::Bells;
 use crate::clock::Clock;
 use crate::config::{Builder, Config};
 use crate::error::Error;
@@ -16,7 +17,10 @@ use crate::sink::SharedSink;
 use crate::snapshot::{Layout, Snapshot, Views};
 use crate::stats::{Recorder, Stats};
 use crate::sync::{Arc, AtomicBool, AtomicU64, Ordering};
-use crate::worker::{Bells, Worker};
+use crate::worker::Worker;
+
+/// How long `wait_sealed` sleeps between looks, once spinning has not been enough.
+const WAIT_POLL: Duration = Duration::from_micros(100);
 
 /// Everything the producers, workers and handles share.
 pub(crate) struct Shared<M: Merge> {
@@ -147,10 +151,44 @@ impl<M: Merge> Pipeline<M> {
         Snapshot::new(self.shared.views.global(), self.shared.merge.clone())
     }
 
-    /// Waits until the published frontier reaches `commit` and returns that snapshot, or
-    /// [`Error::Timeout`] after `timeout`.
+    /// Waits until the published frontier reaches `commit` and returns that snapshot.
+    ///
+    /// What a waiter sees:
+    /// - the snapshot, as soon as one covers `commit` (at once if one already does, whatever
+    ///   the timeout, and even after a worker failed: a snapshot is sound once published);
+    /// - [`Error::WorkerPanicked`] once a worker has failed, since nothing becomes visible
+    ///   after that;
+    /// - [`Error::Timeout`] after `timeout`. A timeout too long for the clock to add —
+    ///   [`Duration::MAX`] is the way to say it — waits without a deadline, also for a commit
+    ///   no producer has issued yet.
+    ///
+    /// Shutdown cannot end a wait: [`shutdown`](Pipeline::shutdown) and dropping take the
+    /// pipeline by value, so they cannot run while a waiter borrows it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use lockstep::{merge::Sum, Pipeline};
+    ///
+    /// let pipeline = Pipeline::builder(Sum).build()?;
+    /// let mut producer = pipeline.producer()?;
+    /// let commit = producer.commit([("/a", 2)])?;
+    /// assert_eq!(pipeline.wait_sealed(commit, Duration::MAX)?.read("/a"), Some(2));
+    /// # Ok::<(), lockstep::Error>(())
+    /// ```
+    ///
+    /// ```compile_fail
+    /// # use std::time::Duration;
+    /// # use lockstep::{merge::Sum, Pipeline};
+    /// let pipeline = Pipeline::builder(Sum).build()?;
+    /// std::thread::scope(|scope| {
+    ///     scope.spawn(|| pipeline.wait_sealed(1, Duration::MAX));
+    ///     pipeline.shutdown() // cannot move the pipeline while the waiter borrows it
+    /// });
+    /// # Ok::<(), lockstep::Error>(())
+    /// ```
     pub fn wait_sealed(&self, commit: u64, timeout: Duration) -> Result<Snapshot<M>, Error> {
-        let deadline = Instant::now() + timeout;
+        // None: past what `Instant` can represent, which no wait reaches: no deadline.
+        let deadline = Instant::now().checked_add(timeout);
         let backoff = Backoff::new();
         loop {
             let view = self.shared.views.global();
@@ -161,11 +199,12 @@ impl<M: Merge> Pipeline<M> {
                 return Err(Error::WorkerPanicked);
             }
             let now = Instant::now();
-            if now >= deadline {
+            if deadline.is_some_and(|deadline| now >= deadline) {
                 return Err(Error::Timeout { commit, frontier: view.frontier });
             }
             if backoff.is_completed() {
-                std::thread::sleep((deadline - now).min(Duration::from_micros(100)));
+                let left = deadline.map_or(WAIT_POLL, |deadline| deadline.saturating_duration_since(now));
+                std::thread::sleep(left.min(WAIT_POLL));
             } else {
                 backoff.snooze();
             }
@@ -195,7 +234,7 @@ impl<M: Merge> Pipeline<M> {
             return Ok(());
         }
         let shared = &self.shared;
-        shared.clock.close();
+        let last = shared.clock.close();
         // Commits already under way finish: the workers keep draining their queues.
         let backoff = Backoff::new();
         while !shared.clock.all_idle() {
@@ -206,7 +245,7 @@ impl<M: Merge> Pipeline<M> {
             }
         }
         // Relaxed: published by the Release store of `finishing` just below.
-        shared.last.store(shared.clock.issued(), Ordering::Relaxed);
+        shared.last.store(last, Ordering::Relaxed);
         // Release: workers that see `finishing` (Acquire) see the final `last` stored above.
         shared.finishing.store(true, Ordering::Release);
         shared.bells.ring_all();

@@ -10,7 +10,7 @@ use crossbeam::queue::ArrayQueue;
 use crossbeam::utils::Backoff;
 use hdrhistogram::Histogram;
 
-use crate::error::Error;
+use crate::error::{Error, TryCommitError};
 use crate::merge::Merge;
 use crate::pipeline::Shared;
 use crate::queue::{shard_of, Part};
@@ -45,6 +45,8 @@ pub struct Producer<M: Merge> {
     staged: Vec<(u32, M::Record)>,
     /// Parts per shard, for `try_commit`'s room check.
     need: Vec<usize>,
+    /// `try_commit`'s routes of the parts it holds, kept for the allocation.
+    routes_of_try: Vec<u32>,
     calls: u64,
     latency: Histogram<u64>,
     _not_sync: PhantomData<Cell<()>>,
@@ -75,6 +77,9 @@ impl<M: Merge> Producer<M> {
         if shared.clock.is_closed() {
             return Err(Error::Shutdown);
         }
+        if shared.has_failed() {
+            return Err(Error::WorkerPanicked);
+        }
         let max = shared.config.max_producers;
         let slot = shared.clock.claim().ok_or(Error::TooManyProducers { max })?;
         let shards = shared.config.shards;
@@ -86,6 +91,7 @@ impl<M: Merge> Producer<M> {
             next_id: vec![0; shards],
             staged: Vec::new(),
             need: vec![0; shards],
+            routes_of_try: Vec::new(),
             calls: 0,
             latency: Recorder::local_histogram(),
             _not_sync: PhantomData,
@@ -96,7 +102,8 @@ impl<M: Merge> Producer<M> {
     ///
     /// A path may appear more than once; its records keep their order. While this call waits
     /// for room it holds the frontier back: no later commit becomes visible until this one is
-    /// enqueued. On error nothing is enqueued and no commit number is taken.
+    /// enqueued. On error nothing is enqueued and no commit number is taken, with one exception
+    /// ([`Error::WorkerPanicked`] from a wait for room in a failed worker's queue).
     ///
     /// ```
     /// use lockstep::{merge::Concat, Pipeline};
@@ -112,82 +119,148 @@ impl<M: Merge> Producer<M> {
         &mut self,
         parts: impl IntoIterator<Item = (P, M::Record)>,
     ) -> Result<u64, Error> {
-        self.send(parts, Wait::Block)
+        let started = self.start_call();
+        let result = self.stage(parts).and_then(|()| self.take_number()).and_then(|commit| {
+            // Moved out and back (three words), so `enqueue` can borrow the producer whole.
+            let mut staged = std::mem::take(&mut self.staged);
+            let result = self.enqueue(commit, staged.drain(..), Wait::Block);
+            self.staged = staged;
+            result
+        });
+        self.staged.clear();
+        self.end_call(started);
+        result
     }
 
-    /// Like [`commit`](Producer::commit), but refuses with [`Error::Full`] instead of waiting
-    /// when a queue lacks room for the commit's parts; then nothing is enqueued.
+    /// Like [`commit`](Producer::commit), but refuses instead of waiting when a queue lacks room
+    /// for the commit's parts, and hands back every part it refused.
+    ///
+    /// On any refusal — [`Error::Full`], or any other [`Error`] a commit can get — nothing is
+    /// enqueued, no commit number is taken, and the [`TryCommitError`] holds the error and the
+    /// parts exactly as given (same order, same values), so the caller can retry them without
+    /// rebuilding the records. Keeping them costs `try_commit` one vector of the parts per call
+    /// (none when the parts come as a `Vec`: it is reused); `commit` pays nothing for it.
     ///
     /// ```
-    /// use lockstep::{merge::Sum, Error, Pipeline};
+    /// use lockstep::{merge::Concat, Error, Pipeline};
     ///
-    /// let pipeline = Pipeline::builder(Sum).shards(1).queue_capacity(2).build()?;
+    /// let pipeline = Pipeline::builder(Concat::<String>::default()).shards(1).queue_capacity(2).build()?;
     /// let mut producer = pipeline.producer()?;
-    /// assert_eq!(producer.try_commit([("/a", 1), ("/a", 2), ("/a", 3)]),
-    ///            Err(Error::CommitTooLarge { parts: 3, capacity: 2 }));
-    /// assert_eq!(producer.try_commit([("/a", 1)])?, 1);
-    /// # Ok::<(), Error>(())
+    ///
+    /// // A full queue: retry the very same parts until they fit.
+    /// let mut parts = vec![("/log", String::from("started")), ("/log", String::from("ready"))];
+    /// let commit = loop {
+    ///     match producer.try_commit(parts) {
+    ///         Ok(commit) => break commit,
+    ///         Err(refused) if refused.error == Error::Full => {
+    ///             parts = refused.parts; // the records come back; nothing was enqueued
+    ///             std::thread::yield_now();
+    ///         }
+    ///         Err(refused) => return Err(refused.into()),
+    ///     }
+    /// };
+    ///
+    /// // Never fits a queue of 2: the three records come back with the error.
+    /// let three = ["a", "b", "c"].map(|r| ("/log", String::from(r)));
+    /// let Err(refused) = producer.try_commit(three) else { unreachable!("3 parts never fit 2") };
+    /// assert_eq!(refused.error, Error::CommitTooLarge { parts: 3, capacity: 2 });
+    /// assert_eq!(refused.parts[2], ("/log", String::from("c")));
+    ///
+    /// // `?` turns a refusal into its `Error`. (Once commit 1 is visible, the queue is empty.)
+    /// pipeline.wait_sealed(commit, std::time::Duration::MAX)?;
+    /// producer.try_commit([("/log", String::from("done"))])?;
+    /// let last = pipeline.shutdown()?;
+    /// assert_eq!(last.read("/log").map(|records| records[0].0), Some(commit));
+    /// # Ok::<(), lockstep::Error>(())
     /// ```
     pub fn try_commit<P: AsRef<str>>(
         &mut self,
         parts: impl IntoIterator<Item = (P, M::Record)>,
-    ) -> Result<u64, Error> {
-        self.send(parts, Wait::Refuse)
+    ) -> Result<u64, TryCommitError<P, M::Record>> {
+        let started = self.start_call();
+        let mut parts: Vec<(P, M::Record)> = parts.into_iter().collect();
+        let mut routes = std::mem::take(&mut self.routes_of_try);
+        routes.clear();
+        let checked = self.check_try(&parts, &mut routes);
+        let result = match checked {
+            Ok(commit) => {
+                let records = parts.drain(..).map(|(_, record)| record);
+                let enqueued = self.enqueue(commit, routes.drain(..).zip(records), Wait::Refuse);
+                // An error here is unreachable (the room was checked, and only this producer
+                // pushes to its queues); the parts are gone by then.
+                enqueued.map_err(|error| TryCommitError { error, parts })
+            }
+            Err(error) => Err(TryCommitError { error, parts }),
+        };
+        self.routes_of_try = routes;
+        self.end_call(started);
+        result
     }
 
-    fn send<P: AsRef<str>>(
+    /// Everything `try_commit` checks before it takes a number; then takes it.
+    fn check_try<P: AsRef<str>>(
         &mut self,
-        parts: impl IntoIterator<Item = (P, M::Record)>,
-        wait: Wait,
+        parts: &[(P, M::Record)],
+        routes: &mut Vec<u32>,
     ) -> Result<u64, Error> {
+        for (path, record) in parts {
+            routes.push(self.resolve(path.as_ref(), record)?);
+        }
+        if routes.is_empty() {
+            return Err(Error::EmptyCommit);
+        }
+        self.check_room(routes)?;
+        self.take_number()
+    }
+
+    /// Counts a call; the start time of the calls that are timed.
+    fn start_call(&mut self) -> Option<Instant> {
         self.calls += 1;
-        let started = (self.calls % SAMPLE_EVERY == 0).then(Instant::now);
-        let result = self.stage(parts).and_then(|()| {
-            if wait == Wait::Refuse {
-                self.check_room()?;
-            }
-            self.enqueue(wait)
-        });
-        self.staged.clear();
+        self.calls.is_multiple_of(SAMPLE_EVERY).then(Instant::now)
+    }
+
+    fn end_call(&mut self, started: Option<Instant>) {
         if let Some(started) = started {
             self.latency.saturating_record(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
-            if self.calls % (SAMPLE_EVERY * FOLD_EVERY) == 0 {
+            if self.calls.is_multiple_of(SAMPLE_EVERY * FOLD_EVERY) {
                 self.shared.stats.fold_commit_latency(&mut self.latency);
             }
         }
-        result
     }
 
     /// Validates every part and resolves its route; touches nothing shared.
     fn stage<P: AsRef<str>>(&mut self, parts: impl IntoIterator<Item = (P, M::Record)>) -> Result<(), Error> {
         self.staged.clear();
-        let (max_path_len, max_record_bytes) =
-            (self.shared.config.max_path_len, self.shared.config.max_record_bytes);
         for (path, record) in parts {
-            let path = path.as_ref();
-            if path.is_empty() {
-                return Err(Error::EmptyPath);
-            }
-            if path.len() > max_path_len {
-                return Err(Error::PathTooLong { len: path.len(), max: max_path_len });
-            }
-            if let Some(max) = max_record_bytes {
-                if let Some(bytes) = self.shared.merge.record_bytes(&record) {
-                    if bytes > max {
-                        return Err(Error::RecordTooLarge { bytes, max });
-                    }
-                }
-            }
-            let route = match self.ids.get(path) {
-                Some(&route) => route,
-                None => self.route(path),
-            };
+            let route = self.resolve(path.as_ref(), &record)?;
             self.staged.push((route, record));
         }
         if self.staged.is_empty() {
             return Err(Error::EmptyCommit);
         }
         Ok(())
+    }
+
+    /// Validates one part and resolves its path's route.
+    fn resolve(&mut self, path: &str, record: &M::Record) -> Result<u32, Error> {
+        let config = &self.shared.config;
+        if path.is_empty() {
+            return Err(Error::EmptyPath);
+        }
+        if path.len() > config.max_path_len {
+            return Err(Error::PathTooLong { len: path.len(), max: config.max_path_len });
+        }
+        if let Some(max) = config.max_record_bytes {
+            if let Some(bytes) = self.shared.merge.record_bytes(record) {
+                if bytes > max {
+                    return Err(Error::RecordTooLarge { bytes, max });
+                }
+            }
+        }
+        Ok(match self.ids.get(path) {
+            Some(&route) => route,
+            None => self.route(path),
+        })
     }
 
     #[cold]
@@ -202,11 +275,11 @@ impl<M: Merge> Producer<M> {
     }
 
     /// Refuses unless every part fits now. Exact: this producer is its queues' only writer.
-    fn check_room(&mut self) -> Result<(), Error> {
+    fn check_room(&mut self, routes: &[u32]) -> Result<(), Error> {
         let queues = self.shared.lanes.of(self.slot);
         let capacity = self.shared.lanes.capacity();
         self.need.iter_mut().for_each(|n| *n = 0);
-        for (route, _) in &self.staged {
+        for route in routes {
             self.need[self.routes[*route as usize].shard as usize] += 1;
         }
         for (shard, &parts) in self.need.iter().enumerate() {
@@ -214,20 +287,47 @@ impl<M: Merge> Producer<M> {
                 return Err(Error::CommitTooLarge { parts, capacity });
             }
             if parts > capacity - queues[shard].len() {
-                return Err(Error::Full);
+                return Err(full_or_failed(&self.shared));
             }
         }
         Ok(())
     }
 
-    /// Takes the commit number and enqueues every staged part.
-    fn enqueue(&mut self, wait: Wait) -> Result<u64, Error> {
+    /// Takes the next commit number, unless the pipeline refuses.
+    fn take_number(&self) -> Result<u64, Error> {
         let shared = &*self.shared;
+        // Refuse before taking a number once any worker has failed, whatever the queues hold:
+        // nothing can become visible any more (the global view is cut at the lowest shard
+        // frontier, and the failed shard's no longer moves).
+        //
+        // The race: a worker that fails after this load is not seen here, and the commit is
+        // taken and acknowledged (or, waiting for room in the failed worker's queue, refused
+        // with `WorkerPanicked` after all, its number taken). Such a commit never becomes
+        // visible, exactly like the commits acknowledged before the failure that were not yet
+        // published. What holds: (1) a failure that happened before this call (its Release store
+        // of `failed` is visible to this Acquire load, as it is once any call on any thread has
+        // returned `WorkerPanicked` and told this one) refuses with no number taken; (2) no
+        // acknowledged commit is lost silently: `wait_sealed` for it returns `WorkerPanicked`
+        // instead of a snapshot, and so does `shutdown`.
+        if shared.has_failed() {
+            return Err(Error::WorkerPanicked);
+        }
         let commit = shared.clock.begin(self.slot).map_err(|_| Error::Shutdown)?;
         shared.stats.stamp(commit);
+        Ok(commit)
+    }
+
+    /// Enqueues every part of `commit`, whose number `take_number` took, then retires it.
+    fn enqueue(
+        &mut self,
+        commit: u64,
+        parts: impl Iterator<Item = (u32, M::Record)>,
+        wait: Wait,
+    ) -> Result<u64, Error> {
+        let shared = &*self.shared;
         let queues = shared.lanes.of(self.slot);
         let mut failed = false;
-        for (route, record) in self.staged.drain(..) {
+        for (route, record) in parts {
             let route = &mut self.routes[route as usize];
             let part = Part { commit, path: route.id, name: route.unsent.take(), record };
             let queue = &queues[route.shard as usize];
@@ -245,6 +345,16 @@ impl<M: Merge> Producer<M> {
             return Err(Error::WorkerPanicked);
         }
         Ok(commit)
+    }
+}
+
+/// A queue is full: `Full`, unless its worker is gone and it will never drain.
+#[cold]
+fn full_or_failed<M: Merge>(shared: &Shared<M>) -> Error {
+    if shared.has_failed() {
+        Error::WorkerPanicked
+    } else {
+        Error::Full
     }
 }
 

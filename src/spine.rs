@@ -331,7 +331,7 @@ impl<M: Merge> Spine<M> {
         let mut at = from;
         while at < to {
             let mut level = self.form_cap;
-            while level > 1 && (at % geometry.span(level) != 0 || to - at < geometry.span(level)) {
+            while level > 1 && (!at.is_multiple_of(geometry.span(level)) || to - at < geometry.span(level)) {
                 level -= 1;
             }
             let blocks = if level == top { ((to - at) / top_span).min(most) } else { 1 };
@@ -547,7 +547,9 @@ mod model {
         while start <= frontier {
             let level = (0..=geometry.max_level())
                 .rev()
-                .find(|&l| (start - 1) % geometry.span(l) == 0 && start - 1 + geometry.span(l) <= frontier)
+                .find(|&l| {
+                    (start - 1).is_multiple_of(geometry.span(l)) && start - 1 + geometry.span(l) <= frontier
+                })
                 .unwrap_or(0);
             let span = geometry.span(level);
             out.push(SegmentInfo { level, start, end: start + span - 1 });
@@ -565,7 +567,9 @@ mod model {
             prop_assert!(batch.ids().windows(2).all(|w| w[0] < w[1]), "ids not ascending in {batch:?}");
             for s in 0..batch.segments() {
                 let info = batch.info(&spine.geometry, s);
-                prop_assert!(info.end % spine.geometry.span(info.level) == 0 && info.end <= spine.frontier());
+                prop_assert!(
+                    info.end.is_multiple_of(spine.geometry.span(info.level)) && info.end <= spine.frontier()
+                );
                 prop_assert!(
                     info.level == 0 || info.end <= spine.merged_end(),
                     "a block past the formed end"
@@ -594,7 +598,7 @@ mod model {
             let mut record = 0u64;
             let mut expected: Vec<Vec<(u64, u64)>> = vec![Vec::new(); 6];
             let mut flushed = Vec::new();
-            let mut turns = 0;
+            let mut turns = 0u32;
             while frontier < total || !spine.settled(total) {
                 turns += 1;
                 prop_assert!(turns < 100_000, "no progress: formed {} frontier {} merges {}", spine.formed, spine.frontier, spine.merges.len());
@@ -609,7 +613,7 @@ mod model {
                     }
                 }
                 // The other shards' published frontiers lag behind ours.
-                let bound = if next == total && turns % 2 == 0 { total } else { next.saturating_sub(lag) };
+                let bound = if next == total && turns.is_multiple_of(2) { total } else { next.saturating_sub(lag) };
                 spine.seal(&merge, &mut rows, next, bound);
                 frontier = next;
                 let mut fuel = fuel;

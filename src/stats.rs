@@ -1,15 +1,17 @@
 //! Counters and latency histograms, readable while the pipeline runs.
 //!
-//! Hot paths never take a shared lock per record: producers sample one commit in
-//! [`SAMPLE_EVERY`] into a histogram of their own and fold it into the shared one now and then;
-//! workers record once per loop turn.
+//! Nothing here takes a lock, on either side. Producers sample one commit in [`SAMPLE_EVERY`]
+//! into a histogram of their own and fold it into the shared one now and then; workers record
+//! once per loop turn. Shared histograms are [`AtomicHistogram`]s (one relaxed add per value),
+//! counters are relaxed atomics, and [`Recorder::read`] copies them out while they keep
+//! counting. The one string, the last sink error, sits in an `ArcCell`, replaced on a failure.
 
-use std::sync::Mutex;
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
 
-use crate::sync::{AtomicU64, Ordering};
+use crate::histogram::{self, AtomicHistogram};
+use crate::sync::{Arc, ArcCell, AtomicU64, Ordering};
 
 /// Producers time one commit in this many, and stamp it for the commit-to-visible figure.
 pub(crate) const SAMPLE_EVERY: u64 = 16;
@@ -17,6 +19,30 @@ pub(crate) const SAMPLE_EVERY: u64 = 16;
 const STAMPS: usize = 1024;
 
 /// A reading of the pipeline's figures. Latencies are in nanoseconds.
+///
+/// [`Pipeline::stats`](crate::Pipeline::stats) takes it without a lock and without stopping
+/// anything: every counter and histogram is an atomic that producers and workers add to, and the
+/// reading copies them out while they keep counting (so two figures of one reading may be a few
+/// records apart). The histograms are [`hdrhistogram`](crate::hdrhistogram) histograms (1 ns to
+/// an hour, two significant digits). [`write_prometheus`](Stats::write_prometheus) and
+/// [`write_hgrm`](Stats::write_hgrm) write them out.
+///
+/// ```
+/// use lockstep::{merge::Sum, Pipeline};
+///
+/// let pipeline = Pipeline::builder(Sum).build()?;
+/// let mut producer = pipeline.producer()?;
+/// let mut last = 0;
+/// for i in 0..1000 {
+///     last = producer.commit([("/a", i)])?;
+/// }
+/// pipeline.wait_sealed(last, std::time::Duration::MAX)?;
+/// let stats = pipeline.stats();
+/// assert_eq!((stats.commits, stats.records), (1000, 1000));
+/// let p99 = stats.visible_latency.value_at_quantile(0.99);
+/// println!("commit-to-visible p99: {} µs", p99 / 1000);
+/// # Ok::<(), lockstep::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Stats {
@@ -33,7 +59,8 @@ pub struct Stats {
     pub visible_latency: Histogram<u64>,
     /// Parts a worker drained in one loop turn (turns that drained nothing are not counted).
     pub batch_size: Histogram<u64>,
-    /// Time a worker spent merging in one loop turn (turns that merged nothing are not counted).
+    /// Time a worker spent forming and merging batches in one loop turn (turns that did neither
+    /// are not counted).
     pub compaction: Histogram<u64>,
     /// Parts waiting in a worker's queues at the start of a loop turn.
     pub queue_depth: Histogram<u64>,
@@ -50,11 +77,6 @@ pub struct Stats {
     pub worker_parks: u64,
 }
 
-fn histogram() -> Histogram<u64> {
-    // Two significant digits up to an hour: a few kilobytes, never resized.
-    Histogram::new_with_bounds(1, 3_600_000_000_000, 2).expect("static bounds are valid")
-}
-
 /// The shared side of [`Stats`].
 #[derive(Debug)]
 pub(crate) struct Recorder {
@@ -64,19 +86,14 @@ pub(crate) struct Recorder {
     sink_failures: AtomicU64,
     segments_dropped: AtomicU64,
     worker_parks: AtomicU64,
-    commit_latency: Mutex<Histogram<u64>>,
-    visible_latency: Mutex<Histogram<u64>>,
-    turns: Mutex<Turns>,
-    last_sink_error: Mutex<Option<String>>,
+    commit_latency: AtomicHistogram,
+    visible_latency: AtomicHistogram,
+    batch_size: AtomicHistogram,
+    compaction: AtomicHistogram,
+    queue_depth: AtomicHistogram,
+    last_sink_error: ArcCell<Option<String>>,
     /// `(commit, nanos since start)` of stamped commits, indexed by `commit / SAMPLE_EVERY`.
     stamps: Box<[(AtomicU64, AtomicU64)]>,
-}
-
-#[derive(Debug)]
-struct Turns {
-    batch_size: Histogram<u64>,
-    compaction: Histogram<u64>,
-    queue_depth: Histogram<u64>,
 }
 
 /// What one worker loop turn did, recorded in one go.
@@ -96,14 +113,12 @@ impl Recorder {
             sink_failures: AtomicU64::new(0),
             segments_dropped: AtomicU64::new(0),
             worker_parks: AtomicU64::new(0),
-            commit_latency: Mutex::new(histogram()),
-            visible_latency: Mutex::new(histogram()),
-            turns: Mutex::new(Turns {
-                batch_size: histogram(),
-                compaction: histogram(),
-                queue_depth: histogram(),
-            }),
-            last_sink_error: Mutex::new(None),
+            commit_latency: AtomicHistogram::new(),
+            visible_latency: AtomicHistogram::new(),
+            batch_size: AtomicHistogram::new(),
+            compaction: AtomicHistogram::new(),
+            queue_depth: AtomicHistogram::new(),
+            last_sink_error: ArcCell::new(Arc::new(None)),
             stamps: (0..STAMPS).map(|_| (AtomicU64::new(0), AtomicU64::new(0))).collect(),
         }
     }
@@ -114,7 +129,7 @@ impl Recorder {
 
     /// Remembers when `commit` was taken, if it is one of the sampled commits.
     pub(crate) fn stamp(&self, commit: u64) {
-        if commit % SAMPLE_EVERY == 0 {
+        if commit.is_multiple_of(SAMPLE_EVERY) {
             let (stamped, nanos) = &self.stamps[(commit / SAMPLE_EVERY) as usize % STAMPS];
             // Relaxed: a statistic; a torn pair is caught by the commit check in `visible`.
             nanos.store(self.nanos(), Ordering::Relaxed);
@@ -132,28 +147,25 @@ impl Recorder {
         let now = self.nanos();
         // Only the newest STAMPS samples can still be in the ring.
         let first = first.max(last.saturating_sub((STAMPS as u64 - 1) * SAMPLE_EVERY));
-        let Ok(mut histogram) = self.visible_latency.lock() else { return };
         for commit in (first..=last).step_by(SAMPLE_EVERY as usize) {
             let (stamped, nanos) = &self.stamps[(commit / SAMPLE_EVERY) as usize % STAMPS];
             // Relaxed: a statistic (see `stamp`).
             let at = nanos.load(Ordering::Relaxed);
             if stamped.load(Ordering::Relaxed) == commit && at <= now {
-                histogram.saturating_record(now - at);
+                self.visible_latency.record(now - at);
             }
         }
     }
 
     /// Folds a producer's own commit-latency histogram in, and empties it.
     pub(crate) fn fold_commit_latency(&self, local: &mut Histogram<u64>) {
-        if let Ok(mut shared) = self.commit_latency.lock() {
-            // Same bounds on both sides: adding cannot fail.
-            let _ = shared.add(&*local);
-        }
+        self.commit_latency.add(local);
         local.reset();
     }
 
+    /// A histogram for a producer's own samples, in the shared histograms' layout.
     pub(crate) fn local_histogram() -> Histogram<u64> {
-        histogram()
+        histogram::histogram()
     }
 
     pub(crate) fn turn(&self, turn: &Turn) {
@@ -162,13 +174,12 @@ impl Recorder {
         }
         // Relaxed: a counter read only for statistics.
         self.records.fetch_add(turn.drained, Ordering::Relaxed);
-        let Ok(mut turns) = self.turns.lock() else { return };
         if turn.drained > 0 {
-            turns.batch_size.saturating_record(turn.drained);
-            turns.queue_depth.saturating_record(turn.queued);
+            self.batch_size.record(turn.drained);
+            self.queue_depth.record(turn.queued);
         }
         if let Some(nanos) = turn.merge_nanos {
-            turns.compaction.saturating_record(nanos);
+            self.compaction.record(nanos);
         }
     }
 
@@ -177,9 +188,7 @@ impl Recorder {
         match result {
             Ok(()) => self.sink_writes.fetch_add(1, Ordering::Relaxed),
             Err(error) => {
-                if let Ok(mut last) = self.last_sink_error.lock() {
-                    *last = Some(error.to_string());
-                }
+                self.last_sink_error.store(Arc::new(Some(error.to_string())));
                 self.sink_failures.fetch_add(1, Ordering::Relaxed)
             }
         };
@@ -195,26 +204,22 @@ impl Recorder {
         self.segments_dropped.fetch_add(segments, Ordering::Relaxed);
     }
 
+    /// Copies every figure out, without a lock and without stopping the writers.
     pub(crate) fn read(&self, commits: u64, frontier: u64) -> Stats {
-        let copy = |h: &Mutex<Histogram<u64>>| h.lock().map(|h| h.clone()).unwrap_or_else(|_| histogram());
-        let (batch_size, compaction, queue_depth) = match self.turns.lock() {
-            Ok(t) => (t.batch_size.clone(), t.compaction.clone(), t.queue_depth.clone()),
-            Err(_) => (histogram(), histogram(), histogram()),
-        };
         Stats {
             commits,
             // Relaxed: statistics.
             records: self.records.load(Ordering::Relaxed),
             frontier,
-            commit_latency: copy(&self.commit_latency),
-            visible_latency: copy(&self.visible_latency),
-            batch_size,
-            compaction,
-            queue_depth,
+            commit_latency: self.commit_latency.read(),
+            visible_latency: self.visible_latency.read(),
+            batch_size: self.batch_size.read(),
+            compaction: self.compaction.read(),
+            queue_depth: self.queue_depth.read(),
             sink_writes: self.sink_writes.load(Ordering::Relaxed),
             sink_failures: self.sink_failures.load(Ordering::Relaxed),
             segments_dropped: self.segments_dropped.load(Ordering::Relaxed),
-            last_sink_error: self.last_sink_error.lock().ok().and_then(|e| e.clone()),
+            last_sink_error: (*self.last_sink_error.load()).clone(),
             worker_parks: self.worker_parks.load(Ordering::Relaxed),
         }
     }

@@ -19,11 +19,9 @@
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::OnceLock;
-use std::thread::Thread;
 use std::time::{Duration, Instant};
 
-use crossbeam::utils::{Backoff, CachePadded};
+use crossbeam::utils::Backoff;
 
 use crate::directory::Directory;
 use crate::merge::{Column, Merge};
@@ -32,7 +30,7 @@ use crate::queue::Part;
 use crate::snapshot::{Published, ShardView};
 use crate::spine::{Row, Spine};
 use crate::stats::Turn;
-use crate::sync::{fence, Arc, AtomicBool, Ordering};
+use crate::sync::{Arc, Ordering};
 use crate::tier::SegmentInfo;
 
 /// How long an idle worker parks before looking again without being rung (a safety net; the
@@ -43,62 +41,6 @@ const FINISHING_PARK: Duration = Duration::from_micros(200);
 /// How often, at most, failed sink writes are retried while running, and how many at a time.
 const RETRY_EVERY: Duration = Duration::from_millis(10);
 const RETRIES_AT_ONCE: usize = 4;
-
-/// One bell per worker: producers ring the sleeping ones.
-#[derive(Debug)]
-pub(crate) struct Bells(Box<[Bell]>);
-
-#[derive(Debug)]
-struct Bell {
-    sleeping: CachePadded<AtomicBool>,
-    thread: OnceLock<Thread>,
-}
-
-impl Bells {
-    pub(crate) fn new(workers: usize) -> Self {
-        Self(
-            (0..workers)
-                .map(|_| Bell { sleeping: CachePadded::new(AtomicBool::new(false)), thread: OnceLock::new() })
-                .collect(),
-        )
-    }
-
-    pub(crate) fn register(&self, worker: usize, thread: Thread) {
-        // Set once, before any producer exists; a second call cannot happen.
-        let _ = self.0[worker].thread.set(thread);
-    }
-
-    /// Wakes worker `worker` if it is asleep.
-    pub(crate) fn ring(&self, worker: usize) {
-        let bell = &self.0[worker];
-        // Relaxed: the callers' fence (or the worker's own recheck) orders this load.
-        if bell.sleeping.load(Ordering::Relaxed) {
-            if let Some(thread) = bell.thread.get() {
-                thread.unpark();
-            }
-        }
-    }
-
-    /// After a commit: wakes every sleeping worker.
-    pub(crate) fn ring_sleepers(&self) {
-        // SeqCst: store-then-load against `Worker::sleep` — the enqueues and retire above come
-        // before the `sleeping` loads, and the worker stores `sleeping` before rechecking for
-        // work, so either it sees the new work or this sees it asleep.
-        fence(Ordering::SeqCst);
-        for worker in 0..self.0.len() {
-            self.ring(worker);
-        }
-    }
-
-    /// Wakes every worker, asleep or not (shutdown).
-    pub(crate) fn ring_all(&self) {
-        for bell in self.0.iter() {
-            if let Some(thread) = bell.thread.get() {
-                thread.unpark();
-            }
-        }
-    }
-}
 
 /// Merge fuel a turn earns per record it drained, in segments: enough for a record's share of
 /// every level's merge and of the history's combines, so compaction keeps pace on average.
@@ -207,13 +149,16 @@ impl<M: Merge> Worker<M> {
         // Rule 1 of `crate::snapshot`: form up to our frontier and the others' published ones.
         let bound = shared.views.bound(self.shard, frontier);
         let merge = &*shared.merge;
-        let changes = self.spine.seal(merge, &mut self.sealed, frontier, bound);
         let started = Instant::now();
+        let formed = !self.sealed.is_empty();
+        let changes = self.spine.seal(merge, &mut self.sealed, frontier, bound);
         let mut merged = false;
         if self.spine.has_merges() {
             let mut fuel =
                 shared.config.merge_budget.max((turn.drained as usize).saturating_mul(FUEL_PER_RECORD));
             merged = self.spine.work(merge, &mut fuel).batches;
+        }
+        if formed || merged {
             turn.merge_nanos = Some(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
         }
         if changes.dropped > 0 {
@@ -374,16 +319,16 @@ impl<M: Merge> Worker<M> {
     }
 
     fn sleep(&mut self) {
-        let bell = &self.shared.bells.0[self.shard];
-        // SeqCst + fence: store-then-load against `Bells::ring_sleepers` (see there).
-        bell.sleeping.store(true, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
-        if !self.has_work() {
-            let park = if self.shared.finish_line().is_some() { FINISHING_PARK } else { IDLE_PARK };
-            self.shared.stats.parked();
-            std::thread::park_timeout(park);
-        }
-        // Relaxed: only a hint to producers; a stale `true` costs one spurious unpark.
-        bell.sleeping.store(false, Ordering::Relaxed);
+        let shared = self.shared.clone();
+        let park = if shared.finish_line().is_some() { FINISHING_PARK } else { IDLE_PARK };
+        // The handshake with producers is `Bells`' (crate::bell).
+        shared.bells.sleep(
+            self.shard,
+            || self.has_work(),
+            || {
+                shared.stats.parked();
+                std::thread::park_timeout(park);
+            },
+        );
     }
 }

@@ -19,14 +19,20 @@ fn each_bad_part_is_refused_with_its_error() {
     let empty: [(&str, Vec<u8>); 0] = [];
     assert_eq!(producer.commit(empty), Err(Error::EmptyCommit));
     assert_eq!(producer.commit(Vec::<(String, Vec<u8>)>::new()), Err(Error::EmptyCommit));
-    assert_eq!(producer.try_commit(Vec::<(String, Vec<u8>)>::new()), Err(Error::EmptyCommit));
+    assert_eq!(
+        producer.try_commit(Vec::<(String, Vec<u8>)>::new()).map_err(Error::from),
+        Err(Error::EmptyCommit)
+    );
     assert_eq!(producer.commit([("", vec![1])]), Err(Error::EmptyPath));
-    assert_eq!(producer.try_commit([("", vec![1])]), Err(Error::EmptyPath));
+    assert_eq!(producer.try_commit([("", vec![1])]).map_err(Error::from), Err(Error::EmptyPath));
     assert_eq!(producer.commit([("/12345678", vec![1])]), Err(Error::PathTooLong { len: 9, max: 8 }));
     // Lengths are bytes, not characters: "/éééé" is 9 bytes.
     assert_eq!(producer.commit([("/éééé", vec![1])]), Err(Error::PathTooLong { len: 9, max: 8 }));
     assert_eq!(producer.commit([("/a", vec![0; 5])]), Err(Error::RecordTooLarge { bytes: 5, max: 4 }));
-    assert_eq!(producer.try_commit([("/a", vec![0; 5])]), Err(Error::RecordTooLarge { bytes: 5, max: 4 }));
+    assert_eq!(
+        producer.try_commit([("/a", vec![0; 5])]).map_err(Error::from),
+        Err(Error::RecordTooLarge { bytes: 5, max: 4 })
+    );
     // A bad part anywhere refuses the whole commit, the good parts before it included.
     assert_eq!(producer.commit([("/refused", vec![9]), ("", vec![9])]), Err(Error::EmptyPath));
     assert_eq!(
@@ -41,7 +47,7 @@ fn each_bad_part_is_refused_with_its_error() {
         producer.commit([("/a", vec![0; 5]), ("/a", vec![1])]),
         Err(Error::RecordTooLarge { bytes: 5, max: 4 })
     );
-    assert_eq!(producer.try_commit([("/a", vec![7])]), Ok(3));
+    assert_eq!(producer.try_commit([("/a", vec![7])]).map_err(Error::from), Ok(3));
 
     let last = pipeline.shutdown().expect("clean shutdown");
     assert_eq!(last.frontier(), 3);
@@ -145,15 +151,15 @@ fn try_commit_is_refused_exactly_when_the_queue_is_full() {
     assert!(gate.wait_for_a_waiter(), "the worker never sealed commit 1");
 
     // The worker is held: the queue (capacity 2) is empty and nothing drains it.
-    assert_eq!(producer.try_commit([("/a", 2), ("/b", 3)]), Ok(2));
-    assert_eq!(producer.try_commit([("/a", 100)]), Err(Error::Full));
-    assert_eq!(producer.try_commit([("/c", 101), ("/c", 102)]), Err(Error::Full));
+    assert_eq!(producer.try_commit([("/a", 2), ("/b", 3)]).map_err(Error::from), Ok(2));
+    assert_eq!(producer.try_commit([("/a", 100)]).map_err(Error::from), Err(Error::Full));
+    assert_eq!(producer.try_commit([("/c", 101), ("/c", 102)]).map_err(Error::from), Err(Error::Full));
     assert_eq!(
-        producer.try_commit([("/c", 103), ("/c", 104), ("/c", 105)]),
+        producer.try_commit([("/c", 103), ("/c", 104), ("/c", 105)]).map_err(Error::from),
         Err(Error::CommitTooLarge { parts: 3, capacity: 2 })
     );
-    assert_eq!(producer.try_commit(NOTHING), Err(Error::EmptyCommit));
-    assert_eq!(producer.try_commit([("/a", 106)]), Err(Error::Full));
+    assert_eq!(producer.try_commit(NOTHING).map_err(Error::from), Err(Error::EmptyCommit));
+    assert_eq!(producer.try_commit([("/a", 106)]).map_err(Error::from), Err(Error::Full));
     assert_eq!(pipeline.stats().commits, 2, "a refused commit took a number");
 
     gate.open();
@@ -161,7 +167,7 @@ fn try_commit_is_refused_exactly_when_the_queue_is_full() {
     assert_eq!(snapshot.read("/a"), Some(vec![(1, 1), (2, 2)]));
     // Room again: the next commit is number 3, whatever was refused in between.
     let next = loop {
-        match producer.try_commit([("/a", 4)]) {
+        match producer.try_commit([("/a", 4)]).map_err(Error::from) {
             Err(Error::Full) => std::thread::yield_now(),
             other => break other,
         }
@@ -174,6 +180,44 @@ fn try_commit_is_refused_exactly_when_the_queue_is_full() {
     assert_eq!(last.read("/a"), Some(vec![(1, 1), (2, 2), (3, 4)]));
     assert_eq!(last.read("/b"), Some(vec![(2, 3)]));
     assert_eq!(last.read("/c"), Some(vec![(4, 5), (4, 6), (4, 7)]));
+}
+
+/// A refused `try_commit` hands back its parts (paths and records, in order), and retrying
+/// exactly those parts once there is room commits them.
+#[test]
+fn a_refused_try_commit_gives_its_parts_back_for_a_retry() {
+    let gate = Gate::closed();
+    let pipeline =
+        Pipeline::builder(Gated(gate.clone())).shards(1).queue_capacity(2).build().expect("valid config");
+    let _open_on_exit = gate.opener();
+    let mut producer = pipeline.producer().expect("a producer");
+    assert_eq!(producer.commit([("/held", 1)]), Ok(1));
+    assert!(gate.wait_for_a_waiter(), "the worker never sealed commit 1");
+    assert_eq!(producer.commit([("/fill", 2), ("/fill", 3)]), Ok(2));
+
+    let parts: Vec<(String, u64)> = vec![("/retry/a".into(), 10), ("/retry/b".into(), 11)];
+    let refused = producer.try_commit(parts.clone()).expect_err("the queue is full");
+    assert_eq!(refused.error, Error::Full);
+    assert_eq!(refused.parts, parts, "every part comes back, in order");
+    assert_eq!(format!("{refused}"), format!("{} (2 parts handed back)", Error::Full));
+    assert_eq!(pipeline.stats().commits, 2, "the refusal took a number");
+
+    gate.open();
+    let mut retry = refused.parts;
+    let commit = loop {
+        match producer.try_commit(retry) {
+            Ok(commit) => break commit,
+            Err(refused) => {
+                assert_eq!(refused.error, Error::Full);
+                retry = refused.parts;
+                std::thread::yield_now();
+            }
+        }
+    };
+    assert_eq!(commit, 3);
+    let last = pipeline.shutdown().expect("clean shutdown");
+    assert_eq!(last.read("/retry/a"), Some(vec![(3, 10)]));
+    assert_eq!(last.read("/retry/b"), Some(vec![(3, 11)]));
 }
 
 /// Without holding the worker: hammer `try_commit` on a tiny queue. Whatever mix of `Ok` and
@@ -197,7 +241,11 @@ fn refusals_under_load_leave_no_gap_and_no_trace() {
             attempt += 1;
             // Two parts per commit on each of two paths: a full queue is likely between turns.
             let parts = [("/x", attempt), ("/y", attempt), ("/x", attempt), ("/y", attempt)];
-            match producer.try_commit(parts) {
+            let outcome = producer.try_commit(parts).map_err(|refused| {
+                assert_eq!(refused.parts, parts, "a refusal hands back every part as given");
+                refused.error
+            });
+            match outcome {
                 Ok(commit) => {
                     let expected = accepted.last().map_or(1, |&(c, _)| c + 1);
                     assert_eq!(commit, expected, "a commit number was skipped after {refused} refusals");
@@ -313,13 +361,13 @@ fn try_commit_across_shards_enqueues_all_or_nothing() {
     assert!(gate.wait_for_waiters(2), "both workers should be held sealing commit 1");
 
     // Fill the queue of the shard that owns "/k0".
-    assert_eq!(producer.try_commit([("/k0", 1), ("/k0", 2)]), Ok(2));
-    assert_eq!(producer.try_commit([("/k0", 3)]), Err(Error::Full));
+    assert_eq!(producer.try_commit([("/k0", 1), ("/k0", 2)]).map_err(Error::from), Ok(2));
+    assert_eq!(producer.try_commit([("/k0", 3)]).map_err(Error::from), Err(Error::Full));
     // Every other path either shares that shard (refused) or has room on the other one.
     let mut next = 3;
     let mut spanning = None;
     for key in &keys[1..] {
-        match producer.try_commit([(key.as_str(), 10)]) {
+        match producer.try_commit([(key.as_str(), 10)]).map_err(Error::from) {
             Err(Error::Full) => {}
             Ok(commit) => {
                 assert_eq!(commit, next);
@@ -332,10 +380,16 @@ fn try_commit_across_shards_enqueues_all_or_nothing() {
     }
     let other = spanning.expect("one of eight paths lives on the other shard");
     // The other shard has room for one more part; "/k0"'s shard has none: refused whole.
-    assert_eq!(producer.try_commit([(other.as_str(), 99), ("/k0", 99)]), Err(Error::Full));
-    assert_eq!(producer.try_commit([("/k0", 99), (other.as_str(), 99)]), Err(Error::Full));
-    assert_eq!(producer.try_commit([(other.as_str(), 11)]), Ok(next));
-    assert_eq!(producer.try_commit([(other.as_str(), 99)]), Err(Error::Full));
+    assert_eq!(
+        producer.try_commit([(other.as_str(), 99), ("/k0", 99)]).map_err(Error::from),
+        Err(Error::Full)
+    );
+    assert_eq!(
+        producer.try_commit([("/k0", 99), (other.as_str(), 99)]).map_err(Error::from),
+        Err(Error::Full)
+    );
+    assert_eq!(producer.try_commit([(other.as_str(), 11)]).map_err(Error::from), Ok(next));
+    assert_eq!(producer.try_commit([(other.as_str(), 99)]).map_err(Error::from), Err(Error::Full));
 
     gate.open();
     let last_commit = next;

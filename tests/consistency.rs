@@ -147,10 +147,10 @@ fn run(settings: Settings) {
                 let last_round = writers_done.load(Ordering::Acquire);
                 let snapshot = pipeline.snapshot();
                 frontier = check_snapshot(&snapshot, &settings, frontier);
-                if checked % 16 == 0 {
+                if checked.is_multiple_of(16) {
                     assert!(pipeline.stats().commits >= frontier, "frontier past the commits issued");
                 }
-                if checked % 8 == 0 && kept.len() < 64 {
+                if checked.is_multiple_of(8) && kept.len() < 64 {
                     kept.push(snapshot);
                 }
                 checked += 1;

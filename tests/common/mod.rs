@@ -22,6 +22,16 @@ use lockstep::{Merge, Pipeline, SegmentInfo};
 /// runs out means something is stuck, never that something is slow.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
+/// Runs `f` on a thread and waits for its result, at most `PATIENCE`: a hang fails the test
+/// instead of stalling the run.
+pub fn bounded<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(PATIENCE).unwrap_or_else(|_| panic!("{what} did not return within {PATIENCE:?}"))
+}
+
 /// Polls `done` until it holds, at most `PATIENCE`.
 pub fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + PATIENCE;
@@ -53,7 +63,7 @@ pub fn decomposition(divisor: u64, max_level: u32, frontier: u64) -> Vec<Segment
         let mut chosen = 0u32;
         for level in (0..=max_level).rev() {
             let span = pow(divisor, level);
-            let aligned = (start - 1) % span == 0;
+            let aligned = (start - 1).is_multiple_of(span);
             let fits = start - 1 + span <= frontier;
             if aligned && fits {
                 chosen = level;
@@ -383,5 +393,24 @@ impl Merge for Gated {
 
     fn merge(&self, outputs: &[&Vec<(u64, u64)>]) -> Vec<(u64, u64)> {
         outputs.iter().flat_map(|o| o.iter().copied()).collect()
+    }
+}
+
+/// `Sum` over `u64` that panics when it seals a record equal to its value: the one test merge
+/// that stops a worker (the `Merge` trait may change shape; only this needs to follow).
+#[derive(Debug, Clone, Copy)]
+pub struct PanicOn(pub u64);
+
+impl Merge for PanicOn {
+    type Record = u64;
+    type Output = u64;
+    type Column = Outputs<u64>;
+
+    fn seal(&self, records: impl Iterator<Item = (u64, u64)>) -> u64 {
+        records.map(|(_, r)| if r == self.0 { panic!("a merge that panics on {}", self.0) } else { r }).sum()
+    }
+
+    fn merge(&self, outputs: &[&u64]) -> u64 {
+        outputs.iter().copied().sum()
     }
 }
