@@ -53,7 +53,7 @@ impl<R> Lane<R> {
 
     /// Enqueues one record; gives it back if the queue is full.
     pub fn push(&self, commit: u64, record: R) -> Result<(), R> {
-        self.0.push(Part { commit, path: 0, name: None, record }).map_err(|part| part.record)
+        self.0.push(Part { commit, path: 0, record }).map_err(|part| part.record)
     }
 
     /// Dequeues one record with its commit.
@@ -69,7 +69,6 @@ pub struct Shard<M: Merge> {
     merge: Arc<M>,
     spine: Spine<M>,
     views: Views<M>,
-    directory: Arc<Directory>,
     rows: Vec<Row<M::Record>>,
     frontier: u64,
 }
@@ -90,11 +89,13 @@ impl<M: Merge> Shard<M> {
         let geometry = Geometry::new(divisor, max_level)?;
         let directory = Arc::new(Directory::default());
         for path in 0..paths {
-            directory.intern(Arc::from(Self::name(path)));
+            directory.intern(&Self::name(path));
         }
-        let views = Views::new(1, Layout { geometry: geometry.clone(), window });
+        let layout =
+            Layout { geometry: geometry.clone(), window, pipeline: 0, directories: Box::new([directory]) };
+        let views = Views::new(1, layout);
         let spine = Spine::new(geometry, None, window);
-        Some(Self { merge: Arc::new(merge), spine, views, directory, rows: Vec::new(), frontier: 0 })
+        Some(Self { merge: Arc::new(merge), spine, views, rows: Vec::new(), frontier: 0 })
     }
 
     /// The name of path `path`.
@@ -121,7 +122,6 @@ impl<M: Merge> Shard<M> {
             merged_end: self.spine.merged_end(),
             dropped_end: self.spine.dropped_end(),
             batches: self.spine.view(),
-            directory: self.directory.clone(),
         };
         self.views.publish(0, view);
     }

@@ -1,7 +1,8 @@
 //! A shard's path directory: name to dense id and back, shared by its worker and every reader.
 //!
-//! Paths are interned once and never removed, and only the shard's worker interns, so the
-//! directory is not versioned with the views: one directory serves every view of the shard, and
+//! Paths are interned once and never removed (by producers, the first time they name a path, and
+//! by `Pipeline::key`, one at a time under a mutex; readers never lock), so the directory is not
+//! versioned with the views: one directory serves every view of the shard, and
 //! publishing costs an `Arc` clone, not a copy of anything per path. A reader may find a name
 //! interned after its snapshot was cut; its batches then hold nothing for the id, and the read
 //! finds nothing, as it must.
@@ -14,14 +15,15 @@
 //!
 //! # Orderings
 //!
-//! Every slot and entry is a [`OnceLock`]: a value set once, read by anyone after. The worker
-//! sets a path's name entry, then its table slot, then (later) stores the view whose batches use
-//! the id. A reader loads the view (which synchronizes with that store), then the table: it sees
-//! the table current at the publish or a newer one (each newer one holds every entry of the
-//! old), and every slot and name set before the publish.
+//! Every slot and entry is a [`OnceLock`]: a value set once, read by anyone after. A producer
+//! sets a path's name entry, then its table slot, then pushes parts carrying the id; the worker
+//! pops them (the queue's Release/Acquire orders the interning before the pop), forms batches
+//! and stores the view whose batches use the id. A reader loads the view (which synchronizes
+//! with that store), then the table: it sees the table current at the publish or a newer one
+//! (each newer one holds every entry of the old), and every slot and name set before.
 
 use std::hash::BuildHasher;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use crate::sync::{Arc, ArcCell, AtomicUsize, Ordering};
 
@@ -63,8 +65,10 @@ impl Table {
 pub(crate) struct Directory {
     table: ArcCell<Table>,
     names: Box<[Chunk]>,
-    /// Paths interned; the worker's alone (readers never need it).
+    /// Paths interned, read and written under `writer`.
     len: AtomicUsize,
+    /// Serializes interning (readers never take it).
+    writer: Mutex<()>,
     hasher: foldhash::fast::RandomState,
 }
 
@@ -80,6 +84,7 @@ impl Default for Directory {
             table: ArcCell::new(Arc::new(Table::with_slots(FIRST))),
             names: (0..CHUNKS).map(|_| OnceLock::new()).collect(),
             len: AtomicUsize::new(0),
+            writer: Mutex::new(()),
             hasher: foldhash::fast::RandomState::default(),
         }
     }
@@ -106,22 +111,27 @@ impl Directory {
     }
 
     pub(crate) fn len(&self) -> usize {
-        // Relaxed: only the worker writes it, and only the worker reads it.
+        // Relaxed: written under `writer`; a reading outside it is a statistic.
         self.len.load(Ordering::Relaxed)
     }
 
-    /// The id of `name`, interning it if new. Only the shard's worker calls this.
-    pub(crate) fn intern(&self, name: Arc<str>) -> u32 {
-        let hash = self.hasher.hash_one(&*name);
-        let table = self.table.load();
-        if let Some(&(_, id)) = table.probe(hash, &name).get() {
+    /// The id of `name`, interning it if new.
+    pub(crate) fn intern(&self, name: &str) -> u32 {
+        let hash = self.hasher.hash_one(name);
+        if let Some(&(_, id)) = self.table.peek().probe(hash, name).get() {
             return id;
         }
+        let _writer = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let table = self.table.load();
+        if let Some(&(_, id)) = table.probe(hash, name).get() {
+            return id; // interned by another writer meanwhile
+        }
+        let name: Arc<str> = Arc::from(name);
         let id = self.len();
         let (chunk, index) = place(id);
         let entries =
             self.names[chunk].get_or_init(|| (0..FIRST << chunk).map(|_| OnceLock::new()).collect());
-        // The single writer sets each entry and slot once: these `set`s cannot find them taken.
+        // Under `writer`, each entry and slot is set once: these `set`s cannot find them taken.
         let _ = entries[index].set(name.clone());
         let table = if (id + 1) * 2 > table.slots.len() { self.grow(&table) } else { table };
         let _ = table.probe(hash, &name).set((name, id as u32));
@@ -152,9 +162,9 @@ mod tests {
         let directory = Directory::default();
         let names: Vec<Arc<str>> = (0..5_000).map(|i| Arc::from(format!("/p/{i}"))).collect();
         for (i, name) in names.iter().enumerate() {
-            assert_eq!(directory.intern(name.clone()), i as u32);
+            assert_eq!(directory.intern(name), i as u32);
         }
-        assert_eq!(directory.intern(names[17].clone()), 17, "a known name keeps its id");
+        assert_eq!(directory.intern(&names[17]), 17, "a known name keeps its id");
         for (i, name) in names.iter().enumerate() {
             assert_eq!(directory.id(name), Some(i as u32));
             assert_eq!(directory.name(i as u32), name);
@@ -176,7 +186,7 @@ mod tests {
         std::thread::scope(|scope| {
             scope.spawn(|| {
                 for i in 0..total {
-                    directory.intern(Arc::from(format!("/p/{i}")));
+                    directory.intern(&format!("/p/{i}"));
                     // Release: publishes the interning above to the reader's Acquire below.
                     interned.store(i + 1, std::sync::atomic::Ordering::Release);
                 }

@@ -77,6 +77,8 @@ pub enum Error {
     /// worker's queue; it never becomes visible, like every commit not yet visible when the
     /// worker failed, and `wait_sealed` and `shutdown` report this error for it.
     WorkerPanicked,
+    /// A [`PathKey`](crate::PathKey) made by another pipeline was used with this one.
+    ForeignKey,
 }
 
 impl fmt::Display for Error {
@@ -104,6 +106,7 @@ impl fmt::Display for Error {
             Error::Timeout { commit, frontier } => {
                 write!(f, "timed out waiting for commit {commit} (frontier is {frontier})")
             }
+            Error::ForeignKey => f.write_str("a path key of another pipeline was used"),
             Error::WorkerPanicked => f.write_str("a worker thread panicked in Merge or Sink code"),
         }
     }

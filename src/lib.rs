@@ -62,6 +62,8 @@ mod error;
 mod export;
 /// A histogram recorded with relaxed atomic adds, read as an hdrhistogram `Histogram`.
 mod histogram;
+/// Path keys: a path resolved once.
+mod key;
 
 /// The wake-up bells: producers wake parked workers without a lost wake-up.
 mod bell;
@@ -111,6 +113,7 @@ pub use hdrhistogram;
 
 pub use config::Builder;
 pub use error::{Error, TryCommitError};
+pub use key::{AsPath, PathKey};
 pub use merge::Merge;
 pub use pipeline::Pipeline;
 pub use producer::Producer;

@@ -9,10 +9,12 @@ use crossbeam::utils::Backoff;
 use crate::bell::Bells;
 use crate::clock::Clock;
 use crate::config::{Builder, Config};
+use crate::directory::Directory;
 use crate::error::Error;
+use crate::key::PathKey;
 use crate::merge::Merge;
 use crate::producer::Producer;
-use crate::queue::Lanes;
+use crate::queue::{shard_of, Lanes};
 use crate::sink::SharedSink;
 use crate::snapshot::{Layout, Snapshot, Views};
 use crate::stats::{Recorder, Stats};
@@ -22,9 +24,16 @@ use crate::worker::Worker;
 /// How long `wait_sealed` sleeps between looks, once spinning has not been enough.
 const WAIT_POLL: Duration = Duration::from_micros(100);
 
+/// Numbers pipelines, so a key is refused by every pipeline but its own.
+static NEXT_PIPELINE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// Everything the producers, workers and handles share.
 pub(crate) struct Shared<M: Merge> {
+    /// This pipeline's number in the process: the keys it makes carry it.
+    pub(crate) id: u64,
     pub(crate) config: Config,
+    /// Each shard's path names and ids, shared by producers, its worker and readers.
+    pub(crate) directories: Box<[Arc<Directory>]>,
     pub(crate) merge: Arc<M>,
     pub(crate) clock: Clock,
     pub(crate) lanes: Lanes<M::Record>,
@@ -45,6 +54,21 @@ impl<M: Merge> Shared<M> {
     pub(crate) fn finish_line(&self) -> Option<u64> {
         // Acquire: pairs with the Release in `Pipeline::finish`, so `last` is the final count.
         self.finishing.load(Ordering::Acquire).then(|| self.last.load(Ordering::Relaxed))
+    }
+
+    /// Validates `path` and resolves it to its shard and id there, interning it if new.
+    pub(crate) fn key(&self, path: &str) -> Result<PathKey, Error> {
+        if path.is_empty() {
+            return Err(Error::EmptyPath);
+        }
+        let max = self.config.max_path_len;
+        if path.len() > max {
+            return Err(Error::PathTooLong { len: path.len(), max });
+        }
+        let shard = shard_of(path, self.config.shards);
+        let id = self.directories[shard].intern(path);
+        let name = self.directories[shard].name(id).clone();
+        Ok(PathKey { pipeline: self.id, shard: shard as u32, id, name })
     }
 
     pub(crate) fn has_failed(&self) -> bool {
@@ -92,13 +116,23 @@ impl<M: Merge> Pipeline<M> {
     }
 
     pub(crate) fn start(config: Config, merge: M, sink: SharedSink<M::Output>) -> Result<Self, Error> {
+        // Relaxed: only uniqueness matters.
+        let id = NEXT_PIPELINE.fetch_add(1, Ordering::Relaxed);
+        let directories: Box<[Arc<Directory>]> = (0..config.shards).map(|_| Arc::default()).collect();
         let shared = Arc::new(Shared {
+            id,
+            directories: directories.clone(),
             merge: Arc::new(merge),
             clock: Clock::new(config.max_producers),
             lanes: Lanes::new(config.max_producers, config.shards, config.queue_capacity),
             views: Views::new(
                 config.shards,
-                Layout { geometry: config.geometry.clone(), window: config.window() },
+                Layout {
+                    geometry: config.geometry.clone(),
+                    window: config.window(),
+                    pipeline: id,
+                    directories,
+                },
             ),
             bells: Bells::new(config.shards),
             stats: Recorder::new(),
@@ -138,6 +172,23 @@ impl<M: Merge> Pipeline<M> {
             }
         }
         Ok(pipeline)
+    }
+
+    /// Resolves `path` once, for committing and reading by key (see [`PathKey`]): validated now
+    /// (empty, longer than [`Builder::max_path_len`]), never hashed again.
+    ///
+    /// ```
+    /// use lockstep::{merge::Sum, Error, Pipeline};
+    ///
+    /// let pipeline = Pipeline::builder(Sum).max_path_len(8).build()?;
+    /// let key = pipeline.key("/a")?;
+    /// assert_eq!(pipeline.key("/a")?, key, "the same path, the same key");
+    /// assert_eq!(pipeline.key(""), Err(Error::EmptyPath));
+    /// assert_eq!(pipeline.key("/too/long"), Err(Error::PathTooLong { len: 9, max: 8 }));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn key(&self, path: &str) -> Result<PathKey, Error> {
+        self.shared.key(path)
     }
 
     /// A new producer handle, for one thread. Refused past

@@ -11,9 +11,10 @@ use crossbeam::utils::Backoff;
 use hdrhistogram::Histogram;
 
 use crate::error::{Error, TryCommitError};
+use crate::key::{AsPath, PathKey, PathRef};
 use crate::merge::Merge;
 use crate::pipeline::Shared;
-use crate::queue::{shard_of, Part};
+use crate::queue::Part;
 use crate::stats::{Recorder, SAMPLE_EVERY};
 use crate::sync::Arc;
 
@@ -35,29 +36,26 @@ const FOLD_EVERY: u64 = 64;
 pub struct Producer<M: Merge> {
     shared: Arc<Shared<M>>,
     slot: usize,
-    /// Path name to the index of its route. foldhash: several times cheaper than SipHash on
-    /// short names, and still seeded per map, so crafted paths cannot pick the buckets.
-    ids: HashMap<Box<str>, u32, foldhash::fast::RandomState>,
-    routes: Vec<Route>,
-    /// Ids handed out per shard so far: a route's id is dense within its shard.
-    next_id: Vec<u32>,
-    /// The commit being assembled: route index and record.
-    staged: Vec<(u32, M::Record)>,
+    /// Path name to its route, for commits by name. foldhash: several times cheaper than
+    /// SipHash on short names, and still seeded per map, so crafted paths cannot pick the
+    /// buckets. Commits by [`PathKey`] skip it.
+    ids: HashMap<Box<str>, Route, foldhash::fast::RandomState>,
+    /// The commit being assembled: route and record.
+    staged: Vec<(Route, M::Record)>,
     /// Parts per shard, for `try_commit`'s room check.
     need: Vec<usize>,
     /// `try_commit`'s routes of the parts it holds, kept for the allocation.
-    routes_of_try: Vec<u32>,
+    routes_of_try: Vec<Route>,
     calls: u64,
     latency: Histogram<u64>,
     _not_sync: PhantomData<Cell<()>>,
 }
 
-#[derive(Debug)]
+/// Where a path's parts go: its shard, and its id in the shard's directory.
+#[derive(Debug, Clone, Copy)]
 struct Route {
     shard: u32,
     id: u32,
-    /// The name, until the first part naming it has been sent.
-    unsent: Option<Arc<str>>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -68,7 +66,7 @@ enum Wait {
 
 impl<M: Merge> fmt::Debug for Producer<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Producer").field("slot", &self.slot).field("paths", &self.routes.len()).finish()
+        f.debug_struct("Producer").field("slot", &self.slot).field("paths", &self.ids.len()).finish()
     }
 }
 
@@ -87,8 +85,6 @@ impl<M: Merge> Producer<M> {
             shared,
             slot,
             ids: HashMap::default(),
-            routes: Vec::new(),
-            next_id: vec![0; shards],
             staged: Vec::new(),
             need: vec![0; shards],
             routes_of_try: Vec::new(),
@@ -115,7 +111,7 @@ impl<M: Merge> Producer<M> {
     /// assert_eq!(pipeline.shutdown()?.read("/a"), Some(vec![(1, 1), (1, 3), (2, 4)]));
     /// # Ok::<(), lockstep::Error>(())
     /// ```
-    pub fn commit<P: AsRef<str>>(
+    pub fn commit<P: AsPath>(
         &mut self,
         parts: impl IntoIterator<Item = (P, M::Record)>,
     ) -> Result<u64, Error> {
@@ -173,7 +169,7 @@ impl<M: Merge> Producer<M> {
     /// assert_eq!(last.read("/log").map(|records| records[0].0), Some(commit));
     /// # Ok::<(), lockstep::Error>(())
     /// ```
-    pub fn try_commit<P: AsRef<str>>(
+    pub fn try_commit<P: AsPath>(
         &mut self,
         parts: impl IntoIterator<Item = (P, M::Record)>,
     ) -> Result<u64, TryCommitError<P, M::Record>> {
@@ -198,13 +194,13 @@ impl<M: Merge> Producer<M> {
     }
 
     /// Everything `try_commit` checks before it takes a number; then takes it.
-    fn check_try<P: AsRef<str>>(
+    fn check_try<P: AsPath>(
         &mut self,
         parts: &[(P, M::Record)],
-        routes: &mut Vec<u32>,
+        routes: &mut Vec<Route>,
     ) -> Result<u64, Error> {
         for (path, record) in parts {
-            routes.push(self.resolve(path.as_ref(), record)?);
+            routes.push(self.resolve(path.as_path(), record)?);
         }
         if routes.is_empty() {
             return Err(Error::EmptyCommit);
@@ -229,10 +225,10 @@ impl<M: Merge> Producer<M> {
     }
 
     /// Validates every part and resolves its route; touches nothing shared.
-    fn stage<P: AsRef<str>>(&mut self, parts: impl IntoIterator<Item = (P, M::Record)>) -> Result<(), Error> {
+    fn stage<P: AsPath>(&mut self, parts: impl IntoIterator<Item = (P, M::Record)>) -> Result<(), Error> {
         self.staged.clear();
         for (path, record) in parts {
-            let route = self.resolve(path.as_ref(), &record)?;
+            let route = self.resolve(path.as_path(), &record)?;
             self.staged.push((route, record));
         }
         if self.staged.is_empty() {
@@ -241,46 +237,48 @@ impl<M: Merge> Producer<M> {
         Ok(())
     }
 
-    /// Validates one part and resolves its path's route.
-    fn resolve(&mut self, path: &str, record: &M::Record) -> Result<u32, Error> {
-        let config = &self.shared.config;
-        if path.is_empty() {
-            return Err(Error::EmptyPath);
-        }
-        if path.len() > config.max_path_len {
-            return Err(Error::PathTooLong { len: path.len(), max: config.max_path_len });
-        }
-        if let Some(max) = config.max_record_bytes {
-            if let Some(bytes) = self.shared.merge.record_bytes(record) {
+    /// Validates one part and resolves its path's route: a key directly, a name through this
+    /// producer's map (the first time, through the shard's directory).
+    fn resolve(&mut self, path: PathRef<'_>, record: &M::Record) -> Result<Route, Error> {
+        let shared = &*self.shared;
+        if let Some(max) = shared.config.max_record_bytes {
+            if let Some(bytes) = shared.merge.record_bytes(record) {
                 if bytes > max {
                     return Err(Error::RecordTooLarge { bytes, max });
                 }
             }
         }
-        Ok(match self.ids.get(path) {
-            Some(&route) => route,
-            None => self.route(path),
-        })
+        match path {
+            PathRef::Key(key) if key.pipeline == shared.id => Ok(Route { shard: key.shard, id: key.id }),
+            PathRef::Key(_) => Err(Error::ForeignKey),
+            PathRef::Name(name) => match self.ids.get(name) {
+                Some(&route) => Ok(route),
+                None => self.route(name),
+            },
+        }
     }
 
+    /// The first time this producer names `path`: validates and interns it.
     #[cold]
-    fn route(&mut self, path: &str) -> u32 {
-        let shard = shard_of(path, self.shared.config.shards);
-        let id = self.next_id[shard];
-        self.next_id[shard] += 1;
-        let route = self.routes.len() as u32;
-        self.routes.push(Route { shard: shard as u32, id, unsent: Some(Arc::from(path)) });
+    fn route(&mut self, path: &str) -> Result<Route, Error> {
+        let key = self.shared.key(path)?;
+        let route = Route { shard: key.shard, id: key.id };
         self.ids.insert(path.into(), route);
-        route
+        Ok(route)
+    }
+
+    /// Resolves `path` once, as [`Pipeline::key`](crate::Pipeline::key) does.
+    pub fn key(&self, path: &str) -> Result<PathKey, Error> {
+        self.shared.key(path)
     }
 
     /// Refuses unless every part fits now. Exact: this producer is its queues' only writer.
-    fn check_room(&mut self, routes: &[u32]) -> Result<(), Error> {
+    fn check_room(&mut self, routes: &[Route]) -> Result<(), Error> {
         let queues = self.shared.lanes.of(self.slot);
         let capacity = self.shared.lanes.capacity();
         self.need.iter_mut().for_each(|n| *n = 0);
         for route in routes {
-            self.need[self.routes[*route as usize].shard as usize] += 1;
+            self.need[route.shard as usize] += 1;
         }
         for (shard, &parts) in self.need.iter().enumerate() {
             if parts > capacity {
@@ -321,15 +319,14 @@ impl<M: Merge> Producer<M> {
     fn enqueue(
         &mut self,
         commit: u64,
-        parts: impl Iterator<Item = (u32, M::Record)>,
+        parts: impl Iterator<Item = (Route, M::Record)>,
         wait: Wait,
     ) -> Result<u64, Error> {
         let shared = &*self.shared;
         let queues = shared.lanes.of(self.slot);
         let mut failed = false;
         for (route, record) in parts {
-            let route = &mut self.routes[route as usize];
-            let part = Part { commit, path: route.id, name: route.unsent.take(), record };
+            let part = Part { commit, path: route.id, record };
             let queue = &queues[route.shard as usize];
             if let Err(part) = queue.push(part) {
                 debug_assert!(wait == Wait::Block, "try_commit checked for room");

@@ -5,16 +5,13 @@
 //! commit fits before it takes a commit number (`try_commit` enqueues all or nothing), and a
 //! shard worker reads each producer's parts in that producer's commit order.
 //!
-//! Parts name their path by a small id the producer chose for that shard; the first part with a
-//! given id also carries the path's name. The queue is FIFO, so the worker always learns a name
-//! before its id is used, and no part after the first pays for a string.
+//! Parts name their path by its dense id in the shard's directory (`crate::directory`), where
+//! the producer interned it the first time it named the path: no part carries a string.
 
 use std::hash::{Hash, Hasher};
 use std::sync::OnceLock;
 
 use crossbeam::queue::ArrayQueue;
-
-use crate::sync::Arc;
 
 /// The shard that owns `path`.
 pub(crate) fn shard_of(path: &str, shards: usize) -> usize {
@@ -28,10 +25,8 @@ pub(crate) fn shard_of(path: &str, shards: usize) -> usize {
 #[derive(Debug)]
 pub(crate) struct Part<R> {
     pub(crate) commit: u64,
-    /// The producer's id for the path on this shard.
+    /// The path's id in its shard's directory.
     pub(crate) path: u32,
-    /// The path's name, on the first part this producer sends with this id.
-    pub(crate) name: Option<Arc<str>>,
     pub(crate) record: R,
 }
 

@@ -37,17 +37,21 @@ use std::fmt;
 
 use crate::batch::Batch;
 use crate::directory::Directory;
+use crate::key::{AsPath, PathRef};
 use crate::merge::{Column, Merge, Part};
 use crate::queue::shard_of;
 use crate::spine::window_start;
 use crate::sync::{Arc, ArcCell};
 use crate::tier::{Geometry, SegmentInfo};
 
-/// The geometry and retention window every view is read with.
+/// What every view of a pipeline is read with: the geometry, the retention window, the shards'
+/// directories and the pipeline's number (for keys).
 #[derive(Debug)]
 pub(crate) struct Layout {
     pub(crate) geometry: Geometry,
     pub(crate) window: Option<usize>,
+    pub(crate) pipeline: u64,
+    pub(crate) directories: Box<[Arc<Directory>]>,
 }
 
 impl Layout {
@@ -66,7 +70,6 @@ pub(crate) struct ShardView<M: Merge> {
     pub(crate) dropped_end: u64,
     /// Ascending; the tail of single commits last.
     pub(crate) batches: Vec<Arc<Batch<M>>>,
-    pub(crate) directory: Arc<Directory>,
 }
 
 /// A global view: one shard view per shard, cut at `frontier`.
@@ -87,15 +90,7 @@ impl<M: Merge> Views<M> {
     pub(crate) fn new(shards: usize, layout: Layout) -> Self {
         let layout = Arc::new(layout);
         let empty: Vec<Arc<ShardView<M>>> = (0..shards)
-            .map(|_| {
-                Arc::new(ShardView {
-                    frontier: 0,
-                    merged_end: 0,
-                    dropped_end: 0,
-                    batches: Vec::new(),
-                    directory: Arc::default(),
-                })
-            })
+            .map(|_| Arc::new(ShardView { frontier: 0, merged_end: 0, dropped_end: 0, batches: Vec::new() }))
             .collect();
         Self {
             shards: empty.iter().map(|view| ArcCell::new(view.clone())).collect(),
@@ -252,29 +247,86 @@ impl<M: Merge> Snapshot<M> {
 
     /// The names of the paths holding data inside the snapshot, in no particular order.
     pub fn paths(&self) -> impl Iterator<Item = &str> + '_ {
+        self.shard_paths(None).map(|(name, _)| name)
+    }
+
+    /// Every path holding data inside the snapshot with its output, merged as
+    /// [`read`](Snapshot::read) merges it: one pass over each shard's batches, no lookup per
+    /// path. Shard by shard, and in each shard in the order paths were first seen.
+    ///
+    /// ```
+    /// use lockstep::{merge::Sum, Pipeline};
+    ///
+    /// let pipeline = Pipeline::builder(Sum).shards(2).build()?;
+    /// let mut producer = pipeline.producer()?;
+    /// producer.commit([("/eu/paris", 2), ("/eu/rome", 3), ("/us/nyc", 4)])?;
+    /// let last = pipeline.shutdown()?;
+    /// let total: i64 = last.iter().map(|(_, sum)| sum).sum();
+    /// assert_eq!(total, 9);
+    /// let mut eu: Vec<(&str, i64)> = last.iter_prefix("/eu/").collect();
+    /// eu.sort();
+    /// assert_eq!(eu, [("/eu/paris", 2), ("/eu/rome", 3)]);
+    /// # Ok::<(), lockstep::Error>(())
+    /// ```
+    pub fn iter(&self) -> impl Iterator<Item = (&str, M::Output)> + '_ {
+        self.shard_paths(None).map(|(name, parts)| (name, M::Column::read(&self.merge, &parts)))
+    }
+
+    /// Like [`iter`](Snapshot::iter), for the paths whose names start with `prefix` (a name
+    /// test per path, no lookup).
+    pub fn iter_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a str, M::Output)> + 'a {
+        self.shard_paths(Some(prefix)).map(|(name, parts)| (name, M::Column::read(&self.merge, &parts)))
+    }
+
+    /// Each path with visible data (whose name starts with `prefix`, if given) and its parts:
+    /// per shard, a merge of the batches' sorted ids.
+    fn shard_paths<'a>(
+        &'a self,
+        prefix: Option<&'a str>,
+    ) -> impl Iterator<Item = (&'a str, Vec<Part<'a, M::Column>>)> + 'a {
         let from = self.window_start();
-        self.view.shards.iter().flat_map(move |shard| {
-            let mut ids: Vec<u32> = Vec::new();
-            for batch in &shard.batches {
-                for i in 0..batch.paths() {
-                    let (id, segments) = batch.path(i);
-                    if segments.into_iter().any(|s| self.shows(batch, s, from)) {
-                        ids.push(id);
+        let layout = &*self.view.layout;
+        self.view.shards.iter().zip(layout.directories.iter()).flat_map(move |(shard, directory)| {
+            let batches = &shard.batches;
+            let mut cursors = vec![0usize; batches.len()];
+            std::iter::from_fn(move || loop {
+                let next =
+                    batches.iter().zip(&cursors).filter(|(b, &c)| c < b.paths()).map(|(b, &c)| b.ids()[c]);
+                let id = next.min()?;
+                let mut parts = Vec::new();
+                for (batch, cursor) in batches.iter().zip(cursors.iter_mut()) {
+                    if *cursor < batch.paths() && batch.ids()[*cursor] == id {
+                        let segments = batch.path(*cursor).1;
+                        *cursor += 1;
+                        parts.extend(segments.filter(|&s| self.shows(batch, s, from)).map(|s| batch.part(s)));
                     }
                 }
-            }
-            ids.sort_unstable();
-            ids.dedup();
-            ids.into_iter().map(move |id| &**shard.directory.name(id))
+                let name = &**directory.name(id);
+                if !parts.is_empty() && prefix.is_none_or(|prefix| name.starts_with(prefix)) {
+                    return Some((name, parts));
+                }
+            })
         })
     }
 
-    fn visible(&self, path: &str) -> Vec<Found<'_, M>> {
-        let shard = &self.view.shards[shard_of(path, self.view.shards.len())];
-        let Some(id) = shard.directory.id(path) else { return Vec::new() };
+    /// The shard and id of `path`, if it names one of this pipeline's paths.
+    fn locate(&self, path: &impl AsPath) -> Option<(usize, u32)> {
+        let layout = &*self.view.layout;
+        match path.as_path() {
+            PathRef::Name(name) => {
+                let shard = shard_of(name, self.view.shards.len());
+                Some((shard, layout.directories[shard].id(name)?))
+            }
+            PathRef::Key(key) if key.pipeline == layout.pipeline => Some((key.shard as usize, key.id)),
+            PathRef::Key(_) => None,
+        }
+    }
+
+    fn visible(&self, path: &impl AsPath) -> Vec<Found<'_, M>> {
+        let Some((shard, id)) = self.locate(path) else { return Vec::new() };
         let from = self.window_start();
         let mut found = Vec::new();
-        for batch in &shard.batches {
+        for batch in &self.view.shards[shard].batches {
             for segment in batch.find(id).into_iter().flatten() {
                 if self.shows(batch, segment, from) {
                     found.push((&**batch, segment));
@@ -285,27 +337,27 @@ impl<M: Merge> Snapshot<M> {
     }
 
     /// `path`'s segments inside the snapshot, ascending; single-commit (level-0) segments of
-    /// commits not yet formed into a block included.
-    pub fn segments(&self, path: &str) -> Vec<SegmentInfo> {
+    /// commits not yet formed into a block included. `path` is a name or a [`PathKey`].
+    pub fn segments(&self, path: impl AsPath) -> Vec<SegmentInfo> {
         let geometry = &self.view.layout.geometry;
-        self.visible(path).into_iter().map(|(batch, segment)| batch.info(geometry, segment)).collect()
+        self.visible(&path).into_iter().map(|(batch, segment)| batch.info(geometry, segment)).collect()
     }
 
     /// Each of `path`'s segments with its output, ascending: what a cross-path rollup combines,
     /// since the same range means the same commits on every path. Outputs are built on the way
     /// (a batch keeps no object per segment).
-    pub fn segment_outputs(&self, path: &str) -> impl Iterator<Item = (SegmentInfo, M::Output)> + '_ {
+    pub fn segment_outputs(&self, path: impl AsPath) -> impl Iterator<Item = (SegmentInfo, M::Output)> + '_ {
         let geometry = &self.view.layout.geometry;
-        self.visible(path).into_iter().map(move |(batch, segment)| {
+        self.visible(&path).into_iter().map(move |(batch, segment)| {
             (batch.info(geometry, segment), M::Column::read(&self.merge, &[batch.part(segment)]))
         })
     }
 
     /// Everything committed to `path` inside the snapshot, merged into one output; `None` if
-    /// the path has no data there.
-    pub fn read(&self, path: &str) -> Option<M::Output> {
+    /// the path has no data there (or is a key of another pipeline).
+    pub fn read(&self, path: impl AsPath) -> Option<M::Output> {
         let parts: Vec<Part<'_, M::Column>> =
-            self.visible(path).into_iter().map(|(batch, segment)| batch.part(segment)).collect();
+            self.visible(&path).into_iter().map(|(batch, segment)| batch.part(segment)).collect();
         (!parts.is_empty()).then(|| M::Column::read(&self.merge, &parts))
     }
 }
@@ -334,7 +386,8 @@ mod loom_models {
     }
 
     fn layout() -> Layout {
-        Layout { geometry: Geometry::new(2, 1).expect("valid"), window: None }
+        let directories = (0..3).map(|_| Arc::default()).collect();
+        Layout { geometry: Geometry::new(2, 1).expect("valid"), window: None, pipeline: 0, directories }
     }
 
     /// Three shards stand at frontier 1; each moves to 2, and shard 1 forms a block under rule 1

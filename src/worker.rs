@@ -26,7 +26,6 @@ use crossbeam::utils::Backoff;
 use crate::directory::Directory;
 use crate::merge::{Column, Merge};
 use crate::pipeline::Shared;
-use crate::queue::Part;
 use crate::snapshot::{Published, ShardView};
 use crate::spine::{Row, Spine};
 use crate::stats::Turn;
@@ -57,10 +56,8 @@ struct Retry<O> {
 pub(crate) struct Worker<M: Merge> {
     shared: Arc<Shared<M>>,
     shard: usize,
-    /// Path names and dense ids, shared with every view.
+    /// Path names and dense ids (producers intern; the worker names paths for the sink).
     directory: Arc<Directory>,
-    /// Per producer slot: that producer's path id on this shard to the dense id.
-    ids: Vec<Vec<u32>>,
     /// Per producer slot: drained parts of commits above the frontier, in commit order.
     pending: Vec<VecDeque<Row<M::Record>>>,
     /// The turn's sealed records (a buffer kept across turns).
@@ -82,10 +79,9 @@ impl<M: Merge> Worker<M> {
         let flush = shared.sink.0.is_some().then_some(config.flush_level);
         let spine = Spine::new(config.geometry.clone(), flush, config.window());
         Self {
+            directory: shared.directories[shard].clone(),
             shared,
             shard,
-            directory: Arc::default(),
-            ids: vec![Vec::new(); slots],
             pending: (0..slots).map(|_| VecDeque::new()).collect(),
             sealed: Vec::new(),
             spine,
@@ -161,11 +157,13 @@ impl<M: Merge> Worker<M> {
         if formed || merged {
             turn.merge_nanos = Some(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
         }
+        self.dirty |= changes.batches || merged;
+        self.flush();
+        // After the sink writes: a block can be dropped in the turn that formed it (its batch
+        // stays alive for the sink), and the stats never show a drop before its write.
         if changes.dropped > 0 {
             shared.stats.dropped(changes.dropped);
         }
-        self.dirty |= changes.batches || merged;
-        self.flush();
         // Counted before publishing, so a snapshot never shows records the stats have not.
         shared.stats.turn(&turn);
         let published = self.publish();
@@ -194,7 +192,7 @@ impl<M: Merge> Worker<M> {
             for _ in 0..capacity {
                 let Some(part) = queue.pop() else { break };
                 turn.drained += 1;
-                let row = self.accept(slot, part);
+                let row = Row { commit: part.commit, id: part.path, seq: 0, record: part.record };
                 if row.commit <= frontier && self.pending[slot].is_empty() {
                     self.sealed.push(Row { seq: self.sealed.len() as u32, ..row });
                 } else {
@@ -202,24 +200,6 @@ impl<M: Merge> Worker<M> {
                 }
             }
         }
-    }
-
-    fn accept(&mut self, slot: usize, part: Part<M::Record>) -> Row<M::Record> {
-        let ids = &mut self.ids[slot];
-        let local = part.path as usize;
-        let id = match part.name {
-            Some(name) => {
-                let id = self.directory.intern(name);
-                if ids.len() <= local {
-                    ids.resize(local + 1, u32::MAX);
-                }
-                ids[local] = id;
-                id
-            }
-            // The queue is FIFO and a producer names a path on its first part: the name came first.
-            None => *ids.get(local).expect("a producer names a path before using its id"),
-        };
-        Row { commit: part.commit, id, seq: 0, record: part.record }
     }
 
     /// Hands the new flush-level segments to the sink, in ascending order per path.
@@ -261,7 +241,6 @@ impl<M: Merge> Worker<M> {
             merged_end: self.spine.merged_end(),
             dropped_end: self.spine.dropped_end(),
             batches: self.spine.view(),
-            directory: self.directory.clone(),
         };
         (self.dirty, self.published_frontier) = (false, frontier);
         let published = shared.views.publish(self.shard, view);
