@@ -337,7 +337,7 @@ impl<M: Merge> Snapshot<M> {
     }
 
     /// `path`'s segments inside the snapshot, ascending; single-commit (level-0) segments of
-    /// commits not yet formed into a block included. `path` is a name or a [`PathKey`].
+    /// commits not yet formed into a block included. `path` is a name or a [`PathKey`](crate::PathKey).
     pub fn segments(&self, path: impl AsPath) -> Vec<SegmentInfo> {
         let geometry = &self.view.layout.geometry;
         self.visible(&path).into_iter().map(|(batch, segment)| batch.info(geometry, segment)).collect()
