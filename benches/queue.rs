@@ -1,9 +1,9 @@
-//! Queue hand-off: `bench::Lane` (the (producer, shard) queue, carrying the pipeline's part
-//! type) against a bare `crossbeam::queue::ArrayQueue<u64>` of the same capacity (4096, the
-//! pipeline's default), in the same group, so the cost of the part envelope shows as a ratio.
-//! A `Lane<u64>` slot carries a 40-byte part (commit, path id, optional name, record) where the
-//! bare queue carries 8 bytes; `array_queue_40B` (a bare queue of `[u64; 5]`) separates the
-//! cost of moving 40 bytes from anything else the lane does.
+//! Queue hand-off: `bench::lane` (the (producer, shard) queue, an `rtrb` single-writer ring
+//! carrying the pipeline's part type) against crossbeam's `ArrayQueue` (the multi-producer queue
+//! the lanes used before) of the same capacity (4096, the pipeline's default), in the same group,
+//! so the ratio is the point. A lane carries a 24-byte part (commit, path id, record);
+//! `array_queue_24B` (a bare `ArrayQueue<[u64; 3]>`) carries the same size, `array_queue_u64`
+//! 8 bytes.
 //!
 //! - `push_pop/*`: one push then one pop on one thread, the queue otherwise empty: the
 //!   uncontended single-threaded cost of a hand-off.
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Bencher, BenchmarkId, Criterion, Throughput};
 use crossbeam::queue::ArrayQueue;
-use lockstep::bench::Lane;
+use lockstep::bench::lane;
 
 mod common;
 
@@ -27,18 +27,23 @@ const BATCH: u64 = 1_000_000;
 /// What a transfer of `0..BATCH` adds up to.
 const CHECKSUM: u64 = BATCH * (BATCH - 1) / 2;
 
-/// A 40-byte record: the size of the part a `Lane<u64>` carries.
-type Wide = [u64; 5];
+/// A 24-byte record: the size of the part a lane of `u64` records carries.
+type Wide = [u64; 3];
 
 /// Moves `0..BATCH` from a spawned thread (`push`, false while full) to this one (`pop`), once
 /// per iteration, timing each transfer whole.
-fn transfer(b: &mut Bencher<'_>, push: impl Fn(u64) -> bool + Sync, mut pop: impl FnMut() -> Option<u64>) {
+fn transfer(
+    b: &mut Bencher<'_>,
+    mut push: impl FnMut(u64) -> bool + Send,
+    mut pop: impl FnMut() -> Option<u64>,
+) {
     b.iter_custom(|iters| {
         let mut total = Duration::ZERO;
         for _ in 0..iters {
             let started = Instant::now();
             let sum = std::thread::scope(|s| {
-                s.spawn(|| {
+                let push = &mut push;
+                s.spawn(move || {
                     for record in 0..BATCH {
                         while !push(record) {
                             spin_loop();
@@ -68,13 +73,13 @@ fn queue(c: &mut Criterion) {
     let mut group = c.benchmark_group("queue");
     group.throughput(Throughput::Elements(1));
 
-    let lane = Lane::<u64>::new(CAPACITY);
+    let (mut sender, mut receiver) = lane::<u64>(CAPACITY);
     let mut i = 0u64;
     group.bench_function(BenchmarkId::new("push_pop", "lane"), |b| {
         b.iter(|| {
             i += 1;
-            lane.push(i, black_box(i)).expect("the lane is empty");
-            black_box(lane.pop())
+            sender.push(i, black_box(i)).expect("the lane is empty");
+            black_box(receiver.pop())
         })
     });
 
@@ -90,19 +95,19 @@ fn queue(c: &mut Criterion) {
 
     let wide = ArrayQueue::<Wide>::new(CAPACITY);
     let mut i = 0u64;
-    group.bench_function(BenchmarkId::new("push_pop", "array_queue_40B"), |b| {
+    group.bench_function(BenchmarkId::new("push_pop", "array_queue_24B"), |b| {
         b.iter(|| {
             i += 1;
-            wide.push(black_box([i; 5])).expect("the queue is empty");
+            wide.push(black_box([i; 3])).expect("the queue is empty");
             black_box(wide.pop())
         })
     });
 
     group.throughput(Throughput::Elements(BATCH));
 
-    let lane = Lane::<u64>::new(CAPACITY);
+    let (mut sender, mut receiver) = lane::<u64>(CAPACITY);
     group.bench_function(BenchmarkId::new("spsc_1M", "lane"), |b| {
-        transfer(b, |record| lane.push(record, record).is_ok(), || lane.pop().map(|(_, record)| record))
+        transfer(b, |record| sender.push(record, record).is_ok(), || receiver.pop().map(|(_, record)| record))
     });
 
     let bare = ArrayQueue::<u64>::new(CAPACITY);
@@ -111,8 +116,8 @@ fn queue(c: &mut Criterion) {
     });
 
     let wide = ArrayQueue::<Wide>::new(CAPACITY);
-    group.bench_function(BenchmarkId::new("spsc_1M", "array_queue_40B"), |b| {
-        transfer(b, |record| wide.push([record; 5]).is_ok(), || wide.pop().map(|record| record[4]))
+    group.bench_function(BenchmarkId::new("spsc_1M", "array_queue_24B"), |b| {
+        transfer(b, |record| wide.push([record; 3]).is_ok(), || wide.pop().map(|record| record[2]))
     });
 
     group.finish();

@@ -1,12 +1,10 @@
 //! Handles on internal stages, for the criterion benchmarks in `benches/` only. Not part of the
 //! API: hidden from the docs, and free to change in any release.
 
-use crossbeam::queue::ArrayQueue;
-
 use crate::clock::Clock;
 use crate::directory::Directory;
 use crate::merge::Merge;
-use crate::queue::Part;
+use crate::queue::{Part, Receiver, Sender};
 use crate::snapshot::{Layout, ShardView, Snapshot, Views};
 use crate::spine::{Row, Spine};
 use crate::sync::Arc;
@@ -41,24 +39,31 @@ impl Frontier {
     }
 }
 
-/// One (producer, shard) queue carrying the same part type the pipeline carries.
+/// One (producer, shard) queue carrying the same part type the pipeline carries: its two ends.
+pub fn lane<R>(capacity: usize) -> (LaneSender<R>, LaneReceiver<R>) {
+    let (sender, receiver) = rtrb::RingBuffer::new(capacity);
+    (LaneSender(sender), LaneReceiver(receiver))
+}
+
+/// The producer end of a [`lane`].
 #[derive(Debug)]
-pub struct Lane<R>(ArrayQueue<Part<R>>);
+pub struct LaneSender<R>(Sender<R>);
 
-impl<R> Lane<R> {
-    /// A queue of `capacity` parts.
-    pub fn new(capacity: usize) -> Self {
-        Self(ArrayQueue::new(capacity))
-    }
+/// The worker end of a [`lane`].
+#[derive(Debug)]
+pub struct LaneReceiver<R>(Receiver<R>);
 
+impl<R> LaneSender<R> {
     /// Enqueues one record; gives it back if the queue is full.
-    pub fn push(&self, commit: u64, record: R) -> Result<(), R> {
-        self.0.push(Part { commit, path: 0, record }).map_err(|part| part.record)
+    pub fn push(&mut self, commit: u64, record: R) -> Result<(), R> {
+        self.0.push(Part { commit, path: 0, record }).map_err(|rtrb::PushError::Full(part)| part.record)
     }
+}
 
+impl<R> LaneReceiver<R> {
     /// Dequeues one record with its commit.
-    pub fn pop(&self) -> Option<(u64, R)> {
-        self.0.pop().map(|part| (part.commit, part.record))
+    pub fn pop(&mut self) -> Option<(u64, R)> {
+        self.0.pop().ok().map(|part| (part.commit, part.record))
     }
 }
 

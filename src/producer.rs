@@ -6,15 +6,15 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
-use crossbeam::queue::ArrayQueue;
 use crossbeam::utils::Backoff;
 use hdrhistogram::Histogram;
+use rtrb::PushError;
 
 use crate::error::{Error, TryCommitError};
 use crate::key::{AsPath, PathKey, PathRef};
 use crate::merge::Merge;
 use crate::pipeline::Shared;
-use crate::queue::Part;
+use crate::queue::{Part, Sender};
 use crate::stats::{Recorder, SAMPLE_EVERY};
 use crate::sync::Arc;
 
@@ -36,6 +36,8 @@ const FOLD_EVERY: u64 = 64;
 pub struct Producer<M: Merge> {
     shared: Arc<Shared<M>>,
     slot: usize,
+    /// This slot's queues, one per shard: only this producer pushes to them.
+    senders: Box<[Sender<M::Record>]>,
     /// Path name to its route, for commits by name. foldhash: several times cheaper than
     /// SipHash on short names, and still seeded per map, so crafted paths cannot pick the
     /// buckets. Commits by [`PathKey`] skip it.
@@ -80,10 +82,12 @@ impl<M: Merge> Producer<M> {
         }
         let max = shared.config.max_producers;
         let slot = shared.clock.claim().ok_or(Error::TooManyProducers { max })?;
+        let senders = shared.lanes.take_senders(slot);
         let shards = shared.config.shards;
         Ok(Self {
             shared,
             slot,
+            senders,
             ids: HashMap::default(),
             staged: Vec::new(),
             need: vec![0; shards],
@@ -274,7 +278,6 @@ impl<M: Merge> Producer<M> {
 
     /// Refuses unless every part fits now. Exact: this producer is its queues' only writer.
     fn check_room(&mut self, routes: &[Route]) -> Result<(), Error> {
-        let queues = self.shared.lanes.of(self.slot);
         let capacity = self.shared.lanes.capacity();
         self.need.iter_mut().for_each(|n| *n = 0);
         for route in routes {
@@ -284,7 +287,7 @@ impl<M: Merge> Producer<M> {
             if parts > capacity {
                 return Err(Error::CommitTooLarge { parts, capacity });
             }
-            if parts > capacity - queues[shard].len() {
+            if parts > self.senders[shard].slots() {
                 return Err(full_or_failed(&self.shared));
             }
         }
@@ -323,12 +326,11 @@ impl<M: Merge> Producer<M> {
         wait: Wait,
     ) -> Result<u64, Error> {
         let shared = &*self.shared;
-        let queues = shared.lanes.of(self.slot);
         let mut failed = false;
         for (route, record) in parts {
             let part = Part { commit, path: route.id, record };
-            let queue = &queues[route.shard as usize];
-            if let Err(part) = queue.push(part) {
+            let queue = &mut self.senders[route.shard as usize];
+            if let Err(PushError::Full(part)) = queue.push(part) {
                 debug_assert!(wait == Wait::Block, "try_commit checked for room");
                 if !push_waiting(shared, queue, route.shard as usize, part) {
                     failed = true;
@@ -360,7 +362,7 @@ fn full_or_failed<M: Merge>(shared: &Shared<M>) -> Error {
 #[cold]
 fn push_waiting<M: Merge>(
     shared: &Shared<M>,
-    queue: &ArrayQueue<Part<M::Record>>,
+    queue: &mut Sender<M::Record>,
     shard: usize,
     mut part: Part<M::Record>,
 ) -> bool {
@@ -377,13 +379,16 @@ fn push_waiting<M: Merge>(
         }
         match queue.push(part) {
             Ok(()) => return true,
-            Err(back) => part = back,
+            Err(PushError::Full(back)) => part = back,
         }
     }
 }
 
 impl<M: Merge> Drop for Producer<M> {
     fn drop(&mut self) {
+        // Before the slot is released, so its next producer finds them.
+        let senders = std::mem::take(&mut self.senders);
+        self.shared.lanes.put_back(self.slot, senders);
         self.shared.stats.fold_commit_latency(&mut self.latency);
         self.shared.clock.release(self.slot);
     }

@@ -26,6 +26,7 @@ use crossbeam::utils::Backoff;
 use crate::directory::Directory;
 use crate::merge::{Column, Merge};
 use crate::pipeline::Shared;
+use crate::queue::Receiver;
 use crate::snapshot::{Published, ShardView};
 use crate::spine::{Row, Spine};
 use crate::stats::Turn;
@@ -58,6 +59,12 @@ pub(crate) struct Worker<M: Merge> {
     shard: usize,
     /// Path names and dense ids (producers intern; the worker names paths for the sink).
     directory: Arc<Directory>,
+    /// This shard's queue of every producer slot used so far, with the slot.
+    receivers: Vec<(usize, Receiver<M::Record>)>,
+    /// Per producer slot: its receiver is in `receivers`.
+    taken: Vec<bool>,
+    /// `Lanes::made` when the receivers were last looked for.
+    made: usize,
     /// Per producer slot: drained parts of commits above the frontier, in commit order.
     pending: Vec<VecDeque<Row<M::Record>>>,
     /// The turn's sealed records (a buffer kept across turns).
@@ -82,6 +89,9 @@ impl<M: Merge> Worker<M> {
             directory: shared.directories[shard].clone(),
             shared,
             shard,
+            receivers: Vec::new(),
+            taken: vec![false; slots],
+            made: 0,
             pending: (0..slots).map(|_| VecDeque::new()).collect(),
             sealed: Vec::new(),
             spine,
@@ -177,26 +187,37 @@ impl<M: Merge> Worker<M> {
     /// Moves the parts of commits `<= frontier` into `sealed`, and later ones into `pending`.
     fn drain(&mut self, frontier: u64, turn: &mut Turn) {
         let shared = self.shared.clone();
+        // After the frontier read: a producer makes its queues before it takes a number, so
+        // the queues of every commit at or below `frontier` are found here.
+        let made = shared.lanes.made();
+        if made != self.made {
+            shared.lanes.take_receivers(self.shard, &mut self.taken, &mut self.receivers);
+            self.made = made;
+        }
         let capacity = shared.lanes.capacity();
-        for (slot, queue) in shared.lanes.for_shard(self.shard) {
-            let pending = &mut self.pending[slot];
+        for (slot, queue) in &mut self.receivers {
+            let pending = &mut self.pending[*slot];
             while pending.front().is_some_and(|row| row.commit <= frontier) {
                 let Some(mut row) = pending.pop_front() else { break };
                 row.seq = self.sealed.len() as u32;
                 self.sealed.push(row);
             }
-            let waiting = queue.len();
-            turn.queued += waiting as u64;
+            turn.queued += queue.slots() as u64;
             // At most `capacity` pops: enough for every part of a sealed commit (module doc),
             // and a bound on the turn while producers keep pushing.
             for _ in 0..capacity {
-                let Some(part) = queue.pop() else { break };
+                let Ok(part) = queue.pop() else { break };
                 turn.drained += 1;
-                let row = Row { commit: part.commit, id: part.path, seq: 0, record: part.record };
-                if row.commit <= frontier && self.pending[slot].is_empty() {
-                    self.sealed.push(Row { seq: self.sealed.len() as u32, ..row });
+                let row = Row {
+                    commit: part.commit,
+                    id: part.path,
+                    seq: self.sealed.len() as u32,
+                    record: part.record,
+                };
+                if row.commit <= frontier && pending.is_empty() {
+                    self.sealed.push(row);
                 } else {
-                    self.pending[slot].push_back(row);
+                    pending.push_back(row);
                 }
             }
         }
@@ -283,7 +304,7 @@ impl<M: Merge> Worker<M> {
             && shared.views.frontier() == last
             && self.spine.settled(shared.views.bound(self.shard, last))
             && self.pending.iter().all(VecDeque::is_empty)
-            && shared.lanes.for_shard(self.shard).all(|(_, queue)| queue.is_empty())
+            && self.receivers.iter().all(|(_, queue)| queue.is_empty())
     }
 
     /// True if a loop turn would find something to do.
@@ -294,7 +315,8 @@ impl<M: Merge> Worker<M> {
             || !self.included
             || self.spine.has_merges()
             || !self.spine.settled(shared.views.bound(self.shard, frontier))
-            || shared.lanes.for_shard(self.shard).any(|(_, queue)| !queue.is_empty())
+            || shared.lanes.made() != self.made
+            || self.receivers.iter().any(|(_, queue)| !queue.is_empty())
     }
 
     fn sleep(&mut self) {
