@@ -42,8 +42,9 @@
 //! is refused. The number a refused take added is never issued; readers that see `CLOSED` use
 //! `closed_at` instead of the counter (the CAS is Release and the refused takes continue its
 //! release sequence, so a reader that sees the bit sees `closed_at`). A producer checks the bit
-//! in its announce load before taking, so at most one refused take per producer ever lands: the
-//! counter cannot run into its top bit. The closer's CAS is Acquire, so it synchronizes with
+//! in its announce load before taking, so at most one refused take per producer ever lands (it
+//! adds at most 2^32, the most numbers one take asks for): the counter cannot run into its top
+//! bit. The closer's CAS is Acquire, so it synchronizes with
 //! every take before it, and [`Clock::all_idle`] then sees each such commit's announcement or
 //! retire: no fence on either side.
 
@@ -116,6 +117,13 @@ impl Clock {
 
     /// Announces and takes the next commit number for `slot`, or refuses once closed.
     pub(crate) fn begin(&self, slot: usize) -> Result<u64, Closed> {
+        self.begin_many(slot, 1)
+    }
+
+    /// Announces and takes `count` consecutive commit numbers for `slot` (one counter step),
+    /// returning the first, or refuses once closed. The announcement holds all of them back
+    /// until `retire`, as it holds one: the argument of the module doc is unchanged.
+    pub(crate) fn begin_many(&self, slot: usize, count: u64) -> Result<u64, Closed> {
         let announced = &self.slots[slot].announced;
         // Relaxed: coherence alone makes the `fetch_add` below return a value >= this one.
         let seen = self.next.load(Ordering::Relaxed);
@@ -125,7 +133,7 @@ impl Clock {
         // Release: a reader that sees this in place of the previous retire sees what it carried.
         announced.store(seen, Ordering::Release);
         // Release: a frontier reader or closer that sees this take sees the announcement above.
-        let taken = self.next.fetch_add(1, Ordering::Release);
+        let taken = self.next.fetch_add(count, Ordering::Release);
         if taken & CLOSED != 0 {
             // Release: like the announcement, it may be read in place of the previous retire.
             announced.store(IDLE, Ordering::Release);

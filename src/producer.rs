@@ -44,6 +44,8 @@ pub struct Producer<M: Merge> {
     ids: HashMap<Box<str>, Route, foldhash::fast::RandomState>,
     /// The commit being assembled: route and record.
     staged: Vec<(Route, M::Record)>,
+    /// `commit_many`: where each staged commit's parts end.
+    bounds: Vec<u32>,
     /// Parts per shard, for `try_commit`'s room check.
     need: Vec<usize>,
     /// `try_commit`'s routes of the parts it holds, kept for the allocation.
@@ -90,6 +92,7 @@ impl<M: Merge> Producer<M> {
             senders,
             ids: HashMap::default(),
             staged: Vec::new(),
+            bounds: Vec::new(),
             need: vec![0; shards],
             routes_of_try: Vec::new(),
             calls: 0,
@@ -130,6 +133,80 @@ impl<M: Merge> Producer<M> {
         self.staged.clear();
         self.end_call(started);
         result
+    }
+
+    /// Commits several commits in one call: each item is one commit's parts. They are numbered
+    /// consecutively with one step of the counter, so a producer with many small commits at hand
+    /// pays for taking a number, announcing, retiring and waking the workers once; returns the
+    /// numbers taken. Every commit is validated before any number is taken: one bad part or an
+    /// empty commit refuses them all, and nothing is enqueued.
+    ///
+    /// ```
+    /// use lockstep::{merge::Sum, Pipeline};
+    ///
+    /// let pipeline = Pipeline::builder(Sum).build()?;
+    /// let mut producer = pipeline.producer()?;
+    /// let hits = pipeline.key("/hits")?;
+    /// let numbers = producer.commit_many((0..100).map(|i| [(&hits, i)]))?;
+    /// assert_eq!(numbers, 1..=100);
+    /// assert_eq!(producer.commit([(&hits, 0)])?, 101);
+    /// assert_eq!(pipeline.shutdown()?.read(&hits), Some(4950));
+    /// # Ok::<(), lockstep::Error>(())
+    /// ```
+    pub fn commit_many<P: AsPath, C: IntoIterator<Item = (P, M::Record)>>(
+        &mut self,
+        commits: impl IntoIterator<Item = C>,
+    ) -> Result<std::ops::RangeInclusive<u64>, Error> {
+        let started = self.start_call();
+        let result = self.stage_many(commits).and_then(|count| {
+            let first = self.take_numbers(count)?;
+            let mut staged = std::mem::take(&mut self.staged);
+            let mut bounds = std::mem::take(&mut self.bounds);
+            // Parts of commit `first + k` end at `bounds[k]`.
+            let mut k = 0;
+            let numbered = staged.drain(..).enumerate().map(|(i, part)| {
+                while bounds[k] as usize <= i {
+                    k += 1;
+                }
+                (first + k as u64, part)
+            });
+            let result = self.enqueue_numbered(numbered, Wait::Block).map(|()| first..=first + count - 1);
+            bounds.clear();
+            (self.staged, self.bounds) = (staged, bounds);
+            result
+        });
+        self.staged.clear();
+        self.bounds.clear();
+        self.end_call(started);
+        result
+    }
+
+    /// Stages every commit's parts, remembering where each commit ends; returns how many.
+    fn stage_many<P: AsPath, C: IntoIterator<Item = (P, M::Record)>>(
+        &mut self,
+        commits: impl IntoIterator<Item = C>,
+    ) -> Result<u64, Error> {
+        self.staged.clear();
+        self.bounds.clear();
+        for parts in commits {
+            let before = self.staged.len();
+            for (path, record) in parts {
+                let route = self.resolve(path.as_path(), &record)?;
+                self.staged.push((route, record));
+            }
+            if self.staged.len() == before {
+                return Err(Error::EmptyCommit);
+            }
+            let end = u32::try_from(self.staged.len()).map_err(|_| Error::CommitTooLarge {
+                parts: self.staged.len(),
+                capacity: u32::MAX as usize,
+            })?;
+            self.bounds.push(end);
+        }
+        match self.bounds.len() as u64 {
+            0 => Err(Error::EmptyCommit),
+            count => Ok(count),
+        }
     }
 
     /// Like [`commit`](Producer::commit), but refuses instead of waiting when a queue lacks room
@@ -296,6 +373,11 @@ impl<M: Merge> Producer<M> {
 
     /// Takes the next commit number, unless the pipeline refuses.
     fn take_number(&self) -> Result<u64, Error> {
+        self.take_numbers(1)
+    }
+
+    /// Takes `count` consecutive commit numbers, the first returned, unless the pipeline refuses.
+    fn take_numbers(&self, count: u64) -> Result<u64, Error> {
         let shared = &*self.shared;
         // Refuse before taking a number once any worker has failed, whatever the queues hold:
         // nothing can become visible any more (the global view is cut at the lowest shard
@@ -313,9 +395,11 @@ impl<M: Merge> Producer<M> {
         if shared.has_failed() {
             return Err(Error::WorkerPanicked);
         }
-        let commit = shared.clock.begin(self.slot).map_err(|_| Error::Shutdown)?;
-        shared.stats.stamp(commit);
-        Ok(commit)
+        let first = shared.clock.begin_many(self.slot, count).map_err(|_| Error::Shutdown)?;
+        for commit in first..first + count {
+            shared.stats.stamp(commit);
+        }
+        Ok(first)
     }
 
     /// Enqueues every part of `commit`, whose number `take_number` took, then retires it.
@@ -325,9 +409,19 @@ impl<M: Merge> Producer<M> {
         parts: impl Iterator<Item = (Route, M::Record)>,
         wait: Wait,
     ) -> Result<u64, Error> {
+        self.enqueue_numbered(parts.map(|part| (commit, part)), wait).map(|()| commit)
+    }
+
+    /// Enqueues every part, each with the number `take_numbers` took for its commit, then
+    /// retires them all.
+    fn enqueue_numbered(
+        &mut self,
+        parts: impl Iterator<Item = (u64, (Route, M::Record))>,
+        wait: Wait,
+    ) -> Result<(), Error> {
         let shared = &*self.shared;
         let mut failed = false;
-        for (route, record) in parts {
+        for (commit, (route, record)) in parts {
             let part = Part { commit, path: route.id, record };
             let queue = &mut self.senders[route.shard as usize];
             if let Err(PushError::Full(part)) = queue.push(part) {
@@ -343,7 +437,7 @@ impl<M: Merge> Producer<M> {
         if failed {
             return Err(Error::WorkerPanicked);
         }
-        Ok(commit)
+        Ok(())
     }
 }
 

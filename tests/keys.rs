@@ -60,3 +60,27 @@ fn a_key_of_another_pipeline_is_refused() {
     assert_eq!(last.read(&key), None, "another pipeline's key reads nothing");
     assert_eq!(last.read("/a"), Some(5));
 }
+
+#[test]
+fn commit_many_numbers_consecutively_and_refuses_whole() {
+    let pipeline = Pipeline::builder(Concat::<u64>::default()).shards(2).build().expect("valid");
+    let mut producer = pipeline.producer().expect("a producer");
+    assert_eq!(producer.commit([("/a", 0)]), Ok(1));
+    let numbers = producer
+        .commit_many((0..50u64).map(|i| vec![("/a".to_owned(), i), (format!("/b/{}", i % 3), i)]))
+        .expect("accepted");
+    assert_eq!(numbers, 2..=51);
+    // One empty commit, or one bad path, refuses the whole call and takes no number.
+    let with_empty: Vec<Vec<(&str, u64)>> = vec![vec![("/a", 1)], vec![]];
+    assert_eq!(producer.commit_many(with_empty), Err(Error::EmptyCommit));
+    assert_eq!(producer.commit_many([[("/a", 1)], [("", 2)]]), Err(Error::EmptyPath));
+    let none: [[(&str, u64); 1]; 0] = [];
+    assert_eq!(producer.commit_many(none), Err(Error::EmptyCommit));
+    assert_eq!(producer.commit([("/a", 99)]), Ok(52), "the refusals took no number");
+    let last = pipeline.shutdown().expect("shutdown");
+    let mut expected = vec![(1, 0)];
+    expected.extend((0..50).map(|i| (i + 2, i)));
+    expected.push((52, 99));
+    assert_eq!(last.read("/a"), Some(expected));
+    assert_eq!(last.read("/b/1").map(|r| r.len()), Some(17));
+}
