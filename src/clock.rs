@@ -36,8 +36,8 @@
 //! is safe on its own, so the maximum of several is too: consumers keep the largest they have
 //! seen (the workers do). The loom model checks both that readings go back and that each is safe.
 //!
-//! **Closing** sets [`CLOSED`], the counter's top bit, by compare-and-swap, after storing the
-//! counter's value in `closed_at`. The counter's modification order decides every race with
+//! **Closing** sets [`CLOSED`], the counter's top bit, by compare-and-swap, after raising
+//! `closed_at` to the counter's value. The counter's modification order decides every race with
 //! it: a take before the CAS has a number (it is issued), a take after it returns `CLOSED` and
 //! is refused. The number a refused take added is never issued; readers that see `CLOSED` use
 //! `closed_at` instead of the counter (the CAS is Release and the refused takes continue its
@@ -179,7 +179,9 @@ impl Clock {
     }
 
     /// Stops issuing commit numbers: every later `begin` returns [`Closed`]. Returns the last
-    /// commit issued, which is final. One closer at a time (`Pipeline::finish` holds `&mut`).
+    /// commit issued, which is final. Closers may race (today only `Pipeline::finish`, which
+    /// holds `&mut`, closes): each stores a counter value at most the final one, the winner the
+    /// final one itself, and `closed_at` keeps the largest.
     pub(crate) fn close(&self) -> u64 {
         // Relaxed: the compare-and-swap below checks it.
         let mut current = self.next.load(Ordering::Relaxed);
@@ -187,8 +189,9 @@ impl Clock {
             if current & CLOSED != 0 {
                 return self.issued();
             }
-            // Relaxed: published by the Release compare-and-swap below, which sets `CLOSED`.
-            self.closed_at.store(current, Ordering::Relaxed);
+            // Relaxed: published by the Release compare-and-swap below, which sets `CLOSED`. A
+            // maximum, so a racing closer's older value cannot replace the final one.
+            self.closed_at.fetch_max(current, Ordering::Relaxed);
             // AcqRel: Acquire to synchronize with every take before it (then `all_idle` sees
             // their announcements); Release to publish `closed_at` with the bit.
             match self.next.compare_exchange_weak(
@@ -396,6 +399,34 @@ mod loom_models {
             let taken: u64 = producers.into_iter().map(|p| p.join().expect("producer thread")).sum();
             assert_eq!(taken, last, "a commit was taken after the close, or a taken one not counted");
             assert_eq!((clock.issued(), clock.frontier()), (last, last));
+        });
+    }
+
+    /// Two closers race a producer: both return the same final count, which is what was taken.
+    #[test]
+    fn loom_racing_closers_agree() {
+        model(|| {
+            let clock = Arc::new(Clock::new(1));
+            let producer = {
+                let clock = clock.clone();
+                thread::spawn(move || {
+                    let slot = clock.claim().expect("a free slot");
+                    let taken = clock.begin(slot).is_ok();
+                    if taken {
+                        clock.retire(slot);
+                    }
+                    u64::from(taken)
+                })
+            };
+            let closer = {
+                let clock = clock.clone();
+                thread::spawn(move || clock.close())
+            };
+            let here = clock.close();
+            let there = closer.join().expect("closer thread");
+            let taken = producer.join().expect("producer thread");
+            assert_eq!((here, there), (taken, taken), "closers disagree, or miscount");
+            assert_eq!(clock.issued(), taken);
         });
     }
 }
