@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam::utils::Backoff;
 
-use crate::bell::Bells;
+use crate::bell::{Bells, Waiters};
 use crate::clock::Clock;
 use crate::config::{Builder, Config};
 use crate::directory::Directory;
@@ -39,6 +39,8 @@ pub(crate) struct Shared<M: Merge> {
     pub(crate) lanes: Lanes<M::Record>,
     pub(crate) views: Views<M>,
     pub(crate) bells: Bells,
+    /// Producers waiting for room in a full queue.
+    pub(crate) waiters: Waiters,
     pub(crate) stats: Recorder,
     pub(crate) sink: SharedSink<M::Output>,
     /// Set once the clock is closed and idle: workers finish everything up to `last`.
@@ -135,6 +137,7 @@ impl<M: Merge> Pipeline<M> {
                 },
             ),
             bells: Bells::new(config.shards),
+            waiters: Waiters::new(config.max_producers),
             stats: Recorder::new(),
             sink,
             finishing: AtomicBool::new(false),

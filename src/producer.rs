@@ -18,6 +18,10 @@ use crate::queue::{Part, Sender};
 use crate::stats::{Recorder, SAMPLE_EVERY};
 use crate::sync::Arc;
 
+/// How long a producer waiting for room parks before it looks again unwoken (a safety net: the
+/// worker that drains its queue wakes it).
+const ROOM_PARK: Duration = Duration::from_millis(5);
+
 /// Timed commits a producer collects before folding them into the shared histogram.
 const FOLD_EVERY: u64 = 64;
 
@@ -426,7 +430,7 @@ impl<M: Merge> Producer<M> {
             let queue = &mut self.senders[route.shard as usize];
             if let Err(PushError::Full(part)) = queue.push(part) {
                 debug_assert!(wait == Wait::Block, "try_commit checked for room");
-                if !push_waiting(shared, queue, route.shard as usize, part) {
+                if !push_waiting(shared, self.slot, queue, route.shard as usize, part) {
                     failed = true;
                     break;
                 }
@@ -456,6 +460,7 @@ fn full_or_failed<M: Merge>(shared: &Shared<M>) -> Error {
 #[cold]
 fn push_waiting<M: Merge>(
     shared: &Shared<M>,
+    slot: usize,
     queue: &mut Sender<M::Record>,
     shard: usize,
     mut part: Part<M::Record>,
@@ -467,7 +472,9 @@ fn push_waiting<M: Merge>(
             if shared.has_failed() {
                 return false;
             }
-            std::thread::park_timeout(Duration::from_micros(50));
+            // Until the worker pops from this queue and wakes us; the timeout is a safety net.
+            let room = || queue.slots() > 0 || shared.has_failed();
+            shared.waiters.wait(slot, room, || std::thread::park_timeout(ROOM_PARK));
         } else {
             backoff.snooze();
         }

@@ -195,6 +195,7 @@ impl<M: Merge> Worker<M> {
             self.made = made;
         }
         let capacity = shared.lanes.capacity();
+        let drained = turn.drained;
         for (slot, queue) in &mut self.receivers {
             let pending = &mut self.pending[*slot];
             while pending.front().is_some_and(|row| row.commit <= frontier) {
@@ -219,6 +220,13 @@ impl<M: Merge> Worker<M> {
                 } else {
                     pending.push_back(row);
                 }
+            }
+        }
+        if turn.drained > drained {
+            // Room was made: wake the producers waiting for it (crate::bell::Waiters).
+            shared.waiters.fence();
+            for (slot, _) in &self.receivers {
+                shared.waiters.wake(*slot);
             }
         }
     }
