@@ -376,13 +376,7 @@ mod loom_models {
     }
 
     fn view(frontier: u64, merged_end: u64) -> ShardView<Sum> {
-        ShardView {
-            frontier,
-            merged_end,
-            dropped_end: 0,
-            batches: Vec::new(),
-            directory: Directory::default(),
-        }
+        ShardView { frontier, merged_end, dropped_end: 0, batches: Vec::new() }
     }
 
     fn layout() -> Layout {
