@@ -268,3 +268,27 @@ fn short_three_shard_runs_keep_every_worker_alive() {
         }
     }
 }
+
+/// Many producers on queues of one part, more threads than cores: producers find their queue
+/// full all the time and wait for room (spinning, then parked until the worker that drains
+/// their queue wakes them). Every commit lands, in order, and the run ends.
+#[test]
+fn many_producers_on_tiny_queues_all_finish() {
+    let pipeline = Pipeline::builder(Concat::<u64>::default())
+        .shards(2)
+        .queue_capacity(1)
+        .max_producers(16)
+        .build()
+        .expect("valid settings");
+    let scripts: Vec<common::Commits<u64>> = (0..16u64)
+        .map(|p| (0..300u64).map(|i| vec![(format!("/p{}", (p + i) % 5), p << 32 | i)]).collect())
+        .collect();
+    let started = Instant::now();
+    let commits = common::commit_scripts(&pipeline, scripts);
+    let last = pipeline.shutdown().expect("clean shutdown");
+    assert_eq!(last.frontier(), commits.len() as u64);
+    for (path, records) in common::concat_reads(&commits, last.frontier()) {
+        assert_eq!(last.read(&path), Some(records), "{path}");
+    }
+    assert!(started.elapsed() < common::PATIENCE, "the producers finished");
+}
