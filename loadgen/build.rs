@@ -1,5 +1,6 @@
-//! Puts the commit loadgen is built from into `LOADGEN_COMMIT` (with `-dirty` when the tree has
-//! uncommitted changes), so every report, baseline and chart says which code it measured.
+//! Puts the commit loadgen is built from into `LOADGEN_COMMIT` (with `-dirty` when the library
+//! or the loadgen has uncommitted changes), so every report, baseline and chart says which code
+//! it measured.
 
 use std::process::Command;
 
@@ -10,7 +11,10 @@ fn git(args: &[&str]) -> Option<String> {
 
 fn main() {
     let commit = git(&["rev-parse", "--short=7", "HEAD"]).unwrap_or_else(|| "unknown".to_owned());
-    let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    // Only the code counts: results and notes written under perf/ do not make a build dirty.
+    let code = ["--", ":/src", ":/loadgen", ":/Cargo.toml", ":/Cargo.lock"];
+    let dirty = git(&[&["status", "--porcelain", "--untracked-files=no"][..], &code[..]].concat())
+        .is_some_and(|s| !s.is_empty());
     println!("cargo:rustc-env=LOADGEN_COMMIT={commit}{}", if dirty { "-dirty" } else { "" });
     // Rebuilt when HEAD moves (a commit, a checkout) or the index changes (staging, committing).
     for file in ["HEAD", "index"] {

@@ -77,7 +77,9 @@ def main(results):
         print("| engine | records/s | ÷ limit | lockstep ÷ engine | commit call p99 µs | commit-to-visible p50 µs | p99 µs | per-run records/s |")
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
         limits = [(d.get("limit") or {}).get("records_per_sec") for d in docs]
-        print(f"| limit | {si(median(limits))} | 1x | | | | | {', '.join(si(v) for v in limits)} |")
+        windows = [(d.get("limit") or {}).get("median_records_per_sec") for d in docs]
+        per_run = ", ".join(f"{si(v)} (median window {si(w)})" for v, w in zip(limits, windows))
+        print(f"| limit | {si(median(limits))} | 1x | | | | | {per_run} |")
         for engine in ENGINES:
             rs = [run_of(d, engine) for d in docs]
             if not any(rs):

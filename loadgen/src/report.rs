@@ -191,9 +191,18 @@ fn throughput(
     if limit.is_some() {
         writeln!(
             out,
-            "  (limit: the same {} items handed between two threads through one queue for {:.1} s before the engines)",
+            "  (limit: the same {} items handed between two threads through one queue before the engines; the best of",
             settings.record,
-            limit.map_or(0.0, |l| l.window.as_secs_f64())
+        )?;
+        writeln!(
+            out,
+            "   five 200 ms windows; their median {} records/s{})",
+            group(limit.map_or(0.0, |l| l.median_records_per_sec) as u64),
+            if limit.is_some_and(|l| l.median_records_per_sec < 0.8 * l.records_per_sec) {
+                ": far below the best, the machine was busy"
+            } else {
+                ""
+            }
         )?;
     }
     if fixed {
