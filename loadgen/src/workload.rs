@@ -11,9 +11,10 @@ use std::str::FromStr;
 
 use crate::record::Kind;
 
-/// One part of a commit: a path and its record. Path names live as long as the process (see
+/// One part of a commit: a path, its record, and the path's index (`0..paths`, for engines that
+/// resolve paths once, as lockstep does with keys). Path names live as long as the process (see
 /// [`Workload::new`]), so engines may pass them between threads without copying them.
-pub type Part<R> = (&'static str, R);
+pub type Part<R> = (&'static str, R, u32);
 
 /// At most this many distinct records per producer.
 const RECORD_POOL: usize = 1024;
@@ -282,7 +283,7 @@ impl<K: Kind> Generator<'_, K> {
         for _ in 0..self.parts {
             let index = self.path_index();
             let record = self.record();
-            parts.push((self.paths[index], record));
+            parts.push((self.paths[index], record, index as u32));
         }
     }
 
@@ -348,8 +349,8 @@ mod tests {
         let mut parts = Vec::new();
         generator.fill(&mut parts);
         assert_eq!(parts.len(), 3);
-        assert!(parts.iter().all(|(path, record)| path.len() == 11 && record.len() == 16));
-        assert!(parts.iter().all(|(path, _)| path.starts_with("/p/000000")));
+        assert!(parts.iter().all(|(path, record, _)| path.len() == 11 && record.len() == 16));
+        assert!(parts.iter().all(|(path, _, _)| path.starts_with("/p/000000")));
     }
 
     #[test]
@@ -422,7 +423,7 @@ mod tests {
         let mut seen = [false; 10];
         for commit in 1..=300u64 {
             generator.fill(&mut parts);
-            for (path, _) in &parts {
+            for (path, _, _) in &parts {
                 let index: u64 = path[3..].parse().unwrap();
                 assert_eq!(index % k, commit % k, "commit {commit} wrote {path}");
                 seen[index as usize] = true;

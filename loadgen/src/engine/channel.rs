@@ -197,12 +197,12 @@ impl<K: Kind> Committer<K> for ChannelCommitter<K> {
         if let Some(start) = stamp {
             // The stamp goes first, so it is there by the time a shard publishes the commit.
             self.touched.clear();
-            for (path, _) in parts.iter() {
+            for (path, _, _) in parts.iter() {
                 self.touched.add(shard_of(path, shards));
             }
             self.stamps.stamp(self.producer, commit, self.touched.list(), start);
         }
-        for (path, record) in parts.drain(..) {
+        for (path, record, _) in parts.drain(..) {
             let shard = shard_of(path, shards);
             let message = Message { commit, producer: self.producer as u32, path, record };
             self.senders[shard].send(message).map_err(|_| "a channel consumer is gone")?;

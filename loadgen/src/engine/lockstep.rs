@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
-use lockstep::{DiscardSink, Pipeline, Producer, Retention, Stats};
+use lockstep::{DiscardSink, PathKey, Pipeline, Producer, Retention, Stats};
 
 use super::{Committer, Config, Engine, Failure, Finish};
 use crate::align::Layout;
@@ -33,6 +33,9 @@ pub struct Lockstep<K: Kind> {
 #[derive(Debug)]
 pub struct LockstepCommitter<K: Kind> {
     producer: Producer<K::Merge>,
+    /// Each path's key, by the workload's path index, resolved the first time the producer
+    /// names it: commits go by key, as an embedding that knows its paths up front would.
+    keys: Vec<Option<PathKey>>,
 }
 
 impl<K: Kind> Lockstep<K> {
@@ -71,7 +74,7 @@ impl<K: Kind> Engine<K> for Lockstep<K> {
     }
 
     fn committer(&self, _index: usize) -> Result<LockstepCommitter<K>, Failure> {
-        Ok(LockstepCommitter { producer: self.pipeline.producer()? })
+        Ok(LockstepCommitter { producer: self.pipeline.producer()?, keys: Vec::new() })
     }
 
     fn visible(&self) -> Histogram<u64> {
@@ -142,7 +145,19 @@ impl<K: Kind> Committer<K> for LockstepCommitter<K> {
     #[inline]
     fn commit(&mut self, parts: &mut Vec<Part<K::Record>>, _stamp: Option<Instant>) -> Result<(), Failure> {
         // The library stamps its own sampled commits (`Stats::visible_latency`).
-        self.producer.commit(parts.drain(..))?;
+        for &(path, _, index) in parts.iter() {
+            let index = index as usize;
+            if index >= self.keys.len() {
+                self.keys.resize(index + 1, None);
+            }
+            if self.keys[index].is_none() {
+                self.keys[index] = Some(self.producer.key(path)?);
+            }
+        }
+        // By reference: no reference count touched per part.
+        let keys = &self.keys;
+        let keyed = parts.drain(..).map(|(_, record, index)| (keys[index as usize].as_ref(), record));
+        self.producer.commit(keyed.map(|(key, record)| (key.expect("resolved above"), record)))?;
         Ok(())
     }
 }
