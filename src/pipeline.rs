@@ -138,7 +138,7 @@ impl<M: Merge> Pipeline<M> {
             ),
             bells: Bells::new(config.shards),
             waiters: Waiters::new(config.max_producers),
-            stats: Recorder::new(),
+            stats: Recorder::new(config.max_producers.saturating_mul(config.queue_capacity)),
             sink,
             finishing: AtomicBool::new(false),
             last: AtomicU64::new(0),

@@ -15,8 +15,12 @@ use crate::sync::{Arc, ArcCell, AtomicU64, Ordering};
 
 /// Producers time one commit in this many, and stamp it for the commit-to-visible figure.
 pub(crate) const SAMPLE_EVERY: u64 = 16;
-/// Stamped commits remembered for the commit-to-visible figure.
-const STAMPS: usize = 1024;
+/// Stamped commits remembered for the commit-to-visible figure, at least.
+const MIN_STAMPS: usize = 1024;
+/// Stamped commits remembered at most (16 MiB of stamps).
+const MAX_STAMPS: usize = 1 << 20;
+/// Samples one publish records at most (the newest of the commits it makes visible).
+const PER_PUBLISH: u64 = 1024;
 
 /// A reading of the pipeline's figures. Latencies are in nanoseconds.
 ///
@@ -105,7 +109,13 @@ pub(crate) struct Turn {
 }
 
 impl Recorder {
-    pub(crate) fn new() -> Self {
+    /// A recorder whose stamp ring covers `in_flight` commits: as many as can be issued and
+    /// not yet visible while every queue is full (a smaller ring lost every sample once the
+    /// frontier lagged the counter by more than it: from 4 producers on, in a closed loop).
+    pub(crate) fn new(in_flight: usize) -> Self {
+        // Four times over: parts drained but not yet sealed wait at the worker too.
+        let stamps = (in_flight.saturating_mul(4) / SAMPLE_EVERY as usize).clamp(MIN_STAMPS, MAX_STAMPS);
+        let stamps = stamps.next_power_of_two();
         Self {
             start: Instant::now(),
             records: AtomicU64::new(0),
@@ -119,7 +129,7 @@ impl Recorder {
             compaction: AtomicHistogram::new(),
             queue_depth: AtomicHistogram::new(),
             last_sink_error: ArcCell::new(Arc::new(None)),
-            stamps: (0..STAMPS).map(|_| (AtomicU64::new(0), AtomicU64::new(0))).collect(),
+            stamps: (0..stamps).map(|_| (AtomicU64::new(0), AtomicU64::new(0))).collect(),
         }
     }
 
@@ -130,7 +140,7 @@ impl Recorder {
     /// Remembers when `commit` was taken, if it is one of the sampled commits.
     pub(crate) fn stamp(&self, commit: u64) {
         if commit.is_multiple_of(SAMPLE_EVERY) {
-            let (stamped, nanos) = &self.stamps[(commit / SAMPLE_EVERY) as usize % STAMPS];
+            let (stamped, nanos) = &self.stamps[(commit / SAMPLE_EVERY) as usize % self.stamps.len()];
             // Relaxed: a statistic; a torn pair is caught by the commit check in `visible`.
             nanos.store(self.nanos(), Ordering::Relaxed);
             stamped.store(commit, Ordering::Relaxed);
@@ -145,10 +155,12 @@ impl Recorder {
             return;
         }
         let now = self.nanos();
-        // Only the newest STAMPS samples can still be in the ring.
-        let first = first.max(last.saturating_sub((STAMPS as u64 - 1) * SAMPLE_EVERY));
+        // The newest samples only: at most the ring's, and at most PER_PUBLISH of them, so a
+        // publish that makes many commits visible at once records a bounded number.
+        let kept = (self.stamps.len() as u64).min(PER_PUBLISH);
+        let first = first.max(last.saturating_sub((kept - 1) * SAMPLE_EVERY));
         for commit in (first..=last).step_by(SAMPLE_EVERY as usize) {
-            let (stamped, nanos) = &self.stamps[(commit / SAMPLE_EVERY) as usize % STAMPS];
+            let (stamped, nanos) = &self.stamps[(commit / SAMPLE_EVERY) as usize % self.stamps.len()];
             // Relaxed: a statistic (see `stamp`).
             let at = nanos.load(Ordering::Relaxed);
             if stamped.load(Ordering::Relaxed) == commit && at <= now {
