@@ -9,6 +9,10 @@
 //!   again. The queue never fills: this is the cost of the call itself (validate, route, take a
 //!   commit number, enqueue, ring the worker if it sleeps).
 //!
+//! - `burst/sum_key/<parts>`: the burst of `Sum` commits naming their paths by [`PathKey`]
+//!   (resolved once before the timing) instead of by string: no hashing or string comparison
+//!   per part.
+//!
 //! Records are 16 bytes: `Arc<[u8]>` (cloned from a pool of distinct records, so the timed loop
 //! neither allocates nor hammers one reference count the worker also touches) and, for
 //! comparison, `Sum`'s plain `i64`. A commit of `n` parts writes paths `/bench/00..n`. Sealed
@@ -22,7 +26,7 @@ use std::time::{Duration, Instant};
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput};
 use lockstep::merge::{Concat, Sum};
-use lockstep::{DiscardSink, Merge, Pipeline, Producer, Retention};
+use lockstep::{DiscardSink, Merge, PathKey, Pipeline, Producer, Retention};
 
 mod common;
 
@@ -133,6 +137,36 @@ fn commit_benches<M: Merge>(
     pipeline.shutdown().expect("clean shutdown");
 }
 
+/// The burst bench for `Sum` commits of `parts` parts named by key.
+fn keyed_burst(group: &mut BenchmarkGroup<'_, WallTime>, parts: usize) {
+    let pipeline = start(Sum);
+    let keys: Vec<PathKey> = PATHS.iter().map(|path| pipeline.key(path).expect("a valid path")).collect();
+    let mut producer = pipeline.producer().expect("a free producer slot");
+    let burst = (CAPACITY / parts) as u64;
+    group.bench_function(BenchmarkId::new("burst/sum_key", parts), |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let n = left.min(burst);
+                let started = Instant::now();
+                let mut last = 0;
+                for _ in 0..n {
+                    let commit = producer.commit(keys[..parts].iter().map(|key| (key, black_box(1i64))));
+                    last = black_box(commit.expect("the pipeline is running"));
+                }
+                total += started.elapsed();
+                pipeline.wait_sealed(last, Duration::from_secs(60)).expect("the worker keeps up");
+                left -= n;
+            }
+            total
+        })
+    });
+    report_depth(&format!("commit/burst/sum_key/{parts}"), &pipeline);
+    drop(producer);
+    pipeline.shutdown().expect("clean shutdown");
+}
+
 fn commit(c: &mut Criterion) {
     let mut group = c.benchmark_group("commit");
     let pool: Vec<Arc<[u8]>> = (0..POOL).map(|i| Arc::from((i as u128).to_le_bytes().as_slice())).collect();
@@ -144,6 +178,7 @@ fn commit(c: &mut Criterion) {
             pool[next].clone()
         });
         commit_benches(&mut group, "sum", parts, || Sum, || black_box(1i64));
+        keyed_burst(&mut group, parts);
     }
     group.finish();
 }
