@@ -206,6 +206,12 @@ impl Recorder {
         };
     }
 
+    /// Counts `count` sink writes that succeeded (a worker adds a turn's at once).
+    pub(crate) fn sink_writes(&self, count: u64) {
+        // Relaxed: a counter read only for statistics.
+        self.sink_writes.fetch_add(count, Ordering::Relaxed);
+    }
+
     pub(crate) fn parked(&self) {
         // Relaxed: a counter read only for statistics.
         self.worker_parks.fetch_add(1, Ordering::Relaxed);

@@ -236,6 +236,7 @@ impl<M: Merge> Worker<M> {
         let shared = self.shared.clone();
         let Some(sink) = shared.sink.0.as_deref() else { return };
         let geometry = &shared.config.geometry;
+        let mut written = 0;
         for (batch, after) in self.spine.take_flushed() {
             for i in 0..batch.paths() {
                 let (id, segments) = batch.path(i);
@@ -243,13 +244,17 @@ impl<M: Merge> Worker<M> {
                     let info = batch.info(geometry, segment);
                     let output = M::Column::read(&shared.merge, &[batch.part(segment)]);
                     let result = sink.write(self.directory.name(id), info, &output);
-                    shared.stats.sink_write(&result);
-                    if result.is_err() {
+                    if result.is_ok() {
+                        written += 1;
+                    } else {
+                        shared.stats.sink_write(&result);
                         self.retries.push_back(Retry { path: id, info, output });
                     }
                 }
             }
         }
+        // One counter update per turn, not per segment.
+        shared.stats.sink_writes(written);
     }
 
     /// Publishes this shard's view if anything changed since the last one.
