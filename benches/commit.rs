@@ -24,7 +24,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
-use criterion::{criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput};
+use criterion::{
+    criterion_group, criterion_main, Bencher, BenchmarkGroup, BenchmarkId, Criterion, Throughput,
+};
 use lockstep::merge::{Concat, Sum};
 use lockstep::{DiscardSink, Merge, PathKey, Pipeline, Producer, Retention};
 
@@ -89,6 +91,32 @@ fn commit_parts<M: Merge>(
     producer.commit(PATHS[..parts].iter().map(|&path| (path, record()))).expect("the pipeline is running")
 }
 
+/// Times `commit` in bursts of at most `burst` calls, waiting (untimed) after each burst until
+/// the worker has published it, so the queue never fills.
+fn bursts<M: Merge>(
+    b: &mut Bencher<'_>,
+    pipeline: &Pipeline<M>,
+    burst: u64,
+    mut commit: impl FnMut() -> u64,
+) {
+    b.iter_custom(|iters| {
+        let mut total = Duration::ZERO;
+        let mut left = iters;
+        while left > 0 {
+            let n = left.min(burst);
+            let started = Instant::now();
+            let mut last = 0;
+            for _ in 0..n {
+                last = black_box(commit());
+            }
+            total += started.elapsed();
+            pipeline.wait_sealed(last, Duration::from_secs(60)).expect("the worker keeps up");
+            left -= n;
+        }
+        total
+    })
+}
+
 /// Both benches for one merge and one commit size, each on a fresh pipeline.
 fn commit_benches<M: Merge>(
     group: &mut BenchmarkGroup<'_, WallTime>,
@@ -115,22 +143,7 @@ fn commit_benches<M: Merge>(
     let mut producer = pipeline.producer().expect("a free producer slot");
     let burst = (CAPACITY / parts) as u64;
     group.bench_function(BenchmarkId::new(format!("burst/{name}"), parts), |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            let mut left = iters;
-            while left > 0 {
-                let n = left.min(burst);
-                let started = Instant::now();
-                let mut last = 0;
-                for _ in 0..n {
-                    last = black_box(commit_parts(&mut producer, parts, &mut record));
-                }
-                total += started.elapsed();
-                pipeline.wait_sealed(last, Duration::from_secs(60)).expect("the worker keeps up");
-                left -= n;
-            }
-            total
-        })
+        bursts(b, &pipeline, burst, || commit_parts(&mut producer, parts, &mut record))
     });
     report_depth(&format!("commit/burst/{name}/{parts}"), &pipeline);
     drop(producer);
@@ -144,22 +157,9 @@ fn keyed_burst(group: &mut BenchmarkGroup<'_, WallTime>, parts: usize) {
     let mut producer = pipeline.producer().expect("a free producer slot");
     let burst = (CAPACITY / parts) as u64;
     group.bench_function(BenchmarkId::new("burst/sum_key", parts), |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            let mut left = iters;
-            while left > 0 {
-                let n = left.min(burst);
-                let started = Instant::now();
-                let mut last = 0;
-                for _ in 0..n {
-                    let commit = producer.commit(keys[..parts].iter().map(|key| (key, black_box(1i64))));
-                    last = black_box(commit.expect("the pipeline is running"));
-                }
-                total += started.elapsed();
-                pipeline.wait_sealed(last, Duration::from_secs(60)).expect("the worker keeps up");
-                left -= n;
-            }
-            total
+        bursts(b, &pipeline, burst, || {
+            let commit = producer.commit(keys[..parts].iter().map(|key| (key, black_box(1i64))));
+            commit.expect("the pipeline is running")
         })
     });
     report_depth(&format!("commit/burst/sum_key/{parts}"), &pipeline);
