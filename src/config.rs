@@ -172,8 +172,10 @@ impl<M: Merge> Builder<M> {
         self
     }
 
-    /// Merge inputs a worker may consume in one loop turn before it publishes again
-    /// (default 4096): bounds how long a large compaction can delay visibility.
+    /// Merge work, in segments, a worker does in one loop turn at the least (default 4096); a
+    /// turn that drained records earns 64 segments of it per record on top, so merging keeps
+    /// pace with what comes in. Merges are resumed across turns: this bounds how long one turn's
+    /// merging can delay the next publish.
     pub fn merge_budget(mut self, inputs: usize) -> Self {
         self.merge_budget = inputs;
         self

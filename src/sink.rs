@@ -1,9 +1,9 @@
 //! Where sealed segments leave the pipeline, and how much of them stays in memory.
 //!
 //! Segments at the flush level ([`Builder::flush_level`](crate::Builder::flush_level), by default
-//! the top level) are handed to the [`Sink`] once. A write that fails loses nothing: the segment
-//! stays in memory, the failure is counted in [`Stats`](crate::Stats), and the write is retried
-//! every few milliseconds and once more at shutdown. [`Retention`] decides what stays in memory once
+//! the top level) are handed to the [`Sink`] once. A write that fails loses nothing: it keeps its
+//! output, the failure is counted in [`Stats`](crate::Stats), and the write is retried every few
+//! milliseconds and once more at shutdown. [`Retention`] decides what stays in memory once
 //! the sink has it.
 
 use std::fmt;
@@ -65,9 +65,28 @@ pub enum Retention {
     /// Keep everything: every committed record stays readable. The default.
     #[default]
     All,
-    /// Keep each path's newest `n` top-level segments; drop older ones the sink has taken
-    /// (a segment whose write failed stays until a retry succeeds). Memory then stays bounded
-    /// however long the pipeline runs, and reads see only the retained window.
+    /// Keep a window of the newest `n` top-level ranges, the same commits for every path (as a
+    /// time-series database keeps a time window): a snapshot at frontier `F` shows the top-level
+    /// ranges ending after `F - F % D^max - n * D^max`, and everything below the top level.
+    /// Memory then stays bounded however long the pipeline runs; a path with nothing left in the
+    /// window leaves [`Snapshot::paths`](crate::Snapshot::paths). The sink still gets every
+    /// flush-level segment exactly once: a write that failed keeps its own copy of the output
+    /// until a retry succeeds.
+    ///
+    /// ```
+    /// use lockstep::{merge::Sum, DiscardSink, Pipeline, Retention};
+    ///
+    /// // Top-level ranges of 2 commits; keep the newest one.
+    /// let pipeline = Pipeline::builder(Sum).divisor(2).max_level(1).sink(DiscardSink).retain(Retention::Newest(1)).build()?;
+    /// let mut producer = pipeline.producer()?;
+    /// for _ in 1..=5 {
+    ///     producer.commit([("/all", 1)])?;
+    /// }
+    /// let last = pipeline.shutdown()?;
+    /// // Commits 3 and 4 (the newest top-level range) and commit 5 (below the top level).
+    /// assert_eq!(last.read("/all"), Some(3));
+    /// # Ok::<(), lockstep::Error>(())
+    /// ```
     Newest(usize),
 }
 
