@@ -253,10 +253,13 @@ impl<M: Merge> Spine<M> {
             self.frontier = frontier;
             return;
         }
-        if rows.is_sorted_by_key(|r| r.commit) {
-            // Arrival order is commit order (one producer, as a rule): `seq` orders a path's
-            // records, and one packed key sorts faster than three.
-            rows.sort_unstable_by_key(|r| u64::from(r.id) << 32 | u64::from(r.seq));
+        // By (path, commit), keeping arrival order within a commit (its parts' order): a stable
+        // radix sort of one packed key, which skips the bytes all keys share (a turn's commits
+        // span far less than 2^40, and its ids a few bytes), so a turn costs a few linear passes.
+        let first = rows.iter().map(|r| r.commit).min().unwrap_or(0);
+        let span = rows.iter().map(|r| r.commit - first).max().unwrap_or(0);
+        if span < 1 << 40 {
+            radsort::sort_by_key(rows.as_mut_slice(), |r| u64::from(r.id) << 40 | (r.commit - first));
         } else {
             rows.sort_unstable_by_key(|r| (r.id, r.commit, r.seq));
         }
