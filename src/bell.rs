@@ -111,19 +111,20 @@ impl<T: Wake> Bells<T> {
 /// round: the producer stores `waiting`, fences, and looks for room once more before it parks;
 /// the worker pops (the ring's Release store of its head), fences ([`Waiters::fence`]) and
 /// loads `waiting`. Without it, a waiting producer polled for room every 50 µs, and a hundred
-/// of them on two cores kept the worker from running at all.
+/// of them on two cores kept the worker from running at all. The loom model below loses a
+/// wake-up without either fence.
 #[derive(Debug)]
-pub(crate) struct Waiters(Box<[Waiter]>);
+pub(crate) struct Waiters<T = std::thread::Thread>(Box<[Waiter<T>]>);
 
 #[derive(Debug)]
-struct Waiter {
+struct Waiter<T> {
     waiting: CachePadded<AtomicBool>,
     /// The waiting producer's thread (a producer may move between threads, so it is set on
-    /// each wait; the lock is only taken by a waiter and by the worker that saw `waiting`).
-    thread: std::sync::Mutex<Option<std::thread::Thread>>,
+    /// each wait). Held only to store or clone the handle: no synchronization happens inside.
+    thread: std::sync::Mutex<Option<T>>,
 }
 
-impl Waiters {
+impl<T: Wake + Clone> Waiters<T> {
     pub(crate) fn new(slots: usize) -> Self {
         Self(
             (0..slots)
@@ -135,12 +136,15 @@ impl Waiters {
         )
     }
 
-    /// Producer slot `slot`'s side: says it waits, looks for room once more (`has_room`), and
-    /// parks (`park`, which may return early) unless there is some.
-    pub(crate) fn wait(&self, slot: usize, has_room: impl FnOnce() -> bool, park: impl FnOnce()) {
+    fn thread(&self, slot: usize) -> std::sync::MutexGuard<'_, Option<T>> {
+        self.0[slot].thread.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Producer slot `slot`'s side, on thread `current`: says it waits, looks for room once
+    /// more (`has_room`), and parks (`park`, which may return early) unless there is some.
+    pub(crate) fn wait(&self, slot: usize, current: T, has_room: impl FnOnce() -> bool, park: impl FnOnce()) {
+        *self.thread(slot) = Some(current);
         let waiter = &self.0[slot];
-        *waiter.thread.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-            Some(std::thread::current());
         // Relaxed: the SeqCst fence just after orders it before the recheck.
         waiter.waiting.store(true, Ordering::Relaxed);
         // SeqCst: the producer's fence of this handshake.
@@ -161,11 +165,12 @@ impl Waiters {
 
     /// Wakes slot `slot`'s producer if it waits for room.
     pub(crate) fn wake(&self, slot: usize) {
-        let waiter = &self.0[slot];
         // Relaxed: ordered by `fence`.
-        if waiter.waiting.load(Ordering::Relaxed) {
-            if let Some(thread) = &*waiter.thread.lock().unwrap_or_else(std::sync::PoisonError::into_inner) {
-                thread.unpark();
+        if self.0[slot].waiting.load(Ordering::Relaxed) {
+            // Cloned out first: the wake-up happens with no lock held.
+            let thread = self.thread(slot).clone();
+            if let Some(thread) = thread {
+                thread.wake();
             }
         }
     }
@@ -212,6 +217,30 @@ mod loom_models {
                 producer
             });
             let producer = worker.join().expect("worker thread");
+            producer.join().expect("producer thread");
+        });
+    }
+
+    /// A producer waits for room while the worker pops and wakes it: the producer either sees
+    /// the room or is woken. A lost wake-up leaves it parked for good: loom reports a deadlock.
+    #[test]
+    fn loom_no_lost_room_wakeup() {
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(3);
+        builder.check(|| {
+            let waiters = Arc::new(Waiters::new(1));
+            let room = Arc::new(AtomicBool::new(false));
+            let producer = {
+                let (waiters, room) = (waiters.clone(), room.clone());
+                thread::spawn(move || {
+                    // Relaxed on purpose: only the handshake's fences may order it.
+                    waiters.wait(0, thread::current(), || room.load(Ordering::Relaxed), thread::park);
+                })
+            };
+            // The worker: makes room (a pop), fences, wakes.
+            room.store(true, Ordering::Relaxed);
+            waiters.fence();
+            waiters.wake(0);
             producer.join().expect("producer thread");
         });
     }

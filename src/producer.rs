@@ -474,7 +474,7 @@ fn push_waiting<M: Merge>(
             }
             // Until the worker pops from this queue and wakes us; the timeout is a safety net.
             let room = || queue.slots() > 0 || shared.has_failed();
-            shared.waiters.wait(slot, room, || std::thread::park_timeout(ROOM_PARK));
+            shared.waiters.wait(slot, std::thread::current(), room, || std::thread::park_timeout(ROOM_PARK));
         } else {
             backoff.snooze();
         }
