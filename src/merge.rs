@@ -1,23 +1,25 @@
-//! What compaction does with the data: the [`Merge`](crate::merge::Merge) trait, the [`Column`](crate::merge::Column) a batch keeps its
-//! outputs in, and the built-in merges.
+//! What compaction does with the data: the [`Merge`](crate::merge::Merge) trait, the
+//! [`Column`](crate::merge::Column) a batch keeps its outputs in, and the built-in merges.
 //!
 //! Compaction never looks inside records. A shard stores each aligned range once, as one batch
 //! holding every path's segment for that range (see `crate::batch`); the segments live in the
-//! batch's [`Column`](crate::merge::Column), one after another in path order. [`Merge::seal`](crate::merge::Merge::seal) turns the records one
-//! path wrote in a range into an output, [`Merge::merge`](crate::merge::Merge::merge) joins the outputs of adjacent ranges.
+//! batch's [`Column`](crate::merge::Column), one after another in path order.
+//! [`Merge::seal`](crate::merge::Merge::seal) turns the records one path wrote in a range into an
+//! output, [`Merge::merge`](crate::merge::Merge::merge) joins the outputs of adjacent ranges.
 //! Because ranges are aligned across paths, outputs of different paths covering the same range
 //! can be combined by the embedding program too (rollups).
 //!
 //! # Why a column
 //!
-//! Most merges keep one small output per segment ([`Outputs`](crate::merge::Outputs): a `Vec` of them, so a batch of
-//! `Sum` segments is one `Vec<i64>`, with no allocation per segment). A merge whose output is a
-//! collection of the records themselves would pay an allocation per segment that way, and a copy
-//! of every record at every level. [`Concat`](crate::merge::Concat) therefore keeps its records in [`Rows`](crate::merge::Rows): each batch
-//! seals the records it formed into one shared array, and a merged segment only points at the
-//! runs of its children, so a record is moved once when its batch forms and cloned once more only
-//! when someone reads it. A user's merge names its column in one line,
-//! `type Column = Outputs<Self::Output>;`, unless it wants a layout of its own.
+//! Most merges keep one small output per segment ([`Outputs`](crate::merge::Outputs): a `Vec` of
+//! them, so a batch of `Sum` segments is one `Vec<i64>`, with no allocation per segment). A merge
+//! whose output is a collection of the records themselves would pay an allocation per segment
+//! that way, and a copy of every record at every level. [`Concat`](crate::merge::Concat)
+//! therefore keeps its records in [`Rows`](crate::merge::Rows): each batch seals the records it
+//! formed into one shared array, and a merged segment only points at the runs of its children,
+//! so a record is moved once when its batch forms and cloned once more only when someone reads
+//! it. A user's merge names its column in one line, `type Column = Outputs<Self::Output>;`,
+//! unless it wants a layout of its own.
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -77,7 +77,12 @@ pub enum Retention {
     /// use lockstep::{merge::Sum, DiscardSink, Pipeline, Retention};
     ///
     /// // Top-level ranges of 2 commits; keep the newest one.
-    /// let pipeline = Pipeline::builder(Sum).divisor(2).max_level(1).sink(DiscardSink).retain(Retention::Newest(1)).build()?;
+    /// let pipeline = Pipeline::builder(Sum)
+    ///     .divisor(2)
+    ///     .max_level(1)
+    ///     .sink(DiscardSink)
+    ///     .retain(Retention::Newest(1))
+    ///     .build()?;
     /// let mut producer = pipeline.producer()?;
     /// for _ in 1..=5 {
     ///     producer.commit([("/all", 1)])?;

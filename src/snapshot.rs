@@ -1,11 +1,11 @@
 //! Consistent cross-path views, published through arc-swap and read without a lock.
 //!
-//! Each shard worker publishes an immutable [`ShardView`]: its frontier, the `Arc`s of its
-//! batches (see `crate::spine`) and its path directory (`crate::directory`, shared by every view). The global [`View`] holds one `Arc` per
-//! shard and is cut at the minimum of their frontiers, so a commit whose parts went to several
-//! shards is seen whole or not at all. [`Pipeline::snapshot`](crate::Pipeline::snapshot) is one
-//! load of the global view. Publishing a shard view costs O(batches) `Arc` clones, never anything
-//! per path.
+//! Each shard worker publishes an immutable [`ShardView`]: its frontier and the `Arc`s of its
+//! batches (see `crate::spine`); the path directories (`crate::directory`) are shared by every
+//! view. The global [`View`] holds one `Arc` per shard and is cut at the minimum of their
+//! frontiers, so a commit whose parts went to several shards is seen whole or not at all.
+//! [`Pipeline::snapshot`](crate::Pipeline::snapshot) is one load of the global view. Publishing a
+//! shard view costs O(batches) `Arc` clones, never anything per path.
 //!
 //! # Cutting across shards
 //!

@@ -5,18 +5,21 @@
 //! blocks per lower level, then the *tail*: the single commits after the last block that could
 //! be formed. Each batch holds every path of the shard that has data in its range.
 //!
-//! A loop turn hands the spine the records it sealed, sorted by (path, commit). **Forming** puts
-//! each into the batch of the highest aligned block that its range allows: the blocks of
-//! `(formed, to]` are chosen greedily (the largest aligned block starting at `formed + 1` that
-//! ends by `to`), so a turn that seals thousands of commits builds top-level batches directly.
-//! One walk over the sorted records and the old tail fills every block and the new tail.
+//! A loop turn hands the spine the records it sealed; the spine sorts them by (path, commit)
+//! with one radix sort. **Forming** puts each into the batch of the highest aligned block that
+//! its range allows: the blocks of `(formed, to]` are chosen greedily (the largest aligned block
+//! starting at `formed + 1` that ends by `to`), so a turn that seals thousands of commits builds
+//! top-level batches directly. One walk over the sorted records and the old tail fills every
+//! block and the new tail.
 //!
 //! **Merging**: when the blocks of one level inside a parent block are all formed, they are
 //! merged into the parent by one linear merge of their sorted path ids. **Combining**: old
-//! top-level blocks are combined into runs (segments copied, not merged) like a base-8
-//! counter, so a shard keeps O(log history) runs and a read probes that many. Both are [`Merging`] values paid with
-//! fuel counted in segments and resumed across turns: while one is in progress its inputs stay
-//! in the spine (and published), so visibility never waits for compaction.
+//! top-level blocks are combined into runs (segments copied, not merged) like a base-8 counter,
+//! so a shard keeps O(log history) runs and a read probes that many. Both are [`Merging`] values
+//! paid with fuel counted in segments and resumed across turns: while one is in progress its
+//! inputs stay in the spine (and published), so visibility never waits for compaction.
+//! **Retention** (`Retention::Newest(n)`) drops whole top-level runs once the window of the
+//! turn's bound has passed them; runs are then capped at half the window.
 //!
 //! `to`, the end of forming, is the last multiple of `D` at or below the turn's *bound*: rule 1
 //! of `crate::snapshot` (no block may end past the lowest published frontier of the other
