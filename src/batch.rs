@@ -139,19 +139,16 @@ impl<M: Merge> Builder<M> {
         self.batch.end
     }
 
-    /// Starts path `id`'s segments unless the last segment pushed was already `id`'s.
-    fn open(&mut self, id: u32, end: u64) {
+    /// Counts `count` more segments for path `id`, starting its entry unless the last segments
+    /// were already `id`'s.
+    fn add(&mut self, id: u32, count: usize) {
         let batch = &mut self.batch;
         if batch.ids.last() != Some(&id) {
             debug_assert!(batch.ids.last().is_none_or(|&last| last < id), "paths come in ascending order");
             batch.ids.push(id);
             batch.offsets.push(batch.offsets[batch.offsets.len() - 1]);
         }
-        debug_assert!(end >= batch.start && end <= batch.end, "segment outside its batch");
-        if !self.single {
-            batch.ends.push(end);
-        }
-        *batch.offsets.last_mut().expect("offsets start with 0") += 1;
+        *batch.offsets.last_mut().expect("offsets start with 0") += count as u32;
     }
 
     /// Appends path `id`'s segment ending at `end`, made of `parts` then `records`.
@@ -163,18 +160,18 @@ impl<M: Merge> Builder<M> {
         parts: &[Part<'_, M::Column>],
         records: impl Iterator<Item = (u64, M::Record)>,
     ) {
-        self.open(id, end);
+        debug_assert!(end >= self.batch.start && end <= self.batch.end, "segment outside its batch");
+        self.add(id, 1);
+        if !self.single {
+            self.batch.ends.push(end);
+        }
         self.batch.column.push(merge, parts, records);
     }
 
     /// Appends path `id`'s segments `segments` of `from`, unchanged, after any it has here.
     pub(crate) fn copy(&mut self, id: u32, from: &Batch<M>, segments: Range<usize>) {
+        self.add(id, segments.len());
         let batch = &mut self.batch;
-        if batch.ids.last() != Some(&id) {
-            debug_assert!(batch.ids.last().is_none_or(|&last| last < id), "paths come in ascending order");
-            batch.ids.push(id);
-            batch.offsets.push(batch.offsets[batch.offsets.len() - 1]);
-        }
         if !self.single {
             if from.ends.is_empty() {
                 batch.ends.extend(std::iter::repeat_n(from.end, segments.len()));
@@ -182,7 +179,6 @@ impl<M: Merge> Builder<M> {
                 batch.ends.extend_from_slice(&from.ends[segments.clone()]);
             }
         }
-        *batch.offsets.last_mut().expect("offsets start with 0") += segments.len() as u32;
         batch.column.copy(&from.column, segments);
     }
 

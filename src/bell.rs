@@ -18,6 +18,20 @@ use crossbeam::utils::CachePadded;
 
 use crate::sync::{fence, AtomicBool, Ordering};
 
+/// The sleeping side of both handshakes (the bells' and the waiters'): says it sleeps through
+/// `flag`, looks once more (`ready`), and parks (`park`, which may return early) unless ready.
+fn doze(flag: &AtomicBool, ready: impl FnOnce() -> bool, park: impl FnOnce()) {
+    // Relaxed: the SeqCst fence just after orders it before the recheck (module doc).
+    flag.store(true, Ordering::Relaxed);
+    // SeqCst: the sleeping side's fence of the handshake (module doc).
+    fence(Ordering::SeqCst);
+    if !ready() {
+        park();
+    }
+    // Relaxed: only a hint to the waking side; a stale `true` costs one spurious unpark.
+    flag.store(false, Ordering::Relaxed);
+}
+
 /// What a bell wakes: a parked thread.
 pub(crate) trait Wake {
     fn wake(&self);
@@ -63,16 +77,7 @@ impl<T: Wake> Bells<T> {
     /// Worker `worker`'s side: says it is asleep, looks for work once more (`has_work`), and
     /// parks (`park`, which may return early) unless there is some.
     pub(crate) fn sleep(&self, worker: usize, has_work: impl FnOnce() -> bool, park: impl FnOnce()) {
-        let bell = &self.0[worker];
-        // Relaxed: the SeqCst fence just after orders it before the recheck (module doc).
-        bell.sleeping.store(true, Ordering::Relaxed);
-        // SeqCst: the worker's fence of the handshake (module doc).
-        fence(Ordering::SeqCst);
-        if !has_work() {
-            park();
-        }
-        // Relaxed: only a hint to producers; a stale `true` costs one spurious unpark.
-        bell.sleeping.store(false, Ordering::Relaxed);
+        doze(&self.0[worker].sleeping, has_work, park);
     }
 
     /// Wakes worker `worker` if it is asleep.
@@ -144,16 +149,7 @@ impl<T: Wake + Clone> Waiters<T> {
     /// more (`has_room`), and parks (`park`, which may return early) unless there is some.
     pub(crate) fn wait(&self, slot: usize, current: T, has_room: impl FnOnce() -> bool, park: impl FnOnce()) {
         *self.thread(slot) = Some(current);
-        let waiter = &self.0[slot];
-        // Relaxed: the SeqCst fence just after orders it before the recheck.
-        waiter.waiting.store(true, Ordering::Relaxed);
-        // SeqCst: the producer's fence of this handshake.
-        fence(Ordering::SeqCst);
-        if !has_room() {
-            park();
-        }
-        // Relaxed: only a hint to the worker; a stale `true` costs one spurious unpark.
-        waiter.waiting.store(false, Ordering::Relaxed);
+        doze(&self.0[slot].waiting, has_room, park);
     }
 
     /// The worker's fence of this handshake, once per turn that popped anything, before it

@@ -195,7 +195,6 @@ impl<M: Merge> Worker<M> {
             self.made = made;
         }
         let capacity = shared.lanes.capacity();
-        let drained = turn.drained;
         for (slot, queue) in &mut self.receivers {
             let pending = &mut self.pending[*slot];
             while pending.front().is_some_and(|row| row.commit <= frontier) {
@@ -222,7 +221,7 @@ impl<M: Merge> Worker<M> {
                 }
             }
         }
-        if turn.drained > drained {
+        if turn.drained > 0 {
             // Room was made: wake the producers waiting for it (crate::bell::Waiters).
             shared.waiters.fence();
             for (slot, _) in &self.receivers {
@@ -254,7 +253,9 @@ impl<M: Merge> Worker<M> {
             }
         }
         // One counter update per turn, not per segment.
-        shared.stats.sink_writes(written);
+        if written > 0 {
+            shared.stats.sink_writes(written);
+        }
     }
 
     /// Publishes this shard's view if anything changed since the last one.
