@@ -5,7 +5,7 @@ use crate::clock::Clock;
 use crate::directory::Directory;
 use crate::merge::Merge;
 use crate::queue::{Part, Receiver, Sender};
-use crate::snapshot::{Layout, ShardView, Snapshot, Views};
+use crate::snapshot::{Layout, Snapshot, Views};
 use crate::spine::{Row, Spine};
 use crate::sync::Arc;
 use crate::tier::Geometry;
@@ -113,8 +113,7 @@ impl<M: Merge> Shard<M> {
     pub fn turn(&mut self, commits: u64, records: impl IntoIterator<Item = (u32, u64, M::Record)>) {
         let base = self.frontier;
         for (id, offset, record) in records {
-            let seq = self.rows.len() as u32;
-            self.rows.push(Row { commit: base + offset, id, seq, record });
+            self.rows.push(Row { commit: base + offset, id, record });
         }
         let drained = self.rows.len();
         self.frontier += commits;
@@ -122,12 +121,7 @@ impl<M: Merge> Shard<M> {
         self.spine.seal(merge, &mut self.rows, self.frontier, self.frontier);
         let mut fuel = 4096usize.max(drained * FUEL_PER_RECORD);
         self.spine.work(merge, &mut fuel);
-        let view = ShardView {
-            frontier: self.frontier,
-            merged_end: self.spine.merged_end(),
-            dropped_end: self.spine.dropped_end(),
-            batches: self.spine.view(),
-        };
+        let view = self.spine.view();
         self.views.publish(0, view);
     }
 

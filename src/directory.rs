@@ -10,8 +10,8 @@
 //! Name to id is an open-addressing table of write-once slots, at most half full; when it would
 //! be fuller, the worker builds one twice the size and swaps it in (amortized O(1) per path; the
 //! old table stays readable, and complete up to the swap, for readers still holding it). Id to
-//! name is an append-only list of write-once entries in chunks that double in size, so an entry
-//! never moves.
+//! name is an append-only list of write-once entries whose addresses never change
+//! (`crate::chunks`).
 //!
 //! # Orderings
 //!
@@ -25,17 +25,11 @@
 use std::hash::BuildHasher;
 use std::sync::{Mutex, OnceLock};
 
+use crate::chunks::Chunks;
 use crate::sync::{Arc, ArcCell, AtomicUsize, Ordering};
-
-/// Entries in the first chunk of the id-to-name list; chunk `k` holds `FIRST << k`.
-const FIRST: usize = 64;
-/// Chunks of the id-to-name list: room for `FIRST * (2^CHUNKS - 1)` paths, past `u32::MAX`.
-const CHUNKS: usize = 27;
 
 /// A table slot: a name and its id, set once.
 type Slot = OnceLock<(Arc<str>, u32)>;
-/// A chunk of the id-to-name list, allocated once.
-type Chunk = OnceLock<Box<[OnceLock<Arc<str>>]>>;
 
 /// Name to id, open addressing with linear probing.
 struct Table {
@@ -64,7 +58,7 @@ impl Table {
 /// One shard's path names and their dense ids.
 pub(crate) struct Directory {
     table: ArcCell<Table>,
-    names: Box<[Chunk]>,
+    names: Chunks<OnceLock<Arc<str>>>,
     /// Paths interned, read and written under `writer`.
     len: AtomicUsize,
     /// Serializes interning (readers never take it).
@@ -81,19 +75,13 @@ impl std::fmt::Debug for Directory {
 impl Default for Directory {
     fn default() -> Self {
         Self {
-            table: ArcCell::new(Arc::new(Table::with_slots(FIRST))),
-            names: (0..CHUNKS).map(|_| OnceLock::new()).collect(),
+            table: ArcCell::new(Arc::new(Table::with_slots(64))),
+            names: Chunks::default(),
             len: AtomicUsize::new(0),
             writer: Mutex::new(()),
             hasher: foldhash::fast::RandomState::default(),
         }
     }
-}
-
-/// The chunk and index in it of id `id`.
-fn place(id: usize) -> (usize, usize) {
-    let chunk = (id / FIRST + 1).ilog2() as usize;
-    (chunk, id - FIRST * ((1 << chunk) - 1))
 }
 
 impl Directory {
@@ -105,8 +93,7 @@ impl Directory {
 
     /// The name of `id`. Every id a batch holds was interned before the batch was published.
     pub(crate) fn name(&self, id: u32) -> &Arc<str> {
-        let (chunk, index) = place(id as usize);
-        let entry = self.names[chunk].get().and_then(|chunk| chunk[index].get());
+        let entry = self.names.get(id as usize).and_then(OnceLock::get);
         entry.expect("an id is named before any batch holds it")
     }
 
@@ -128,11 +115,8 @@ impl Directory {
         }
         let name: Arc<str> = Arc::from(name);
         let id = self.len();
-        let (chunk, index) = place(id);
-        let entries =
-            self.names[chunk].get_or_init(|| (0..FIRST << chunk).map(|_| OnceLock::new()).collect());
         // Under `writer`, each entry and slot is set once: these `set`s cannot find them taken.
-        let _ = entries[index].set(name.clone());
+        let _ = self.names.get_or_alloc(id).set(name.clone());
         let table = if (id + 1) * 2 > table.slots.len() { self.grow(&table) } else { table };
         let _ = table.probe(hash, &name).set((name, id as u32));
         // Relaxed: see `len`.
@@ -170,10 +154,6 @@ mod tests {
             assert_eq!(directory.name(i as u32), name);
         }
         assert_eq!(directory.id("/absent"), None);
-        assert_eq!(place(0), (0, 0));
-        assert_eq!(place(FIRST), (1, 0));
-        assert_eq!(place(3 * FIRST - 1), (1, 2 * FIRST - 1));
-        assert_eq!(place(3 * FIRST), (2, 0));
     }
 
     /// A reader looks names up while the worker interns and the table grows under it: every name

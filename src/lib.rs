@@ -50,6 +50,8 @@ mod sync;
 
 /// One immutable, columnar batch per range.
 mod batch;
+/// An append-only list whose entries never move.
+mod chunks;
 /// Commit numbers and the sealed frontier.
 mod clock;
 /// The builder.
@@ -62,6 +64,8 @@ mod error;
 mod export;
 /// A histogram recorded with relaxed atomic adds, read as an hdrhistogram `Histogram`.
 mod histogram;
+/// Top-level batches kept for good, indexed per path.
+mod history;
 /// Path keys: a path resolved once.
 mod key;
 
@@ -82,7 +86,9 @@ mod queue;
 mod sink;
 /// Consistent cross-shard snapshots.
 mod snapshot;
-/// A shard's batches: forming, fueled merging, history runs, retention.
+/// A turn's rows sorted by (path, commit) without allocating.
+mod sort;
+/// A shard's batches: forming, fueled merging, retention runs, the hand-over to history.
 mod spine;
 /// Statistics.
 mod stats;

@@ -37,6 +37,7 @@ use std::fmt;
 
 use crate::batch::Batch;
 use crate::directory::Directory;
+use crate::history::History;
 use crate::key::{AsPath, PathRef};
 use crate::merge::{Column, Merge, Part};
 use crate::queue::shard_of;
@@ -68,8 +69,29 @@ pub(crate) struct ShardView<M: Merge> {
     pub(crate) merged_end: u64,
     /// The end of the last top-level block dropped for retention; 0 if none.
     pub(crate) dropped_end: u64,
+    /// Without a retention window: the shard's history (`crate::history`) and the runs of it
+    /// this view shows, all before `batches`.
+    pub(crate) history: Option<(Arc<History<M>>, usize)>,
     /// Ascending; the tail of single commits last.
     pub(crate) batches: Vec<Arc<Batch<M>>>,
+}
+
+impl<M: Merge> ShardView<M> {
+    /// A view of nothing.
+    fn empty() -> Self {
+        Self { frontier: 0, merged_end: 0, dropped_end: 0, history: None, batches: Vec::new() }
+    }
+
+    /// Path `id`'s segments in this view, ascending, appended to `out`: its history log, then
+    /// one binary search per batch.
+    pub(crate) fn find<'a>(&'a self, id: u32, out: &mut Vec<Found<'a, M>>) {
+        if let Some((history, runs)) = &self.history {
+            history.find(id, *runs, out);
+        }
+        for batch in &self.batches {
+            out.extend(batch.find(id).into_iter().flatten().map(|segment| (&**batch, segment)));
+        }
+    }
 }
 
 /// A global view: one shard view per shard, cut at `frontier`.
@@ -89,9 +111,7 @@ pub(crate) struct Views<M: Merge> {
 impl<M: Merge> Views<M> {
     pub(crate) fn new(shards: usize, layout: Layout) -> Self {
         let layout = Arc::new(layout);
-        let empty: Vec<Arc<ShardView<M>>> = (0..shards)
-            .map(|_| Arc::new(ShardView { frontier: 0, merged_end: 0, dropped_end: 0, batches: Vec::new() }))
-            .collect();
+        let empty: Vec<Arc<ShardView<M>>> = (0..shards).map(|_| Arc::new(ShardView::empty())).collect();
         Self {
             shards: empty.iter().map(|view| ArcCell::new(view.clone())).collect(),
             global: ArcCell::new(Arc::new(View {
@@ -220,8 +240,8 @@ impl<M: Merge> fmt::Debug for Snapshot<M> {
     }
 }
 
-/// One visible segment: its batch and index there.
-type Found<'a, M> = (&'a Batch<M>, usize);
+/// One segment: its batch and index there.
+pub(crate) type Found<'a, M> = (&'a Batch<M>, usize);
 
 impl<M: Merge> Snapshot<M> {
     pub(crate) fn new(view: Arc<View<M>>, merge: Arc<M>) -> Self {
@@ -279,7 +299,8 @@ impl<M: Merge> Snapshot<M> {
     }
 
     /// Each path with visible data (whose name starts with `prefix`, if given) and its parts:
-    /// per shard, a merge of the batches' sorted ids.
+    /// per shard, ids in ascending order, each looked up in the history and matched against a
+    /// cursor per batch (the batches' ids are sorted), so no binary search per batch.
     fn shard_paths<'a>(
         &'a self,
         prefix: Option<&'a str>,
@@ -287,24 +308,27 @@ impl<M: Merge> Snapshot<M> {
         let from = self.window_start();
         let layout = &*self.view.layout;
         self.view.shards.iter().zip(layout.directories.iter()).flat_map(move |(shard, directory)| {
-            let batches = &shard.batches;
-            let mut cursors = vec![0usize; batches.len()];
-            std::iter::from_fn(move || loop {
-                let next =
-                    batches.iter().zip(&cursors).filter(|(b, &c)| c < b.paths()).map(|(b, &c)| b.ids()[c]);
-                let id = next.min()?;
-                let mut parts = Vec::new();
-                for (batch, cursor) in batches.iter().zip(cursors.iter_mut()) {
+            let mut cursors = vec![0usize; shard.batches.len()];
+            let mut found = Vec::new();
+            (0..directory.len() as u32).filter_map(move |id| {
+                found.clear();
+                if let Some((history, runs)) = &shard.history {
+                    history.find(id, *runs, &mut found);
+                }
+                for (batch, cursor) in shard.batches.iter().zip(cursors.iter_mut()) {
                     if *cursor < batch.paths() && batch.ids()[*cursor] == id {
-                        let segments = batch.path(*cursor).1;
+                        found.extend(batch.path(*cursor).1.map(|segment| (&**batch, segment)));
                         *cursor += 1;
-                        parts.extend(segments.filter(|&s| self.shows(batch, s, from)).map(|s| batch.part(s)));
                     }
                 }
+                let parts: Vec<Part<'a, M::Column>> = found
+                    .iter()
+                    .filter(|(batch, segment)| self.shows(batch, *segment, from))
+                    .map(|(batch, segment)| batch.part(*segment))
+                    .collect();
                 let name = &**directory.name(id);
-                if !parts.is_empty() && prefix.is_none_or(|prefix| name.starts_with(prefix)) {
-                    return Some((name, parts));
-                }
+                (!parts.is_empty() && prefix.is_none_or(|prefix| name.starts_with(prefix)))
+                    .then_some((name, parts))
             })
         })
     }
@@ -326,13 +350,8 @@ impl<M: Merge> Snapshot<M> {
         let Some((shard, id)) = self.locate(path) else { return Vec::new() };
         let from = self.window_start();
         let mut found = Vec::new();
-        for batch in &self.view.shards[shard].batches {
-            for segment in batch.find(id).into_iter().flatten() {
-                if self.shows(batch, segment, from) {
-                    found.push((&**batch, segment));
-                }
-            }
-        }
+        self.view.shards[shard].find(id, &mut found);
+        found.retain(|(batch, segment)| self.shows(batch, *segment, from));
         found
     }
 
@@ -376,7 +395,7 @@ mod loom_models {
     }
 
     fn view(frontier: u64, merged_end: u64) -> ShardView<Sum> {
-        ShardView { frontier, merged_end, dropped_end: 0, batches: Vec::new() }
+        ShardView { frontier, merged_end, ..ShardView::empty() }
     }
 
     fn layout() -> Layout {

@@ -34,7 +34,10 @@ use std::collections::VecDeque;
 use smallvec::SmallVec;
 
 use crate::batch::{Batch, Builder};
+use crate::history::Writer;
 use crate::merge::{Merge, Part};
+use crate::snapshot::ShardView;
+use crate::sort::Sorter;
 use crate::sync::Arc;
 use crate::tier::Geometry;
 
@@ -55,8 +58,6 @@ const FAN_IN: usize = 8;
 pub(crate) struct Row<R> {
     pub(crate) commit: u64,
     pub(crate) id: u32,
-    /// Arrival order in the turn: keeps one commit's records to a path in part order.
-    pub(crate) seq: u32,
     pub(crate) record: R,
 }
 
@@ -132,8 +133,11 @@ pub(crate) struct Spine<M: Merge> {
     /// `Retention::Newest(n)`: the top-level blocks kept.
     window: Option<usize>,
     /// Batches of level >= 1 (and, with `max_level` 0, runs of single commits), disjoint and
-    /// ascending; old top-level ones combined into runs.
+    /// ascending; under a window, old top-level ones combined into runs.
     batches: Vec<Arc<Batch<M>>>,
+    /// Without a window: where top-level batches go once formed (`crate::history`), before
+    /// every batch in `batches`.
+    history: Option<Writer<M>>,
     /// Single commits in `(formed, frontier]`.
     tail: Option<Arc<Batch<M>>>,
     /// Every commit at or below it is in `batches`.
@@ -143,6 +147,7 @@ pub(crate) struct Spine<M: Merge> {
     /// The end of the last block retention dropped (0: none).
     dropped_end: u64,
     merges: VecDeque<Merging<M>>,
+    sorter: Sorter,
     /// New batches for the sink, with the end after which their segments are new.
     flushed: Vec<(Arc<Batch<M>>, u64)>,
 }
@@ -160,11 +165,13 @@ impl<M: Merge> Spine<M> {
             flush,
             window,
             batches: Vec::new(),
+            history: window.is_none().then(Writer::default),
             tail: None,
             formed: 0,
             frontier: 0,
             dropped_end: 0,
             merges: VecDeque::new(),
+            sorter: Sorter::default(),
             flushed: Vec::new(),
         }
     }
@@ -173,18 +180,27 @@ impl<M: Merge> Spine<M> {
         self.frontier
     }
 
-    /// The end of every level >= 1 batch is at or below it: the view's `merged_end`.
-    pub(crate) fn merged_end(&self) -> u64 {
-        self.formed
+    /// What a view of this spine shows: the history handed over, then every batch, ascending,
+    /// the tail last.
+    pub(crate) fn view(&self) -> ShardView<M> {
+        ShardView {
+            frontier: self.frontier,
+            merged_end: self.formed,
+            dropped_end: self.dropped_end,
+            history: self.history.as_ref().map(Writer::view),
+            batches: self.batches.iter().chain(self.tail.iter()).cloned().collect(),
+        }
     }
 
-    pub(crate) fn dropped_end(&self) -> u64 {
-        self.dropped_end
-    }
-
-    /// Every batch a view of this spine shows, ascending, the tail last.
-    pub(crate) fn view(&self) -> Vec<Arc<Batch<M>>> {
-        self.batches.iter().chain(self.tail.iter()).cloned().collect()
+    /// Without a window, hands the top-level batches at the front over to history.
+    fn hand_over(&mut self) {
+        let Some(history) = &mut self.history else { return };
+        let top = self.geometry.max_level();
+        // Top-level batches are never a merge's input without a window (no combines).
+        let done = self.batches.iter().take_while(|b| b.level == top).count();
+        for batch in self.batches.drain(..done) {
+            history.append(batch);
+        }
     }
 
     /// New flush-level batches ready for the sink, in range order, each with the end after
@@ -241,6 +257,7 @@ impl<M: Merge> Spine<M> {
         if to > self.formed || !rows.is_empty() || frontier > self.frontier {
             self.form(merge, rows, to, frontier);
             changes.batches = true;
+            self.hand_over();
             self.schedule();
         }
         changes.dropped = self.retain(bound);
@@ -256,16 +273,8 @@ impl<M: Merge> Spine<M> {
             self.frontier = frontier;
             return;
         }
-        // By (path, commit), keeping arrival order within a commit (its parts' order): a stable
-        // radix sort of one packed key, which skips the bytes all keys share (a turn's commits
-        // span far less than 2^40, and its ids a few bytes), so a turn costs a few linear passes.
-        let first = rows.iter().map(|r| r.commit).min().unwrap_or(0);
-        let span = rows.iter().map(|r| r.commit - first).max().unwrap_or(0);
-        if span < 1 << 40 {
-            radsort::sort_by_key(rows.as_mut_slice(), |r| u64::from(r.id) << 40 | (r.commit - first));
-        } else {
-            rows.sort_unstable_by_key(|r| (r.id, r.commit, r.seq));
-        }
+        // By (path, commit), keeping arrival order within a commit (its parts' order).
+        self.sorter.sort(rows);
         let mut builders = self.blocks(self.formed, to);
         if frontier > to {
             builders.push(Builder::blocks(0, to + 1, frontier));
@@ -395,7 +404,9 @@ impl<M: Merge> Spine<M> {
             self.merges.push_back(Merging::new(inputs, false, out));
             i += inside;
         }
-        self.schedule_combines();
+        if self.history.is_none() {
+            self.schedule_combines();
+        }
     }
 
     /// Combines the newest [`FAN_IN`] top-level runs into one whenever the oldest of them holds
@@ -444,6 +455,7 @@ impl<M: Merge> Spine<M> {
             }
             self.batches.splice(at..at + done.inputs.len(), [batch]);
             changes.batches = true;
+            self.hand_over();
             self.schedule();
         }
         changes
@@ -473,24 +485,15 @@ mod tests {
     use crate::tier::SegmentInfo;
 
     fn rows(commits: &[(u64, u32)]) -> Vec<Row<u64>> {
-        commits
-            .iter()
-            .enumerate()
-            .map(|(seq, &(commit, id))| Row { commit, id, seq: seq as u32, record: commit })
-            .collect()
+        commits.iter().map(|&(commit, id)| Row { commit, id, record: commit }).collect()
     }
 
     fn layout(spine: &Spine<Concat<u64>>, id: u32, cut: u64) -> Vec<SegmentInfo> {
-        let mut out = Vec::new();
-        for batch in spine.view() {
-            for segment in batch.find(id).into_iter().flatten() {
-                let info = batch.info(&spine.geometry, segment);
-                if info.end <= cut {
-                    out.push(info);
-                }
-            }
-        }
-        out
+        let view = spine.view();
+        let mut found = Vec::new();
+        view.find(id, &mut found);
+        let infos = found.iter().map(|(batch, segment)| batch.info(&spine.geometry, *segment));
+        infos.filter(|info| info.end <= cut).collect()
     }
 
     fn settle(spine: &mut Spine<Concat<u64>>) {
@@ -514,7 +517,9 @@ mod tests {
         ];
         assert_eq!(layout(&spine, 0, 13), expected);
         assert_eq!(layout(&spine, 1, 13), expected);
-        assert_eq!(spine.view().len(), 3, "one batch per range, for both paths");
+        let view = spine.view();
+        let handed = view.history.as_ref().map_or(0, |(_, runs)| *runs);
+        assert_eq!((handed, view.batches.len()), (1, 2), "one batch per range, for both paths");
     }
 
     #[test]
@@ -534,9 +539,10 @@ mod tests {
         spine.seal(&Concat::new(), &mut Vec::new(), 13, 13);
         settle(&mut spine);
         assert_eq!(layout(&spine, 1, 13), layout(&spine, 0, 13));
-        let parts: Vec<_> = spine.view().into_iter().collect();
-        let odd: Vec<Part<'_, _>> =
-            parts.iter().flat_map(|b| b.find(1).into_iter().flatten().map(move |s| b.part(s))).collect();
+        let view = spine.view();
+        let mut found = Vec::new();
+        view.find(1, &mut found);
+        let odd: Vec<Part<'_, _>> = found.iter().map(|(batch, segment)| batch.part(*segment)).collect();
         let read = <_ as Column<Concat<u64>>>::read(&Concat::new(), &odd);
         assert_eq!(read, (1..=13).step_by(2).map(|c| (c, c)).collect::<Vec<_>>());
     }
@@ -570,22 +576,26 @@ mod model {
         out
     }
 
-    fn check_view(spine: &Spine<Concat<u64>>) -> Result<(), TestCaseError> {
+    /// The view's batches are ascending and disjoint, and each path's segments (history
+    /// included) are ascending, disjoint, aligned and inside the frontier.
+    fn check_view(spine: &Spine<Concat<u64>>, paths: u32) -> Result<(), TestCaseError> {
         let view = spine.view();
-        for pair in view.windows(2) {
+        for pair in view.batches.windows(2) {
             prop_assert!(pair[0].end < pair[1].start, "batches overlap: {:?} {:?}", pair[0], pair[1]);
         }
-        for batch in &view {
+        for batch in &view.batches {
             prop_assert!(batch.ids().windows(2).all(|w| w[0] < w[1]), "ids not ascending in {batch:?}");
-            for s in 0..batch.segments() {
-                let info = batch.info(&spine.geometry, s);
+        }
+        for id in 0..paths {
+            let mut found = Vec::new();
+            view.find(id, &mut found);
+            let infos: Vec<SegmentInfo> = found.iter().map(|(b, s)| b.info(&spine.geometry, *s)).collect();
+            prop_assert!(infos.windows(2).all(|w| w[0].end < w[1].start), "path {id} overlaps: {infos:?}");
+            for info in infos {
                 prop_assert!(
                     info.end.is_multiple_of(spine.geometry.span(info.level)) && info.end <= spine.frontier()
                 );
-                prop_assert!(
-                    info.level == 0 || info.end <= spine.merged_end(),
-                    "a block past the formed end"
-                );
+                prop_assert!(info.level == 0 || info.end <= spine.formed, "a block past the formed end");
             }
         }
         Ok(())
@@ -621,7 +631,7 @@ mod model {
                     for &id in &commits[commit as usize - 1] {
                         record += 1;
                         expected[id as usize].push((commit, record));
-                        rows.push(Row { commit, id, seq: rows.len() as u32, record });
+                        rows.push(Row { commit, id, record });
                     }
                 }
                 // The other shards' published frontiers lag behind ours.
@@ -631,7 +641,7 @@ mod model {
                 let mut fuel = fuel;
                 spine.work(&merge, &mut fuel);
                 flushed.extend(spine.take_flushed());
-                check_view(&spine)?;
+                check_view(&spine, 6)?;
             }
             let mut fuel = usize::MAX;
             spine.work(&merge, &mut fuel);
@@ -639,14 +649,10 @@ mod model {
             let blocks = decomposition(&geometry, total);
             for (id, records) in expected.iter().enumerate() {
                 let view = spine.view();
-                let mut layout = Vec::new();
-                let mut parts = Vec::new();
-                for batch in &view {
-                    for s in batch.find(id as u32).into_iter().flatten() {
-                        layout.push(batch.info(&geometry, s));
-                        parts.push(batch.part(s));
-                    }
-                }
+                let mut found = Vec::new();
+                view.find(id as u32, &mut found);
+                let layout: Vec<SegmentInfo> = found.iter().map(|(b, s)| b.info(&geometry, *s)).collect();
+                let parts: Vec<_> = found.iter().map(|(b, s)| b.part(*s)).collect();
                 let wanted: Vec<SegmentInfo> = blocks
                     .iter()
                     .filter(|b| records.iter().any(|(c, _)| (b.start..=b.end).contains(c)))

@@ -82,3 +82,48 @@ impl<T> std::fmt::Debug for ArcCell<T> {
         f.write_str("ArcCell { .. }")
     }
 }
+
+/// A cell that is empty or holds an `Arc<T>`, loaded without a lock and replaced by one writer:
+/// `arc_swap::ArcSwapOption` normally, a loom mutex under loom (as [`ArcCell`]).
+#[cfg(not(loom))]
+pub(crate) struct ArcSlot<T>(arc_swap::ArcSwapOption<T>);
+
+#[cfg(not(loom))]
+impl<T> Default for ArcSlot<T> {
+    fn default() -> Self {
+        Self(arc_swap::ArcSwapOption::empty())
+    }
+}
+
+#[cfg(not(loom))]
+impl<T> ArcSlot<T> {
+    /// A cheap borrow for a quick look (no reference count touched).
+    pub(crate) fn peek(&self) -> arc_swap::Guard<Option<Arc<T>>> {
+        self.0.load()
+    }
+
+    pub(crate) fn store(&self, value: Arc<T>) {
+        self.0.store(Some(value));
+    }
+}
+
+#[cfg(loom)]
+pub(crate) struct ArcSlot<T>(loom::sync::Mutex<Option<Arc<T>>>);
+
+#[cfg(loom)]
+impl<T> Default for ArcSlot<T> {
+    fn default() -> Self {
+        Self(loom::sync::Mutex::new(None))
+    }
+}
+
+#[cfg(loom)]
+impl<T> ArcSlot<T> {
+    pub(crate) fn peek(&self) -> Option<Arc<T>> {
+        self.0.lock().expect("loom mutex is never poisoned").clone()
+    }
+
+    pub(crate) fn store(&self, value: Arc<T>) {
+        *self.0.lock().expect("loom mutex is never poisoned") = Some(value);
+    }
+}

@@ -27,7 +27,7 @@ use crate::directory::Directory;
 use crate::merge::{Column, Merge};
 use crate::pipeline::Shared;
 use crate::queue::Receiver;
-use crate::snapshot::{Published, ShardView};
+use crate::snapshot::Published;
 use crate::spine::{Row, Spine};
 use crate::stats::Turn;
 use crate::sync::{Arc, Ordering};
@@ -198,8 +198,7 @@ impl<M: Merge> Worker<M> {
         for (slot, queue) in &mut self.receivers {
             let pending = &mut self.pending[*slot];
             while pending.front().is_some_and(|row| row.commit <= frontier) {
-                let Some(mut row) = pending.pop_front() else { break };
-                row.seq = self.sealed.len() as u32;
+                let Some(row) = pending.pop_front() else { break };
                 self.sealed.push(row);
             }
             turn.queued += queue.slots() as u64;
@@ -208,12 +207,7 @@ impl<M: Merge> Worker<M> {
             for _ in 0..capacity {
                 let Ok(part) = queue.pop() else { break };
                 turn.drained += 1;
-                let row = Row {
-                    commit: part.commit,
-                    id: part.path,
-                    seq: self.sealed.len() as u32,
-                    record: part.record,
-                };
+                let row = Row { commit: part.commit, id: part.path, record: part.record };
                 if row.commit <= frontier && pending.is_empty() {
                     self.sealed.push(row);
                 } else {
@@ -271,12 +265,7 @@ impl<M: Merge> Worker<M> {
             self.published(published);
             return true;
         }
-        let view = ShardView {
-            frontier,
-            merged_end: self.spine.merged_end(),
-            dropped_end: self.spine.dropped_end(),
-            batches: self.spine.view(),
-        };
+        let view = self.spine.view();
         (self.dirty, self.published_frontier) = (false, frontier);
         let published = shared.views.publish(self.shard, view);
         self.published(published);
