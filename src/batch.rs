@@ -8,6 +8,8 @@
 //! of old top-level blocks combined so that a read probes few batches.
 //!
 //! Nothing here allocates per record: a batch is five vectors, built once and never changed.
+//! Retained history is mostly batches, so a segment's overhead is kept to its path's share of an
+//! id and an offset, and a 4-byte end (none in a one-block batch).
 
 use std::fmt;
 use std::ops::Range;
@@ -26,9 +28,54 @@ pub(crate) struct Batch<M: Merge> {
     ids: Vec<u32>,
     /// The segments of `ids[i]` are `offsets[i]..offsets[i + 1]`.
     offsets: Vec<u32>,
-    /// The end of each segment's block; empty when the batch is one block (every end is `end`).
-    ends: Vec<u64>,
+    /// The end of each segment's block.
+    ends: Ends,
     pub(crate) column: M::Column,
+}
+
+/// Each segment's end. A batch's data is mostly these and its column, so they are kept small:
+/// nothing when the batch is one block, an offset from `start` in 4 bytes when the batch spans
+/// fewer than 2^32 commits (every formed run, nearly every tail), the commit itself otherwise.
+enum Ends {
+    One,
+    Narrow(Vec<u32>),
+    Wide(Vec<u64>),
+}
+
+impl Ends {
+    fn for_range(start: u64, end: u64, single: bool) -> Self {
+        match u32::try_from(end - start) {
+            _ if single => Self::One,
+            Ok(_) => Self::Narrow(Vec::new()),
+            Err(_) => Self::Wide(Vec::new()),
+        }
+    }
+
+    fn reserve(&mut self, segments: usize) {
+        match self {
+            Self::One => {}
+            Self::Narrow(ends) => ends.reserve(segments),
+            Self::Wide(ends) => ends.reserve(segments),
+        }
+    }
+
+    /// Appends `end`, a commit in `start..=` the batch's end.
+    fn push(&mut self, start: u64, end: u64) {
+        match self {
+            Self::One => {}
+            // In range: `for_range` chose `Narrow` for a batch whose every end fits.
+            Self::Narrow(ends) => ends.push((end - start) as u32),
+            Self::Wide(ends) => ends.push(end),
+        }
+    }
+
+    fn shrink(&mut self) {
+        match self {
+            Self::One => {}
+            Self::Narrow(ends) => ends.shrink_to_fit(),
+            Self::Wide(ends) => ends.shrink_to_fit(),
+        }
+    }
 }
 
 impl<M: Merge> fmt::Debug for Batch<M> {
@@ -70,10 +117,10 @@ impl<M: Merge> Batch<M> {
 
     /// The end of segment `segment`'s block.
     pub(crate) fn end_of(&self, segment: usize) -> u64 {
-        if self.ends.is_empty() {
-            self.end
-        } else {
-            self.ends[segment]
+        match &self.ends {
+            Ends::One => self.end,
+            Ends::Narrow(ends) => self.start + u64::from(ends[segment]),
+            Ends::Wide(ends) => ends[segment],
         }
     }
 
@@ -90,8 +137,6 @@ impl<M: Merge> Batch<M> {
 /// Builds a batch path by path, in ascending id order.
 pub(crate) struct Builder<M: Merge> {
     batch: Batch<M>,
-    /// One segment per path, all ending at `end`: `ends` stays empty.
-    single: bool,
 }
 
 impl<M: Merge> Builder<M> {
@@ -113,10 +158,10 @@ impl<M: Merge> Builder<M> {
             end,
             ids: Vec::new(),
             offsets: vec![0],
-            ends: Vec::new(),
+            ends: Ends::for_range(start, end, single),
             column: M::Column::default(),
         };
-        Self { batch, single }
+        Self { batch }
     }
 
     /// Makes room for `paths` paths and `segments` segments up front, so a large combine does
@@ -125,9 +170,7 @@ impl<M: Merge> Builder<M> {
         let batch = &mut self.batch;
         batch.ids.reserve(paths);
         batch.offsets.reserve(paths);
-        if !self.single {
-            batch.ends.reserve(segments);
-        }
+        batch.ends.reserve(segments);
         batch.column.reserve(segments);
     }
 
@@ -162,9 +205,7 @@ impl<M: Merge> Builder<M> {
     ) {
         debug_assert!(end >= self.batch.start && end <= self.batch.end, "segment outside its batch");
         self.add(id, 1);
-        if !self.single {
-            self.batch.ends.push(end);
-        }
+        self.batch.ends.push(self.batch.start, end);
         self.batch.column.push(merge, parts, records);
     }
 
@@ -172,12 +213,8 @@ impl<M: Merge> Builder<M> {
     pub(crate) fn copy(&mut self, id: u32, from: &Batch<M>, segments: Range<usize>) {
         self.add(id, segments.len());
         let batch = &mut self.batch;
-        if !self.single {
-            if from.ends.is_empty() {
-                batch.ends.extend(std::iter::repeat_n(from.end, segments.len()));
-            } else {
-                batch.ends.extend_from_slice(&from.ends[segments.clone()]);
-            }
+        for segment in segments.clone() {
+            batch.ends.push(batch.start, from.end_of(segment));
         }
         batch.column.copy(&from.column, segments);
     }
@@ -186,7 +223,13 @@ impl<M: Merge> Builder<M> {
         self.batch.ids.is_empty()
     }
 
-    pub(crate) fn finish(self) -> Batch<M> {
+    /// The batch, holding no spare capacity (a retained batch keeps its memory for good).
+    pub(crate) fn finish(mut self) -> Batch<M> {
+        let batch = &mut self.batch;
+        batch.ids.shrink_to_fit();
+        batch.offsets.shrink_to_fit();
+        batch.ends.shrink();
+        batch.column.shrink();
         self.batch
     }
 }

@@ -27,6 +27,7 @@ use std::sync::OnceLock;
 use crate::batch::Batch;
 use crate::chunks::Chunks;
 use crate::merge::Merge;
+use crate::snapshot::Found;
 use crate::sync::{Arc, ArcSlot, AtomicU64, AtomicUsize, Ordering};
 
 /// Entries a path's first log has room for.
@@ -68,26 +69,29 @@ pub(crate) struct History<M: Merge> {
 }
 
 impl<M: Merge> History<M> {
-    /// Path `id`'s segments in the first `runs` runs, ascending, appended to `out`.
-    pub(crate) fn find<'a>(&'a self, id: u32, runs: usize, out: &mut Vec<(&'a Batch<M>, usize)>) {
-        let Some(slot) = self.logs.get(id as usize) else { return };
-        let log = slot.peek();
-        let Some(log) = log.as_ref() else { return };
+    /// Path `id`'s segments in the first `runs` runs, ascending.
+    pub(crate) fn segments(&self, id: u32, runs: usize) -> impl Iterator<Item = Found<'_, M>> + '_ {
+        let log = self.logs.get(id as usize).map(ArcSlot::peek);
         // Acquire: pairs with the writer's Release, so every entry below `len` reads whole.
-        let len = log.len.load(Ordering::Acquire);
-        for entry in &log.entries[..len] {
+        let len = log.as_ref().and_then(|log| log.as_ref().map(|log| log.len.load(Ordering::Acquire)));
+        let mut next = 0;
+        let entries = std::iter::from_fn(move || {
+            let log = log.as_ref()?.as_ref()?;
+            let entry = log.entries[..len?].get(next)?;
+            next += 1;
             // Relaxed: ordered by the Acquire above.
             let entry = entry.load(Ordering::Relaxed);
             let (run, index) = ((entry >> 32) as usize, entry as u32 as usize);
-            if run >= runs {
-                break; // handed over after this view was published
-            }
+            // Past `runs`: handed over after the view was published.
+            (run < runs).then_some((run, index))
+        });
+        entries.flat_map(move |(run, index)| {
             let batch = self.runs.get(run).and_then(OnceLock::get);
             let batch = batch.expect("a run is set before any view counts it");
             let (held, segments) = batch.path(index);
             debug_assert_eq!(held, id, "a log entry names its own path");
-            out.extend(segments.map(|segment| (&**batch, segment)));
-        }
+            segments.map(move |segment| (&**batch, segment))
+        })
     }
 }
 
@@ -175,9 +179,7 @@ mod tests {
     }
 
     fn ends(history: &History<Sum>, id: u32, runs: usize) -> Vec<u64> {
-        let mut found = Vec::new();
-        history.find(id, runs, &mut found);
-        found.iter().map(|(batch, segment)| batch.end_of(*segment)).collect()
+        history.segments(id, runs).map(|(batch, segment)| batch.end_of(segment)).collect()
     }
 
     #[test]
@@ -254,9 +256,8 @@ mod loom_models {
                 thread::spawn(move || {
                     // Acquire: stands for loading the published view.
                     let count = published.load(Ordering::Acquire);
-                    let mut found = Vec::new();
-                    history.find(0, count, &mut found);
-                    let ends: Vec<u64> = found.iter().map(|(batch, s)| batch.end_of(*s)).collect();
+                    let found = history.segments(0, count);
+                    let ends: Vec<u64> = found.map(|(batch, s)| batch.end_of(s)).collect();
                     assert_eq!(ends, (1..=count as u64).collect::<Vec<_>>());
                 })
             };

@@ -108,6 +108,9 @@ pub trait Column<M: Merge>: Default + Send + Sync + 'static {
 
     /// Makes room for `segments` more segments (a hint; the default does nothing).
     fn reserve(&mut self, _segments: usize) {}
+
+    /// Gives back spare capacity once the batch is built (the default does nothing).
+    fn shrink(&mut self) {}
 }
 
 /// A column of one output per segment: what most merges use.
@@ -144,6 +147,10 @@ impl<M: Merge> Column<M> for Outputs<M::Output> {
 
     fn reserve(&mut self, segments: usize) {
         self.0.reserve(segments);
+    }
+
+    fn shrink(&mut self) {
+        self.0.shrink_to_fit();
     }
 
     fn read(merge: &M, parts: &[Part<'_, Self>]) -> M::Output {
@@ -244,6 +251,14 @@ impl<T: Clone + Send + Sync + 'static> Column<Concat<T>> for Rows<T> {
         self.copy_runs(from, segments.clone());
         let ends = &from.firsts[segments.start + 1..segments.end + 1];
         self.firsts.extend(ends.iter().map(|&end| end - first + shift));
+    }
+
+    fn shrink(&mut self) {
+        Arc::make_mut(&mut self.stores[0]).shrink_to_fit();
+        self.stores.shrink_to_fit();
+        self.runs.shrink_to_fit();
+        self.firsts.shrink_to_fit();
+        self.sources = Vec::new(); // only needed while building
     }
 
     fn read(_merge: &Concat<T>, parts: &[Part<'_, Self>]) -> Vec<(u64, T)> {

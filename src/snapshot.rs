@@ -86,7 +86,7 @@ impl<M: Merge> ShardView<M> {
     /// one binary search per batch.
     pub(crate) fn find<'a>(&'a self, id: u32, out: &mut Vec<Found<'a, M>>) {
         if let Some((history, runs)) = &self.history {
-            history.find(id, *runs, out);
+            out.extend(history.segments(id, *runs));
         }
         for batch in &self.batches {
             out.extend(batch.find(id).into_iter().flatten().map(|segment| (&**batch, segment)));
@@ -267,7 +267,7 @@ impl<M: Merge> Snapshot<M> {
 
     /// The names of the paths holding data inside the snapshot, in no particular order.
     pub fn paths(&self) -> impl Iterator<Item = &str> + '_ {
-        self.shard_paths(None).map(|(name, _)| name)
+        self.shard_paths(None, false).map(|(name, _)| name)
     }
 
     /// Every path holding data inside the snapshot with its output, merged as
@@ -289,32 +289,36 @@ impl<M: Merge> Snapshot<M> {
     /// # Ok::<(), lockstep::Error>(())
     /// ```
     pub fn iter(&self) -> impl Iterator<Item = (&str, M::Output)> + '_ {
-        self.shard_paths(None).map(|(name, parts)| (name, M::Column::read(&self.merge, &parts)))
+        self.shard_paths(None, true).map(|(name, parts)| (name, M::Column::read(&self.merge, &parts)))
     }
 
     /// Like [`iter`](Snapshot::iter), for the paths whose names start with `prefix` (a name
     /// test per path, no lookup).
     pub fn iter_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a str, M::Output)> + 'a {
-        self.shard_paths(Some(prefix)).map(|(name, parts)| (name, M::Column::read(&self.merge, &parts)))
+        self.shard_paths(Some(prefix), true).map(|(name, parts)| (name, M::Column::read(&self.merge, &parts)))
     }
 
-    /// Each path with visible data (whose name starts with `prefix`, if given) and its parts:
-    /// per shard, ids in ascending order, each looked up in the history and matched against a
-    /// cursor per batch (the batches' ids are sorted), so no binary search per batch.
+    /// Each path with visible data (whose name starts with `prefix`, if given) and, if `all`,
+    /// its parts (else only the first one, to know it has data): per shard, ids in ascending
+    /// order, each looked up in the history and matched against a cursor per batch (the
+    /// batches' ids are sorted), so no binary search per batch.
     fn shard_paths<'a>(
         &'a self,
         prefix: Option<&'a str>,
+        all: bool,
     ) -> impl Iterator<Item = (&'a str, Vec<Part<'a, M::Column>>)> + 'a {
         let from = self.window_start();
         let layout = &*self.view.layout;
         self.view.shards.iter().zip(layout.directories.iter()).flat_map(move |(shard, directory)| {
             let mut cursors = vec![0usize; shard.batches.len()];
-            let mut found = Vec::new();
             (0..directory.len() as u32).filter_map(move |id| {
-                found.clear();
-                if let Some((history, runs)) = &shard.history {
-                    history.find(id, *runs, &mut found);
-                }
+                let name = &**directory.name(id);
+                let wanted = prefix.is_none_or(|prefix| name.starts_with(prefix));
+                let history = shard.history.as_ref().map(|(history, runs)| history.segments(id, *runs));
+                // One history segment is enough to know the path has data: history holds
+                // blocks at or below `merged_end` (inside every cut) and has no window.
+                let mut found: Vec<Found<'a, M>> = Vec::new();
+                found.extend(history.into_iter().flatten().take(if all { usize::MAX } else { 1 }));
                 for (batch, cursor) in shard.batches.iter().zip(cursors.iter_mut()) {
                     if *cursor < batch.paths() && batch.ids()[*cursor] == id {
                         found.extend(batch.path(*cursor).1.map(|segment| (&**batch, segment)));
@@ -322,13 +326,11 @@ impl<M: Merge> Snapshot<M> {
                     }
                 }
                 let parts: Vec<Part<'a, M::Column>> = found
-                    .iter()
+                    .into_iter()
                     .filter(|(batch, segment)| self.shows(batch, *segment, from))
-                    .map(|(batch, segment)| batch.part(*segment))
+                    .map(|(batch, segment)| batch.part(segment))
                     .collect();
-                let name = &**directory.name(id);
-                (!parts.is_empty() && prefix.is_none_or(|prefix| name.starts_with(prefix)))
-                    .then_some((name, parts))
+                (wanted && !parts.is_empty()).then_some((name, parts))
             })
         })
     }

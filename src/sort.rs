@@ -1,27 +1,29 @@
 //! A turn's sealed rows sorted by (path, commit), keeping arrival order among equals, with
 //! buffers kept from turn to turn.
 //!
-//! The key of a row packs its path id above its commit's offset in the turn, so one `u64`
-//! orders both; a least-significant-digit radix sort of `(key, index)` pairs skips the bytes
-//! every key shares (a turn's commits span a few bytes, its ids a few more), so a turn costs a
-//! few linear passes. The rows are then put in that order in place, by following the cycles of
-//! the permutation. Sorting pairs rather than rows keeps it free of `unsafe` for any record type,
-//! and keeping both pair buffers means a turn allocates nothing once they have grown: a fresh
+//! The key of a row packs its path id, its commit's offset in the turn and its index in the
+//! turn into one `u64`, each in the bits the turn needs; a least-significant-digit radix sort
+//! of the keys skips the index and every byte all keys share (a turn's commits span a few
+//! bytes, its ids a few more), so a turn costs a few linear passes. The rows are then put in
+//! that order in place, by following the cycles of the permutation. Sorting keys rather than
+//! rows keeps it free of `unsafe` for any record type, and keeping both key buffers means a
+//! turn allocates nothing once they have grown: a fresh
 //! scratch buffer per turn (as a sort that allocates its own takes) costs a page fault per 4 KiB
 //! wherever the allocator has just returned memory to the system, which it does all the time
 //! while a shard's retained history grows.
 
 use crate::spine::Row;
 
-/// Bits of the key below the path id: a turn whose commits span more falls back to a
-/// comparison sort.
-const COMMIT_BITS: u32 = 40;
+/// The bits needed to write `value`.
+fn bits(value: u64) -> u32 {
+    u64::BITS - value.leading_zeros()
+}
 
-/// The two pair buffers of the radix sort.
+/// The two key buffers of the radix sort.
 #[derive(Debug, Default)]
 pub(crate) struct Sorter {
-    pairs: Vec<(u64, u32)>,
-    scratch: Vec<(u64, u32)>,
+    keys: Vec<u64>,
+    scratch: Vec<u64>,
 }
 
 impl Sorter {
@@ -29,45 +31,54 @@ impl Sorter {
     pub(crate) fn sort<R>(&mut self, rows: &mut [Row<R>]) {
         let first = rows.iter().map(|r| r.commit).min().unwrap_or(0);
         let span = rows.iter().map(|r| r.commit - first).max().unwrap_or(0);
-        if span >= 1 << COMMIT_BITS || rows.len() > u32::MAX as usize {
-            rows.sort_by_key(|r| (r.id, r.commit)); // stable; never for a real turn
+        let top = rows.iter().map(|r| r.id).max().unwrap_or(0);
+        // Each key is `id | commit - first | index`, in as few bits as the turn needs.
+        let index_bits = bits(rows.len().saturating_sub(1) as u64);
+        let commit_bits = bits(span);
+        if index_bits + commit_bits + bits(u64::from(top)) > u64::BITS {
+            rows.sort_by_key(|r| (r.id, r.commit)); // stable; beyond any real turn
             return;
         }
-        let pairs = &mut self.pairs;
-        pairs.clear();
-        pairs.extend(
-            rows.iter().zip(0u32..).map(|(r, i)| (u64::from(r.id) << COMMIT_BITS | (r.commit - first), i)),
+        let keys = &mut self.keys;
+        keys.clear();
+        keys.extend(
+            rows.iter()
+                .zip(0u64..)
+                .map(|(r, i)| (u64::from(r.id) << commit_bits | (r.commit - first)) << index_bits | i),
         );
-        let (all, any) = pairs.iter().fold((u64::MAX, 0), |(all, any), &(key, _)| (all & key, any | key));
-        let varying = all ^ any;
-        for shift in (0..64).step_by(8) {
-            if (varying >> shift) & 0xff == 0 {
-                continue; // every key has the same byte here
+        let (all, any) = keys.iter().fold((u64::MAX, 0), |(all, any), &key| (all & key, any | key));
+        let varying = (all ^ any) >> index_bits << index_bits;
+        self.scratch.clear();
+        self.scratch.resize(keys.len(), 0);
+        let mut shift = index_bits;
+        while shift < u64::BITS && varying >> shift != 0 {
+            let digit = |key: u64| (key >> shift) as usize & 0xff;
+            if digit(varying) != 0 {
+                let mut starts = [0usize; 256];
+                for &key in keys.iter() {
+                    starts[digit(key)] += 1;
+                }
+                let mut at = 0;
+                for start in &mut starts {
+                    (*start, at) = (at, at + *start);
+                }
+                for &key in keys.iter() {
+                    let slot = &mut starts[digit(key)];
+                    self.scratch[*slot] = key;
+                    *slot += 1;
+                }
+                std::mem::swap(keys, &mut self.scratch);
             }
-            let mut starts = [0usize; 256];
-            for &(key, _) in pairs.iter() {
-                starts[(key >> shift) as usize & 0xff] += 1;
-            }
-            let mut at = 0;
-            for start in &mut starts {
-                (*start, at) = (at, at + *start);
-            }
-            self.scratch.clear();
-            self.scratch.resize(pairs.len(), (0, 0));
-            for &pair in pairs.iter() {
-                let digit = (pair.0 >> shift) as usize & 0xff;
-                self.scratch[starts[digit]] = pair;
-                starts[digit] += 1;
-            }
-            std::mem::swap(pairs, &mut self.scratch);
+            shift += 8;
         }
-        // Row `i` of the sorted order is row `pairs[i].1` of the input: follow each cycle of
-        // that permutation, marking a position done by pointing it at itself.
+        // Row `i` of the sorted order is row `keys[i]`'s index of the input: follow each cycle
+        // of that permutation, marking a position done by pointing it at itself.
+        let mask = (1u64 << index_bits) - 1;
         for start in 0..rows.len() {
             let mut at = start;
             loop {
-                let from = pairs[at].1 as usize;
-                pairs[at].1 = at as u32;
+                let from = (keys[at] & mask) as usize;
+                keys[at] = at as u64;
                 if from == start || from == at {
                     break;
                 }
