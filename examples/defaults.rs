@@ -6,7 +6,10 @@
 //!
 //! It prints records/s per third, the defaults' last third over its first (does a growing history
 //! slow it down?), the defaults over the window setting, and both over the hand-off. The system
-//! allocator, as an embedding that picks none gets.
+//! allocator, as an embedding that picks none gets. With everything kept, the defaults' memory
+//! grows with every record, so it also prints the bytes kept per record, and for both settings
+//! the shard worker's user and system CPU time per record: system time is mostly the kernel
+//! handing out and zeroing pages, which on a VM can bound the defaults' throughput.
 //!
 //! `cargo run --release --example defaults [seconds per third, default 4]`
 
@@ -52,6 +55,32 @@ fn hand_off(time: Duration) -> f64 {
     received as f64 / started.elapsed().as_secs_f64()
 }
 
+/// Resident memory in bytes, from `/proc/self/statm` (Linux; `None` elsewhere).
+fn resident() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+/// The shard worker's user and system CPU seconds so far, from `/proc/self/task/*/stat`
+/// (Linux; `None` elsewhere; the kernel cuts thread names to 15 bytes). System time is mostly
+/// the kernel zeroing pages on first touch.
+fn worker_cpu() -> Option<(f64, f64)> {
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if !comm.starts_with("lockstep-shard") {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+        // Fields after the parenthesized name: state is field 3, utime 14, stime 15.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i - 3).and_then(|f| f.parse::<f64>().ok());
+        // 100 ticks per second on Linux (USER_HZ).
+        return Some((ticks(14)? / 100.0, ticks(15)? / 100.0));
+    }
+    None
+}
+
 /// Records per second in each third of `3 * third`, committing through `pipeline`.
 fn thirds(pipeline: &Pipeline<Sum>, third: Duration) -> Result<[f64; 3], lockstep::Error> {
     let paths: Vec<String> = (0..PATHS).map(|i| format!("/p/{i:05}")).collect();
@@ -76,15 +105,29 @@ fn thirds(pipeline: &Pipeline<Sum>, third: Duration) -> Result<[f64; 3], lockste
     Ok(rates)
 }
 
+/// The worker's CPU time per record of a run at `rates` for `third` each, as a line.
+fn cpu_line(cpu: Option<(f64, f64)>, rates: [f64; 3], third: Duration) -> String {
+    let Some((user, system)) = cpu else { return String::from("  worker CPU: not measured here") };
+    let records = rates.iter().sum::<f64>() * third.as_secs_f64();
+    format!(
+        "  worker CPU per record: user {:.0} ns, system {:.0} ns (idle polling counts as user)",
+        user / records * 1e9,
+        system / records * 1e9
+    )
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seconds: u64 = std::env::args().nth(1).map(|s| s.parse()).transpose()?.unwrap_or(4);
     let third = Duration::from_secs(seconds.max(1));
     let limit = hand_off(Duration::from_secs(1));
     println!("bare hand-off (ArrayQueue, two threads):  {:>12.0} items/s", limit);
 
+    let before = resident();
     let defaults = Pipeline::builder(Sum).shards(1).build()?;
     let all = thirds(&defaults, third)?;
+    let cpu = worker_cpu();
     let last = defaults.shutdown()?;
+    let kept = before.zip(resident()).map(|(before, after)| after.saturating_sub(before));
     println!(
         "defaults (Retention::All):  thirds {:>11.0} {:>11.0} {:>11.0} records/s ({} paths kept, frontier {})",
         all[0],
@@ -94,14 +137,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         last.frontier()
     );
     drop(last);
+    println!("{}", cpu_line(cpu, all, third));
+    if let Some(kept) = kept {
+        let per_record = kept as f64 / (all.iter().sum::<f64>() * third.as_secs_f64());
+        println!("  kept {:.0} MiB: {per_record:.1} bytes/record", kept as f64 / f64::from(1 << 20));
+    }
 
     let windowed = Pipeline::builder(Sum).shards(1).sink(DiscardSink).retain(Retention::Newest(1)).build()?;
     let window = thirds(&windowed, third)?;
+    let cpu = worker_cpu();
     windowed.shutdown()?;
     println!(
         "DiscardSink + Newest(1):    thirds {:>11.0} {:>11.0} {:>11.0} records/s",
         window[0], window[1], window[2]
     );
+    println!("{}", cpu_line(cpu, window, third));
     let mean = |r: [f64; 3]| r.iter().sum::<f64>() / 3.0;
     println!("defaults: last third / first third       {:.2}x", all[2] / all[0]);
     println!("defaults / DiscardSink + Newest(1)       {:.2}x", mean(all) / mean(window));

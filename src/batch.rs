@@ -5,7 +5,8 @@
 //! segment's end, and the segments' data in the merge's [`Column`]. A formed or merged batch of
 //! level `L >= 1` covers exactly one aligned block, so each path has one segment in it. Two kinds
 //! cover several blocks: the level-0 tail (single commits not yet formed into a block) and runs
-//! of old top-level blocks combined so that a read probes few batches.
+//! of old top-level blocks (formed in one turn, or combined under a retention window so that a
+//! read probes few batches).
 //!
 //! Nothing here allocates per record: a batch is five vectors, built once and never changed.
 //! Retained history is mostly batches, so a segment's overhead is kept to its path's share of an

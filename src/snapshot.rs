@@ -204,7 +204,10 @@ impl<M: Merge> fmt::Debug for Views<M> {
 ///
 /// Taking one is a single lock-free load; holding one never blocks writers (it keeps the
 /// batches it references alive). Reading a path is a directory lookup, then one binary search
-/// per batch of its shard (a few dozen, however long the history).
+/// per batch of its shard (a dozen or so; a few dozen under a long retention window), and,
+/// with `Retention::All`, one lookup of the path's history log, however long the history. The
+/// read then visits each of the path's segments: a long-lived path's old segments are spread over
+/// the batches that formed them, one memory access each.
 ///
 /// ```
 /// use lockstep::{merge::Sum, Pipeline};

@@ -1,25 +1,29 @@
 //! A shard's data up to its frontier: a spine of immutable batches, one per aligned range.
 //!
 //! With divisor `D` and top level `T`, the spine of a shard at frontier `F` holds the base-`D`
-//! decomposition of `[1, F]`: top-level blocks (combined into runs), then at most `D - 1`
-//! blocks per lower level, then the *tail*: the single commits after the last block that could
-//! be formed. Each batch holds every path of the shard that has data in its range.
+//! decomposition of `[1, F]`: top-level blocks, then at most `D - 1` blocks per lower level,
+//! then the *tail*: the single commits after the last block that could be formed. Each batch
+//! holds every path of the shard that has data in its range. Without a retention window the
+//! top-level blocks are handed to the shard's history (`crate::history`) as soon as they exist,
+//! so the spine itself holds O(D · T) batches; under a window it keeps them, combined into runs.
 //!
 //! A loop turn hands the spine the records it sealed; the spine sorts them by (path, commit)
-//! with one radix sort. **Forming** puts each into the batch of the highest aligned block that
+//! with one radix sort (`crate::sort`). **Forming** puts each into the batch of the highest aligned block that
 //! its range allows: the blocks of `(formed, to]` are chosen greedily (the largest aligned block
 //! starting at `formed + 1` that ends by `to`), so a turn that seals thousands of commits builds
 //! top-level batches directly. One walk over the sorted records and the old tail fills every
 //! block and the new tail.
 //!
 //! **Merging**: when the blocks of one level inside a parent block are all formed, they are
-//! merged into the parent by one linear merge of their sorted path ids. **Combining**: old
-//! top-level blocks are combined into runs (segments copied, not merged) like a base-8 counter,
-//! so a shard keeps O(log history) runs and a read probes that many. Both are [`Merging`] values
-//! paid with fuel counted in segments and resumed across turns: while one is in progress its
-//! inputs stay in the spine (and published), so visibility never waits for compaction.
-//! **Retention** (`Retention::Newest(n)`) drops whole top-level runs once the window of the
-//! turn's bound has passed them; runs are then capped at half the window.
+//! merged into the parent by one linear merge of their sorted path ids. **Combining** (under a
+//! window only): old top-level blocks are combined into runs (segments copied, not merged) like
+//! a base-8 counter, so a shard keeps O(log window) runs and a read probes that many. Both are
+//! [`Merging`] values paid with fuel counted in segments and resumed across turns: while one is
+//! in progress its inputs stay in the spine (and published), so visibility never waits for
+//! compaction. **Retention** (`Retention::Newest(n)`) drops whole top-level runs once the window
+//! of the turn's bound has passed them; runs are then capped at half the window. Without a
+//! window nothing is dropped, and combining would copy every segment `log_8(history)` times into
+//! fresh memory; the history's per-path logs write each one once instead.
 //!
 //! `to`, the end of forming, is the last multiple of `D` at or below the turn's *bound*: rule 1
 //! of `crate::snapshot` (no block may end past the lowest published frontier of the other
