@@ -11,8 +11,8 @@
 //!   lookup of the drain. The records are generated outside the timing (`iter_batched`).
 //! - `snapshot_long_history/{read,segments}`: `Snapshot::read` and `Snapshot::segments` of a path
 //!   written once, at commit 1, in a shard that retains 100,000 top-level blocks of other paths'
-//!   data (divisor 2, top level 1, `Retention::All`): a directory lookup and one binary search
-//!   per batch, however long the history.
+//!   data (divisor 2, top level 1, `Retention::All`): a directory lookup, one lookup of the
+//!   path's history log and one binary search per spine batch, however long the history.
 //! - `snapshot_load/*`: `Pipeline::snapshot()` (load and drop) on a one-shard `Sum` pipeline
 //!   holding 1,000 paths, with nothing else running (`idle`), with one background thread loading
 //!   snapshots in a loop (`1_reader`), and while one background producer commits in a loop, so
@@ -91,7 +91,8 @@ fn long_history(c: &mut Criterion) {
     let once = Shard::<Sum>::name(0);
     assert_eq!(snapshot.read(&once), Some(1), "the path written once reads its record");
     eprintln!(
-        "snapshot_long_history: {HISTORY} top-level blocks in {} batches, built in {:.2?}",
+        "snapshot_long_history: {HISTORY} top-level blocks in {} history batches and {} more, built in {:.2?}",
+        shard.history_runs(),
         shard.batches(),
         started.elapsed()
     );

@@ -130,6 +130,11 @@ impl<M: Merge> Shard<M> {
         self.views.global().shards[0].batches.len()
     }
 
+    /// Batches the published view reads from the history (`Retention::All`).
+    pub fn history_runs(&self) -> usize {
+        self.views.global().shards[0].history.as_ref().map_or(0, |(_, runs)| *runs)
+    }
+
     /// A snapshot of the published view.
     pub fn snapshot(&self) -> Snapshot<M> {
         Snapshot::new(self.views.global(), self.merge.clone())
