@@ -93,8 +93,13 @@ impl Directory {
 
     /// The name of `id`. Every id a batch holds was interned before the batch was published.
     pub(crate) fn name(&self, id: u32) -> &Arc<str> {
-        let entry = self.names.get(id as usize).and_then(OnceLock::get);
-        entry.expect("an id is named before any batch holds it")
+        self.get(id).expect("an id is named before any batch holds it")
+    }
+
+    /// The name of `id`, if this thread can see it yet (an id counted by [`len`](Self::len)
+    /// but interned after the reader's view may not be).
+    pub(crate) fn get(&self, id: u32) -> Option<&Arc<str>> {
+        self.names.get(id as usize).and_then(OnceLock::get)
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -315,25 +315,31 @@ impl<M: Merge> Snapshot<M> {
         self.view.shards.iter().zip(layout.directories.iter()).flat_map(move |(shard, directory)| {
             let mut cursors = vec![0usize; shard.batches.len()];
             (0..directory.len() as u32).filter_map(move |id| {
-                let name = &**directory.name(id);
-                let wanted = prefix.is_none_or(|prefix| name.starts_with(prefix));
-                let history = shard.history.as_ref().map(|(history, runs)| history.segments(id, *runs));
-                // One history segment is enough to know the path has data: history holds
-                // blocks at or below `merged_end` (inside every cut) and has no window.
+                // Unnamed here: interned after this view was published, so nothing in it.
+                let name = directory.get(id).map(|name| &**name);
+                let wanted = name.filter(|name| prefix.is_none_or(|prefix| name.starts_with(prefix)));
                 let mut found: Vec<Found<'a, M>> = Vec::new();
-                found.extend(history.into_iter().flatten().take(if all { usize::MAX } else { 1 }));
+                if wanted.is_some() {
+                    let history = shard.history.as_ref().map(|(history, runs)| history.segments(id, *runs));
+                    // One history segment is enough to know the path has data: history holds
+                    // blocks at or below `merged_end` (inside every cut) and has no window.
+                    found.extend(history.into_iter().flatten().take(if all { usize::MAX } else { 1 }));
+                }
                 for (batch, cursor) in shard.batches.iter().zip(cursors.iter_mut()) {
                     if *cursor < batch.paths() && batch.ids()[*cursor] == id {
-                        found.extend(batch.path(*cursor).1.map(|segment| (&**batch, segment)));
+                        if wanted.is_some() {
+                            found.extend(batch.path(*cursor).1.map(|segment| (&**batch, segment)));
+                        }
                         *cursor += 1;
                     }
                 }
+                let name = wanted?;
                 let parts: Vec<Part<'a, M::Column>> = found
                     .into_iter()
                     .filter(|(batch, segment)| self.shows(batch, *segment, from))
                     .map(|(batch, segment)| batch.part(segment))
                     .collect();
-                (wanted && !parts.is_empty()).then_some((name, parts))
+                (!parts.is_empty()).then_some((name, parts))
             })
         })
     }
