@@ -126,6 +126,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let defaults = Pipeline::builder(Sum).shards(1).build()?;
     let all = thirds(&defaults, third)?;
     let cpu = worker_cpu();
+    let turns = defaults.stats().batch_size;
     let last = defaults.shutdown()?;
     let kept = before.zip(resident()).map(|(before, after)| after.saturating_sub(before));
     println!(
@@ -138,6 +139,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     drop(last);
     println!("{}", cpu_line(cpu, all, third));
+    println!("  records per worker turn: p50 {}, p90 {}", turns.value_at_quantile(0.5), turns.value_at_quantile(0.9));
     if let Some(kept) = kept {
         let per_record = kept as f64 / (all.iter().sum::<f64>() * third.as_secs_f64());
         println!("  kept {:.0} MiB: {per_record:.1} bytes/record", kept as f64 / f64::from(1 << 20));
@@ -146,12 +148,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let windowed = Pipeline::builder(Sum).shards(1).sink(DiscardSink).retain(Retention::Newest(1)).build()?;
     let window = thirds(&windowed, third)?;
     let cpu = worker_cpu();
+    let turns = windowed.stats().batch_size;
     windowed.shutdown()?;
     println!(
         "DiscardSink + Newest(1):    thirds {:>11.0} {:>11.0} {:>11.0} records/s",
         window[0], window[1], window[2]
     );
     println!("{}", cpu_line(cpu, window, third));
+    println!("  records per worker turn: p50 {}, p90 {}", turns.value_at_quantile(0.5), turns.value_at_quantile(0.9));
     let mean = |r: [f64; 3]| r.iter().sum::<f64>() / 3.0;
     println!("defaults: last third / first third       {:.2}x", all[2] / all[0]);
     println!("defaults / DiscardSink + Newest(1)       {:.2}x", mean(all) / mean(window));
