@@ -139,7 +139,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     drop(last);
     println!("{}", cpu_line(cpu, all, third));
-    println!("  records per worker turn: p50 {}, p90 {}", turns.value_at_quantile(0.5), turns.value_at_quantile(0.9));
+    println!(
+        "  records per worker turn: p50 {}, p90 {}",
+        turns.value_at_quantile(0.5),
+        turns.value_at_quantile(0.9)
+    );
     if let Some(kept) = kept {
         let per_record = kept as f64 / (all.iter().sum::<f64>() * third.as_secs_f64());
         println!("  kept {:.0} MiB: {per_record:.1} bytes/record", kept as f64 / f64::from(1 << 20));
@@ -155,7 +159,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         window[0], window[1], window[2]
     );
     println!("{}", cpu_line(cpu, window, third));
-    println!("  records per worker turn: p50 {}, p90 {}", turns.value_at_quantile(0.5), turns.value_at_quantile(0.9));
+    println!(
+        "  records per worker turn: p50 {}, p90 {}",
+        turns.value_at_quantile(0.5),
+        turns.value_at_quantile(0.9)
+    );
     let mean = |r: [f64; 3]| r.iter().sum::<f64>() / 3.0;
     println!("defaults: last third / first third       {:.2}x", all[2] / all[0]);
     println!("defaults / DiscardSink + Newest(1)       {:.2}x", mean(all) / mean(window));

@@ -230,13 +230,17 @@ impl<M: Merge> Worker<M> {
         let Some(sink) = shared.sink.0.as_deref() else { return };
         let geometry = &shared.config.geometry;
         let mut written = 0;
+        let directory = self.directory.clone();
         for (batch, after) in self.spine.take_flushed() {
-            for i in 0..batch.paths() {
+            // All the batch's names first, in one tight loop: with a million paths each is a
+            // cache miss, and there they overlap instead of waiting one by one behind a write.
+            let names: Vec<&Arc<str>> = batch.ids().iter().map(|&id| directory.name(id)).collect();
+            for (i, name) in names.into_iter().enumerate() {
                 let (id, segments) = batch.path(i);
                 for segment in segments.filter(|&s| batch.end_of(s) > after) {
                     let info = batch.info(geometry, segment);
                     let output = M::Column::read(&shared.merge, &[batch.part(segment)]);
-                    let result = sink.write(self.directory.name(id), info, &output);
+                    let result = sink.write(name, info, &output);
                     if result.is_ok() {
                         written += 1;
                     } else {

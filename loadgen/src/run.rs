@@ -531,7 +531,7 @@ impl Cutter {
 /// One producer thread: commits until told to stop, in a closed loop or on its schedule.
 fn produce<K: record::Kind, C: Committer<K>>(
     mut committer: C,
-    mut generator: Generator<'_, K>,
+    mut generator: Generator<K>,
     index: usize,
     plan: Plan,
     flags: &Flags,
@@ -539,7 +539,7 @@ fn produce<K: record::Kind, C: Committer<K>>(
 ) -> Result<Tally, Failure> {
     let mut tally = Tally::default();
     let mut parts = Vec::with_capacity(generator.parts());
-    let gap = |generator: &mut Generator<'_, K>| 1 + generator.rng().below(2 * plan.sample_every - 1);
+    let gap = |generator: &mut Generator<K>| 1 + generator.rng().below(2 * plan.sample_every - 1);
     let mut until_sampled = gap(&mut generator);
     let record = |nanos: u64| {
         if let Ok(mut latency) = slot.latency.lock() {

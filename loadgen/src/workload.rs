@@ -11,10 +11,27 @@ use std::str::FromStr;
 
 use crate::record::Kind;
 
-/// One part of a commit: a path, its record, and the path's index (`0..paths`, for engines that
-/// resolve paths once, as lockstep does with keys). Path names live as long as the process (see
+/// One part of a commit: a path and its record.
+pub type Part<R> = (Path, R);
+
+/// A path of the workload: its index (`0..paths`, for engines that resolve paths once, as
+/// lockstep does with keys) and where its name is. The name is read only by an engine that asks
+/// for it: with a million paths the table of names is a cache miss per lookup, which an engine
+/// committing by key must not be charged for. Names live as long as the process (see
 /// [`Workload::new`]), so engines may pass them between threads without copying them.
-pub type Part<R> = (&'static str, R, u32);
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Path {
+    pub index: u32,
+    names: &'static [&'static str],
+}
+
+impl Path {
+    /// The path's name: one load from the workload's table of names.
+    #[inline]
+    pub fn name(self) -> &'static str {
+        self.names[self.index as usize]
+    }
+}
 
 /// At most this many distinct records per producer.
 const RECORD_POOL: usize = 1024;
@@ -186,7 +203,7 @@ fn expm1_over_x(x: f64) -> f64 {
 /// The shape of the load, shared by every producer and every engine.
 #[derive(Debug)]
 pub struct Workload {
-    paths: Vec<&'static str>,
+    paths: &'static [&'static str],
     distribution: Distribution,
     record_bytes: usize,
     parts_per_commit: usize,
@@ -195,9 +212,10 @@ pub struct Workload {
 impl Workload {
     /// `paths` names `/p/00000000`, `/p/00000001`, … (at least eight digits).
     ///
-    /// The names are leaked on purpose: they live as long as the process, so every engine can
-    /// hand `&'static str` paths to its own threads without copying or reference counting them,
-    /// and no engine is charged for how the load generator keeps its names.
+    /// The names (and their table) are leaked on purpose: they live as long as the process, so
+    /// every engine can hand `&'static str` paths to its own threads without copying or
+    /// reference counting them, and no engine is charged for how the load generator keeps its
+    /// names.
     pub fn new(
         paths: usize,
         distribution: Distribution,
@@ -205,9 +223,8 @@ impl Workload {
         parts_per_commit: usize,
     ) -> Self {
         let width = paths.saturating_sub(1).to_string().len().max(8);
-        let paths =
-            (0..paths).map(|i| &*Box::leak(format!("/p/{i:0width$}").into_boxed_str())).collect::<Vec<_>>();
-        Self { paths, distribution, record_bytes, parts_per_commit }
+        let paths = (0..paths).map(|i| &*Box::leak(format!("/p/{i:0width$}").into_boxed_str())).collect();
+        Self { paths: Vec::leak(paths), distribution, record_bytes, parts_per_commit }
     }
 
     /// How many paths there are.
@@ -229,7 +246,7 @@ impl Workload {
 
     /// Producer `index`'s generator: its own random stream and its own record pool. The same
     /// index gives the same sequence of parts, whichever engine runs.
-    pub fn generator<K: Kind>(&self, index: usize) -> Generator<'_, K> {
+    pub fn generator<K: Kind>(&self, index: usize) -> Generator<K> {
         let mut rng = Rng::new(0x5EED_0000_0000_0000 ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let pool = (POOL_BYTES / self.record_bytes.max(1)).clamp(1, RECORD_POOL);
         let records = (0..pool).map(|_| K::pooled(&mut rng, self.record_bytes)).collect();
@@ -241,7 +258,7 @@ impl Workload {
             Distribution::Sparse(k) => Draw::Sparse(k.min(n)),
         };
         Generator {
-            paths: &self.paths,
+            paths: self.paths,
             draw,
             records,
             next_record: 0,
@@ -261,8 +278,8 @@ enum Draw {
 
 /// Draws the parts of one producer's commits.
 #[derive(Debug)]
-pub struct Generator<'w, K: Kind> {
-    paths: &'w [&'static str],
+pub struct Generator<K: Kind> {
+    paths: &'static [&'static str],
     draw: Draw,
     records: Vec<K::Record>,
     next_record: usize,
@@ -272,7 +289,7 @@ pub struct Generator<'w, K: Kind> {
     parts: usize,
 }
 
-impl<K: Kind> Generator<'_, K> {
+impl<K: Kind> Generator<K> {
     /// Fills `parts` (cleared first) with one commit's parts: each names a path drawn from the
     /// distribution, independently of the others (a commit may name a path twice), and carries
     /// a record made from the pool's next one.
@@ -283,7 +300,7 @@ impl<K: Kind> Generator<'_, K> {
         for _ in 0..self.parts {
             let index = self.path_index();
             let record = self.record();
-            parts.push((self.paths[index], record, index as u32));
+            parts.push((Path { index: index as u32, names: self.paths }, record));
         }
     }
 
@@ -349,8 +366,9 @@ mod tests {
         let mut parts = Vec::new();
         generator.fill(&mut parts);
         assert_eq!(parts.len(), 3);
-        assert!(parts.iter().all(|(path, record, _)| path.len() == 11 && record.len() == 16));
-        assert!(parts.iter().all(|(path, _, _)| path.starts_with("/p/000000")));
+        assert!(parts.iter().all(|(path, record)| path.name().len() == 11 && record.len() == 16));
+        assert!(parts.iter().all(|(path, _)| path.name().starts_with("/p/000000")));
+        assert!(parts.iter().all(|(path, _)| path.name()[3..].parse::<u32>().ok() == Some(path.index)));
     }
 
     #[test]
@@ -423,9 +441,9 @@ mod tests {
         let mut seen = [false; 10];
         for commit in 1..=300u64 {
             generator.fill(&mut parts);
-            for (path, _, _) in &parts {
-                let index: u64 = path[3..].parse().unwrap();
-                assert_eq!(index % k, commit % k, "commit {commit} wrote {path}");
+            for (path, _) in &parts {
+                let index = u64::from(path.index);
+                assert_eq!(index % k, commit % k, "commit {commit} wrote {}", path.name());
                 seen[index as usize] = true;
             }
         }
@@ -440,7 +458,7 @@ mod tests {
         for commit in 1..=10u64 {
             generator.fill(&mut parts);
             let expected = if commit % 2 == 1 { "/p/00000001" } else { "/p/00000000" };
-            assert_eq!(parts[0].0, expected);
+            assert_eq!(parts[0].0.name(), expected);
         }
     }
 

@@ -197,12 +197,13 @@ impl<K: Kind> Committer<K> for ChannelCommitter<K> {
         if let Some(start) = stamp {
             // The stamp goes first, so it is there by the time a shard publishes the commit.
             self.touched.clear();
-            for (path, _, _) in parts.iter() {
-                self.touched.add(shard_of(path, shards));
+            for (path, _) in parts.iter() {
+                self.touched.add(shard_of(path.name(), shards));
             }
             self.stamps.stamp(self.producer, commit, self.touched.list(), start);
         }
-        for (path, record, _) in parts.drain(..) {
+        for (path, record) in parts.drain(..) {
+            let path = path.name();
             let shard = shard_of(path, shards);
             let message = Message { commit, producer: self.producer as u32, path, record };
             self.senders[shard].send(message).map_err(|_| "a channel consumer is gone")?;

@@ -145,18 +145,18 @@ impl<K: Kind> Committer<K> for LockstepCommitter<K> {
     #[inline]
     fn commit(&mut self, parts: &mut Vec<Part<K::Record>>, _stamp: Option<Instant>) -> Result<(), Failure> {
         // The library stamps its own sampled commits (`Stats::visible_latency`).
-        for &(path, _, index) in parts.iter() {
-            let index = index as usize;
+        for &(path, _) in parts.iter() {
+            let index = path.index as usize;
             if index >= self.keys.len() {
                 self.keys.resize(index + 1, None);
             }
             if self.keys[index].is_none() {
-                self.keys[index] = Some(self.producer.key(path)?);
+                self.keys[index] = Some(self.producer.key(path.name())?);
             }
         }
         // By reference: no reference count touched per part.
         let keys = &self.keys;
-        let keyed = parts.drain(..).map(|(_, record, index)| (keys[index as usize].as_ref(), record));
+        let keyed = parts.drain(..).map(|(path, record)| (keys[path.index as usize].as_ref(), record));
         self.producer.commit(keyed.map(|(key, record)| (key.expect("resolved above"), record)))?;
         Ok(())
     }

@@ -124,7 +124,8 @@ impl<K: Kind> Committer<K> for MutexCommitter<K> {
         let index = &mut *guard;
         index.last_commit += 1;
         let commit = index.last_commit;
-        for (path, record, _) in parts.drain(..) {
+        for (path, record) in parts.drain(..) {
+            let path = path.name();
             index.records += 1;
             match index.paths.get_mut(path) {
                 Some(tiers) => tiers.insert(commit, record, shared.divisor, shared.max_level),

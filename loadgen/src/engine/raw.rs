@@ -237,7 +237,7 @@ impl<K: Kind> Committer<K> for RawCommitter<K> {
             shared.stamps.stamp(self.producer, self.sequence, &self.touched, start);
         }
         let mut consumer = first;
-        for (_path, record, _) in parts.drain(..) {
+        for (_path, record) in parts.drain(..) {
             let queue = shared.queue(self.producer, consumer);
             let mut item = (self.sequence, record);
             if let Err(back) = queue.push(item) {
