@@ -4,10 +4,9 @@
 //! The key of a row packs its path id, its commit's offset in the turn and its index in the
 //! turn into one `u64`, each in the bits the turn needs; a least-significant-digit radix sort
 //! of the keys skips the index and every byte all keys share (a turn's commits span a few
-//! bytes, its ids a few more), so a turn costs a few linear passes. The rows are then put in
-//! that order in place, by following the cycles of the permutation. Sorting keys rather than
-//! rows keeps it free of `unsafe` for any record type, and keeping both key buffers means a
-//! turn allocates nothing once they have grown: a fresh
+//! bytes, its ids a few more), so a turn costs a few linear passes. The rows are then gathered
+//! in that order. Sorting keys rather than rows keeps it free of `unsafe` for any record type,
+//! and keeping the buffers means a turn allocates nothing once they have grown: a fresh
 //! scratch buffer per turn (as a sort that allocates its own takes) costs a page fault per 4 KiB
 //! wherever the allocator has just returned memory to the system, which it does all the time
 //! while a shard's retained history grows.
@@ -19,16 +18,22 @@ fn bits(value: u64) -> u32 {
     u64::BITS - value.leading_zeros()
 }
 
-/// The two key buffers of the radix sort.
-#[derive(Debug, Default)]
-pub(crate) struct Sorter {
+/// The two key buffers of the radix sort, and the rows' slots while they are gathered.
+pub(crate) struct Sorter<R> {
     keys: Vec<u64>,
     scratch: Vec<u64>,
+    slots: Vec<Option<Row<R>>>,
 }
 
-impl Sorter {
+impl<R> Default for Sorter<R> {
+    fn default() -> Self {
+        Self { keys: Vec::new(), scratch: Vec::new(), slots: Vec::new() }
+    }
+}
+
+impl<R> Sorter<R> {
     /// Sorts `rows` by (id, commit); rows with equal keys keep their order.
-    pub(crate) fn sort<R>(&mut self, rows: &mut [Row<R>]) {
+    pub(crate) fn sort(&mut self, rows: &mut Vec<Row<R>>) {
         let first = rows.iter().map(|r| r.commit).min().unwrap_or(0);
         let span = rows.iter().map(|r| r.commit - first).max().unwrap_or(0);
         let top = rows.iter().map(|r| r.id).max().unwrap_or(0);
@@ -71,21 +76,16 @@ impl Sorter {
             }
             shift += 8;
         }
-        // Row `i` of the sorted order is row `keys[i]`'s index of the input: follow each cycle
-        // of that permutation, marking a position done by pointing it at itself.
+        // Row `i` of the sorted order is row `keys[i]`'s index of the input: gathered in that
+        // order. Each load is independent of the last, so with a large turn (many producers)
+        // the cache misses overlap; following the permutation's cycles in place would chain them.
         let mask = (1u64 << index_bits) - 1;
-        for start in 0..rows.len() {
-            let mut at = start;
-            loop {
-                let from = (keys[at] & mask) as usize;
-                keys[at] = at as u64;
-                if from == start || from == at {
-                    break;
-                }
-                rows.swap(at, from);
-                at = from;
-            }
-        }
+        self.slots.clear();
+        self.slots.extend(rows.drain(..).map(Some));
+        let slots = &mut self.slots;
+        rows.extend(
+            keys.iter().map(|&key| slots[(key & mask) as usize].take().expect("each row is gathered once")),
+        );
     }
 }
 
@@ -109,7 +109,7 @@ mod tests {
                 .collect();
             let mut expected: Vec<(u32, u64, usize)> = rows.iter().map(|r| (r.id, r.commit, r.record)).collect();
             expected.sort_by_key(|&(id, commit, _)| (id, commit));
-            let mut sorter = Sorter::default();
+            let mut sorter = Sorter::<usize>::default();
             sorter.sort(&mut rows);
             let got: Vec<(u32, u64, usize)> = rows.iter().map(|r| (r.id, r.commit, r.record)).collect();
             prop_assert_eq!(got, expected);

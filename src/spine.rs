@@ -151,7 +151,7 @@ pub(crate) struct Spine<M: Merge> {
     /// The end of the last block retention dropped (0: none).
     dropped_end: u64,
     merges: VecDeque<Merging<M>>,
-    sorter: Sorter,
+    sorter: Sorter<M::Record>,
     /// New batches for the sink, with the end after which their segments are new.
     flushed: Vec<(Arc<Batch<M>>, u64)>,
 }

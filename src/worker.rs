@@ -10,6 +10,18 @@
 //! them into batches; merges are paid with fuel that grows with what the turn drained; then the
 //! shard view (its batches' `Arc`s and the directory) is published.
 //!
+//! **Bounded turns.** With many producers, full queues would make a turn of hundreds of
+//! thousands of parts (128 producers × 4,096: a 60 ms turn, its sort and forming far outside the
+//! caches, at a third of the speed per part). So a queue holding more than its share of
+//! `TURN_ROWS` gives only that share to its pending list, and the turn seals only the commits
+//! below the newest one taken from such a queue: that commit's other parts, and later commits,
+//! may still be queued behind it, since a queue holds its producer's parts in commit order. A
+//! queue holding no more than its share is emptied as before. A pending list that already holds
+//! two queues' worth takes nothing more; its newest commit bounds the turn. Turns keep sealing:
+//! a list that bounds a turn grows by its share each turn until its queue is small again or the
+//! list holds more than a queue's worth, and then it spans at least two commits (no commit has
+//! more parts than a queue holds), so the oldest commit pending anywhere is sealed.
+//!
 //! Idle workers spin briefly, keep looking (yielding their core) for `Builder::idle_spin`, then
 //! park; producers ring a sleeping worker's bell after a commit (the frontier may have moved for
 //! every shard, not only the ones the commit touched). Waking a parked thread costs tens of
@@ -41,6 +53,9 @@ const FINISHING_PARK: Duration = Duration::from_micros(200);
 /// How often, at most, failed sink writes are retried while running, and how many at a time.
 const RETRY_EVERY: Duration = Duration::from_millis(10);
 const RETRIES_AT_ONCE: usize = 4;
+
+/// About the most parts a turn takes from its queues (module doc, "Bounded turns").
+const TURN_ROWS: usize = 1 << 15;
 
 /// Merge fuel a turn earns per record it drained, in segments: enough for a record's share of
 /// every level's merge and of the history's combines, so compaction keeps pace on average.
@@ -151,7 +166,7 @@ impl<M: Merge> Worker<M> {
         // is a lower bound, and two readings need not be ordered).
         let frontier = shared.clock.frontier().max(self.spine.frontier());
         let mut turn = Turn::default();
-        self.drain(frontier, &mut turn);
+        let frontier = self.drain(frontier, &mut turn);
         // Rule 1 of `crate::snapshot`: form up to our frontier and the others' published ones.
         let bound = shared.views.bound(self.shard, frontier);
         let merge = &*shared.merge;
@@ -184,8 +199,10 @@ impl<M: Merge> Worker<M> {
         turn.drained > 0 || turn.merge_nanos.is_some() || published
     }
 
-    /// Moves the parts of commits `<= frontier` into `sealed`, and later ones into `pending`.
-    fn drain(&mut self, frontier: u64, turn: &mut Turn) {
+    /// Moves the parts of commits up to the turn's frontier into `sealed`, and later ones into
+    /// `pending`; returns the turn's frontier: `frontier`, or less when there are more queued
+    /// parts than a turn should take (module doc, "Bounded turns").
+    fn drain(&mut self, frontier: u64, turn: &mut Turn) -> u64 {
         let shared = self.shared.clone();
         // After the frontier read: a producer makes its queues before it takes a number, so
         // the queues of every commit at or below `frontier` are found here.
@@ -195,16 +212,43 @@ impl<M: Merge> Worker<M> {
             self.made = made;
         }
         let capacity = shared.lanes.capacity();
+        let quota = (TURN_ROWS / self.receivers.len().max(1)).clamp(1, capacity);
+        // First the queues holding more than their share: take the share into their pending
+        // lists, and seal only below the last commit taken (its other parts, and later
+        // commits, may still be queued). A list already holding twice a queue's capacity is not
+        // added to: its newest commit bounds the turn instead.
+        let mut sealed_to = frontier;
+        for (slot, queue) in &mut self.receivers {
+            let pending = &mut self.pending[*slot];
+            let slots = queue.slots();
+            turn.queued += slots as u64;
+            if slots <= quota {
+                continue;
+            }
+            if pending.len() < 2 * capacity {
+                for _ in 0..quota {
+                    let Ok(part) = queue.pop() else { break };
+                    turn.drained += 1;
+                    pending.push_back(Row { commit: part.commit, id: part.path, record: part.record });
+                }
+            }
+            if let Some(last) = pending.back() {
+                sealed_to = sealed_to.min(last.commit - 1);
+            }
+        }
+        let frontier = sealed_to.max(self.spine.frontier());
         for (slot, queue) in &mut self.receivers {
             let pending = &mut self.pending[*slot];
             while pending.front().is_some_and(|row| row.commit <= frontier) {
                 let Some(row) = pending.pop_front() else { break };
                 self.sealed.push(row);
             }
-            turn.queued += queue.slots() as u64;
-            // At most `capacity` pops: enough for every part of a sealed commit (module doc),
-            // and a bound on the turn while producers keep pushing.
-            for _ in 0..capacity {
+            if pending.len() >= quota {
+                continue; // one of the queues above: its share is taken
+            }
+            // At most `quota` pops: every part of a sealed commit when the queue held no more
+            // than that (module doc), and a bound on the turn while producers keep pushing.
+            for _ in 0..quota {
                 let Ok(part) = queue.pop() else { break };
                 turn.drained += 1;
                 let row = Row { commit: part.commit, id: part.path, record: part.record };
@@ -222,6 +266,7 @@ impl<M: Merge> Worker<M> {
                 shared.waiters.wake(*slot);
             }
         }
+        frontier
     }
 
     /// Hands the new flush-level segments to the sink, in ascending order per path.

@@ -292,3 +292,63 @@ fn many_producers_on_tiny_queues_all_finish() {
     }
     assert!(started.elapsed() < common::PATIENCE, "the producers finished");
 }
+
+/// Sixteen producers fill queues of 4,096 parts while the worker is held, so the next turn
+/// finds far more than it takes at once (`TURN_ROWS` in `src/worker.rs`: each of the 17 queues
+/// gives 1,927 parts a turn, so commits get split at that share, and a 4,000-part commit spans
+/// three turns' shares). Turns then seal only below the newest commit taken from a queue that
+/// still holds more. Every commit lands whole, in order, and the run ends. (Sealing up to that
+/// commit instead, one past the rule, fails this test.)
+#[test]
+fn full_queues_are_taken_over_several_bounded_turns() {
+    let gate = common::Gate::closed();
+    let pipeline = Pipeline::builder(common::Gated(gate.clone()))
+        .shards(1)
+        .queue_capacity(4096)
+        .max_producers(17)
+        .build()
+        .expect("valid settings");
+    let _open_on_exit = gate.opener();
+    let mut first = pipeline.producer().expect("a producer");
+    assert_eq!(first.commit([("/first", 0)]), Ok(1));
+    assert!(gate.wait_for_a_waiter(), "the worker never sealed commit 1");
+    let mut rng = common::Rng::new(17);
+    let scripts: Vec<common::Commits<u64>> = (0..16u64)
+        .map(|p| {
+            // About 2,400 parts each: more than a turn's share, less than a queue holds. The
+            // first four producers start with a commit of 4,000 parts: more than two shares,
+            // so no single turn takes all of it.
+            let big =
+                (p < 4).then(|| (0..4000u64).map(|k| (format!("/big{}", k % 3), p << 32 | k)).collect());
+            let small = (0..if p < 4 { 20 } else { 600 }).map(|i: u64| {
+                let parts = 1 + rng.below(7);
+                (0..parts).map(|k| (format!("/p{}", (p + i + k) % 9), p << 32 | (i + 1) << 16 | k)).collect()
+            });
+            big.into_iter().chain(small).collect()
+        })
+        .collect();
+    let producers: Vec<_> = scripts.iter().map(|_| pipeline.producer().expect("a producer")).collect();
+    let mut numbered = vec![(1, vec![("/first".to_string(), 0)])];
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = producers
+            .into_iter()
+            .zip(scripts)
+            .map(|(mut producer, script)| {
+                scope.spawn(move || {
+                    let commit = |parts: Vec<(String, u64)>| {
+                        (producer.commit(parts.clone()).expect("room in the queue"), parts)
+                    };
+                    script.into_iter().map(commit).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        numbered.extend(handles.into_iter().flat_map(|h| h.join().expect("producer thread")));
+    });
+    gate.open();
+    let last = pipeline.shutdown().expect("clean shutdown");
+    let commits = common::gapless(numbered);
+    assert_eq!(last.frontier(), commits.len() as u64);
+    for (path, records) in common::concat_reads(&commits, last.frontier()) {
+        assert_eq!(last.read(&path), Some(records), "{path}");
+    }
+}

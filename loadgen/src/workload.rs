@@ -31,6 +31,11 @@ impl Path {
     pub fn name(self) -> &'static str {
         self.names[self.index as usize]
     }
+
+    /// How many paths the workload has (one more than the highest index).
+    pub fn paths(self) -> usize {
+        self.names.len()
+    }
 }
 
 /// At most this many distinct records per producer.

@@ -9,7 +9,7 @@
 //! the library's own `Stats::visible_latency` (one commit in 16, from taking its number to the
 //! publish that shows it), taken where the publish happens.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
@@ -21,9 +21,15 @@ use crate::record::Kind;
 use crate::report::group;
 use crate::workload::Part;
 
+/// Each path's key, by the workload's path index, resolved the first time any producer names
+/// it; one table for all producers, as an embedding would keep (a table per producer thread is
+/// a cache miss per part once there are many producers).
+type Keys = OnceLock<Box<[OnceLock<PathKey>]>>;
+
 #[derive(Debug)]
 pub struct Lockstep<K: Kind> {
     pipeline: Pipeline<K::Merge>,
+    keys: Arc<Keys>,
     divisor: u64,
     max_level: u32,
     /// The pipeline's figures when the measured window started, subtracted from later ones.
@@ -33,9 +39,8 @@ pub struct Lockstep<K: Kind> {
 #[derive(Debug)]
 pub struct LockstepCommitter<K: Kind> {
     producer: Producer<K::Merge>,
-    /// Each path's key, by the workload's path index, resolved the first time the producer
-    /// names it: commits go by key, as an embedding that knows its paths up front would.
-    keys: Vec<Option<PathKey>>,
+    /// Commits go by key, as an embedding that knows its paths up front would.
+    keys: Arc<Keys>,
 }
 
 impl<K: Kind> Lockstep<K> {
@@ -67,6 +72,7 @@ impl<K: Kind> Engine<K> for Lockstep<K> {
             .build()?;
         Ok(Self {
             pipeline,
+            keys: Arc::default(),
             divisor: config.divisor,
             max_level: config.max_level,
             at_window: Mutex::new(None),
@@ -74,7 +80,7 @@ impl<K: Kind> Engine<K> for Lockstep<K> {
     }
 
     fn committer(&self, _index: usize) -> Result<LockstepCommitter<K>, Failure> {
-        Ok(LockstepCommitter { producer: self.pipeline.producer()?, keys: Vec::new() })
+        Ok(LockstepCommitter { producer: self.pipeline.producer()?, keys: self.keys.clone() })
     }
 
     fn visible(&self) -> Histogram<u64> {
@@ -145,18 +151,17 @@ impl<K: Kind> Committer<K> for LockstepCommitter<K> {
     #[inline]
     fn commit(&mut self, parts: &mut Vec<Part<K::Record>>, _stamp: Option<Instant>) -> Result<(), Failure> {
         // The library stamps its own sampled commits (`Stats::visible_latency`).
+        let Some(&(first, _)) = parts.first() else { return Ok(()) };
+        let keys = self.keys.get_or_init(|| (0..first.paths()).map(|_| OnceLock::new()).collect());
         for &(path, _) in parts.iter() {
-            let index = path.index as usize;
-            if index >= self.keys.len() {
-                self.keys.resize(index + 1, None);
-            }
-            if self.keys[index].is_none() {
-                self.keys[index] = Some(self.producer.key(path.name())?);
+            let slot = &keys[path.index as usize];
+            if slot.get().is_none() {
+                // Another producer may set it first, to the same key: either is fine.
+                let _ = slot.set(self.producer.key(path.name())?);
             }
         }
         // By reference: no reference count touched per part.
-        let keys = &self.keys;
-        let keyed = parts.drain(..).map(|(path, record)| (keys[path.index as usize].as_ref(), record));
+        let keyed = parts.drain(..).map(|(path, record)| (keys[path.index as usize].get(), record));
         self.producer.commit(keyed.map(|(key, record)| (key.expect("resolved above"), record)))?;
         Ok(())
     }
