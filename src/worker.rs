@@ -16,11 +16,11 @@
 //! `TURN_ROWS` gives only that share to its pending list, and the turn seals only the commits
 //! below the newest one taken from such a queue: that commit's other parts, and later commits,
 //! may still be queued behind it, since a queue holds its producer's parts in commit order. A
-//! queue holding no more than its share is emptied as before. A pending list that already holds
-//! two queues' worth takes nothing more; its newest commit bounds the turn. Turns keep sealing:
-//! a list that bounds a turn grows by its share each turn until its queue is small again or the
-//! list holds more than a queue's worth, and then it spans at least two commits (no commit has
-//! more parts than a queue holds), so the oldest commit pending anywhere is sealed.
+//! queue holding no more than its share is emptied as before. Every queue is popped every turn,
+//! whatever its pending list holds: a commit may have more parts than its queue holds, and its
+//! producer needs the room to finish it. Turns keep sealing: a queue that bounds a turn gives
+//! its share each turn, so its newest commit taken moves on until the queue holds no more than
+//! its share and bounds nothing.
 //!
 //! Idle workers spin briefly, keep looking (yielding their core) for `Builder::idle_spin`, then
 //! park; producers ring a sleeping worker's bell after a commit (the frontier may have moved for
@@ -84,6 +84,8 @@ pub(crate) struct Worker<M: Merge> {
     pending: Vec<VecDeque<Row<M::Record>>>,
     /// The turn's sealed records (a buffer kept across turns).
     sealed: Vec<Row<M::Record>>,
+    /// Per receiver, in this turn: it held more than its share, which was taken first.
+    taken_share: Vec<bool>,
     spine: Spine<M>,
     /// The spine changed since the last publish.
     dirty: bool,
@@ -109,6 +111,7 @@ impl<M: Merge> Worker<M> {
             made: 0,
             pending: (0..slots).map(|_| VecDeque::new()).collect(),
             sealed: Vec::new(),
+            taken_share: Vec::new(),
             spine,
             dirty: false,
             published_frontier: 0,
@@ -215,36 +218,36 @@ impl<M: Merge> Worker<M> {
         let quota = (TURN_ROWS / self.receivers.len().max(1)).clamp(1, capacity);
         // First the queues holding more than their share: take the share into their pending
         // lists, and seal only below the last commit taken (its other parts, and later
-        // commits, may still be queued). A list already holding twice a queue's capacity is not
-        // added to: its newest commit bounds the turn instead.
+        // commits, may still be queued).
         let mut sealed_to = frontier;
+        self.taken_share.clear();
         for (slot, queue) in &mut self.receivers {
-            let pending = &mut self.pending[*slot];
             let slots = queue.slots();
             turn.queued += slots as u64;
-            if slots <= quota {
+            let big = slots > quota;
+            self.taken_share.push(big);
+            if !big {
                 continue;
             }
-            if pending.len() < 2 * capacity {
-                for _ in 0..quota {
-                    let Ok(part) = queue.pop() else { break };
-                    turn.drained += 1;
-                    pending.push_back(Row { commit: part.commit, id: part.path, record: part.record });
-                }
+            let pending = &mut self.pending[*slot];
+            for _ in 0..quota {
+                let Ok(part) = queue.pop() else { break };
+                turn.drained += 1;
+                pending.push_back(Row { commit: part.commit, id: part.path, record: part.record });
             }
             if let Some(last) = pending.back() {
                 sealed_to = sealed_to.min(last.commit - 1);
             }
         }
         let frontier = sealed_to.max(self.spine.frontier());
-        for (slot, queue) in &mut self.receivers {
+        for ((slot, queue), &taken) in self.receivers.iter_mut().zip(&self.taken_share) {
             let pending = &mut self.pending[*slot];
             while pending.front().is_some_and(|row| row.commit <= frontier) {
                 let Some(row) = pending.pop_front() else { break };
                 self.sealed.push(row);
             }
-            if pending.len() >= quota {
-                continue; // one of the queues above: its share is taken
+            if taken {
+                continue; // its share is taken
             }
             // At most `quota` pops: every part of a sealed commit when the queue held no more
             // than that (module doc), and a bound on the turn while producers keep pushing.
