@@ -47,16 +47,13 @@ struct Log {
 impl Log {
     /// A log with room for `capacity` entries, holding a copy of `old`'s.
     fn grown(old: Option<&Log>, capacity: usize) -> Self {
-        let entries: Box<[AtomicU64]> = (0..capacity).map(|_| AtomicU64::new(0)).collect();
-        // Relaxed: we are the only writer, and the new log is published by its cell's store.
-        let len = old.map_or(0, |old| old.len.load(Ordering::Relaxed));
-        if let Some(old) = old {
-            for (to, from) in entries.iter().zip(&old.entries[..len]) {
-                // Relaxed: as above.
-                to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
-            }
-        }
-        Self { len: AtomicUsize::new(len), entries }
+        // Relaxed, here and below: we are the only writer, and the new log is published by its
+        // cell's store.
+        let held = old.map_or(&[][..], |old| &old.entries[..old.len.load(Ordering::Relaxed)]);
+        let entries: Box<[AtomicU64]> = (0..capacity)
+            .map(|i| AtomicU64::new(held.get(i).map_or(0, |entry| entry.load(Ordering::Relaxed))))
+            .collect();
+        Self { len: AtomicUsize::new(held.len()), entries }
     }
 }
 
@@ -124,7 +121,6 @@ impl<M: Merge> Writer<M> {
     pub(crate) fn append(&mut self, batch: Arc<Batch<M>>) {
         let run = self.runs;
         assert!(run <= u32::MAX as usize, "history runs are numbered in 32 bits");
-        let paths = batch.paths();
         if let Some(&last) = batch.ids().last() {
             if last as usize >= self.logs.len() {
                 self.logs.resize(last as usize + 1, None);
@@ -133,7 +129,6 @@ impl<M: Merge> Writer<M> {
         for (index, &id) in batch.ids().iter().enumerate() {
             self.push(id as usize, (run as u64) << 32 | index as u64);
         }
-        debug_assert_eq!(paths, batch.ids().len());
         // Set before any view counts it (module doc); `runs` is private to us until then.
         let _ = self.history.runs.get_or_alloc(run).set(batch);
         self.runs += 1;

@@ -34,9 +34,11 @@ impl<R> Default for Sorter<R> {
 impl<R> Sorter<R> {
     /// Sorts `rows` by (id, commit); rows with equal keys keep their order.
     pub(crate) fn sort(&mut self, rows: &mut Vec<Row<R>>) {
-        let first = rows.iter().map(|r| r.commit).min().unwrap_or(0);
-        let span = rows.iter().map(|r| r.commit - first).max().unwrap_or(0);
-        let top = rows.iter().map(|r| r.id).max().unwrap_or(0);
+        let (first, last, top) = rows.iter().fold((u64::MAX, 0, 0), |(first, last, top), r| {
+            (first.min(r.commit), last.max(r.commit), top.max(r.id))
+        });
+        // With no rows: first 0, span 0.
+        let (first, span) = (first.min(last), last.saturating_sub(first));
         // Each key is `id | commit - first | index`, in as few bits as the turn needs.
         let index_bits = bits(rows.len().saturating_sub(1) as u64);
         let commit_bits = bits(span);

@@ -8,8 +8,8 @@
 //! so the spine itself holds O(D · T) batches; under a window it keeps them, combined into runs.
 //!
 //! A loop turn hands the spine the records it sealed; the spine sorts them by (path, commit)
-//! with one radix sort (`crate::sort`). **Forming** puts each into the batch of the highest aligned block that
-//! its range allows: the blocks of `(formed, to]` are chosen greedily (the largest aligned block
+//! with one radix sort (`crate::sort`). **Forming** puts each into the batch of the highest
+//! aligned block that its range allows: the blocks of `(formed, to]` are chosen greedily (the largest aligned block
 //! starting at `formed + 1` that ends by `to`), so a turn that seals thousands of commits builds
 //! top-level batches directly. One walk over the sorted records and the old tail fills every
 //! block and the new tail.
@@ -63,6 +63,12 @@ pub(crate) struct Row<R> {
     pub(crate) commit: u64,
     pub(crate) id: u32,
     pub(crate) record: R,
+}
+
+impl<R> From<crate::queue::Part<R>> for Row<R> {
+    fn from(part: crate::queue::Part<R>) -> Self {
+        Self { commit: part.commit, id: part.path, record: part.record }
+    }
 }
 
 /// A merge or a combine in progress: inputs adjacent in the spine, output built path by path.

@@ -233,7 +233,7 @@ impl<M: Merge> Worker<M> {
             for _ in 0..quota {
                 let Ok(part) = queue.pop() else { break };
                 turn.drained += 1;
-                pending.push_back(Row { commit: part.commit, id: part.path, record: part.record });
+                pending.push_back(Row::from(part));
             }
             if let Some(last) = pending.back() {
                 sealed_to = sealed_to.min(last.commit - 1);
@@ -254,7 +254,7 @@ impl<M: Merge> Worker<M> {
             for _ in 0..quota {
                 let Ok(part) = queue.pop() else { break };
                 turn.drained += 1;
-                let row = Row { commit: part.commit, id: part.path, record: part.record };
+                let row = Row::from(part);
                 if row.commit <= frontier && pending.is_empty() {
                     self.sealed.push(row);
                 } else {
