@@ -50,10 +50,10 @@ fn splitmix(state: &mut u64) -> u64 {
 fn turn(c: &mut Criterion) {
     let mut group = c.benchmark_group("shard_turn");
     group.throughput(Throughput::Elements(TURN));
-    for paths in [10_000u32, 1_000_000] {
-        let mut shard = Shard::new(Sum, paths, 4, 4, Some(4)).expect("a valid geometry");
+    for (name, paths, max_level) in [("paths", 10_000u32, 4), ("paths", 1_000_000, 4), ("top_8", 10_000, 8)] {
+        let mut shard = Shard::new(Sum, paths, 4, max_level, Some(4)).expect("a valid geometry");
         let mut state = u64::from(paths);
-        group.bench_function(BenchmarkId::new("paths", paths), |b| {
+        group.bench_function(BenchmarkId::new(name, paths), |b| {
             b.iter_batched(
                 || {
                     (1..=TURN)
@@ -64,7 +64,7 @@ fn turn(c: &mut Criterion) {
                 BatchSize::LargeInput,
             )
         });
-        eprintln!("shard_turn/paths/{paths}: {} batches published at the end", shard.batches());
+        eprintln!("shard_turn/{name}/{paths}: {} batches published at the end", shard.batches());
     }
     group.finish();
 }

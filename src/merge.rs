@@ -161,8 +161,15 @@ impl<M: Merge> Column<M> for Outputs<M::Output> {
     }
 }
 
+/// The outputs `parts` point at. Merges join a few parts at a time (the divisor's worth), so
+/// this is on the hot path of every merge: a collect into a `SmallVec` is not inlined, and cost
+/// more than summing the outputs.
 fn outputs<'a, O>(parts: &[Part<'a, Outputs<O>>]) -> SmallVec<[&'a O; 8]> {
-    parts.iter().map(|(column, index)| &column.0[*index]).collect()
+    let mut outputs = SmallVec::with_capacity(parts.len());
+    for (column, index) in parts {
+        outputs.push(&column.0[*index]);
+    }
+    outputs
 }
 
 /// Commit-tagged records shared between batches: the column of [`Concat`].

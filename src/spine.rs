@@ -95,30 +95,50 @@ impl<M: Merge> Merging<M> {
         self.inputs[self.inputs.len() - 1].end
     }
 
-    /// Merges paths until done (true) or the fuel, counted in input segments, is spent.
+    /// Merges (or combines) paths until done (true) or the fuel, counted in input segments, is
+    /// spent.
     fn work(&mut self, merge: &M, fuel: &mut usize) -> bool {
         let Merging { inputs, combine, cursors, out } = self;
+        // Each input's next path id, `u64::MAX` once it is consumed: the smallest is the next
+        // path out.
+        let next =
+            |batch: &Batch<M>, cursor: usize| batch.ids().get(cursor).map_or(u64::MAX, |&id| id.into());
+        let mut heads: SmallVec<[u64; 8]> =
+            inputs.iter().zip(cursors.iter()).map(|(b, &c)| next(b, c)).collect();
+        if *combine {
+            while *fuel > 0 {
+                let Ok(id) = u32::try_from(heads.iter().copied().min().unwrap_or(u64::MAX)) else {
+                    return true;
+                };
+                for ((batch, cursor), head) in inputs.iter().zip(cursors.iter_mut()).zip(heads.iter_mut()) {
+                    if *head == u64::from(id) {
+                        let (_, segments) = batch.path(*cursor);
+                        *fuel = fuel.saturating_sub(segments.len());
+                        out.copy(id, batch, segments);
+                        *cursor += 1;
+                        *head = next(batch, *cursor);
+                    }
+                }
+            }
+            return false;
+        }
+        // A merge's inputs are single blocks of one level, so path `i` of an input is its
+        // segment `i`. Which inputs hold the next path is random, so every input is visited
+        // without a branch on it: its part is written anyway and kept only if it matches.
+        debug_assert!(inputs.iter().all(|b| b.segments() == b.paths()), "a merge's inputs are single blocks");
+        let mut parts: SmallVec<[Part<'_, M::Column>; 8]> = inputs.iter().map(|b| b.part(0)).collect();
         while *fuel > 0 {
-            let next =
-                inputs.iter().zip(cursors.iter()).filter(|(b, &c)| c < b.paths()).map(|(b, &c)| b.ids()[c]);
-            let Some(id) = next.min() else { return true };
-            let mut parts: SmallVec<[Part<'_, M::Column>; 8]> = SmallVec::new();
-            for (batch, cursor) in inputs.iter().zip(cursors.iter_mut()) {
-                if *cursor >= batch.paths() || batch.ids()[*cursor] != id {
-                    continue;
-                }
-                let (_, segments) = batch.path(*cursor);
-                *cursor += 1;
-                *fuel = fuel.saturating_sub(segments.len());
-                if *combine {
-                    out.copy(id, batch, segments);
-                } else {
-                    parts.extend(segments.map(|segment| batch.part(segment)));
-                }
+            let Ok(id) = u32::try_from(heads.iter().copied().min().unwrap_or(u64::MAX)) else { return true };
+            let mut taken = 0;
+            for ((batch, cursor), head) in inputs.iter().zip(cursors.iter_mut()).zip(heads.iter_mut()) {
+                let hit = *head == u64::from(id);
+                parts[taken] = batch.part(*cursor);
+                taken += usize::from(hit);
+                *cursor += usize::from(hit);
+                *head = next(batch, *cursor);
             }
-            if !*combine {
-                out.push(merge, id, out.end(), &parts, std::iter::empty());
-            }
+            *fuel = fuel.saturating_sub(taken);
+            out.push(merge, id, out.end(), &parts[..taken], std::iter::empty());
         }
         false
     }
@@ -410,7 +430,10 @@ impl<M: Merge> Spine<M> {
                 continue;
             }
             let inputs = children.to_vec();
-            let out = Builder::block(geometry, level + 1, end);
+            let mut out = Builder::block(geometry, level + 1, end);
+            // At most every child's paths, one segment each: no vector grows while merging.
+            let paths = inputs.iter().map(|b| b.paths()).sum();
+            out.reserve(paths, paths);
             self.merges.push_back(Merging::new(inputs, false, out));
             i += inside;
         }
