@@ -26,7 +26,6 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::ops::Range;
 
-use smallvec::SmallVec;
 
 use crate::sync::Arc;
 
@@ -130,12 +129,10 @@ impl<M: Merge> Column<M> for Outputs<M::Output> {
             // Merging one output returns it unchanged (a law of `Merge`): copy it.
             ([(column, index)], false) => column.0[*index].clone(),
             ([], _) => merge.seal(records),
-            (parts, false) => merge.merge(&outputs(parts)),
+            (parts, false) => merged(merge, parts),
             (parts, true) => {
                 let sealed = merge.seal(records);
-                let mut all = outputs(parts);
-                all.push(&sealed);
-                merge.merge(&all)
+                merge.merge(&[&merged(merge, parts), &sealed])
             }
         };
         self.0.push(output);
@@ -156,20 +153,27 @@ impl<M: Merge> Column<M> for Outputs<M::Output> {
     fn read(merge: &M, parts: &[Part<'_, Self>]) -> M::Output {
         match parts {
             [(column, index)] => column.0[*index].clone(),
-            parts => merge.merge(&outputs(parts)),
+            parts => merged(merge, parts),
         }
     }
 }
 
-/// The outputs `parts` point at. Merges join a few parts at a time (the divisor's worth), so
-/// this is on the hot path of every merge: a collect into a `SmallVec` is not inlined, and cost
-/// more than summing the outputs.
-fn outputs<'a, O>(parts: &[Part<'a, Outputs<O>>]) -> SmallVec<[&'a O; 8]> {
-    let mut outputs = SmallVec::with_capacity(parts.len());
-    for (column, index) in parts {
-        outputs.push(&column.0[*index]);
+/// The output of `parts` (at least one) merged. Merges join a few parts at a time (the
+/// divisor's worth), on the hot path of every merge, so up to eight are gathered into an array
+/// on the stack: collecting into a `SmallVec` is not inlined, and cost more than the sum itself.
+fn merged<'a, M: Merge>(merge: &M, parts: &[Part<'a, Outputs<M::Output>>]) -> M::Output {
+    const FEW: usize = 8;
+    fn output<'a, O>((column, index): Part<'a, Outputs<O>>) -> &'a O {
+        &column.0[index]
     }
-    outputs
+    match parts.len() {
+        1..=FEW => {
+            let last = parts.len() - 1;
+            let outputs: [&M::Output; FEW] = std::array::from_fn(|i| output(parts[i.min(last)]));
+            merge.merge(&outputs[..parts.len()])
+        }
+        _ => merge.merge(&parts.iter().copied().map(output).collect::<Vec<_>>()),
+    }
 }
 
 /// Commit-tagged records shared between batches: the column of [`Concat`].
