@@ -88,7 +88,7 @@ impl<M: Merge> Builder<M> {
             merge,
             shards: (cores / 2).max(1),
             divisor: 4,
-            max_level: 4,
+            max_level: 8,
             queue_capacity: 4096,
             pin_workers: false,
             max_producers: 64,
@@ -115,7 +115,16 @@ impl<M: Merge> Builder<M> {
         self
     }
 
-    /// The highest level compaction builds (default 4); `divisor^max_level` must fit a `u64`.
+    /// The highest level compaction builds (default 8); `divisor^max_level` must fit a `u64`.
+    ///
+    /// A top-level block is the coarsest segment a path keeps, so this decides what stays in
+    /// memory: with the defaults (divisor 4, [`Retention::All`]) a path keeps at most one
+    /// output per 65,536 commits, however often it is written. Smaller top blocks keep more:
+    /// at the former default of 4 (blocks of 256 commits), a shard of 10,000 paths kept nearly
+    /// one segment per record, about 27 bytes per `Sum` record, where level 8 keeps about 5
+    /// (`perf/README.md`). The top level is also the default [`flush_level`](Self::flush_level):
+    /// a sink gets a path's data once per top-level block, so a pipeline that commits a few
+    /// times a second and wants its sink written sooner sets a lower flush level.
     pub fn max_level(mut self, max_level: u32) -> Self {
         self.max_level = max_level;
         self
