@@ -26,7 +26,6 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::ops::Range;
 
-
 use crate::sync::Arc;
 
 /// How records become segment outputs. Implementations must be associative: merging

@@ -309,6 +309,9 @@ impl<M: Merge> Spine<M> {
         if frontier > to {
             builders.push(Builder::blocks(0, to + 1, frontier));
         }
+        // The builders' ends, searched once per segment: dense, so the search stays in a line
+        // or two of cache.
+        let ends: SmallVec<[u64; 32]> = builders.iter().map(Builder::end).collect();
         let old = self.tail.take();
         let old_paths = old.as_ref().map_or(0, |t| t.paths());
         let mut rows = rows.drain(..).peekable();
@@ -330,11 +333,9 @@ impl<M: Merge> Spine<M> {
                     (segment < segments.end).then(|| old.as_ref().map(|t| t.end_of(segment))).flatten();
                 let row_commit = rows.peek().filter(|r| r.id == id).map(|r| r.commit);
                 let Some(first) = old_end.into_iter().chain(row_commit).min() else { break };
-                let builder = builders.partition_point(|b| b.end() < first);
-                let builder = &mut builders[builder];
+                let builder = &mut builders[ends.partition_point(|&end| end < first)];
                 // Everything of the path in `first`'s block (in the tail, a block is one commit).
-                let span = self.geometry.span(builder.level());
-                let limit = first.div_ceil(span) * span;
+                let limit = self.geometry.block_end(builder.level(), first);
                 let mut parts: SmallVec<[Part<'_, M::Column>; 4]> = SmallVec::new();
                 if let Some(tail) = &old {
                     while segment < segments.end && tail.end_of(segment) <= limit {
