@@ -39,8 +39,10 @@ def row(name, goal, values, cmp, unit="x"):
     if not values:
         return f"| {name} | {cmp} {goal}{unit} | not run | | |"
     median = statistics.median(values)
-    met = median >= goal if cmp == ">=" else median <= goal
     each = ", ".join(f"{v:.2f}" for v in values)
+    if goal is None:  # a figure reported beside the targets, with no goal of its own
+        return f"| {name} | | **{median:.2f}{unit}** | {each} | |"
+    met = median >= goal if cmp == ">=" else median <= goal
     return f"| {name} | {cmp} {goal}{unit} | **{median:.2f}{unit}** | {each} | {'met' if met else 'missed'} |"
 
 
@@ -73,14 +75,16 @@ fixed = [r["lockstep"]["visible_latency_us"] for r in runs("f") if "lockstep" in
 lines.append(row("f: half of peak, library's commit-to-visible p99", 20, [v["p99"] for v in fixed], "<=", " µs"))
 lines.append(row("f: half of peak, library's commit-to-visible p99.9", 200, [v["p999"] for v in fixed], "<=", " µs"))
 
-defaults = {"last": [], "window": [], "limit": []}
+defaults = {"last": [], "window": [], "top4": [], "limit": []}
 for path in sorted(glob.glob(f"{out}/g.r*.txt")):
     text = open(path).read()
-    for key, label in [("last", "last third / first third"), ("window", "defaults / DiscardSink"), ("limit", "defaults / bare hand-off")]:
+    for key, label in [("last", "last third / first third"), ("window", "defaults / DiscardSink"),
+                       ("top4", "defaults / the same, top level 4"), ("limit", "defaults / bare hand-off")]:
         m = re.search(re.escape(label) + r".*?([0-9.]+)x", text)
         if m:
             defaults[key].append(float(m.group(1)))
 lines.append(row("g: defaults ÷ DiscardSink + Newest(1)", 0.8, defaults["window"], ">="))
+lines.append(row("g: defaults ÷ DiscardSink + Newest(1) at top level 4 (the loadgen's)", None, defaults["top4"], ">="))
 lines.append(row("g: defaults, last third ÷ first third", 0.85, defaults["last"], ">="))
 lines.append(row("g: defaults ÷ bare hand-off", 0.2, defaults["limit"], ">="))
 
