@@ -9,6 +9,8 @@
 //!   (`Retention::Newest`) keeps memory steady. Throughput is in records, so the figure is the
 //!   cost per record of form + merge + publish; it excludes the queue pops and the path id
 //!   lookup of the drain. The records are generated outside the timing (`iter_batched`).
+//!   `shard_turn/top_8/10000` is the same at top level 8, the library's default: each turn
+//!   forms one 4,096-commit block, and merges build the levels above it.
 //! - `snapshot_long_history/{read,segments}`: `Snapshot::read` and `Snapshot::segments` of a path
 //!   written once, at commit 1, in a shard that retains 100,000 top-level blocks of other paths'
 //!   data (divisor 2, top level 1, `Retention::All`): a directory lookup, one lookup of the
