@@ -124,7 +124,9 @@ impl<M: Merge> Builder<M> {
     /// one segment per record, about 27 bytes per `Sum` record, where level 8 keeps about 5
     /// (`perf/README.md`). The top level is also the default [`flush_level`](Self::flush_level):
     /// a sink gets a path's data once per top-level block, so a pipeline that commits a few
-    /// times a second and wants its sink written sooner sets a lower flush level.
+    /// times a second and wants its sink written sooner sets a lower flush level. A retention
+    /// window ([`Retention::Newest`]) is counted in top-level blocks, so it too spans more
+    /// commits when they are larger.
     pub fn max_level(mut self, max_level: u32) -> Self {
         self.max_level = max_level;
         self
