@@ -25,9 +25,10 @@
 //! fill its queue and wait gives the two cores to the producers behind it (with 4 producers,
 //! popping such queues anyway cut throughput from 16 M to 11 M records/s, the pending lists
 //! growing without bound). It cannot hold the frontier back for good. After the seal, a pending
-//! list holds only commits above the turn's frontier; the producer holding the oldest unsealed
-//! commit has no later commit, so its list holds parts of that one commit alone, however many,
-//! and its queue is popped: a commit may have more parts than its queue holds, and its producer
+//! list holds only commits above the turn's frontier. When a queue bounds the turn (above), it
+//! gives its share whatever its list holds. Otherwise the turn's frontier is the clock's, and
+//! the producer holding the oldest unsealed commit has no later commit, so its list holds parts
+//! of that one commit alone, however many, and its queue is popped: a commit may have more parts than its queue holds, and its producer
 //! needs the room to finish it. (A stale frontier read can leave older commits in that list
 //! for a turn; the next read, with that producer waiting in its commit, is exact.) Once the
 //! frontier passes a waiting producer's older commits, its list is down to its in-flight commit
