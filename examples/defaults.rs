@@ -118,12 +118,20 @@ fn cpu_line(cpu: Option<(f64, f64)>, rates: [f64; 3], third: Duration) -> String
     )
 }
 
-/// Runs `pipeline` for three thirds and prints its line, CPU and turn sizes; returns its rates.
-fn measure(name: &str, pipeline: Pipeline<Sum>, third: Duration) -> Result<[f64; 3], lockstep::Error> {
+/// Runs `pipeline` for three thirds and prints its line, CPU and turn sizes, and with `before`
+/// (resident memory before the pipeline was built) the memory it kept, read while its last
+/// snapshot still holds everything; returns its rates.
+fn measure(
+    name: &str,
+    pipeline: Pipeline<Sum>,
+    third: Duration,
+    before: Option<u64>,
+) -> Result<[f64; 3], lockstep::Error> {
     let rates = thirds(&pipeline, third)?;
     let cpu = worker_cpu();
     let turns = pipeline.stats().batch_size;
     let last = pipeline.shutdown()?;
+    let kept = before.zip(resident()).map(|(before, after)| after.saturating_sub(before));
     println!("{name:<34} thirds {:>11.0} {:>11.0} {:>11.0} records/s", rates[0], rates[1], rates[2]);
     println!("  {} paths kept, frontier {}", last.paths().count(), last.frontier());
     drop(last);
@@ -133,6 +141,10 @@ fn measure(name: &str, pipeline: Pipeline<Sum>, third: Duration) -> Result<[f64;
         turns.value_at_quantile(0.5),
         turns.value_at_quantile(0.9)
     );
+    if let Some(kept) = kept {
+        let per_record = kept as f64 / (rates.iter().sum::<f64>() * third.as_secs_f64());
+        println!("  kept {:.0} MiB: {per_record:.1} bytes/record", kept as f64 / f64::from(1 << 20));
+    }
     Ok(rates)
 }
 
@@ -143,17 +155,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("bare hand-off (ArrayQueue, two threads):  {:>12.0} items/s", limit);
 
     let before = resident();
-    let all = measure("defaults (Retention::All)", Pipeline::builder(Sum).shards(1).build()?, third)?;
-    let kept = before.zip(resident()).map(|(before, after)| after.saturating_sub(before));
-    if let Some(kept) = kept {
-        let per_record = kept as f64 / (all.iter().sum::<f64>() * third.as_secs_f64());
-        println!("  kept {:.0} MiB: {per_record:.1} bytes/record", kept as f64 / f64::from(1 << 20));
-    }
+    let all = measure("defaults (Retention::All)", Pipeline::builder(Sum).shards(1).build()?, third, before)?;
     let window = || Pipeline::builder(Sum).shards(1).sink(DiscardSink).retain(Retention::Newest(1));
-    let windowed = measure("DiscardSink + Newest(1)", window().build()?, third)?;
+    let windowed = measure("DiscardSink + Newest(1)", window().build()?, third, None)?;
     // The loadgen's setting: the window, with the loadgen's default top level of 4 (blocks of
     // 256 commits, the library's default before it became 8), so less merging.
-    let loadgen = measure("DiscardSink + Newest(1), top 4", window().max_level(4).build()?, third)?;
+    let loadgen = measure("DiscardSink + Newest(1), top 4", window().max_level(4).build()?, third, None)?;
 
     let mean = |r: [f64; 3]| r.iter().sum::<f64>() / 3.0;
     println!("defaults: last third / first third       {:.2}x", all[2] / all[0]);

@@ -121,8 +121,8 @@ impl<M: Merge> Builder<M> {
     /// memory: with the defaults (divisor 4, [`Retention::All`]) a path keeps at most one
     /// output per 65,536 commits, however often it is written. Smaller top blocks keep more:
     /// at the former default of 4 (blocks of 256 commits), a shard of 10,000 paths kept nearly
-    /// one segment per record, about 27 bytes per `Sum` record, where level 8 keeps a few
-    /// (0.6 to 5 in the runs of `perf/README.md`). The top level is also the default [`flush_level`](Self::flush_level):
+    /// one segment per record, about 27 bytes per `Sum` record, where level 8 keeps about 6
+    /// (`perf/README.md`). The top level is also the default [`flush_level`](Self::flush_level):
     /// a sink gets a path's data once per top-level block, so a pipeline that commits a few
     /// times a second and wants its sink written sooner sets a lower flush level. A retention
     /// window ([`Retention::Newest`]) is counted in top-level blocks, so it too spans more
