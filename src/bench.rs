@@ -4,7 +4,7 @@
 use crate::clock::Clock;
 use crate::directory::Directory;
 use crate::merge::Merge;
-use crate::queue::{Part, Receiver, Sender};
+use crate::queue::{Part, Receiver, Router, Sender};
 use crate::snapshot::{Layout, Snapshot, Views};
 use crate::spine::{Row, Spine};
 use crate::sync::Arc;
@@ -96,8 +96,13 @@ impl<M: Merge> Shard<M> {
         for path in 0..paths {
             directory.intern(&Self::name(path));
         }
-        let layout =
-            Layout { geometry: geometry.clone(), window, pipeline: 0, directories: Box::new([directory]) };
+        let layout = Layout {
+            geometry: geometry.clone(),
+            window,
+            pipeline: 0,
+            router: Router::new(1),
+            directories: Box::new([directory]),
+        };
         let views = Views::new(1, layout);
         let spine = Spine::new(geometry, None, window);
         Some(Self { merge: Arc::new(merge), spine, views, rows: Vec::new(), frontier: 0 })

@@ -30,6 +30,15 @@
 //! reading count a commit whose parts it could not see; the loom model with two commits on one
 //! producer found it).
 //!
+//! **Batches.** [`Clock::begin_many`] takes several consecutive numbers with one announcement,
+//! which then holds all of them back. A producer that must wait for room in a queue first
+//! *advances* its announcement to the commit it is enqueueing ([`Clock::advance`], Release):
+//! every commit of the batch below it is fully enqueued, so the argument above holds with the
+//! advance in place of the announcement (a reader that sees it sees those enqueues; a reader
+//! that sees the older announcement holds the frontier lower still). Without it the frontier
+//! stayed below the whole batch while the batch waited for room the workers would only make
+//! once the frontier moved (`crate::worker`, "Producers ahead wait").
+//!
 //! **The frontier is a safe lower bound, not a monotone one.** A producer may load `a`, be
 //! descheduled while others take and retire `a, a + 1, …`, and announce the stale `a` after a
 //! reading that already counted those commits; the next reading then returns less. Each reading
@@ -140,6 +149,15 @@ impl Clock {
             return Err(Closed);
         }
         Ok(taken)
+    }
+
+    /// Announces that every commit `slot` began below `commit` is fully enqueued, while
+    /// `commit` itself is not: a batch (`begin_many`) moves its announcement up as it goes.
+    /// `commit` must be at most the lowest commit of the batch not yet fully enqueued.
+    pub(crate) fn advance(&self, slot: usize, commit: u64) {
+        // Release: publishes the enqueues of the commits below `commit` to the frontier reader
+        // that loads this slot, as a retire does (module doc, "Batches").
+        self.slots[slot].announced.store(commit, Ordering::Release);
     }
 
     /// Marks the commit `slot` began as fully enqueued.
@@ -369,6 +387,56 @@ mod loom_models {
         assert!(
             WENT_BACK.load(std::sync::atomic::Ordering::Relaxed),
             "no execution read the frontier going back: the model misses that interleaving"
+        );
+    }
+
+    /// One producer takes a batch of two numbers and advances past the first once its parts
+    /// are enqueued, as a batch waiting for room does, while a reader takes two readings: no
+    /// reading passes the second commit before its parts, and some execution reads the
+    /// frontier at the first commit while the batch is still in flight (the advance is what
+    /// lets a waiting batch's earlier commits be sealed).
+    #[test]
+    fn loom_a_batch_advances_the_frontier_commit_by_commit() {
+        static MID_BATCH: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        model(|| {
+            let clock = Arc::new(Clock::new(1));
+            let parts = Arc::new([AtomicBool::new(false), AtomicBool::new(false)]);
+            let done = Arc::new(AtomicBool::new(false));
+            let slot = clock.claim().expect("free slot");
+            let producer = {
+                let (clock, parts, done) = (clock.clone(), parts.clone(), done.clone());
+                thread::spawn(move || {
+                    let first = clock.begin_many(slot, 2).expect("open");
+                    parts[0].store(true, Ordering::Relaxed);
+                    clock.advance(slot, first + 1);
+                    parts[1].store(true, Ordering::Relaxed);
+                    clock.retire(slot);
+                    // Relaxed: only this model's own bookkeeping.
+                    done.store(true, Ordering::Relaxed);
+                })
+            };
+            let reader = {
+                let (clock, parts, done) = (clock.clone(), parts.clone(), done.clone());
+                thread::spawn(move || {
+                    for _ in 0..2 {
+                        let frontier = clock.frontier();
+                        assert!(
+                            enqueued(&parts[..], frontier),
+                            "frontier {frontier} passes an unfinished commit"
+                        );
+                        if frontier == 1 && !done.load(Ordering::Relaxed) {
+                            MID_BATCH.store(true, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                })
+            };
+            producer.join().expect("producer thread");
+            reader.join().expect("reader thread");
+            assert_eq!(clock.frontier(), 2);
+        });
+        assert!(
+            MID_BATCH.load(std::sync::atomic::Ordering::Relaxed),
+            "no execution read the frontier inside the batch: the advance is never seen"
         );
     }
 

@@ -6,8 +6,24 @@ use std::time::Duration;
 use crate::error::Error;
 use crate::merge::Merge;
 use crate::pipeline::Pipeline;
+use crate::queue::Part;
 use crate::sink::{Retention, SharedSink, Sink};
 use crate::tier::Geometry;
+
+/// The most shard workers a pipeline starts.
+pub const MAX_SHARDS: usize = 1024;
+/// The largest [`Builder::queue_capacity`], in parts.
+pub const MAX_QUEUE_CAPACITY: usize = 1 << 20;
+/// The most bytes one producer's queues (one per shard) may take together: `shards ×
+/// queue_capacity × ` the size of a queued part (the record plus 16 bytes).
+pub const MAX_QUEUE_BYTES: usize = 1 << 30;
+/// The largest [`Builder::max_producers`].
+pub const MAX_PRODUCERS: usize = 1 << 16;
+/// The most (producer, shard) queues a pipeline may have: `max_producers × shards`. Each worker
+/// keeps a little state per producer slot, so this bounds what a pipeline sets up front.
+pub const MAX_QUEUES: usize = 1 << 20;
+/// The largest [`Builder::max_path_len`], in bytes.
+pub const MAX_PATH_LEN: usize = 1 << 20;
 
 /// Checked settings, shared by every thread of a pipeline.
 #[derive(Debug, Clone)]
@@ -103,7 +119,7 @@ impl<M: Merge> Builder<M> {
     }
 
     /// Shard workers, one thread each (default: half the cores this process may use, at least
-    /// one, leaving the rest to producers).
+    /// one, leaving the rest to producers). At most [`MAX_SHARDS`](crate::limits::MAX_SHARDS).
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = shards;
         self
@@ -134,6 +150,19 @@ impl<M: Merge> Builder<M> {
 
     /// Parts each (producer, shard) queue holds (default 4096). A full queue makes `commit`
     /// wait and `try_commit` refuse with [`Error::Full`].
+    ///
+    /// A producer's queues are allocated when it is made, one per shard, so `build` refuses a
+    /// capacity above [`MAX_QUEUE_CAPACITY`](crate::limits::MAX_QUEUE_CAPACITY) parts, or one
+    /// whose queues for one producer would take more than
+    /// [`MAX_QUEUE_BYTES`](crate::limits::MAX_QUEUE_BYTES) (shards × capacity × the record's
+    /// size plus 16 bytes), with [`Error::InvalidConfig`] rather than fail to allocate later.
+    ///
+    /// ```
+    /// use lockstep::{merge::Sum, Error, Pipeline};
+    ///
+    /// let huge = Pipeline::builder(Sum).queue_capacity(1 << 40).build();
+    /// assert!(matches!(huge, Err(Error::InvalidConfig(_))));
+    /// ```
     pub fn queue_capacity(mut self, capacity: usize) -> Self {
         self.queue_capacity = capacity;
         self
@@ -146,13 +175,17 @@ impl<M: Merge> Builder<M> {
         self
     }
 
-    /// Producers alive at once (default 64); [`Pipeline::producer`] refuses past it.
+    /// Producers alive at once (default 64); [`Pipeline::producer`] refuses past it. At most
+    /// [`MAX_PRODUCERS`](crate::limits::MAX_PRODUCERS), and at most
+    /// [`MAX_QUEUES`](crate::limits::MAX_QUEUES) with the shards multiplied in: the clock and
+    /// every worker set up a little state per producer slot when the pipeline starts.
     pub fn max_producers(mut self, max: usize) -> Self {
         self.max_producers = max;
         self
     }
 
-    /// The longest path accepted, in bytes (default 4096).
+    /// The longest path accepted, in bytes (default 4096; at most
+    /// [`MAX_PATH_LEN`](crate::limits::MAX_PATH_LEN)).
     pub fn max_path_len(mut self, max: usize) -> Self {
         self.max_path_len = max;
         self
@@ -224,17 +257,37 @@ impl<M: Merge> Builder<M> {
         let Some(geometry) = Geometry::new(self.divisor, self.max_level) else {
             return invalid(format!("divisor^max_level ({}^{}) overflows u64", self.divisor, self.max_level));
         };
-        if self.shards == 0 || self.shards > 1024 {
-            return invalid(format!("shards must be 1 to 1024, not {}", self.shards));
+        if !(1..=MAX_SHARDS).contains(&self.shards) {
+            return invalid(format!("shards must be 1 to {MAX_SHARDS}, not {}", self.shards));
         }
-        if self.queue_capacity == 0 {
-            return invalid("queue_capacity must be at least 1".into());
+        if !(1..=MAX_QUEUE_CAPACITY).contains(&self.queue_capacity) {
+            return invalid(format!(
+                "queue_capacity must be 1 to {MAX_QUEUE_CAPACITY}, not {}",
+                self.queue_capacity
+            ));
         }
-        if self.max_producers == 0 {
-            return invalid("max_producers must be at least 1".into());
+        let part = std::mem::size_of::<Part<M::Record>>().max(1);
+        let queue_bytes = self.shards.saturating_mul(self.queue_capacity).saturating_mul(part);
+        if queue_bytes > MAX_QUEUE_BYTES {
+            return invalid(format!(
+                "one producer's queues would take {queue_bytes} bytes ({} shards x {} parts x {part} bytes), over {MAX_QUEUE_BYTES}",
+                self.shards, self.queue_capacity
+            ));
         }
-        if self.max_path_len == 0 {
-            return invalid("max_path_len must be at least 1".into());
+        if !(1..=MAX_PRODUCERS).contains(&self.max_producers) {
+            return invalid(format!(
+                "max_producers must be 1 to {MAX_PRODUCERS}, not {}",
+                self.max_producers
+            ));
+        }
+        if self.max_producers.saturating_mul(self.shards) > MAX_QUEUES {
+            return invalid(format!(
+                "max_producers x shards ({} x {}) is over {MAX_QUEUES} queues",
+                self.max_producers, self.shards
+            ));
+        }
+        if !(1..=MAX_PATH_LEN).contains(&self.max_path_len) {
+            return invalid(format!("max_path_len must be 1 to {MAX_PATH_LEN}, not {}", self.max_path_len));
         }
         if self.merge_budget == 0 {
             return invalid("merge_budget must be at least 1".into());
@@ -260,5 +313,61 @@ impl<M: Merge> Builder<M> {
             idle_spin: self.idle_spin,
         };
         Pipeline::start(config, self.merge, self.sink)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::merge::{Concat, Sum};
+
+    fn refused<M: Merge>(builder: Builder<M>) -> String {
+        match builder.build() {
+            Err(Error::InvalidConfig(why)) => why,
+            Err(other) => panic!("refused with {other:?}, not InvalidConfig"),
+            Ok(_) => panic!("a config past the limits was accepted"),
+        }
+    }
+
+    /// Every setting that sizes an allocation is refused past its limit with a typed error,
+    /// before anything is allocated (a producer of such a pipeline aborted the process).
+    #[test]
+    fn settings_that_size_allocations_are_bounded() {
+        for capacity in [1 << 40, usize::MAX, MAX_QUEUE_CAPACITY + 1] {
+            assert!(refused(Pipeline::builder(Sum).queue_capacity(capacity)).contains("queue_capacity"));
+        }
+        // Within the part limit, but a producer's queues over the byte limit.
+        let wide =
+            Pipeline::builder(Concat::<[u8; 1024]>::default()).shards(8).queue_capacity(MAX_QUEUE_CAPACITY);
+        assert!(refused(wide).contains("bytes"));
+        for shards in [0, MAX_SHARDS + 1, usize::MAX] {
+            assert!(refused(Pipeline::builder(Sum).shards(shards)).contains("shards"));
+        }
+        for producers in [0, MAX_PRODUCERS + 1, usize::MAX] {
+            assert!(refused(Pipeline::builder(Sum).max_producers(producers)).contains("max_producers"));
+        }
+        let queues = Pipeline::builder(Sum).shards(MAX_SHARDS).max_producers(MAX_PRODUCERS);
+        assert!(refused(queues).contains("queues"));
+        for len in [0, MAX_PATH_LEN + 1, usize::MAX] {
+            assert!(refused(Pipeline::builder(Sum).max_path_len(len)).contains("max_path_len"));
+        }
+    }
+
+    /// The limits themselves are accepted, and such a pipeline works.
+    #[test]
+    fn the_limits_themselves_work() -> Result<(), Error> {
+        let pipeline = Pipeline::builder(Sum)
+            .shards(1)
+            .queue_capacity(MAX_QUEUE_CAPACITY)
+            .max_producers(MAX_PRODUCERS)
+            .max_path_len(MAX_PATH_LEN)
+            .build()?;
+        let mut producer = pipeline.producer()?;
+        let long = "/".repeat(MAX_PATH_LEN);
+        producer.commit([(long.as_str(), 2), ("/a", 3)])?;
+        drop(producer);
+        let last = pipeline.shutdown()?;
+        assert_eq!((last.read(&long), last.read("/a")), (Some(2), Some(3)));
+        Ok(())
     }
 }

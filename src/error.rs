@@ -79,6 +79,29 @@ pub enum Error {
     WorkerPanicked,
     /// A [`PathKey`](crate::PathKey) made by another pipeline was used with this one.
     ForeignKey,
+    /// [`Producer::commit_many`](crate::Producer::commit_many) was given more parts in one
+    /// call than it numbers at once; split the batch.
+    BatchTooLarge {
+        /// Parts the batch held when it was refused.
+        parts: usize,
+        /// The most parts one call takes.
+        max: usize,
+    },
+    /// The operating system refused what lockstep needed (a worker thread, say).
+    Io {
+        /// What lockstep was doing.
+        what: String,
+        /// The system's error kind.
+        kind: std::io::ErrorKind,
+        /// The system's message.
+        message: String,
+    },
+    /// [`Pipeline::shutdown`](crate::Pipeline::shutdown): the sink still refused `segments`
+    /// segments after the last retry; the [`ShutdownError`](crate::ShutdownError) holds them.
+    Undelivered {
+        /// Segments the sink did not take.
+        segments: usize,
+    },
 }
 
 impl fmt::Display for Error {
@@ -108,11 +131,26 @@ impl fmt::Display for Error {
             }
             Error::ForeignKey => f.write_str("a path key of another pipeline was used"),
             Error::WorkerPanicked => f.write_str("a worker thread panicked in Merge or Sink code"),
+            Error::BatchTooLarge { parts, max } => {
+                write!(f, "a commit_many batch of {parts} parts or more is over the limit of {max}; split it")
+            }
+            Error::Io { what, message, .. } => write!(f, "{what}: {message}"),
+            Error::Undelivered { segments } => write!(
+                f,
+                "the sink still refused {segments} segments at shutdown; ShutdownError::undelivered holds them"
+            ),
         }
     }
 }
 
 impl std::error::Error for Error {}
+
+impl Error {
+    /// An [`Error::Io`] for `error`, met while doing `what`.
+    pub(crate) fn io(what: impl Into<String>, error: &std::io::Error) -> Self {
+        Error::Io { what: what.into(), kind: error.kind(), message: error.to_string() }
+    }
+}
 
 /// A refused [`Producer::try_commit`](crate::Producer::try_commit): why, and the parts it was
 /// given, handed back untouched (as rtrb's `PushError::Full(value)` hands back its value).

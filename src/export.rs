@@ -46,9 +46,9 @@ impl Stats {
     /// significant digits; an empty summary's quantiles are `NaN`, as Prometheus clients write
     /// them.
     ///
-    /// Label names must be valid Prometheus names, not reserved (`__…`) and not `quantile`;
-    /// otherwise this refuses with `io::ErrorKind::InvalidInput` and writes nothing. Values are
-    /// escaped.
+    /// Label names must be valid Prometheus names, not reserved (`__…`), not `quantile`, and
+    /// each given once; otherwise this refuses with `io::ErrorKind::InvalidInput` and writes
+    /// nothing. Values are escaped.
     ///
     /// ```
     /// use lockstep::{merge::Sum, Pipeline};
@@ -72,8 +72,12 @@ impl Stats {
         out: &mut W,
         labels: &[(&str, &str)],
     ) -> io::Result<()> {
-        for (name, _) in labels {
+        for (i, (name, _)) in labels.iter().enumerate() {
             check_label_name(name)?;
+            if labels[..i].iter().any(|(earlier, _)| earlier == name) {
+                let why = format!("the label name {name:?} is given twice (a sample takes each name once)");
+                return Err(io::Error::new(io::ErrorKind::InvalidInput, why));
+            }
         }
         let mut text = String::new();
         let counters = [
@@ -323,6 +327,17 @@ mod tests {
             assert!(check_label_name(good).is_ok(), "{good:?}");
         }
         assert_eq!(escape("a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
+    }
+
+    #[test]
+    fn a_label_name_given_twice_is_refused_and_nothing_is_written() {
+        let stats = crate::stats::Recorder::new(0).read(1, 1);
+        let mut text = Vec::new();
+        let twice = stats.write_prometheus(&mut text, &[("a", "1"), ("b", "2"), ("a", "3")]);
+        assert_eq!(twice.map_err(|e| e.kind()), Err(io::ErrorKind::InvalidInput));
+        assert!(text.is_empty(), "nothing written: {:?}", String::from_utf8_lossy(&text));
+        assert!(stats.write_prometheus(&mut text, &[("a", "1"), ("b", "1")]).is_ok());
+        assert!(String::from_utf8_lossy(&text).contains("lockstep_commits_total{a=\"1\",b=\"1\"} 1\n"));
         assert_eq!(label_set(&[], None), "");
         assert_eq!(label_set(&[("a", "x")], Some(0.5)), "{a=\"x\",quantile=\"0.5\"}");
     }

@@ -117,13 +117,22 @@ mod worker;
 /// ```
 pub use hdrhistogram;
 
+/// The largest settings [`Builder::build`] accepts: each sizes something allocated up front,
+/// so a larger one is refused with [`Error::InvalidConfig`] rather than abort the process when
+/// the allocation fails.
+pub mod limits {
+    pub use crate::config::{
+        MAX_PATH_LEN, MAX_PRODUCERS, MAX_QUEUES, MAX_QUEUE_BYTES, MAX_QUEUE_CAPACITY, MAX_SHARDS,
+    };
+}
+
 pub use config::Builder;
 pub use error::{Error, TryCommitError};
 pub use key::{AsPath, PathKey};
 pub use merge::Merge;
-pub use pipeline::Pipeline;
+pub use pipeline::{Pipeline, ShutdownError};
 pub use producer::Producer;
-pub use sink::{DiscardSink, Retention, Sink, SinkError};
+pub use sink::{DiscardSink, Retention, Sink, SinkError, Undelivered};
 pub use snapshot::Snapshot;
 pub use stats::Stats;
 pub use tier::SegmentInfo;

@@ -14,8 +14,8 @@ use crate::error::Error;
 use crate::key::PathKey;
 use crate::merge::Merge;
 use crate::producer::Producer;
-use crate::queue::{shard_of, Lanes};
-use crate::sink::SharedSink;
+use crate::queue::{Lanes, Router};
+use crate::sink::{SharedSink, Undelivered};
 use crate::snapshot::{Layout, Snapshot, Views};
 use crate::stats::{Recorder, Stats};
 use crate::sync::{Arc, AtomicBool, AtomicU64, Ordering};
@@ -32,6 +32,8 @@ pub(crate) struct Shared<M: Merge> {
     /// This pipeline's number in the process: the keys it makes carry it.
     pub(crate) id: u64,
     pub(crate) config: Config,
+    /// Which shard owns a path.
+    pub(crate) router: Router,
     /// Each shard's path names and ids, shared by producers, its worker and readers.
     pub(crate) directories: Box<[Arc<Directory>]>,
     pub(crate) merge: Arc<M>,
@@ -67,7 +69,7 @@ impl<M: Merge> Shared<M> {
         if path.len() > max {
             return Err(Error::PathTooLong { len: path.len(), max });
         }
-        let shard = shard_of(path, self.config.shards);
+        let shard = self.router.shard_of(path);
         let id = self.directories[shard].intern(path);
         let name = self.directories[shard].name(id).clone();
         Ok(PathKey { pipeline: self.id, shard: shard as u32, id, name })
@@ -99,7 +101,74 @@ impl<M: Merge> Shared<M> {
 /// ```
 pub struct Pipeline<M: Merge> {
     shared: Arc<Shared<M>>,
-    workers: Vec<JoinHandle<()>>,
+    workers: Vec<JoinHandle<Vec<Undelivered<M::Output>>>>,
+}
+
+/// Why [`Pipeline::shutdown`] did not end cleanly, with what it can still hand back.
+///
+/// - [`Error::Undelivered`]: every commit is in [`last`](ShutdownError::last), but the sink
+///   still refused some segments after the last retry; [`undelivered`](ShutdownError::undelivered)
+///   holds each of them with its output, so nothing is lost: write them elsewhere.
+/// - [`Error::WorkerPanicked`]: a worker failed; `last` is `None` (not every commit became
+///   visible), and `undelivered` holds the failed sink writes of the workers that did not panic.
+///
+/// It converts into its [`Error`], so `pipeline.shutdown()?` works in a function returning
+/// `Result<_, lockstep::Error>`.
+///
+/// ```
+/// use lockstep::{merge::Sum, Error, Pipeline, SegmentInfo, Sink, SinkError};
+///
+/// /// A sink whose store is down.
+/// struct Down;
+/// impl Sink<i64> for Down {
+///     fn write(&self, _: &str, _: SegmentInfo, _: &i64) -> Result<(), SinkError> {
+///         Err("the store is down".into())
+///     }
+/// }
+///
+/// let pipeline = Pipeline::builder(Sum).divisor(2).max_level(1).sink(Down).build()?;
+/// let mut producer = pipeline.producer()?;
+/// producer.commit([("/n", 1)])?;
+/// producer.commit([("/n", 2)])?;
+/// let Err(refused) = pipeline.shutdown() else { unreachable!("the sink refuses every write") };
+/// assert_eq!(refused.error, Error::Undelivered { segments: 1 });
+/// let kept = &refused.undelivered[0];
+/// assert_eq!((&*kept.path, kept.segment, kept.output), ("/n", SegmentInfo { level: 1, start: 1, end: 2 }, 3));
+/// assert_eq!(refused.last.map(|last| last.frontier()), Some(2), "every commit made it in");
+/// # Ok::<(), Error>(())
+/// ```
+#[non_exhaustive]
+pub struct ShutdownError<M: Merge> {
+    /// [`Error::Undelivered`] or [`Error::WorkerPanicked`].
+    pub error: Error,
+    /// The sink writes still failing, each with its path, segment and output.
+    pub undelivered: Vec<Undelivered<M::Output>>,
+    /// The final snapshot, if every commit became visible (not after a worker panicked).
+    pub last: Option<Snapshot<M>>,
+}
+
+impl<M: Merge> fmt::Debug for ShutdownError<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShutdownError")
+            .field("error", &self.error)
+            .field("undelivered", &self.undelivered)
+            .field("last", &self.last.as_ref().map(Snapshot::frontier))
+            .finish()
+    }
+}
+
+impl<M: Merge> fmt::Display for ShutdownError<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.error, f)
+    }
+}
+
+impl<M: Merge> std::error::Error for ShutdownError<M> {}
+
+impl<M: Merge> From<ShutdownError<M>> for Error {
+    fn from(refused: ShutdownError<M>) -> Self {
+        refused.error
+    }
 }
 
 impl<M: Merge> fmt::Debug for Pipeline<M> {
@@ -121,8 +190,10 @@ impl<M: Merge> Pipeline<M> {
         // Relaxed: only uniqueness matters.
         let id = NEXT_PIPELINE.fetch_add(1, Ordering::Relaxed);
         let directories: Box<[Arc<Directory>]> = (0..config.shards).map(|_| Arc::default()).collect();
+        let router = Router::new(config.shards);
         let shared = Arc::new(Shared {
             id,
+            router: router.clone(),
             directories: directories.clone(),
             merge: Arc::new(merge),
             clock: Clock::new(config.max_producers),
@@ -133,6 +204,7 @@ impl<M: Merge> Pipeline<M> {
                     geometry: config.geometry.clone(),
                     window: config.window(),
                     pipeline: id,
+                    router,
                     directories,
                 },
             ),
@@ -161,7 +233,7 @@ impl<M: Merge> Pipeline<M> {
                         // Quietly unpinned where the OS refuses (containers, restricted masks).
                         core_affinity::set_for_current(core);
                     }
-                    worker.run();
+                    worker.run()
                 });
             match spawned {
                 Ok(handle) => {
@@ -170,7 +242,7 @@ impl<M: Merge> Pipeline<M> {
                 }
                 // Dropping `pipeline` stops and joins the workers already started.
                 Err(error) => {
-                    return Err(Error::InvalidConfig(format!("cannot start a worker thread: {error}")))
+                    return Err(Error::io(format!("starting the worker thread of shard {shard}"), &error))
                 }
             }
         }
@@ -276,16 +348,33 @@ impl<M: Merge> Pipeline<M> {
     /// It does not wait for producers to be dropped: a producer used afterwards gets
     /// [`Error::Shutdown`], and one waiting on a full queue finishes its commit (which is then
     /// in the final snapshot).
-    pub fn shutdown(mut self) -> Result<Snapshot<M>, Error> {
-        self.finish()?;
+    ///
+    /// # Errors
+    ///
+    /// A [`ShutdownError`] that hands back what it can: [`Error::Undelivered`] with every sink
+    /// write still failing after its last retry (and the final snapshot), or
+    /// [`Error::WorkerPanicked`]. Dropping the pipeline instead of shutting it down drops such
+    /// writes (they stay counted in [`Stats::sink_failures`](crate::Stats::sink_failures)).
+    pub fn shutdown(mut self) -> Result<Snapshot<M>, ShutdownError<M>> {
+        let Finished { panicked, undelivered } = self.finish();
+        if panicked {
+            return Err(ShutdownError { error: Error::WorkerPanicked, undelivered, last: None });
+        }
         let view = self.shared.views.global();
         debug_assert_eq!(view.frontier, self.shared.clock.issued());
-        Ok(Snapshot::new(view, self.shared.merge.clone()))
+        let last = Snapshot::new(view, self.shared.merge.clone());
+        if undelivered.is_empty() {
+            return Ok(last);
+        }
+        let error = Error::Undelivered { segments: undelivered.len() };
+        Err(ShutdownError { error, undelivered, last: Some(last) })
     }
 
-    fn finish(&mut self) -> Result<(), Error> {
+    /// Closes the clock, lets the workers finish everything and joins them.
+    fn finish(&mut self) -> Finished<M::Output> {
+        let mut finished = Finished { panicked: false, undelivered: Vec::new() };
         if self.workers.is_empty() {
-            return Ok(());
+            return finished;
         }
         let shared = &self.shared;
         let last = shared.clock.close();
@@ -305,18 +394,28 @@ impl<M: Merge> Pipeline<M> {
         shared.bells.ring_all();
         let mut panicked = false;
         for worker in self.workers.drain(..) {
-            panicked |= worker.join().is_err();
+            match worker.join() {
+                Ok(undelivered) => finished.undelivered.extend(undelivered),
+                Err(_) => panicked = true,
+            }
         }
-        if panicked || shared.has_failed() {
-            return Err(Error::WorkerPanicked);
-        }
-        Ok(())
+        finished.panicked = panicked || shared.has_failed();
+        finished
     }
+}
+
+/// How the workers ended.
+struct Finished<O> {
+    /// A worker panicked: not every commit became visible.
+    panicked: bool,
+    /// Sink writes still failing.
+    undelivered: Vec<Undelivered<O>>,
 }
 
 impl<M: Merge> Drop for Pipeline<M> {
     fn drop(&mut self) {
-        // Errors have nowhere to go from a drop; `shutdown` reports them.
+        // Errors have nowhere to go from a drop; `shutdown` reports them and hands back the
+        // undelivered sink writes.
         let _ = self.finish();
     }
 }

@@ -22,6 +22,10 @@ use crate::sync::Arc;
 /// worker that drains its queue wakes it).
 const ROOM_PARK: Duration = Duration::from_millis(5);
 
+/// The most parts one `commit_many` call takes: where each commit ends is kept as a `u32`, and
+/// one step of the clock takes at most 2^32 numbers (`crate::clock`, "Closing").
+const MAX_BATCH_PARTS: usize = u32::MAX as usize;
+
 /// Timed commits a producer collects before folding them into the shared histogram.
 const FOLD_EVERY: u64 = 64;
 
@@ -143,7 +147,15 @@ impl<M: Merge> Producer<M> {
     /// consecutively with one step of the counter, so a producer with many small commits at hand
     /// pays for taking a number, announcing, retiring and waking the workers once; returns the
     /// numbers taken. Every commit is validated before any number is taken: one bad part or an
-    /// empty commit refuses them all, and nothing is enqueued.
+    /// empty commit refuses them all, and nothing is enqueued. A batch may hold any number of
+    /// parts for a shard, however small its queue: while the call waits for room, the commits
+    /// of the batch already enqueued may become visible.
+    ///
+    /// # Errors
+    ///
+    /// What [`commit`](Producer::commit) refuses, for any commit of the batch;
+    /// [`Error::EmptyCommit`] for a batch without commits; [`Error::BatchTooLarge`] past
+    /// 2^32 - 1 parts in one call.
     ///
     /// ```
     /// use lockstep::{merge::Sum, Pipeline};
@@ -162,7 +174,7 @@ impl<M: Merge> Producer<M> {
         commits: impl IntoIterator<Item = C>,
     ) -> Result<std::ops::RangeInclusive<u64>, Error> {
         let started = self.start_call();
-        let result = self.stage_many(commits).and_then(|count| {
+        let result = self.stage_many(commits, MAX_BATCH_PARTS).and_then(|count| {
             let first = self.take_numbers(count)?;
             let mut staged = std::mem::take(&mut self.staged);
             let mut bounds = std::mem::take(&mut self.bounds);
@@ -186,10 +198,13 @@ impl<M: Merge> Producer<M> {
     }
 
     /// Stages every commit's parts, remembering where each commit ends; returns how many.
+    /// Refuses a batch of more than `max_parts` parts.
     fn stage_many<P: AsPath, C: IntoIterator<Item = (P, M::Record)>>(
         &mut self,
         commits: impl IntoIterator<Item = C>,
+        max_parts: usize,
     ) -> Result<u64, Error> {
+        debug_assert!(max_parts <= MAX_BATCH_PARTS);
         self.staged.clear();
         self.bounds.clear();
         for parts in commits {
@@ -201,11 +216,11 @@ impl<M: Merge> Producer<M> {
             if self.staged.len() == before {
                 return Err(Error::EmptyCommit);
             }
-            let end = u32::try_from(self.staged.len()).map_err(|_| Error::CommitTooLarge {
-                parts: self.staged.len(),
-                capacity: u32::MAX as usize,
-            })?;
-            self.bounds.push(end);
+            if self.staged.len() > max_parts {
+                return Err(Error::BatchTooLarge { parts: self.staged.len(), max: max_parts });
+            }
+            // In range: `max_parts` is at most `MAX_BATCH_PARTS`.
+            self.bounds.push(self.staged.len() as u32);
         }
         match self.bounds.len() as u64 {
             0 => Err(Error::EmptyCommit),
@@ -457,6 +472,11 @@ fn full_or_failed<M: Merge>(shared: &Shared<M>) -> Error {
 
 /// Waits for room in a full queue: spin, then yield, then sleep briefly. False only if the
 /// worker that drains it is gone.
+///
+/// First it advances this producer's announcement to `part`'s commit: parts go in commit
+/// order, so every earlier commit of a `commit_many` batch is fully enqueued, and the frontier
+/// may pass them. A batch that held them back while it waited would wait for good once its
+/// queue's pending list spans two commits (`crate::worker`, "Producers ahead wait").
 #[cold]
 fn push_waiting<M: Merge>(
     shared: &Shared<M>,
@@ -465,6 +485,9 @@ fn push_waiting<M: Merge>(
     shard: usize,
     mut part: Part<M::Record>,
 ) -> bool {
+    shared.clock.advance(slot, part.commit);
+    // The frontier may have moved for every shard, not only this one.
+    shared.bells.ring_sleepers();
     let backoff = Backoff::new();
     loop {
         shared.bells.ring(shard);
@@ -492,5 +515,27 @@ impl<M: Merge> Drop for Producer<M> {
         self.shared.lanes.put_back(self.slot, senders);
         self.shared.stats.fold_commit_latency(&mut self.latency);
         self.shared.clock.release(self.slot);
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use crate::merge::Sum;
+    use crate::{Error, Pipeline};
+
+    /// A batch past the most parts one call numbers is refused with its own error, and nothing
+    /// of it is taken or enqueued. (The real limit, 2^32 - 1 parts, is checked the same way.)
+    #[test]
+    fn a_batch_over_the_limit_is_refused_with_its_own_error() -> Result<(), Error> {
+        let pipeline = Pipeline::builder(Sum).build()?;
+        let mut producer = pipeline.producer()?;
+        let batch = (0..4).map(|i| [("/a", i), ("/b", i)]);
+        assert_eq!(producer.stage_many(batch, 5), Err(Error::BatchTooLarge { parts: 6, max: 5 }));
+        assert_eq!(producer.stage_many([[("/a", 1)]], 5), Ok(1));
+        producer.staged.clear();
+        producer.bounds.clear();
+        assert_eq!(producer.commit([("/a", 1)])?, 1, "no number was taken by the refusal");
+        assert_eq!(pipeline.shutdown()?.read("/a"), Some(1));
+        Ok(())
     }
 }

@@ -3,11 +3,14 @@
 //! Segments at the flush level ([`Builder::flush_level`](crate::Builder::flush_level), by default
 //! the top level) are handed to the [`Sink`] once. A write that fails loses nothing: it keeps its
 //! output, the failure is counted in [`Stats`](crate::Stats), and the write is retried every few
-//! milliseconds and once more at shutdown. [`Retention`] decides what stays in memory once
-//! the sink has it.
+//! milliseconds and once more at shutdown. A write still failing then is handed back:
+//! [`Pipeline::shutdown`](crate::Pipeline::shutdown) returns a
+//! [`ShutdownError`](crate::ShutdownError) whose [`Undelivered`] list holds every such segment
+//! with its output. [`Retention`] decides what stays in memory once the sink has it.
 
 use std::fmt;
 
+use crate::sync::Arc;
 use crate::tier::SegmentInfo;
 
 /// The error a [`Sink`] reports.
@@ -45,6 +48,30 @@ pub type SinkError = Box<dyn std::error::Error + Send + Sync>;
 pub trait Sink<O>: Send + Sync + 'static {
     /// Takes one sealed segment of `path`.
     fn write(&self, path: &str, segment: SegmentInfo, output: &O) -> Result<(), SinkError>;
+}
+
+/// A segment the [`Sink`] still refused at shutdown, after its last retry: what the sink was
+/// to be given, handed back by [`ShutdownError::undelivered`](crate::ShutdownError::undelivered)
+/// so nothing is lost (write it elsewhere, or keep it for later).
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Undelivered<O> {
+    /// The segment's path.
+    pub path: Arc<str>,
+    /// Its range.
+    pub segment: SegmentInfo,
+    /// What the sink was to be given.
+    pub output: O,
+}
+
+impl<O> fmt::Debug for Undelivered<O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Not the output: it need not be `Debug`, and may be large.
+        f.debug_struct("Undelivered")
+            .field("path", &self.path)
+            .field("segment", &self.segment)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A sink that accepts and drops every segment: for benchmarks, with a [`Retention`] that

@@ -40,18 +40,19 @@ use crate::directory::Directory;
 use crate::history::History;
 use crate::key::{AsPath, PathRef};
 use crate::merge::{Column, Merge, Part};
-use crate::queue::shard_of;
+use crate::queue::Router;
 use crate::spine::window_start;
 use crate::sync::{Arc, ArcCell};
 use crate::tier::{Geometry, SegmentInfo};
 
 /// What every view of a pipeline is read with: the geometry, the retention window, the shards'
-/// directories and the pipeline's number (for keys).
+/// directories, the router (for reads by name) and the pipeline's number (for keys).
 #[derive(Debug)]
 pub(crate) struct Layout {
     pub(crate) geometry: Geometry,
     pub(crate) window: Option<usize>,
     pub(crate) pipeline: u64,
+    pub(crate) router: Router,
     pub(crate) directories: Box<[Arc<Directory>]>,
 }
 
@@ -349,7 +350,7 @@ impl<M: Merge> Snapshot<M> {
         let layout = &*self.view.layout;
         match path.as_path() {
             PathRef::Name(name) => {
-                let shard = shard_of(name, self.view.shards.len());
+                let shard = layout.router.shard_of(name);
                 Some((shard, layout.directories[shard].id(name)?))
             }
             PathRef::Key(key) if key.pipeline == layout.pipeline => Some((key.shard as usize, key.id)),
@@ -411,7 +412,13 @@ mod loom_models {
 
     fn layout() -> Layout {
         let directories = (0..3).map(|_| Arc::default()).collect();
-        Layout { geometry: Geometry::new(2, 1).expect("valid"), window: None, pipeline: 0, directories }
+        Layout {
+            geometry: Geometry::new(2, 1).expect("valid"),
+            window: None,
+            pipeline: 0,
+            router: Router::new(3),
+            directories,
+        }
     }
 
     /// Three shards stand at frontier 1; each moves to 2, and shard 1 forms a block under rule 1

@@ -96,8 +96,42 @@ pub(crate) struct Recorder {
     compaction: AtomicHistogram,
     queue_depth: AtomicHistogram,
     last_sink_error: ArcCell<Option<String>>,
-    /// `(commit, nanos since start)` of stamped commits, indexed by `commit / SAMPLE_EVERY`.
-    stamps: Box<[(AtomicU64, AtomicU64)]>,
+    /// Stamped commits, indexed by `commit / SAMPLE_EVERY` (see [`Stamp`]).
+    stamps: Box<[AtomicU64]>,
+}
+
+/// A stamped commit's time, packed with its lap around the ring into one word, so that a
+/// reader never pairs one commit with another's time (two words, stored and loaded apart,
+/// could be).
+///
+/// The low [`Stamp::TIME_BITS`] bits hold the nanoseconds since the recorder started, modulo
+/// 2^48; the high 16 bits the commit's lap modulo 2^16. A slot read for commit `c` holds `c`'s
+/// stamp or a later one (`c`'s stamp happens before any publish that covers `c`: the queues
+/// and the clock order it). A later one is told apart by its lap unless it is a multiple of
+/// 2^16 laps later — at least 2^16 × 16 × 1024 = 2^30 commits after `c`, stamped while `c` was
+/// not yet visible: then the sample reads too short. A latency over 2^48 ns (78 hours) would
+/// read modulo that. Both bounds are far past what a statistic needs.
+struct Stamp;
+
+impl Stamp {
+    const TIME_BITS: u32 = 48;
+    const TIME: u64 = (1 << Self::TIME_BITS) - 1;
+    /// No commit's lap matches it until 2^16 laps have passed: it reads as never stamped.
+    const EMPTY: u64 = u64::MAX;
+
+    fn pack(lap: u64, nanos: u64) -> u64 {
+        (lap << Self::TIME_BITS) | (nanos & Self::TIME)
+    }
+
+    /// The latency of the commit on `lap` whose slot holds `stamp`, read at `now`; `None` if
+    /// the slot holds another commit's stamp (or none).
+    fn latency(stamp: u64, lap: u64, now: u64) -> Option<u64> {
+        if stamp == Self::EMPTY || stamp >> Self::TIME_BITS != lap & 0xffff {
+            return None;
+        }
+        // Modulo 2^48 on both sides; exact below 78 hours.
+        Some(now.wrapping_sub(stamp) & Self::TIME)
+    }
 }
 
 /// What one worker loop turn did, recorded in one go.
@@ -129,7 +163,7 @@ impl Recorder {
             compaction: AtomicHistogram::new(),
             queue_depth: AtomicHistogram::new(),
             last_sink_error: ArcCell::new(Arc::new(None)),
-            stamps: (0..stamps).map(|_| (AtomicU64::new(0), AtomicU64::new(0))).collect(),
+            stamps: (0..stamps).map(|_| AtomicU64::new(Stamp::EMPTY)).collect(),
         }
     }
 
@@ -140,11 +174,18 @@ impl Recorder {
     /// Remembers when `commit` was taken, if it is one of the sampled commits.
     pub(crate) fn stamp(&self, commit: u64) {
         if commit.is_multiple_of(SAMPLE_EVERY) {
-            let (stamped, nanos) = &self.stamps[(commit / SAMPLE_EVERY) as usize % self.stamps.len()];
-            // Relaxed: a statistic; a torn pair is caught by the commit check in `visible`.
-            nanos.store(self.nanos(), Ordering::Relaxed);
-            stamped.store(commit, Ordering::Relaxed);
+            let (slot, lap) = self.slot(commit);
+            // Relaxed: one word, so a reader never pairs a commit with another's time; the
+            // hand-off to the publisher that reads it is ordered by the queues and the clock.
+            self.stamps[slot].store(Stamp::pack(lap, self.nanos()), Ordering::Relaxed);
         }
+    }
+
+    /// The ring slot of a stamped commit and its lap around the ring.
+    fn slot(&self, commit: u64) -> (usize, u64) {
+        let index = commit / SAMPLE_EVERY;
+        let len = self.stamps.len() as u64;
+        ((index % len) as usize, index / len)
     }
 
     /// Records commit-to-visible latency for the stamped commits in `(before, after]`.
@@ -160,11 +201,11 @@ impl Recorder {
         let kept = (self.stamps.len() as u64).min(PER_PUBLISH);
         let first = first.max(last.saturating_sub((kept - 1) * SAMPLE_EVERY));
         for commit in (first..=last).step_by(SAMPLE_EVERY as usize) {
-            let (stamped, nanos) = &self.stamps[(commit / SAMPLE_EVERY) as usize % self.stamps.len()];
-            // Relaxed: a statistic (see `stamp`).
-            let at = nanos.load(Ordering::Relaxed);
-            if stamped.load(Ordering::Relaxed) == commit && at <= now {
-                self.visible_latency.record(now - at);
+            let (slot, lap) = self.slot(commit);
+            // Relaxed: see `stamp`.
+            let stamp = self.stamps[slot].load(Ordering::Relaxed);
+            if let Some(nanos) = Stamp::latency(stamp, lap, now) {
+                self.visible_latency.record(nanos);
             }
         }
     }
@@ -240,5 +281,35 @@ impl Recorder {
             last_sink_error: (*self.last_sink_error.load()).clone(),
             worker_parks: self.worker_parks.load(Ordering::Relaxed),
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// A commit's stamp is read for that commit only: a later commit on the same slot (a later
+    /// lap) or an empty slot records nothing, and the time survives the 48-bit wrap.
+    #[test]
+    fn a_stamp_pairs_with_its_own_commit_only() {
+        let recorder = Recorder::new(0);
+        let len = recorder.stamps.len() as u64;
+        let (commit, later) = (3 * SAMPLE_EVERY, 3 * SAMPLE_EVERY + len * SAMPLE_EVERY);
+        let (slot, lap) = recorder.slot(commit);
+        assert_eq!(recorder.slot(later), (slot, lap + 1), "the same slot, the next lap");
+        assert_eq!(Stamp::latency(Stamp::EMPTY, lap, 100), None, "never stamped");
+        assert_eq!(Stamp::latency(Stamp::pack(lap, 40), lap, 100), Some(60));
+        assert_eq!(Stamp::latency(Stamp::pack(lap + 1, 40), lap, 100), None, "a later commit's time");
+        let wrap = 1 << Stamp::TIME_BITS;
+        assert_eq!(Stamp::latency(Stamp::pack(lap, wrap - 10), lap, wrap + 5), Some(15), "across the wrap");
+
+        // Through the recorder: the slot overwritten by the later commit gives the earlier
+        // commit no sample; its own commit gets one.
+        recorder.stamp(commit);
+        recorder.stamp(later);
+        recorder.visible(commit - 1, commit);
+        assert_eq!(recorder.visible_latency.read().len(), 0, "paired with the later commit's time");
+        recorder.visible(later - 1, later);
+        assert_eq!(recorder.visible_latency.read().len(), 1);
     }
 }

@@ -22,17 +22,20 @@
 //!
 //! **Producers ahead wait.** A queue whose pending list already holds a share's worth of parts
 //! of two commits or more is not popped: its producer is ahead of the frontier, and letting it
-//! fill its queue and wait gives the two cores to the producers behind it (with 4 producers,
-//! popping such queues anyway cut throughput from 16 M to 11 M records/s, the pending lists
-//! growing without bound). It cannot hold the frontier back for good. After the seal, a pending
-//! list holds only commits above the turn's frontier. When a queue bounds the turn (above), it
-//! gives its share whatever its list holds. Otherwise the turn's frontier is the clock's, and
-//! the producer holding the oldest unsealed commit has no later commit, so its list holds parts
-//! of that one commit alone, however many, and its queue is popped: a commit may have more parts than its queue holds, and its producer
-//! needs the room to finish it. (A stale frontier read can leave older commits in that list
-//! for a turn; the next read, with that producer waiting in its commit, is exact.) Once the
-//! frontier passes a waiting producer's older commits, its list is down to its in-flight commit
-//! and it is popped again.
+//! fill its queue and wait gives the two cores to the producers behind it (popping such queues
+//! anyway let the pending lists grow without bound and cost throughput with several producers;
+//! perf/README.md). It cannot hold the frontier back for good. After the seal, a pending list
+//! holds only commits above the turn's frontier. When a queue bounds the turn (above), it gives
+//! its share whatever its list holds. Otherwise the turn's frontier is the clock's, and the
+//! producer holding the oldest unsealed commit `c` has enqueued nothing of a later commit: a
+//! plain commit is one number; a `commit_many` batch, before it waits for room, advances its
+//! announcement to the commit it is enqueueing (`crate::clock`, "Batches"), so the frontier
+//! reaches the commit before it. Its list then holds parts of `c` alone, however many, and its
+//! queue is popped: a commit may have more parts than its queue holds, and its producer needs
+//! the room to finish it. (A stale frontier read can leave older commits in that list for a
+//! turn; the next read, with that producer waiting in its commit, is exact.) Once the frontier
+//! passes a waiting producer's older commits, its list is down to its in-flight commit and it is
+//! popped again. `tests/commit_many.rs` hangs without the advance.
 //!
 //! Idle workers spin briefly, keep looking (yielding their core) for `Builder::idle_spin`, then
 //! park; producers ring a sleeping worker's bell after a commit (the frontier may have moved for
@@ -51,6 +54,7 @@ use crate::directory::Directory;
 use crate::merge::{Column, Merge};
 use crate::pipeline::Shared;
 use crate::queue::Receiver;
+use crate::sink::Undelivered;
 use crate::snapshot::Published;
 use crate::spine::{Row, Spine};
 use crate::stats::Turn;
@@ -133,15 +137,25 @@ impl<M: Merge> Worker<M> {
         }
     }
 
-    /// The thread body. A panic in user code (merge or sink) marks the pipeline failed, so
-    /// producers and shutdown stop waiting for this worker.
-    pub(crate) fn run(mut self) {
+    /// The thread body; returns the sink writes still failing when it stopped (shutdown hands
+    /// them back). A panic in user code (merge or sink) marks the pipeline failed, so producers
+    /// and shutdown stop waiting for this worker.
+    pub(crate) fn run(mut self) -> Vec<Undelivered<M::Output>> {
         let shared = self.shared.clone();
         if catch_unwind(AssertUnwindSafe(|| self.work())).is_err() {
             // Release: pairs with `Shared::has_failed`.
             shared.failed.store(true, Ordering::Release);
             shared.bells.ring_all();
         }
+        let directory = &self.directory;
+        self.retries
+            .drain(..)
+            .map(|retry| Undelivered {
+                path: directory.name(retry.path).clone(),
+                segment: retry.info,
+                output: retry.output,
+            })
+            .collect()
     }
 
     fn work(&mut self) {

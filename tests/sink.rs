@@ -218,6 +218,38 @@ fn a_failing_sink_loses_nothing_and_is_retried() {
     );
 }
 
+/// A sink that refuses every write, under a window that drops the blocks from memory: shutdown
+/// does not return a plain `Ok`; it hands back every flush-level segment with its output, and
+/// the final snapshot with every commit.
+#[test]
+fn shutdown_hands_back_what_the_sink_never_took() {
+    let sink = Collect::<i64>::new(usize::MAX);
+    let (divisor, max_level) = (2, 2);
+    let pipeline = Pipeline::builder(Sum)
+        .shards(2)
+        .divisor(divisor)
+        .max_level(max_level)
+        .flush_level(1)
+        .sink(sink.handle())
+        .retain(Retention::Newest(1))
+        .build()
+        .expect("valid");
+    let commits = workload(&pipeline, 64, |r| (r % 100) as i64);
+    let refused = pipeline.shutdown().expect_err("the sink took nothing");
+    let expected = expected_writes(&commits, divisor, 1, |records| records.iter().map(|(_, v)| v).sum());
+    let segments = expected.values().map(Vec::len).sum();
+    assert_eq!(refused.error, lockstep::Error::Undelivered { segments });
+    assert!(sink.written().is_empty());
+    let mut undelivered =
+        by_path(refused.undelivered.into_iter().map(|u| (u.path.to_string(), u.segment, u.output)).collect());
+    for writes in undelivered.values_mut() {
+        writes.sort_by_key(|(segment, _)| *segment);
+    }
+    assert_eq!(undelivered, expected, "every refused segment handed back, with its output");
+    let last = refused.last.expect("every commit became visible");
+    assert_eq!(last.frontier(), commits.len() as u64);
+}
+
 /// The window of the newest `keep` top-level blocks at `frontier`: its first commit.
 fn window_start(divisor: u64, max_level: u32, keep: usize, frontier: u64) -> u64 {
     let span = common::pow(divisor, max_level);
