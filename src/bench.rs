@@ -2,9 +2,9 @@
 //! API: hidden from the docs, and free to change in any release.
 
 use crate::clock::Clock;
-use crate::directory::Directory;
 use crate::merge::Merge;
-use crate::queue::{Part, Receiver, Router, Sender};
+use crate::queue::{Part, Receiver, Sender};
+use crate::router::Router;
 use crate::snapshot::{Layout, Snapshot, Views};
 use crate::spine::{Row, Spine};
 use crate::sync::Arc;
@@ -92,17 +92,11 @@ impl<M: Merge> Shard<M> {
     /// `max_level` and a retention window of `window` top-level blocks (`None`: keep all).
     pub fn new(merge: M, paths: u32, divisor: u64, max_level: u32, window: Option<usize>) -> Option<Self> {
         let geometry = Geometry::new(divisor, max_level)?;
-        let directory = Arc::new(Directory::default());
+        let router = Arc::new(Router::new(1, 64));
         for path in 0..paths {
-            directory.intern(&Self::name(path));
+            router.directory(0).intern(&Self::name(path));
         }
-        let layout = Layout {
-            geometry: geometry.clone(),
-            window,
-            pipeline: 0,
-            router: Router::new(1),
-            directories: Box::new([directory]),
-        };
+        let layout = Layout { geometry: geometry.clone(), window, router };
         let views = Views::new(1, layout);
         let spine = Spine::new(geometry, None, window);
         Some(Self { merge: Arc::new(merge), spine, views, rows: Vec::new(), frontier: 0 })

@@ -80,8 +80,12 @@ pub mod merge;
 mod pipeline;
 /// The producer handle.
 mod producer;
-/// Routing and the per-(producer, shard) queues.
+/// The per-(producer, shard) queues.
 mod queue;
+/// Which shard owns a path, and its id there.
+mod router;
+/// What producers, workers and the handle share; the lifecycle.
+mod shared;
 /// The sink for sealed segments, and retention.
 mod sink;
 /// Consistent cross-shard snapshots.

@@ -9,77 +9,21 @@ use crossbeam::utils::Backoff;
 use crate::bell::{Bells, Waiters};
 use crate::clock::Clock;
 use crate::config::{Builder, Config};
-use crate::directory::Directory;
 use crate::error::Error;
 use crate::key::PathKey;
 use crate::merge::Merge;
 use crate::producer::Producer;
-use crate::queue::{Lanes, Router};
+use crate::queue::Lanes;
+use crate::router::Router;
+use crate::shared::{Lifecycle, Shared};
 use crate::sink::{SharedSink, Undelivered};
 use crate::snapshot::{Layout, Snapshot, Views};
 use crate::stats::{Recorder, Stats};
-use crate::sync::{Arc, AtomicBool, AtomicU64, Ordering};
+use crate::sync::Arc;
 use crate::worker::Worker;
 
 /// How long `wait_sealed` sleeps between looks, once spinning has not been enough.
 const WAIT_POLL: Duration = Duration::from_micros(100);
-
-/// Numbers pipelines, so a key is refused by every pipeline but its own.
-static NEXT_PIPELINE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-
-/// Everything the producers, workers and handles share.
-pub(crate) struct Shared<M: Merge> {
-    /// This pipeline's number in the process: the keys it makes carry it.
-    pub(crate) id: u64,
-    pub(crate) config: Config,
-    /// Which shard owns a path.
-    pub(crate) router: Router,
-    /// Each shard's path names and ids, shared by producers, its worker and readers.
-    pub(crate) directories: Box<[Arc<Directory>]>,
-    pub(crate) merge: Arc<M>,
-    pub(crate) clock: Clock,
-    pub(crate) lanes: Lanes<M::Record>,
-    pub(crate) views: Views<M>,
-    pub(crate) bells: Bells,
-    /// Producers waiting for room in a full queue.
-    pub(crate) waiters: Waiters,
-    pub(crate) stats: Recorder,
-    pub(crate) sink: SharedSink<M::Output>,
-    /// Set once the clock is closed and idle: workers finish everything up to `last`.
-    pub(crate) finishing: AtomicBool,
-    /// The last commit issued, valid once `finishing` is set.
-    pub(crate) last: AtomicU64,
-    /// A worker panicked; nothing more will become visible.
-    pub(crate) failed: AtomicBool,
-}
-
-impl<M: Merge> Shared<M> {
-    /// The commit every worker must reach before it may stop, once shutdown has begun.
-    pub(crate) fn finish_line(&self) -> Option<u64> {
-        // Acquire: pairs with the Release in `Pipeline::finish`, so `last` is the final count.
-        self.finishing.load(Ordering::Acquire).then(|| self.last.load(Ordering::Relaxed))
-    }
-
-    /// Validates `path` and resolves it to its shard and id there, interning it if new.
-    pub(crate) fn key(&self, path: &str) -> Result<PathKey, Error> {
-        if path.is_empty() {
-            return Err(Error::EmptyPath);
-        }
-        let max = self.config.max_path_len;
-        if path.len() > max {
-            return Err(Error::PathTooLong { len: path.len(), max });
-        }
-        let shard = self.router.shard_of(path);
-        let id = self.directories[shard].intern(path);
-        let name = self.directories[shard].name(id).clone();
-        Ok(PathKey { pipeline: self.id, shard: shard as u32, id, name })
-    }
-
-    pub(crate) fn has_failed(&self) -> bool {
-        // Acquire: pairs with the Release when a worker records its panic.
-        self.failed.load(Ordering::Acquire)
-    }
-}
 
 /// A running pipeline: shard workers fed by lock-free queues, publishing consistent snapshots.
 ///
@@ -187,34 +131,20 @@ impl<M: Merge> Pipeline<M> {
     }
 
     pub(crate) fn start(config: Config, merge: M, sink: SharedSink<M::Output>) -> Result<Self, Error> {
-        // Relaxed: only uniqueness matters.
-        let id = NEXT_PIPELINE.fetch_add(1, Ordering::Relaxed);
-        let directories: Box<[Arc<Directory>]> = (0..config.shards).map(|_| Arc::default()).collect();
-        let router = Router::new(config.shards);
+        let router = Arc::new(Router::new(config.shards, config.max_path_len));
+        let layout =
+            Layout { geometry: config.geometry.clone(), window: config.window(), router: router.clone() };
         let shared = Arc::new(Shared {
-            id,
-            router: router.clone(),
-            directories: directories.clone(),
+            router,
             merge: Arc::new(merge),
             clock: Clock::new(config.max_producers),
             lanes: Lanes::new(config.max_producers, config.shards, config.queue_capacity),
-            views: Views::new(
-                config.shards,
-                Layout {
-                    geometry: config.geometry.clone(),
-                    window: config.window(),
-                    pipeline: id,
-                    router,
-                    directories,
-                },
-            ),
+            views: Views::new(config.shards, layout),
             bells: Bells::new(config.shards),
             waiters: Waiters::new(config.max_producers),
             stats: Recorder::new(config.max_producers.saturating_mul(config.queue_capacity)),
             sink,
-            finishing: AtomicBool::new(false),
-            last: AtomicU64::new(0),
-            failed: AtomicBool::new(false),
+            lifecycle: Lifecycle::default(),
             config,
         });
         let cores = if shared.config.pin_workers {
@@ -263,7 +193,7 @@ impl<M: Merge> Pipeline<M> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn key(&self, path: &str) -> Result<PathKey, Error> {
-        self.shared.key(path)
+        self.shared.router.key(path)
     }
 
     /// A new producer handle, for one thread. Refused past
@@ -321,7 +251,7 @@ impl<M: Merge> Pipeline<M> {
             if view.frontier >= commit {
                 return Ok(Snapshot::new(view, self.shared.merge.clone()));
             }
-            if self.shared.has_failed() {
+            if self.shared.lifecycle.has_failed() {
                 return Err(Error::WorkerPanicked);
             }
             let now = Instant::now();
@@ -387,10 +317,7 @@ impl<M: Merge> Pipeline<M> {
                 backoff.snooze();
             }
         }
-        // Relaxed: published by the Release store of `finishing` just below.
-        shared.last.store(last, Ordering::Relaxed);
-        // Release: workers that see `finishing` (Acquire) see the final `last` stored above.
-        shared.finishing.store(true, Ordering::Release);
+        shared.lifecycle.finish_at(last);
         shared.bells.ring_all();
         let mut panicked = false;
         for worker in self.workers.drain(..) {
@@ -399,7 +326,7 @@ impl<M: Merge> Pipeline<M> {
                 Err(_) => panicked = true,
             }
         }
-        finished.panicked = panicked || shared.has_failed();
+        finished.panicked = panicked || shared.lifecycle.has_failed();
         finished
     }
 }

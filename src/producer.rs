@@ -13,8 +13,8 @@ use rtrb::PushError;
 use crate::error::{Error, TryCommitError};
 use crate::key::{AsPath, PathKey, PathRef};
 use crate::merge::Merge;
-use crate::pipeline::Shared;
 use crate::queue::{Part, Sender};
+use crate::shared::Shared;
 use crate::stats::{Recorder, SAMPLE_EVERY};
 use crate::sync::Arc;
 
@@ -87,7 +87,7 @@ impl<M: Merge> Producer<M> {
         if shared.clock.is_closed() {
             return Err(Error::Shutdown);
         }
-        if shared.has_failed() {
+        if shared.lifecycle.has_failed() {
             return Err(Error::WorkerPanicked);
         }
         let max = shared.config.max_producers;
@@ -349,8 +349,7 @@ impl<M: Merge> Producer<M> {
             }
         }
         match path {
-            PathRef::Key(key) if key.pipeline == shared.id => Ok(Route { shard: key.shard, id: key.id }),
-            PathRef::Key(_) => Err(Error::ForeignKey),
+            PathRef::Key(key) => shared.router.resolve(key).map(|(shard, id)| Route { shard, id }),
             PathRef::Name(name) => match self.ids.get(name) {
                 Some(&route) => Ok(route),
                 None => self.route(name),
@@ -361,7 +360,7 @@ impl<M: Merge> Producer<M> {
     /// The first time this producer names `path`: validates and interns it.
     #[cold]
     fn route(&mut self, path: &str) -> Result<Route, Error> {
-        let key = self.shared.key(path)?;
+        let key = self.shared.router.key(path)?;
         let route = Route { shard: key.shard, id: key.id };
         self.ids.insert(path.into(), route);
         Ok(route)
@@ -369,7 +368,7 @@ impl<M: Merge> Producer<M> {
 
     /// Resolves `path` once, as [`Pipeline::key`](crate::Pipeline::key) does.
     pub fn key(&self, path: &str) -> Result<PathKey, Error> {
-        self.shared.key(path)
+        self.shared.router.key(path)
     }
 
     /// Refuses unless every part fits now. Exact: this producer is its queues' only writer.
@@ -411,7 +410,7 @@ impl<M: Merge> Producer<M> {
         // returned `WorkerPanicked` and told this one) refuses with no number taken; (2) no
         // acknowledged commit is lost silently: `wait_sealed` for it returns `WorkerPanicked`
         // instead of a snapshot, and so does `shutdown`.
-        if shared.has_failed() {
+        if shared.lifecycle.has_failed() {
             return Err(Error::WorkerPanicked);
         }
         let first = shared.clock.begin_many(self.slot, count).map_err(|_| Error::Shutdown)?;
@@ -463,7 +462,7 @@ impl<M: Merge> Producer<M> {
 /// A queue is full: `Full`, unless its worker is gone and it will never drain.
 #[cold]
 fn full_or_failed<M: Merge>(shared: &Shared<M>) -> Error {
-    if shared.has_failed() {
+    if shared.lifecycle.has_failed() {
         Error::WorkerPanicked
     } else {
         Error::Full
@@ -492,11 +491,11 @@ fn push_waiting<M: Merge>(
     loop {
         shared.bells.ring(shard);
         if backoff.is_completed() {
-            if shared.has_failed() {
+            if shared.lifecycle.has_failed() {
                 return false;
             }
             // Until the worker pops from this queue and wakes us; the timeout is a safety net.
-            let room = || queue.slots() > 0 || shared.has_failed();
+            let room = || queue.slots() > 0 || shared.lifecycle.has_failed();
             shared.waiters.wait(slot, std::thread::current(), room, || std::thread::park_timeout(ROOM_PARK));
         } else {
             backoff.snooze();

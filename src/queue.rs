@@ -1,6 +1,5 @@
-//! Routing and the bounded queues between producers and shard workers.
+//! The bounded queues between producers and shard workers.
 //!
-//! A path goes to shard `hash(path) % shards`, always the same one for a pipeline ([`Router`]).
 //! Every (producer, shard) pair has its own bounded single-producer queue, so a producer can
 //! tell exactly whether a commit fits before it takes a commit number (`try_commit` enqueues all
 //! or nothing), and a shard worker reads each producer's parts in that producer's commit order.
@@ -8,45 +7,9 @@
 //! Parts name their path by its dense id in the shard's directory (`crate::directory`), where
 //! the producer interned it the first time it named the path: no part carries a string.
 
-use std::hash::{BuildHasher, Hasher};
 use std::sync::{Mutex, OnceLock};
 
-use siphasher::sip::SipHasher13;
-
 use crate::sync::{AtomicUsize, Ordering};
-
-/// Which shard owns a path.
-///
-/// SipHash-1-3 keyed with 128 random bits drawn when the pipeline starts: paths from untrusted
-/// clients cannot be crafted to land on one shard (the key is never shown, and SipHash is
-/// built to keep it so), and no two pipelines route alike. Each producer hashes a name once
-/// and keeps its route, so the hash's cost is paid once per path per producer, and once per
-/// read by name. With one shard nothing is hashed.
-#[derive(Debug, Clone)]
-pub(crate) struct Router {
-    shards: usize,
-    key: (u64, u64),
-}
-
-impl Router {
-    /// A router over `shards` shards with a fresh random key.
-    pub(crate) fn new(shards: usize) -> Self {
-        // std's RandomState is SipHash keyed from the OS's randomness; two of its outputs make
-        // a key nobody outside this process can know.
-        let random = std::collections::hash_map::RandomState::new();
-        Self { shards, key: (random.hash_one(0u8), random.hash_one(1u8)) }
-    }
-
-    /// The shard that owns `path`.
-    pub(crate) fn shard_of(&self, path: &str) -> usize {
-        if self.shards == 1 {
-            return 0; // no hash to pay for
-        }
-        let mut hasher = SipHasher13::new_with_keys(self.key.0, self.key.1);
-        hasher.write(path.as_bytes());
-        (hasher.finish() % self.shards as u64) as usize
-    }
-}
 
 /// One record of one commit, on its way to the worker that owns its path.
 #[derive(Debug)]
@@ -149,32 +112,5 @@ impl<R> Lanes<R> {
                 into.push((slot, receiver));
             }
         }
-    }
-}
-
-#[cfg(all(test, not(loom)))]
-mod tests {
-    use super::*;
-
-    /// The same path always goes to the same shard of a pipeline; 1,000 paths spread over
-    /// every shard; and another pipeline's router (another key) routes them otherwise.
-    #[test]
-    fn routing_is_stable_spreads_and_is_keyed_per_pipeline() {
-        let shards = 4;
-        let (router, other) = (Router::new(shards), Router::new(shards));
-        let paths: Vec<String> = (0..1000).map(|i| format!("/p/{i}")).collect();
-        let first: Vec<usize> = paths.iter().map(|path| router.shard_of(path)).collect();
-        let again: Vec<usize> = paths.iter().map(|path| router.clone().shard_of(path)).collect();
-        assert_eq!(first, again, "a path's shard never changes within a pipeline");
-        let mut seen = [0usize; 4];
-        for &shard in &first {
-            seen[shard] += 1;
-        }
-        assert!(seen.iter().all(|&n| n > 150), "uneven routing: {seen:?}");
-        let moved = paths.iter().zip(&first).filter(|&(path, &shard)| other.shard_of(path) != shard).count();
-        // Independent keys move about three in four paths; a fixed key would move none.
-        assert!(moved > 500, "only {moved} of 1000 paths route differently under another key");
-        let one = Router::new(1);
-        assert!(paths.iter().all(|path| one.shard_of(path) == 0));
     }
 }

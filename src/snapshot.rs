@@ -36,24 +36,21 @@
 use std::fmt;
 
 use crate::batch::Batch;
-use crate::directory::Directory;
 use crate::history::History;
-use crate::key::{AsPath, PathRef};
+use crate::key::AsPath;
 use crate::merge::{Column, Merge, Part};
-use crate::queue::Router;
+use crate::router::Router;
 use crate::spine::window_start;
 use crate::sync::{Arc, ArcCell};
 use crate::tier::{Geometry, SegmentInfo};
 
-/// What every view of a pipeline is read with: the geometry, the retention window, the shards'
-/// directories, the router (for reads by name) and the pipeline's number (for keys).
+/// What every view of a pipeline is read with: the geometry, the retention window, and the
+/// router (the shards' directories, for reads by name and by key).
 #[derive(Debug)]
 pub(crate) struct Layout {
     pub(crate) geometry: Geometry,
     pub(crate) window: Option<usize>,
-    pub(crate) pipeline: u64,
-    pub(crate) router: Router,
-    pub(crate) directories: Box<[Arc<Directory>]>,
+    pub(crate) router: Arc<Router>,
 }
 
 impl Layout {
@@ -313,7 +310,7 @@ impl<M: Merge> Snapshot<M> {
     ) -> impl Iterator<Item = (&'a str, Vec<Part<'a, M::Column>>)> + 'a {
         let from = self.window_start();
         let layout = &*self.view.layout;
-        self.view.shards.iter().zip(layout.directories.iter()).flat_map(move |(shard, directory)| {
+        self.view.shards.iter().zip(layout.router.directories()).flat_map(move |(shard, directory)| {
             let mut cursors = vec![0usize; shard.batches.len()];
             (0..directory.len() as u32).filter_map(move |id| {
                 // Unnamed here: interned after this view was published, so nothing in it.
@@ -347,15 +344,7 @@ impl<M: Merge> Snapshot<M> {
 
     /// The shard and id of `path`, if it names one of this pipeline's paths.
     fn locate(&self, path: &impl AsPath) -> Option<(usize, u32)> {
-        let layout = &*self.view.layout;
-        match path.as_path() {
-            PathRef::Name(name) => {
-                let shard = layout.router.shard_of(name);
-                Some((shard, layout.directories[shard].id(name)?))
-            }
-            PathRef::Key(key) if key.pipeline == layout.pipeline => Some((key.shard as usize, key.id)),
-            PathRef::Key(_) => None,
-        }
+        self.view.layout.router.locate(path.as_path())
     }
 
     fn visible(&self, path: &impl AsPath) -> Vec<Found<'_, M>> {

@@ -52,13 +52,13 @@ use crossbeam::utils::Backoff;
 
 use crate::directory::Directory;
 use crate::merge::{Column, Merge};
-use crate::pipeline::Shared;
 use crate::queue::Receiver;
+use crate::shared::Shared;
 use crate::sink::Undelivered;
 use crate::snapshot::Published;
 use crate::spine::{Row, Spine};
 use crate::stats::Turn;
-use crate::sync::{Arc, Ordering};
+use crate::sync::Arc;
 use crate::tier::SegmentInfo;
 
 /// How long an idle worker parks before looking again without being rung (a safety net; the
@@ -119,7 +119,7 @@ impl<M: Merge> Worker<M> {
         let flush = shared.sink.0.is_some().then_some(config.flush_level);
         let spine = Spine::new(config.geometry.clone(), flush, config.window());
         Self {
-            directory: shared.directories[shard].clone(),
+            directory: shared.router.directory(shard).clone(),
             shared,
             shard,
             receivers: Vec::new(),
@@ -143,8 +143,7 @@ impl<M: Merge> Worker<M> {
     pub(crate) fn run(mut self) -> Vec<Undelivered<M::Output>> {
         let shared = self.shared.clone();
         if catch_unwind(AssertUnwindSafe(|| self.work())).is_err() {
-            // Release: pairs with `Shared::has_failed`.
-            shared.failed.store(true, Ordering::Release);
+            shared.lifecycle.fail();
             shared.bells.ring_all();
         }
         let directory = &self.directory;
@@ -164,13 +163,13 @@ impl<M: Merge> Worker<M> {
         let mut idle_since: Option<Instant> = None;
         loop {
             let worked = self.turn();
-            if let Some(last) = self.shared.finish_line() {
+            if let Some(last) = self.shared.lifecycle.finish_line() {
                 if self.finished(last) {
                     self.retry_sink(usize::MAX);
                     return;
                 }
             }
-            if self.shared.has_failed() {
+            if self.shared.lifecycle.has_failed() {
                 return;
             }
             if worked {
@@ -405,7 +404,7 @@ impl<M: Merge> Worker<M> {
 
     fn sleep(&mut self) {
         let shared = self.shared.clone();
-        let park = if shared.finish_line().is_some() { FINISHING_PARK } else { IDLE_PARK };
+        let park = if shared.lifecycle.finish_line().is_some() { FINISHING_PARK } else { IDLE_PARK };
         // The handshake with producers is `Bells`' (crate::bell).
         shared.bells.sleep(
             self.shard,
