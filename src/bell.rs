@@ -12,11 +12,10 @@
 //! park return at once). This fence is the one SeqCst fence a commit pays (the clock needs
 //! none); the loom model below loses a wake-up without either fence.
 
-use std::sync::OnceLock;
 
 use crossbeam::utils::CachePadded;
 
-use crate::sync::{fence, AtomicBool, Ordering};
+use crate::sync::{fence, AtomicBool, Mutex, MutexGuard, OnceLock, Ordering};
 
 /// The sleeping side of both handshakes (the bells' and the waiters'): says it sleeps through
 /// `flag`, looks once more (`ready`), and parks (`park`, which may return early) unless ready.
@@ -126,7 +125,7 @@ struct Waiter<T> {
     waiting: CachePadded<AtomicBool>,
     /// The waiting producer's thread (a producer may move between threads, so it is set on
     /// each wait). Held only to store or clone the handle: no synchronization happens inside.
-    thread: std::sync::Mutex<Option<T>>,
+    thread: Mutex<Option<T>>,
 }
 
 impl<T: Wake + Clone> Waiters<T> {
@@ -141,7 +140,7 @@ impl<T: Wake + Clone> Waiters<T> {
         )
     }
 
-    fn thread(&self, slot: usize) -> std::sync::MutexGuard<'_, Option<T>> {
+    fn thread(&self, slot: usize) -> MutexGuard<'_, Option<T>> {
         self.0[slot].thread.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 

@@ -6,7 +6,7 @@
 //! entries are whatever the user makes them (a [`OnceLock`] set once, a cell swapped by one
 //! writer): this type only keeps their addresses fixed.
 
-use std::sync::OnceLock;
+use crate::sync::OnceLock;
 
 /// Entries in the first chunk; chunk `k` holds `FIRST << k`.
 const FIRST: usize = 64;

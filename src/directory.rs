@@ -23,10 +23,9 @@
 //! (each newer one holds every entry of the old), and every slot and name set before.
 
 use std::hash::BuildHasher;
-use std::sync::{Mutex, OnceLock};
 
 use crate::chunks::Chunks;
-use crate::sync::{Arc, ArcCell, AtomicUsize, Ordering};
+use crate::sync::{Arc, ArcCell, AtomicUsize, Mutex, OnceLock, Ordering};
 
 /// A table slot: a name and its id, set once.
 type Slot = OnceLock<(Arc<str>, u32)>;

@@ -22,13 +22,12 @@
 //! the old one stays complete up to the swap for readers still holding it, and a reader that got
 //! a later view loads the new one (the cell's store precedes the view's).
 
-use std::sync::OnceLock;
 
 use crate::batch::Batch;
 use crate::chunks::Chunks;
 use crate::merge::Merge;
 use crate::snapshot::Found;
-use crate::sync::{Arc, ArcSlot, AtomicU64, AtomicUsize, Ordering};
+use crate::sync::{Arc, ArcSlot, AtomicU64, AtomicUsize, OnceLock, Ordering};
 
 /// Entries a path's first log has room for.
 #[cfg(not(loom))]

@@ -7,9 +7,7 @@
 //! Parts name their path by its dense id in the shard's directory (`crate::directory`), where
 //! the producer interned it the first time it named the path: no part carries a string.
 
-use std::sync::{Mutex, OnceLock};
-
-use crate::sync::{AtomicUsize, Ordering};
+use crate::sync::{AtomicUsize, Mutex, MutexGuard, OnceLock, Ordering};
 
 /// One record of one commit, on its way to the worker that owns its path.
 #[derive(Debug)]
@@ -51,7 +49,7 @@ impl<R> std::fmt::Debug for Lanes<R> {
 }
 
 /// Locks a mutex whose holders never panic while holding it (they only move a value in or out).
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 

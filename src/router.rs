@@ -15,7 +15,8 @@ use crate::error::Error;
 use crate::key::{PathKey, PathRef};
 use crate::sync::Arc;
 
-/// Numbers pipelines, so a key is refused by every pipeline but its own.
+/// Numbers pipelines, so a key is refused by every pipeline but its own. A plain std atomic: a
+/// static, outside every loom model, and only its uniqueness matters.
 static NEXT_PIPELINE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// Routes, validates and names the paths of one pipeline.

@@ -1,8 +1,8 @@
-//! The one place atomics and the published-view cell come from.
+//! The one place atomics, locks, write-once cells and the published-view cell come from.
 //!
-//! Normally these are `std` and `arc-swap`; under `--cfg loom` they are loom's, so the loom
-//! models in [`crate::clock`] and [`crate::snapshot`] exercise the real protocol code rather
-//! than a copy of it.
+//! Normally these are `std` and `arc-swap`; under `--cfg loom` they are loom's (or, for
+//! `OnceLock` and the cells, built on loom's), so the loom models exercise the real protocol
+//! code rather than a copy of it.
 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -12,6 +12,61 @@ pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Or
 // Data is shared through `std::sync::Arc` in both builds: the models check orderings on the
 // atomics and the cell, not reference counting.
 pub(crate) use std::sync::Arc;
+
+#[cfg(loom)]
+pub(crate) use loom::sync::{Mutex, MutexGuard};
+#[cfg(not(loom))]
+pub(crate) use std::sync::{Mutex, MutexGuard};
+
+#[cfg(not(loom))]
+pub(crate) use std::sync::OnceLock;
+
+/// Under loom, a `std::sync::OnceLock` whose publication goes through a loom atomic, so the
+/// models see a value set once and read by others after as the Release/Acquire hand-off it is.
+/// (std's own synchronization inside is invisible to loom; nothing here yields to loom while
+/// std's lock is held: the value is made before `set`.)
+#[cfg(loom)]
+pub(crate) struct OnceLock<T> {
+    ready: AtomicBool,
+    value: std::sync::OnceLock<T>,
+}
+
+#[cfg(loom)]
+impl<T> Default for OnceLock<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(loom)]
+impl<T> OnceLock<T> {
+    pub(crate) fn new() -> Self {
+        Self { ready: AtomicBool::new(false), value: std::sync::OnceLock::new() }
+    }
+
+    pub(crate) fn get(&self) -> Option<&T> {
+        // Acquire: pairs with the Release in `set`.
+        self.ready.load(Ordering::Acquire).then(|| self.value.get()).flatten()
+    }
+
+    pub(crate) fn set(&self, value: T) -> Result<(), T> {
+        self.value.set(value)?;
+        // Release: a reader that sees it sees the value and what was written before it.
+        self.ready.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Unlike std's, `f` may run in two racing threads; one value is kept.
+    pub(crate) fn get_or_init(&self, f: impl FnOnce() -> T) -> &T {
+        if self.get().is_none() && self.set(f()).is_err() {
+            // Another thread set it and is about to publish it.
+            while !self.ready.load(Ordering::Acquire) {
+                loom::thread::yield_now();
+            }
+        }
+        self.get().expect("set above or by the thread just waited for")
+    }
+}
 
 /// A cell holding an `Arc<T>` that readers load without a lock and writers replace by
 /// compare-and-swap: `arc_swap::ArcSwap` normally, a loom mutex under loom (arc-swap's
