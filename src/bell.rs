@@ -12,7 +12,6 @@
 //! park return at once). This fence is the one SeqCst fence a commit pays (the clock needs
 //! none); the loom model below loses a wake-up without either fence.
 
-
 use crossbeam::utils::CachePadded;
 
 use crate::sync::{fence, AtomicBool, Mutex, MutexGuard, OnceLock, Ordering};

@@ -22,7 +22,6 @@
 //! the old one stays complete up to the swap for readers still holding it, and a reader that got
 //! a later view loads the new one (the cell's store precedes the view's).
 
-
 use crate::batch::Batch;
 use crate::chunks::Chunks;
 use crate::merge::Merge;
