@@ -1,12 +1,12 @@
 //! Handles on internal stages, for the criterion benchmarks in `benches/` only. Not part of the
 //! API: hidden from the docs, and free to change in any release.
 
-use crate::clock::Clock;
+use crate::ingest::clock::Clock;
+use crate::ingest::queue::{Part, Receiver, Sender};
+use crate::ingest::router::Router;
 use crate::merge::Merge;
-use crate::queue::{Part, Receiver, Sender};
-use crate::router::Router;
-use crate::snapshot::{Layout, Snapshot, Views};
-use crate::spine::{Row, Spine};
+use crate::read::snapshot::{Layout, Snapshot, Views};
+use crate::shard::spine::{Row, Spine};
 use crate::sync::Arc;
 use crate::tier::Geometry;
 
@@ -84,7 +84,7 @@ impl<M: Merge> std::fmt::Debug for Shard<M> {
     }
 }
 
-/// The merge fuel a worker's turn earns per record (see `crate::worker`).
+/// The merge fuel a worker's turn earns per record (see `crate::shard::worker`).
 const FUEL_PER_RECORD: usize = 64;
 
 impl<M: Merge> Shard<M> {

@@ -4,10 +4,10 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::error::Error;
+use crate::ingest::queue::Part;
 use crate::merge::Merge;
+use crate::out::sink::{Retention, SharedSink, Sink};
 use crate::pipeline::Pipeline;
-use crate::queue::Part;
-use crate::sink::{Retention, SharedSink, Sink};
 use crate::tier::Geometry;
 
 /// The most shard workers a pipeline starts.

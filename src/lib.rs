@@ -46,60 +46,38 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks, clippy::unwrap_used)]
 
+// In the order of the data flow (DESIGN.md): a commit enters through `ingest`, is formed and
+// merged in a `shard`, is published for `read`, and leaves through `out`.
+
+/// The primitives every concurrent part is built on: std's, or loom's in the models.
 mod sync;
 
-/// One immutable, columnar batch per range.
-mod batch;
-/// An append-only list whose entries never move.
-mod chunks;
-/// Commit numbers and the sealed frontier.
-mod clock;
-/// The builder.
+/// The builder and the limits of its settings.
 mod config;
-/// A shard's path names and ids, shared by its worker and readers.
-mod directory;
 /// The error type.
 mod error;
-/// Writing `Stats` out: Prometheus text exposition and `.hgrm` percentile distributions.
-mod export;
-/// A histogram recorded with relaxed atomic adds, read as an hdrhistogram `Histogram`.
-mod histogram;
-/// Top-level batches kept for good, indexed per path.
-mod history;
-/// Path keys: a path resolved once.
-mod key;
+/// The `Merge` trait and the built-in merges.
+pub mod merge;
+/// Aligned ranges: the arithmetic every layer shares.
+mod tier;
 
-/// The wake-up bells: producers wake parked workers without a lost wake-up.
-mod bell;
+/// Commits in: the clock, path keys and routing, producers, queues and bells.
+mod ingest;
+/// Segments and figures out: the sink, statistics and their text formats.
+mod out;
+/// Consistent cross-shard views, and the snapshot readers hold.
+mod read;
+/// A shard's worker and its storage: batches, sort, spine, history, directory.
+mod shard;
+
+/// The pipeline handle.
+mod pipeline;
+/// What producers, workers and the handle share, and the pipeline's lifecycle.
+mod shared;
+
 #[doc(hidden)]
 #[cfg(not(loom))]
 pub mod bench;
-/// The `Merge` trait and the built-in merges.
-pub mod merge;
-/// The pipeline handle.
-mod pipeline;
-/// The producer handle.
-mod producer;
-/// The per-(producer, shard) queues.
-mod queue;
-/// Which shard owns a path, and its id there.
-mod router;
-/// What producers, workers and the handle share; the lifecycle.
-mod shared;
-/// The sink for sealed segments, and retention.
-mod sink;
-/// Consistent cross-shard snapshots.
-mod snapshot;
-/// A turn's rows sorted by (path, commit) without allocating.
-mod sort;
-/// A shard's batches: forming, fueled merging, retention runs, the hand-over to history.
-mod spine;
-/// Statistics.
-mod stats;
-/// Aligned tier geometry.
-mod tier;
-/// Shard workers: drain, form, merge, publish.
-mod worker;
 
 /// The HdrHistogram crate the [`Stats`] histograms are made with, re-exported so a caller names
 /// `lockstep::hdrhistogram::Histogram` without depending on a matching version of it.
@@ -132,13 +110,13 @@ pub mod limits {
 
 pub use config::Builder;
 pub use error::{Error, TryCommitError};
-pub use key::{AsPath, PathKey};
+pub use ingest::key::{AsPath, PathKey};
+pub use ingest::producer::Producer;
 pub use merge::Merge;
+pub use out::sink::{DiscardSink, Retention, Sink, SinkError, Undelivered};
+pub use out::stats::Stats;
 pub use pipeline::{Pipeline, ShutdownError};
-pub use producer::Producer;
-pub use sink::{DiscardSink, Retention, Sink, SinkError, Undelivered};
-pub use snapshot::Snapshot;
-pub use stats::Stats;
+pub use read::snapshot::Snapshot;
 pub use tier::SegmentInfo;
 
 #[cfg(all(test, not(loom)))]

@@ -2,7 +2,7 @@
 //! [`Column`](crate::merge::Column) a batch keeps its outputs in, and the built-in merges.
 //!
 //! Compaction never looks inside records. A shard stores each aligned range once, as one batch
-//! holding every path's segment for that range (see `crate::batch`); the segments live in the
+//! holding every path's segment for that range (see `crate::shard::batch`); the segments live in the
 //! batch's [`Column`](crate::merge::Column), one after another in path order.
 //! [`Merge::seal`](crate::merge::Merge::seal) turns the records one path wrote in a range into an
 //! output, [`Merge::merge`](crate::merge::Merge::merge) joins the outputs of adjacent ranges.

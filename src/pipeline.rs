@@ -6,21 +6,21 @@ use std::time::{Duration, Instant};
 
 use crossbeam::utils::Backoff;
 
-use crate::bell::{Bells, Waiters};
-use crate::clock::Clock;
 use crate::config::{Builder, Config};
 use crate::error::Error;
-use crate::key::PathKey;
+use crate::ingest::bell::{Bells, Waiters};
+use crate::ingest::clock::Clock;
+use crate::ingest::key::PathKey;
+use crate::ingest::producer::Producer;
+use crate::ingest::queue::Lanes;
+use crate::ingest::router::Router;
 use crate::merge::Merge;
-use crate::producer::Producer;
-use crate::queue::Lanes;
-use crate::router::Router;
+use crate::out::sink::{SharedSink, Undelivered};
+use crate::out::stats::{Recorder, Stats};
+use crate::read::snapshot::{Layout, Snapshot, Views};
+use crate::shard::worker::Worker;
 use crate::shared::{Lifecycle, Shared};
-use crate::sink::{SharedSink, Undelivered};
-use crate::snapshot::{Layout, Snapshot, Views};
-use crate::stats::{Recorder, Stats};
 use crate::sync::Arc;
-use crate::worker::Worker;
 
 /// How long `wait_sealed` sleeps between looks, once spinning has not been enough.
 const WAIT_POLL: Duration = Duration::from_micros(100);

@@ -14,15 +14,15 @@
 //!   that returned `WorkerPanicked` is seen by every later call on any thread that learnt of
 //!   it, which is what lets a refusal come before a commit number is taken.
 
-use crate::bell::{Bells, Waiters};
-use crate::clock::Clock;
 use crate::config::Config;
+use crate::ingest::bell::{Bells, Waiters};
+use crate::ingest::clock::Clock;
+use crate::ingest::queue::Lanes;
+use crate::ingest::router::Router;
 use crate::merge::Merge;
-use crate::queue::Lanes;
-use crate::router::Router;
-use crate::sink::SharedSink;
-use crate::snapshot::Views;
-use crate::stats::Recorder;
+use crate::out::sink::SharedSink;
+use crate::out::stats::Recorder;
+use crate::read::snapshot::Views;
 use crate::sync::{Arc, AtomicBool, AtomicU64, Ordering};
 
 /// Everything the producers, workers and handles share.

@@ -3,7 +3,7 @@
 //! With divisor `D`, a level-`L` segment (`L >= 1`) covers exactly `end - D^L + 1 ..= end` with
 //! `end % D^L == 0`; level 0 is one commit. Boundaries depend on commit numbers alone, so every
 //! path's segments either cover identical ranges or are disjoint. How a shard builds them is
-//! `crate::spine`'s business; the finished layout of a path is the base-`D` decomposition of
+//! `crate::shard::spine`'s business; the finished layout of a path is the base-`D` decomposition of
 //! `[1, F]` (top levels first, capped at `max_level`), keeping the ranges where it has data.
 
 /// The commit range one segment covers, and its level.

@@ -11,7 +11,7 @@ use std::io;
 
 use hdrhistogram::Histogram;
 
-use crate::stats::Stats;
+use crate::out::stats::Stats;
 
 /// Quantiles every summary reports (1 is the largest value recorded).
 const QUANTILES: [f64; 5] = [0.5, 0.9, 0.99, 0.999, 1.0];
@@ -331,7 +331,7 @@ mod tests {
 
     #[test]
     fn a_label_name_given_twice_is_refused_and_nothing_is_written() {
-        let stats = crate::stats::Recorder::new(0).read(1, 1);
+        let stats = crate::out::stats::Recorder::new(0).read(1, 1);
         let mut text = Vec::new();
         let twice = stats.write_prometheus(&mut text, &[("a", "1"), ("b", "2"), ("a", "3")]);
         assert_eq!(twice.map_err(|e| e.kind()), Err(io::ErrorKind::InvalidInput));

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use hdrhistogram::Histogram;
 
-use crate::histogram::{self, AtomicHistogram};
+use crate::out::histogram::{self, AtomicHistogram};
 use crate::sync::{Arc, ArcCell, AtomicU64, Ordering};
 
 /// Producers time one commit in this many, and stamp it for the commit-to-visible figure.
@@ -236,7 +236,7 @@ impl Recorder {
         }
     }
 
-    pub(crate) fn sink_write(&self, result: &Result<(), crate::sink::SinkError>) {
+    pub(crate) fn sink_write(&self, result: &Result<(), crate::out::sink::SinkError>) {
         // Relaxed: counters read only for statistics.
         match result {
             Ok(()) => self.sink_writes.fetch_add(1, Ordering::Relaxed),

@@ -10,9 +10,9 @@ use std::hash::{BuildHasher, Hasher};
 
 use siphasher::sip::SipHasher13;
 
-use crate::directory::Directory;
 use crate::error::Error;
-use crate::key::{PathKey, PathRef};
+use crate::ingest::key::{PathKey, PathRef};
+use crate::shard::directory::Directory;
 use crate::sync::Arc;
 
 /// Numbers pipelines, so a key is refused by every pipeline but its own. A plain std atomic: a

@@ -4,7 +4,7 @@
 //! tell exactly whether a commit fits before it takes a commit number (`try_commit` enqueues all
 //! or nothing), and a shard worker reads each producer's parts in that producer's commit order.
 //!
-//! Parts name their path by its dense id in the shard's directory (`crate::directory`), where
+//! Parts name their path by its dense id in the shard's directory (`crate::shard::directory`), where
 //! the producer interned it the first time it named the path: no part carries a string.
 
 use crate::sync::{AtomicUsize, Mutex, MutexGuard, OnceLock, Ordering};

@@ -1,7 +1,7 @@
 //! Consistent cross-path views, published through arc-swap and read without a lock.
 //!
 //! Each shard worker publishes an immutable [`ShardView`]: its frontier and the `Arc`s of its
-//! batches (see `crate::spine`); the path directories (`crate::directory`) are shared by every
+//! batches (see `crate::shard::spine`); the path directories (`crate::shard::directory`) are shared by every
 //! view. The global [`View`] holds one `Arc` per shard and is cut at the minimum of their
 //! frontiers, so a commit whose parts went to several shards is seen whole or not at all.
 //! [`Pipeline::snapshot`](crate::Pipeline::snapshot) is one load of the global view. Publishing a
@@ -35,12 +35,12 @@
 
 use std::fmt;
 
-use crate::batch::Batch;
-use crate::history::History;
-use crate::key::AsPath;
+use crate::ingest::key::AsPath;
+use crate::ingest::router::Router;
 use crate::merge::{Column, Merge, Part};
-use crate::router::Router;
-use crate::spine::window_start;
+use crate::shard::batch::Batch;
+use crate::shard::history::History;
+use crate::shard::spine::window_start;
 use crate::sync::{Arc, ArcCell};
 use crate::tier::{Geometry, SegmentInfo};
 
@@ -67,7 +67,7 @@ pub(crate) struct ShardView<M: Merge> {
     pub(crate) merged_end: u64,
     /// The end of the last top-level block dropped for retention; 0 if none.
     pub(crate) dropped_end: u64,
-    /// Without a retention window: the shard's history (`crate::history`) and the runs of it
+    /// Without a retention window: the shard's history (`crate::shard::history`) and the runs of it
     /// this view shows, all before `batches`.
     pub(crate) history: Option<(Arc<History<M>>, usize)>,
     /// Ascending; the tail of single commits last.

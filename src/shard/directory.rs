@@ -11,7 +11,7 @@
 //! be fuller, the worker builds one twice the size and swaps it in (amortized O(1) per path; the
 //! old table stays readable, and complete up to the swap, for readers still holding it). Id to
 //! name is an append-only list of write-once entries whose addresses never change
-//! (`crate::chunks`).
+//! (`crate::shard::chunks`).
 //!
 //! # Orderings
 //!
@@ -24,7 +24,7 @@
 
 use std::hash::BuildHasher;
 
-use crate::chunks::Chunks;
+use crate::shard::chunks::Chunks;
 use crate::sync::{Arc, ArcCell, AtomicUsize, Mutex, OnceLock, Ordering};
 
 /// A table slot: a name and its id, set once.

@@ -3,7 +3,7 @@
 //!
 //! Without a retention window every top-level block stays readable forever. Keeping them as
 //! spine batches would make each turn and each read cost O(history); combining them into
-//! ever larger runs (as a window does, `crate::spine`) copies every segment `log(history)` times
+//! ever larger runs (as a window does, `crate::shard::spine`) copies every segment `log(history)` times
 //! and faults in fresh memory for each copy. Instead the spine hands each top-level batch over
 //! here once: it is appended to the shard's list of *runs*, and each path it holds gets one
 //! entry, `(run, index of the path in that run)`, appended to the path's *log*. Reading a path
@@ -22,10 +22,10 @@
 //! the old one stays complete up to the swap for readers still holding it, and a reader that got
 //! a later view loads the new one (the cell's store precedes the view's).
 
-use crate::batch::Batch;
-use crate::chunks::Chunks;
 use crate::merge::Merge;
-use crate::snapshot::Found;
+use crate::read::snapshot::Found;
+use crate::shard::batch::Batch;
+use crate::shard::chunks::Chunks;
 use crate::sync::{Arc, ArcSlot, AtomicU64, AtomicUsize, OnceLock, Ordering};
 
 /// Entries a path's first log has room for.
@@ -159,8 +159,8 @@ impl<M: Merge> Writer<M> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use crate::batch::Builder;
     use crate::merge::Sum;
+    use crate::shard::batch::Builder;
 
     /// A top-level run ending at `end` holding `ids`, each with one segment of value `end`.
     fn run(end: u64, ids: &[u32]) -> Arc<Batch<Sum>> {
@@ -222,8 +222,8 @@ mod tests {
 #[cfg(all(test, loom))]
 mod loom_models {
     use super::*;
-    use crate::batch::Builder;
     use crate::merge::Sum;
+    use crate::shard::batch::Builder;
     use loom::thread;
 
     /// The writer hands over three runs of path 0, growing its log twice (room for 1, 2, then

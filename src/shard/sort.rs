@@ -11,7 +11,7 @@
 //! wherever the allocator has just returned memory to the system, which it does all the time
 //! while a shard's retained history grows.
 
-use crate::spine::Row;
+use crate::shard::spine::Row;
 
 /// The bits needed to write `value`.
 fn bits(value: u64) -> u32 {

@@ -11,11 +11,11 @@ use hdrhistogram::Histogram;
 use rtrb::PushError;
 
 use crate::error::{Error, TryCommitError};
-use crate::key::{AsPath, PathKey, PathRef};
+use crate::ingest::key::{AsPath, PathKey, PathRef};
+use crate::ingest::queue::{Part, Sender};
 use crate::merge::Merge;
-use crate::queue::{Part, Sender};
+use crate::out::stats::{Recorder, SAMPLE_EVERY};
 use crate::shared::Shared;
-use crate::stats::{Recorder, SAMPLE_EVERY};
 use crate::sync::Arc;
 
 /// How long a producer waiting for room parks before it looks again unwoken (a safety net: the
@@ -23,7 +23,7 @@ use crate::sync::Arc;
 const ROOM_PARK: Duration = Duration::from_millis(5);
 
 /// The most parts one `commit_many` call takes: where each commit ends is kept as a `u32`, and
-/// one step of the clock takes at most 2^32 numbers (`crate::clock`, "Closing").
+/// one step of the clock takes at most 2^32 numbers (`crate::ingest::clock`, "Closing").
 const MAX_BATCH_PARTS: usize = u32::MAX as usize;
 
 /// Timed commits a producer collects before folding them into the shared histogram.
@@ -475,7 +475,7 @@ fn full_or_failed<M: Merge>(shared: &Shared<M>) -> Error {
 /// First it advances this producer's announcement to `part`'s commit: parts go in commit
 /// order, so every earlier commit of a `commit_many` batch is fully enqueued, and the frontier
 /// may pass them. A batch that held them back while it waited would wait for good once its
-/// queue's pending list spans two commits (`crate::worker`, "Producers ahead wait").
+/// queue's pending list spans two commits (`crate::shard::worker`, "Producers ahead wait").
 #[cold]
 fn push_waiting<M: Merge>(
     shared: &Shared<M>,

@@ -37,7 +37,7 @@
 //! advance in place of the announcement (a reader that sees it sees those enqueues; a reader
 //! that sees the older announcement holds the frontier lower still). Without it the frontier
 //! stayed below the whole batch while the batch waited for room the workers would only make
-//! once the frontier moved (`crate::worker`, "Producers ahead wait").
+//! once the frontier moved (`crate::shard::worker`, "Producers ahead wait").
 //!
 //! **The frontier is a safe lower bound, not a monotone one.** A producer may load `a`, be
 //! descheduled while others take and retire `a, a + 1, …`, and announce the stale `a` after a

@@ -4,11 +4,11 @@
 //! decomposition of `[1, F]`: top-level blocks, then at most `D - 1` blocks per lower level,
 //! then the *tail*: the single commits after the last block that could be formed. Each batch
 //! holds every path of the shard that has data in its range. Without a retention window the
-//! top-level blocks are handed to the shard's history (`crate::history`) as soon as they exist,
+//! top-level blocks are handed to the shard's history (`crate::shard::history`) as soon as they exist,
 //! so the spine itself holds O(D · T) batches; under a window it keeps them, combined into runs.
 //!
 //! A loop turn hands the spine the records it sealed; the spine sorts them by (path, commit)
-//! with one radix sort (`crate::sort`). **Forming** puts each into the batch of the highest
+//! with one radix sort (`crate::shard::sort`). **Forming** puts each into the batch of the highest
 //! aligned block that its range allows: the blocks of `(formed, to]` are chosen greedily (the largest aligned block
 //! starting at `formed + 1` that ends by `to`), so a turn that seals thousands of commits builds
 //! top-level batches directly. One walk over the sorted records and the old tail fills every
@@ -26,7 +26,7 @@
 //! fresh memory; the history's per-path logs write each one once instead.
 //!
 //! `to`, the end of forming, is the last multiple of `D` at or below the turn's *bound*: rule 1
-//! of `crate::snapshot` (no block may end past the lowest published frontier of the other
+//! of `crate::read::snapshot` (no block may end past the lowest published frontier of the other
 //! shards). The tail is cuttable; everything else ends at or below `formed`.
 //!
 //! A sink at flush level `K < T` must receive every level-`K` block, so forming then stops at
@@ -37,11 +37,11 @@ use std::collections::VecDeque;
 
 use smallvec::SmallVec;
 
-use crate::batch::{Batch, Builder};
-use crate::history::Writer;
 use crate::merge::{Merge, Part};
-use crate::snapshot::ShardView;
-use crate::sort::Sorter;
+use crate::read::snapshot::ShardView;
+use crate::shard::batch::{Batch, Builder};
+use crate::shard::history::Writer;
+use crate::shard::sort::Sorter;
 use crate::sync::Arc;
 use crate::tier::Geometry;
 
@@ -65,8 +65,8 @@ pub(crate) struct Row<R> {
     pub(crate) record: R,
 }
 
-impl<R> From<crate::queue::Part<R>> for Row<R> {
-    fn from(part: crate::queue::Part<R>) -> Self {
+impl<R> From<crate::ingest::queue::Part<R>> for Row<R> {
+    fn from(part: crate::ingest::queue::Part<R>) -> Self {
         Self { commit: part.commit, id: part.path, record: part.record }
     }
 }
@@ -165,7 +165,7 @@ pub(crate) struct Spine<M: Merge> {
     /// Batches of level >= 1 (and, with `max_level` 0, runs of single commits), disjoint and
     /// ascending; under a window, old top-level ones combined into runs.
     batches: Vec<Arc<Batch<M>>>,
-    /// Without a window: where top-level batches go once formed (`crate::history`), before
+    /// Without a window: where top-level batches go once formed (`crate::shard::history`), before
     /// every batch in `batches`.
     history: Option<Writer<M>>,
     /// Single commits in `(formed, frontier]`.

@@ -2,7 +2,7 @@
 //! publish, and nothing else.
 //!
 //! A turn reads the clock's frontier `f` *first*, then drains. Every part of every commit `<= f`
-//! was enqueued before `f` could be read (see [`crate::clock`]), so it sits at the front of its
+//! was enqueued before `f` could be read (see [`crate::ingest::clock`]), so it sits at the front of its
 //! queue, and one pass of at most `capacity` pops per queue collects all of them. Parts of later
 //! commits wait in their producer's pending list, in that producer's commit order, so a turn
 //! takes the sealed ones from the front: its work is what it drains and seals, never the number
@@ -29,7 +29,7 @@
 //! its share whatever its list holds. Otherwise the turn's frontier is the clock's, and the
 //! producer holding the oldest unsealed commit `c` has enqueued nothing of a later commit: a
 //! plain commit is one number; a `commit_many` batch, before it waits for room, advances its
-//! announcement to the commit it is enqueueing (`crate::clock`, "Batches"), so the frontier
+//! announcement to the commit it is enqueueing (`crate::ingest::clock`, "Batches"), so the frontier
 //! reaches the commit before it. Its list then holds parts of `c` alone, however many, and its
 //! queue is popped: a commit may have more parts than its queue holds, and its producer needs
 //! the room to finish it. (A stale frontier read can leave older commits in that list for a
@@ -50,14 +50,14 @@ use std::time::{Duration, Instant};
 
 use crossbeam::utils::Backoff;
 
-use crate::directory::Directory;
+use crate::ingest::queue::Receiver;
 use crate::merge::{Column, Merge};
-use crate::queue::Receiver;
+use crate::out::sink::Undelivered;
+use crate::out::stats::Turn;
+use crate::read::snapshot::Published;
+use crate::shard::directory::Directory;
+use crate::shard::spine::{Row, Spine};
 use crate::shared::Shared;
-use crate::sink::Undelivered;
-use crate::snapshot::Published;
-use crate::spine::{Row, Spine};
-use crate::stats::Turn;
 use crate::sync::Arc;
 use crate::tier::SegmentInfo;
 
@@ -195,7 +195,7 @@ impl<M: Merge> Worker<M> {
         let frontier = shared.clock.frontier().max(self.spine.frontier());
         let mut turn = Turn::default();
         let frontier = self.drain(frontier, &mut turn);
-        // Rule 1 of `crate::snapshot`: form up to our frontier and the others' published ones.
+        // Rule 1 of `crate::read::snapshot`: form up to our frontier and the others' published ones.
         let bound = shared.views.bound(self.shard, frontier);
         let merge = &*shared.merge;
         let started = Instant::now();
@@ -291,7 +291,7 @@ impl<M: Merge> Worker<M> {
             }
         }
         if turn.drained > 0 {
-            // Room was made: wake the producers waiting for it (crate::bell::Waiters).
+            // Room was made: wake the producers waiting for it (crate::ingest::bell::Waiters).
             shared.waiters.fence();
             for (slot, _) in &self.receivers {
                 shared.waiters.wake(*slot);
@@ -340,7 +340,7 @@ impl<M: Merge> Worker<M> {
             if self.included {
                 return false;
             }
-            // The last publish gave up (rule 2 in `crate::snapshot`): try the global view again.
+            // The last publish gave up (rule 2 in `crate::read::snapshot`): try the global view again.
             let published = shared.views.publish_global(self.shard);
             self.published(published);
             return true;
@@ -405,7 +405,7 @@ impl<M: Merge> Worker<M> {
     fn sleep(&mut self) {
         let shared = self.shared.clone();
         let park = if shared.lifecycle.finish_line().is_some() { FINISHING_PARK } else { IDLE_PARK };
-        // The handshake with producers is `Bells`' (crate::bell).
+        // The handshake with producers is `Bells`' (crate::ingest::bell).
         shared.bells.sleep(
             self.shard,
             || self.has_work(),

@@ -1,0 +1,11 @@
+//! Out of the pipeline: sealed segments to the `sink`, figures in `stats` (recorded into
+//! lock-free `histogram`s) and written as text by `export`.
+
+/// Writing `Stats` out: Prometheus text exposition and `.hgrm` percentile distributions.
+pub(crate) mod export;
+/// A histogram recorded with relaxed atomic adds, read as an hdrhistogram `Histogram`.
+pub(crate) mod histogram;
+/// The sink for sealed segments, and retention.
+pub(crate) mod sink;
+/// Statistics.
+pub(crate) mod stats;
