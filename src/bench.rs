@@ -5,8 +5,10 @@ use crate::ingest::clock::Clock;
 use crate::ingest::queue::{Part, Receiver, Sender};
 use crate::ingest::router::Router;
 use crate::merge::Merge;
-use crate::read::snapshot::{Layout, Snapshot, Views};
-use crate::shard::spine::{Row, Spine};
+use crate::read::snapshot::Snapshot;
+use crate::read::view::{Layout, Views};
+use crate::shard::sort::Row;
+use crate::shard::spine::Spine;
 use crate::sync::Arc;
 use crate::tier::Geometry;
 

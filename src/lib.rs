@@ -52,7 +52,9 @@
 /// The primitives every concurrent part is built on: std's, or loom's in the models.
 mod sync;
 
-/// The builder and the limits of its settings.
+/// The builder.
+mod builder;
+/// The checked settings, and their limits.
 mod config;
 /// The error type.
 mod error;
@@ -108,7 +110,7 @@ pub mod limits {
     };
 }
 
-pub use config::Builder;
+pub use builder::Builder;
 pub use error::{Error, TryCommitError};
 pub use ingest::key::{AsPath, PathKey};
 pub use ingest::producer::Producer;

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam::utils::Backoff;
 
-use crate::config::{Builder, Config};
+use crate::builder::Builder;
+use crate::config::Config;
 use crate::error::Error;
 use crate::ingest::bell::{Bells, Waiters};
 use crate::ingest::clock::Clock;
@@ -17,7 +18,8 @@ use crate::ingest::router::Router;
 use crate::merge::Merge;
 use crate::out::sink::{SharedSink, Undelivered};
 use crate::out::stats::{Recorder, Stats};
-use crate::read::snapshot::{Layout, Snapshot, Views};
+use crate::read::snapshot::Snapshot;
+use crate::read::view::{Layout, Views};
 use crate::shard::worker::Worker;
 use crate::shared::{Lifecycle, Shared};
 use crate::sync::Arc;

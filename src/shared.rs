@@ -22,7 +22,7 @@ use crate::ingest::router::Router;
 use crate::merge::Merge;
 use crate::out::sink::SharedSink;
 use crate::out::stats::Recorder;
-use crate::read::snapshot::Views;
+use crate::read::view::Views;
 use crate::sync::{Arc, AtomicBool, AtomicU64, Ordering};
 
 /// Everything the producers, workers and handles share.

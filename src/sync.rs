@@ -26,6 +26,7 @@ pub(crate) use std::sync::OnceLock;
 /// (std's own synchronization inside is invisible to loom; nothing here yields to loom while
 /// std's lock is held: the value is made before `set`.)
 #[cfg(loom)]
+#[derive(Debug)]
 pub(crate) struct OnceLock<T> {
     ready: AtomicBool,
     value: std::sync::OnceLock<T>,

@@ -48,6 +48,15 @@ impl Geometry {
         self.spans[level as usize]
     }
 
+    /// The first commit a view cut at `cut` shows under a retention window of the newest
+    /// `window` top-level blocks (1 without one).
+    pub(crate) fn window_start(&self, window: Option<usize>, cut: u64) -> u64 {
+        let Some(n) = window else { return 1 };
+        let span = self.span(self.max_level);
+        let top_end = cut / span * span;
+        top_end.saturating_sub(span.saturating_mul(n as u64)) + 1
+    }
+
     /// The end of the level-`level` block holding `commit`. Forming asks this once per segment
     /// of a run, where a 64-bit division was a fifth of forming's time: with a power-of-two
     /// divisor (the default) it is a mask. (Commit 0, in no block, gives 0, as the division does.)

@@ -1,5 +1,7 @@
 //! Reading: each shard publishes its view, a global view is cut across them, and a `snapshot`
 //! is what a reader holds.
 
-/// Consistent cross-shard snapshots.
+/// The snapshot a reader holds.
 pub(crate) mod snapshot;
+/// Shard views and the global view cut across them: the publish protocol.
+pub(crate) mod view;

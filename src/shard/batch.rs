@@ -18,6 +18,9 @@ use std::ops::Range;
 use crate::merge::{Column, Merge, Part};
 use crate::tier::{Geometry, SegmentInfo};
 
+/// One segment, found for a read: its batch and its index there.
+pub(crate) type Found<'a, M> = (&'a Batch<M>, usize);
+
 /// One range's segments of every path of a shard.
 pub(crate) struct Batch<M: Merge> {
     pub(crate) level: u32,

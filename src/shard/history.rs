@@ -23,8 +23,8 @@
 //! a later view loads the new one (the cell's store precedes the view's).
 
 use crate::merge::Merge;
-use crate::read::snapshot::Found;
 use crate::shard::batch::Batch;
+use crate::shard::batch::Found;
 use crate::shard::chunks::Chunks;
 use crate::sync::{Arc, ArcSlot, AtomicU64, AtomicUsize, OnceLock, Ordering};
 

@@ -11,7 +11,21 @@
 //! wherever the allocator has just returned memory to the system, which it does all the time
 //! while a shard's retained history grows.
 
-use crate::shard::spine::Row;
+use crate::ingest::queue::Part;
+
+/// A sealed record, drained from a queue, with the shard's dense id for its path.
+#[derive(Debug)]
+pub(crate) struct Row<R> {
+    pub(crate) commit: u64,
+    pub(crate) id: u32,
+    pub(crate) record: R,
+}
+
+impl<R> From<Part<R>> for Row<R> {
+    fn from(part: Part<R>) -> Self {
+        Self { commit: part.commit, id: part.path, record: part.record }
+    }
+}
 
 /// The bits needed to write `value`.
 fn bits(value: u64) -> u32 {

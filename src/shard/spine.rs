@@ -38,38 +38,15 @@ use std::collections::VecDeque;
 use smallvec::SmallVec;
 
 use crate::merge::{Merge, Part};
-use crate::read::snapshot::ShardView;
+use crate::read::view::ShardView;
 use crate::shard::batch::{Batch, Builder};
 use crate::shard::history::Writer;
-use crate::shard::sort::Sorter;
+use crate::shard::sort::{Row, Sorter};
 use crate::sync::Arc;
 use crate::tier::Geometry;
 
-/// The first commit a view cut at `cut` shows under a retention window of the newest `window`
-/// top-level blocks (1 without one).
-pub(crate) fn window_start(window: Option<usize>, geometry: &Geometry, cut: u64) -> u64 {
-    let Some(n) = window else { return 1 };
-    let span = geometry.span(geometry.max_level());
-    let top_end = cut / span * span;
-    top_end.saturating_sub(span.saturating_mul(n as u64)) + 1
-}
-
 /// Top-level runs combined at once.
 const FAN_IN: usize = 8;
-
-/// A sealed record, drained from a queue, with the shard's dense id for its path.
-#[derive(Debug)]
-pub(crate) struct Row<R> {
-    pub(crate) commit: u64,
-    pub(crate) id: u32,
-    pub(crate) record: R,
-}
-
-impl<R> From<crate::ingest::queue::Part<R>> for Row<R> {
-    fn from(part: crate::ingest::queue::Part<R>) -> Self {
-        Self { commit: part.commit, id: part.path, record: part.record }
-    }
-}
 
 /// A merge or a combine in progress: inputs adjacent in the spine, output built path by path.
 struct Merging<M: Merge> {
@@ -497,7 +474,7 @@ impl<M: Merge> Spine<M> {
 
     /// Drops the top-level runs wholly before the window of `bound`; returns segments dropped.
     fn retain(&mut self, bound: u64) -> u64 {
-        let start = window_start(self.window, &self.geometry, bound);
+        let start = self.geometry.window_start(self.window, bound);
         let top = self.geometry.max_level();
         let mut dropped = 0;
         while let Some(first) = self.batches.first() {
