@@ -256,7 +256,8 @@ fn refusals_under_load_leave_no_gap_and_no_trace() {
                     std::thread::yield_now();
                 }
                 Err(Error::CommitTooLarge { parts, capacity }) => {
-                    assert!(shards == 1 && parts > capacity, "CommitTooLarge with {shards} shards");
+                    // With two shards too, when the pipeline's keyed routing puts /x and /y together.
+                    assert!(parts > capacity, "CommitTooLarge for {parts} parts with {shards} shards");
                     refused += 1;
                     // Four parts on one shard never fit a queue of 2: commit waits instead.
                     let commit = producer.commit(parts_of(attempt)).expect("commit waits for room");
