@@ -1,12 +1,14 @@
 //! Handles on internal stages, for the criterion benchmarks in `benches/` only. Not part of the
 //! API: hidden from the docs, and free to change in any release.
 
+use crate::config::DEFAULT_MERGE_BUDGET;
 use crate::ingest::clock::Clock;
 use crate::ingest::queue::{Part, Receiver, Sender};
 use crate::ingest::router::Router;
 use crate::merge::Merge;
 use crate::read::snapshot::Snapshot;
 use crate::read::view::{Layout, Views};
+use crate::shard::policy;
 use crate::shard::sort::Row;
 use crate::shard::spine::Spine;
 use crate::sync::Arc;
@@ -86,9 +88,6 @@ impl<M: Merge> std::fmt::Debug for Shard<M> {
     }
 }
 
-/// The merge fuel a worker's turn earns per record (see `crate::shard::worker`).
-const FUEL_PER_RECORD: usize = 64;
-
 impl<M: Merge> Shard<M> {
     /// A shard of `paths` paths named [`Shard::name`], with divisor `divisor`, top level
     /// `max_level` and a retention window of `window` top-level blocks (`None`: keep all).
@@ -120,7 +119,7 @@ impl<M: Merge> Shard<M> {
         self.frontier += commits;
         let merge = &*self.merge;
         self.spine.seal(merge, &mut self.rows, self.frontier, self.frontier);
-        let mut fuel = 4096usize.max(drained * FUEL_PER_RECORD);
+        let mut fuel = policy::fuel(DEFAULT_MERGE_BUDGET, drained);
         self.spine.work(merge, &mut fuel);
         let view = self.spine.view();
         self.views.publish(0, view);

@@ -5,7 +5,8 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::config::{
-    Config, MAX_PATH_LEN, MAX_PRODUCERS, MAX_QUEUES, MAX_QUEUE_BYTES, MAX_QUEUE_CAPACITY, MAX_SHARDS,
+    Config, DEFAULT_MERGE_BUDGET, MAX_PATH_LEN, MAX_PRODUCERS, MAX_QUEUES, MAX_QUEUE_BYTES,
+    MAX_QUEUE_CAPACITY, MAX_SHARDS,
 };
 use crate::error::Error;
 use crate::ingest::queue::Part;
@@ -75,7 +76,7 @@ impl<M: Merge> Builder<M> {
             max_record_bytes: None,
             flush_level: None,
             retention: Retention::All,
-            merge_budget: 4096,
+            merge_budget: DEFAULT_MERGE_BUDGET,
             idle_spin: Duration::from_micros(50),
             sink: SharedSink(None),
         }

@@ -21,6 +21,9 @@ pub const MAX_QUEUES: usize = 1 << 20;
 /// The largest [`Builder::max_path_len`](crate::Builder::max_path_len), in bytes.
 pub const MAX_PATH_LEN: usize = 1 << 20;
 
+/// [`Builder::merge_budget`](crate::Builder::merge_budget)'s default, in segments.
+pub(crate) const DEFAULT_MERGE_BUDGET: usize = 4096;
+
 /// Checked settings, shared by every thread of a pipeline.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {

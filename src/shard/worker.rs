@@ -56,6 +56,7 @@ use crate::out::sink::Undelivered;
 use crate::out::stats::Turn;
 use crate::read::view::Published;
 use crate::shard::directory::Directory;
+use crate::shard::policy;
 use crate::shard::sort::Row;
 use crate::shard::spine::Spine;
 use crate::shared::Shared;
@@ -73,10 +74,6 @@ const RETRIES_AT_ONCE: usize = 4;
 
 /// About the most parts a turn takes from its queues (module doc, "Bounded turns").
 const TURN_ROWS: usize = 1 << 15;
-
-/// Merge fuel a turn earns per record it drained, in segments: enough for a record's share of
-/// every level's merge and of the history's combines, so compaction keeps pace on average.
-const FUEL_PER_RECORD: usize = 64;
 
 /// A sink write to try again; it owns its output, so retention can drop the batch.
 struct Retry<O> {
@@ -204,8 +201,7 @@ impl<M: Merge> Worker<M> {
         let changes = self.spine.seal(merge, &mut self.sealed, frontier, bound);
         let mut merged = false;
         if self.spine.has_merges() {
-            let mut fuel =
-                shared.config.merge_budget.max((turn.drained as usize).saturating_mul(FUEL_PER_RECORD));
+            let mut fuel = policy::fuel(shared.config.merge_budget, turn.drained as usize);
             merged = self.spine.work(merge, &mut fuel).batches;
         }
         if formed || merged {
