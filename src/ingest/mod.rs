@@ -13,5 +13,7 @@ pub(crate) mod key;
 pub(crate) mod producer;
 /// The per-(producer, shard) queues.
 pub(crate) mod queue;
+/// Room in a full queue: refusing, or waiting for it.
+pub(crate) mod room;
 /// Which shard owns a path, and its id there.
 pub(crate) mod router;

@@ -4,23 +4,19 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crossbeam::utils::Backoff;
 use hdrhistogram::Histogram;
 use rtrb::PushError;
 
 use crate::error::{Error, TryCommitError};
 use crate::ingest::key::{AsPath, PathKey, PathRef};
 use crate::ingest::queue::{Part, Sender};
+use crate::ingest::room::{full_or_failed, push_waiting};
 use crate::merge::Merge;
 use crate::out::stats::{Recorder, SAMPLE_EVERY};
 use crate::shared::Shared;
 use crate::sync::Arc;
-
-/// How long a producer waiting for room parks before it looks again unwoken (a safety net: the
-/// worker that drains its queue wakes it).
-const ROOM_PARK: Duration = Duration::from_millis(5);
 
 /// The most parts one `commit_many` call takes: where each commit ends is kept as a `u32`, and
 /// one step of the clock takes at most 2^32 numbers (`crate::ingest::clock`, "Closing").
@@ -459,54 +455,6 @@ impl<M: Merge> Producer<M> {
     }
 }
 
-/// A queue is full: `Full`, unless its worker is gone and it will never drain.
-#[cold]
-fn full_or_failed<M: Merge>(shared: &Shared<M>) -> Error {
-    if shared.lifecycle.has_failed() {
-        Error::WorkerPanicked
-    } else {
-        Error::Full
-    }
-}
-
-/// Waits for room in a full queue: spin, then yield, then sleep briefly. False only if the
-/// worker that drains it is gone.
-///
-/// First it advances this producer's announcement to `part`'s commit: parts go in commit
-/// order, so every earlier commit of a `commit_many` batch is fully enqueued, and the frontier
-/// may pass them. A batch that held them back while it waited would wait for good once its
-/// queue's pending list spans two commits (`crate::shard::worker`, "Producers ahead wait").
-#[cold]
-fn push_waiting<M: Merge>(
-    shared: &Shared<M>,
-    slot: usize,
-    queue: &mut Sender<M::Record>,
-    shard: usize,
-    mut part: Part<M::Record>,
-) -> bool {
-    shared.clock.advance(slot, part.commit);
-    // The frontier may have moved for every shard, not only this one.
-    shared.bells.ring_sleepers();
-    let backoff = Backoff::new();
-    loop {
-        shared.bells.ring(shard);
-        if backoff.is_completed() {
-            if shared.lifecycle.has_failed() {
-                return false;
-            }
-            // Until the worker pops from this queue and wakes us; the timeout is a safety net.
-            let room = || queue.slots() > 0 || shared.lifecycle.has_failed();
-            shared.waiters.wait(slot, std::thread::current(), room, || std::thread::park_timeout(ROOM_PARK));
-        } else {
-            backoff.snooze();
-        }
-        match queue.push(part) {
-            Ok(()) => return true,
-            Err(PushError::Full(back)) => part = back,
-        }
-    }
-}
-
 impl<M: Merge> Drop for Producer<M> {
     fn drop(&mut self) {
         // Before the slot is released, so its next producer finds them.
@@ -518,23 +466,4 @@ impl<M: Merge> Drop for Producer<M> {
 }
 
 #[cfg(all(test, not(loom)))]
-mod tests {
-    use crate::merge::Sum;
-    use crate::{Error, Pipeline};
-
-    /// A batch past the most parts one call numbers is refused with its own error, and nothing
-    /// of it is taken or enqueued. (The real limit, 2^32 - 1 parts, is checked the same way.)
-    #[test]
-    fn a_batch_over_the_limit_is_refused_with_its_own_error() -> Result<(), Error> {
-        let pipeline = Pipeline::builder(Sum).build()?;
-        let mut producer = pipeline.producer()?;
-        let batch = (0..4).map(|i| [("/a", i), ("/b", i)]);
-        assert_eq!(producer.stage_many(batch, 5), Err(Error::BatchTooLarge { parts: 6, max: 5 }));
-        assert_eq!(producer.stage_many([[("/a", 1)]], 5), Ok(1));
-        producer.staged.clear();
-        producer.bounds.clear();
-        assert_eq!(producer.commit([("/a", 1)])?, 1, "no number was taken by the refusal");
-        assert_eq!(pipeline.shutdown()?.read("/a"), Some(1));
-        Ok(())
-    }
-}
+mod tests;
