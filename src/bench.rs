@@ -3,7 +3,7 @@
 
 use crate::config::DEFAULT_MERGE_BUDGET;
 use crate::ingest::clock::Clock;
-use crate::ingest::queue::{Part, Receiver, Sender};
+use crate::ingest::queue::{QueuedPart, Receiver, Sender};
 use crate::ingest::router::Router;
 use crate::merge::Merge;
 use crate::read::snapshot::Snapshot;
@@ -60,7 +60,7 @@ pub struct LaneReceiver<R>(Receiver<R>);
 impl<R> LaneSender<R> {
     /// Enqueues one record; gives it back if the queue is full.
     pub fn push(&mut self, commit: u64, record: R) -> Result<(), R> {
-        self.0.push(Part { commit, path: 0, record }).map_err(|rtrb::PushError::Full(part)| part.record)
+        self.0.push(QueuedPart { commit, path: 0, record }).map_err(|rtrb::PushError::Full(part)| part.record)
     }
 }
 

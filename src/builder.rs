@@ -9,7 +9,7 @@ use crate::config::{
     MAX_QUEUE_CAPACITY, MAX_SHARDS,
 };
 use crate::error::Error;
-use crate::ingest::queue::Part;
+use crate::ingest::queue::QueuedPart;
 use crate::merge::Merge;
 use crate::out::sink::{Retention, SharedSink, Sink};
 use crate::pipeline::Pipeline;
@@ -101,8 +101,7 @@ impl<M: Merge> Builder<M> {
     /// memory: with the defaults (divisor 4, [`Retention::All`]) a path keeps at most one
     /// output per 65,536 commits, however often it is written. Smaller top blocks keep more:
     /// at the former default of 4 (blocks of 256 commits), a shard of 10,000 paths kept nearly
-    /// one segment per record, about 27 bytes per `Sum` record, where level 8 keeps about 6
-    /// (`perf/README.md`). The top level is also the default [`flush_level`](Self::flush_level):
+    /// one segment per record, several times the memory level 8 keeps (`perf/README.md`). The top level is also the default [`flush_level`](Self::flush_level):
     /// a sink gets a path's data once per top-level block, so a pipeline that commits a few
     /// times a second and wants its sink written sooner sets a lower flush level. A retention
     /// window ([`Retention::Newest`]) is counted in top-level blocks, so it too spans more
@@ -230,7 +229,7 @@ impl<M: Merge> Builder<M> {
                 self.queue_capacity
             ));
         }
-        let part = std::mem::size_of::<Part<M::Record>>().max(1);
+        let part = std::mem::size_of::<QueuedPart<M::Record>>().max(1);
         let queue_bytes = self.shards.saturating_mul(self.queue_capacity).saturating_mul(part);
         if queue_bytes > MAX_QUEUE_BYTES {
             return invalid(format!(

@@ -37,10 +37,13 @@
 //! # Ok::<(), lockstep::Error>(())
 //! ```
 //!
-//! The modules follow the data: a commit is sequenced by the `clock`, travels a `queue` to a
-//! shard `worker`, is formed into a `batch` (one per aligned range, every path of the shard in
-//! it) and merged along the shard's `spine` by a [`Merge`], is published as a [`Snapshot`] and
-//! leaves through a [`Sink`].
+//! The way through, in the API: a [`Pipeline`] is configured by a [`Builder`]; each thread that
+//! writes holds a [`Producer`] and names paths by string or by [`PathKey`]; what compaction does
+//! with records is a [`Merge`] (built-ins in [`merge`]); readers hold a [`Snapshot`]; sealed
+//! segments leave through a [`Sink`] under a [`Retention`]; [`Stats`] has the figures and
+//! [`Error`] every refusal. The source follows the same flow, a folder per stage: `ingest`
+//! (clock, routing, producers, queues), `shard` (worker, compaction policy, spine, batches,
+//! history), `read` (views, snapshot) and `out` (sink, stats).
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -77,8 +80,9 @@ mod pipeline;
 /// What producers, workers and the handle share, and the pipeline's lifecycle.
 mod shared;
 
+/// Handles on internal stages for the benchmarks, behind the `internal-bench` feature.
 #[doc(hidden)]
-#[cfg(not(loom))]
+#[cfg(all(feature = "internal-bench", not(loom)))]
 pub mod bench;
 
 /// The HdrHistogram crate the [`Stats`] histograms are made with, re-exported so a caller names

@@ -58,7 +58,7 @@ impl Geometry {
     }
 
     /// The end of the level-`level` block holding `commit`. Forming asks this once per segment
-    /// of a run, where a 64-bit division was a fifth of forming's time: with a power-of-two
+    /// of a run, where a 64-bit division showed in forming's profile: with a power-of-two
     /// divisor (the default) it is a mask. (Commit 0, in no block, gives 0, as the division does.)
     pub(crate) fn block_end(&self, level: u32, commit: u64) -> u64 {
         let span = self.span(level);

@@ -113,8 +113,8 @@ impl<T: Wake> Bells<T> {
 /// drains a slot's queue wakes its producer. The same handshake as the bells, the other way
 /// round: the producer stores `waiting`, fences, and looks for room once more before it parks;
 /// the worker pops (the ring's Release store of its head), fences ([`Waiters::fence`]) and
-/// loads `waiting`. Without it, a waiting producer polled for room every 50 µs, and a hundred
-/// of them on two cores kept the worker from running at all. The loom model below loses a
+/// loads `waiting`. Without it, a waiting producer had to poll for room, and a hundred of
+/// them on two cores kept the worker from running at all. The loom model below loses a
 /// wake-up without either fence.
 #[derive(Debug)]
 pub(crate) struct Waiters<T = std::thread::Thread>(Box<[Waiter<T>]>);

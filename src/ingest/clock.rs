@@ -125,6 +125,7 @@ impl Clock {
     }
 
     /// Announces and takes the next commit number for `slot`, or refuses once closed.
+    #[cfg(any(test, feature = "internal-bench"))]
     pub(crate) fn begin(&self, slot: usize) -> Result<u64, Closed> {
         self.begin_many(slot, 1)
     }

@@ -11,7 +11,7 @@ use rtrb::PushError;
 
 use crate::error::{Error, TryCommitError};
 use crate::ingest::key::{AsPath, PathKey, PathRef};
-use crate::ingest::queue::{Part, Sender};
+use crate::ingest::queue::{QueuedPart, Sender};
 use crate::ingest::room::{full_or_failed, push_waiting};
 use crate::merge::Merge;
 use crate::out::stats::{Recorder, SAMPLE_EVERY};
@@ -436,7 +436,7 @@ impl<M: Merge> Producer<M> {
         let shared = &*self.shared;
         let mut failed = false;
         for (commit, (route, record)) in parts {
-            let part = Part { commit, path: route.id, record };
+            let part = QueuedPart { commit, path: route.id, record };
             let queue = &mut self.senders[route.shard as usize];
             if let Err(PushError::Full(part)) = queue.push(part) {
                 debug_assert!(wait == Wait::Block, "try_commit checked for room");

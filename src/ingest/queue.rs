@@ -11,7 +11,7 @@ use crate::sync::{AtomicUsize, Mutex, MutexGuard, OnceLock, Ordering};
 
 /// One record of one commit, on its way to the worker that owns its path.
 #[derive(Debug)]
-pub(crate) struct Part<R> {
+pub(crate) struct QueuedPart<R> {
     pub(crate) commit: u64,
     /// The path's id in its shard's directory.
     pub(crate) path: u32,
@@ -19,9 +19,9 @@ pub(crate) struct Part<R> {
 }
 
 /// The producer end of one (producer, shard) queue.
-pub(crate) type Sender<R> = rtrb::Producer<Part<R>>;
+pub(crate) type Sender<R> = rtrb::Producer<QueuedPart<R>>;
 /// The worker end of one (producer, shard) queue.
-pub(crate) type Receiver<R> = rtrb::Consumer<Part<R>>;
+pub(crate) type Receiver<R> = rtrb::Consumer<QueuedPart<R>>;
 
 /// One producer slot's queues, one per shard: single-writer rings (`rtrb`), so a push is a
 /// store and never a compare-and-swap, and a producer reads its room exactly.

@@ -7,7 +7,7 @@ use crossbeam::utils::Backoff;
 use rtrb::PushError;
 
 use crate::error::Error;
-use crate::ingest::queue::{Part, Sender};
+use crate::ingest::queue::{QueuedPart, Sender};
 use crate::merge::Merge;
 use crate::shared::Shared;
 
@@ -38,7 +38,7 @@ pub(crate) fn push_waiting<M: Merge>(
     slot: usize,
     queue: &mut Sender<M::Record>,
     shard: usize,
-    mut part: Part<M::Record>,
+    mut part: QueuedPart<M::Record>,
 ) -> bool {
     shared.clock.advance(slot, part.commit);
     // The frontier may have moved for every shard, not only this one.

@@ -102,17 +102,20 @@ where
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use crate::merge::Column;
+    use crate::merge::{Column, Part};
 
     #[test]
     fn outputs_seal_merge_and_copy() {
         let mut left = Outputs::default();
         Column::<Sum>::push(&mut left, &Sum, &[], [(1, 2), (1, 3)].into_iter());
         let mut parent = Outputs::default();
-        Column::<Sum>::push(&mut parent, &Sum, &[(&left, 0)], [(2, 10)].into_iter());
-        Column::<Sum>::push(&mut parent, &Sum, &[(&left, 0)], std::iter::empty());
+        Column::<Sum>::push(&mut parent, &Sum, &[Part::new(&left, 0)], [(2, 10)].into_iter());
+        Column::<Sum>::push(&mut parent, &Sum, &[Part::new(&left, 0)], std::iter::empty());
         Column::<Sum>::copy(&mut parent, &left, 0..1);
         assert_eq!(parent.0, [15, 5, 5]);
-        assert_eq!(<Outputs<i64> as Column<Sum>>::read(&Sum, &[(&parent, 0), (&parent, 1)]), 20);
+        assert_eq!(
+            <Outputs<i64> as Column<Sum>>::read(&Sum, &[Part::new(&parent, 0), Part::new(&parent, 1)]),
+            20
+        );
     }
 }

@@ -73,8 +73,8 @@ impl<T: Clone + Send + Sync + 'static> Column<Concat<T>> for Rows<T> {
         parts: &[Part<'_, Self>],
         records: impl Iterator<Item = (u64, T)>,
     ) {
-        for (column, index) in parts {
-            self.copy_runs(column, *index..*index + 1);
+        for part in parts {
+            self.copy_runs(part.column(), part.index()..part.index() + 1);
         }
         // Unique while the batch is being built (nothing has cloned it yet): no copy is made.
         let own = Arc::make_mut(&mut self.stores[0]);
@@ -104,10 +104,10 @@ impl<T: Clone + Send + Sync + 'static> Column<Concat<T>> for Rows<T> {
     }
 
     fn read(_merge: &Concat<T>, parts: &[Part<'_, Self>]) -> Vec<(u64, T)> {
-        let len = parts.iter().flat_map(|(column, index)| column.runs_of(*index)).map(<[_]>::len).sum();
+        let len = parts.iter().flat_map(|part| part.column().runs_of(part.index())).map(<[_]>::len).sum();
         let mut all = Vec::with_capacity(len);
-        for (column, index) in parts {
-            for run in column.runs_of(*index) {
+        for part in parts {
+            for run in part.column().runs_of(part.index()) {
                 all.extend_from_slice(run);
             }
         }
@@ -222,13 +222,16 @@ mod tests {
         let right = column(&merge, vec![vec![(3, "d".into())]]);
         let mut parent = Rows::default();
         // Segment 0: left[0] and right[0] merged, then a new record of commit 4.
-        parent.push(&merge, &[(&left, 0), (&right, 0)], [(4, "e".to_owned())].into_iter());
+        parent.push(&merge, &[Part::new(&left, 0), Part::new(&right, 0)], [(4, "e".to_owned())].into_iter());
         parent.copy(&left, 1..2);
         assert_eq!(parent.stores.len(), 3, "its own store and one per source, each added once");
-        let read = |column: &Rows<String>, index| Column::read(&merge, &[(column, index)]);
+        let read = |column: &Rows<String>, index| Column::read(&merge, &[Part::new(column, index)]);
         let strings = |v: &[(u64, &str)]| v.iter().map(|&(c, s)| (c, s.to_owned())).collect::<Vec<_>>();
         assert_eq!(read(&parent, 0), strings(&[(1, "a"), (1, "b"), (3, "d"), (4, "e")]));
         assert_eq!(read(&parent, 1), strings(&[(2, "c")]));
-        assert_eq!(Column::read(&merge, &[(&parent, 1), (&right, 0)]), strings(&[(2, "c"), (3, "d")]));
+        assert_eq!(
+            Column::read(&merge, &[Part::new(&parent, 1), Part::new(&right, 0)]),
+            strings(&[(2, "c"), (3, "d")])
+        );
     }
 }

@@ -80,7 +80,37 @@ pub trait Merge: Sized + Send + Sync + 'static {
 }
 
 /// One segment in a column: the column and the segment's index in it.
-pub type Part<'a, C> = (&'a C, usize);
+#[derive(Debug)]
+pub struct Part<'a, C> {
+    column: &'a C,
+    index: usize,
+}
+
+// Not derived: a derive would ask `C: Copy`, and a part only holds a reference.
+impl<C> Clone for Part<'_, C> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<C> Copy for Part<'_, C> {}
+
+impl<'a, C> Part<'a, C> {
+    /// Segment `index` of `column`.
+    pub fn new(column: &'a C, index: usize) -> Self {
+        Self { column, index }
+    }
+
+    /// The column holding the segment.
+    pub fn column(&self) -> &'a C {
+        self.column
+    }
+
+    /// The segment's index in its column.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+}
 
 /// The segments of one batch, appended in path order and immutable once the batch is built.
 ///
@@ -121,7 +151,7 @@ impl<M: Merge> Column<M> for Outputs<M::Output> {
         let mut records = records.peekable();
         let output = match (parts, records.peek().is_some()) {
             // Merging one output returns it unchanged (a law of `Merge`): copy it.
-            ([(column, index)], false) => column.0[*index].clone(),
+            ([part], false) => part.column.0[part.index].clone(),
             ([], _) => merge.seal(records),
             (parts, false) => merged(merge, parts),
             (parts, true) => {
@@ -146,7 +176,7 @@ impl<M: Merge> Column<M> for Outputs<M::Output> {
 
     fn read(merge: &M, parts: &[Part<'_, Self>]) -> M::Output {
         match parts {
-            [(column, index)] => column.0[*index].clone(),
+            [part] => part.column.0[part.index].clone(),
             parts => merged(merge, parts),
         }
     }
@@ -157,7 +187,7 @@ impl<M: Merge> Column<M> for Outputs<M::Output> {
 /// on the stack: collecting into a `SmallVec` is not inlined, and cost more than the sum itself.
 fn merged<'a, M: Merge>(merge: &M, parts: &[Part<'a, Outputs<M::Output>>]) -> M::Output {
     const FEW: usize = 8;
-    fn output<'a, O>((column, index): Part<'a, Outputs<O>>) -> &'a O {
+    fn output<'a, O>(Part { column, index }: Part<'a, Outputs<O>>) -> &'a O {
         &column.0[index]
     }
     match parts.len() {

@@ -134,16 +134,16 @@ impl<M: Merge> Batch<M> {
     }
 
     pub(crate) fn part(&self, segment: usize) -> Part<'_, M::Column> {
-        (&self.column, segment)
+        Part::new(&self.column, segment)
     }
 }
 
 /// Builds a batch path by path, in ascending id order.
-pub(crate) struct Builder<M: Merge> {
+pub(crate) struct BatchBuilder<M: Merge> {
     batch: Batch<M>,
 }
 
-impl<M: Merge> Builder<M> {
+impl<M: Merge> BatchBuilder<M> {
     /// A builder for one aligned block of `level` ending at `end`.
     pub(crate) fn block(geometry: &Geometry, level: u32, end: u64) -> Self {
         let start = end - geometry.span(level) + 1;
@@ -246,7 +246,7 @@ mod tests {
     #[test]
     fn a_run_finds_each_path_and_its_blocks() {
         let geometry = Geometry::new(2, 1).expect("valid");
-        let mut run = Builder::<Sum>::blocks(1, 1, 8);
+        let mut run = BatchBuilder::<Sum>::blocks(1, 1, 8);
         run.push(&Sum, 3, 2, &[], [(1, 1), (2, 1)].into_iter());
         run.push(&Sum, 3, 6, &[], [(5, 4)].into_iter());
         run.push(&Sum, 9, 8, &[], [(8, 7)].into_iter());
@@ -256,7 +256,7 @@ mod tests {
         assert_eq!(run.find(4), None);
         assert_eq!(run.info(&geometry, 1), SegmentInfo { level: 1, start: 5, end: 6 });
         assert_eq!(<_ as Column<Sum>>::read(&Sum, &[run.part(0), run.part(1)]), 6);
-        let mut block = Builder::<Sum>::block(&geometry, 1, 8);
+        let mut block = BatchBuilder::<Sum>::block(&geometry, 1, 8);
         block.copy(9, &run, 2..3);
         let block = block.finish();
         assert_eq!(block.info(&geometry, 0), SegmentInfo { level: 1, start: 7, end: 8 });

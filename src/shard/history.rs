@@ -160,11 +160,11 @@ impl<M: Merge> Writer<M> {
 mod tests {
     use super::*;
     use crate::merge::Sum;
-    use crate::shard::batch::Builder;
+    use crate::shard::batch::BatchBuilder;
 
     /// A top-level run ending at `end` holding `ids`, each with one segment of value `end`.
     fn run(end: u64, ids: &[u32]) -> Arc<Batch<Sum>> {
-        let mut builder = Builder::<Sum>::blocks(1, end - 1, end);
+        let mut builder = BatchBuilder::<Sum>::blocks(1, end - 1, end);
         for &id in ids {
             builder.push(&Sum, id, end, &[], [(end, end as i64)].into_iter());
         }
@@ -223,7 +223,7 @@ mod tests {
 mod loom_models {
     use super::*;
     use crate::merge::Sum;
-    use crate::shard::batch::Builder;
+    use crate::shard::batch::BatchBuilder;
     use loom::thread;
 
     /// The writer hands over three runs of path 0, growing its log twice (room for 1, 2, then
@@ -239,7 +239,7 @@ mod loom_models {
             let published = Arc::new(AtomicUsize::new(0));
             let runs: Vec<Arc<Batch<Sum>>> = (1..=3u64)
                 .map(|end| {
-                    let mut builder = Builder::<Sum>::blocks(0, end, end);
+                    let mut builder = BatchBuilder::<Sum>::blocks(0, end, end);
                     builder.push(&Sum, 0, end, &[], [(end, 1)].into_iter());
                     Arc::new(builder.finish())
                 })

@@ -7,7 +7,7 @@
 use smallvec::SmallVec;
 
 use crate::merge::{Merge, Part};
-use crate::shard::batch::{Batch, Builder};
+use crate::shard::batch::{Batch, BatchBuilder};
 use crate::sync::Arc;
 
 /// A merge or a combine in progress: inputs adjacent in the spine, output built path by path.
@@ -17,11 +17,11 @@ pub(crate) struct Merging<M: Merge> {
     pub(crate) combine: bool,
     /// Per input, the next path index to consume.
     cursors: Vec<usize>,
-    pub(crate) out: Builder<M>,
+    pub(crate) out: BatchBuilder<M>,
 }
 
 impl<M: Merge> Merging<M> {
-    pub(crate) fn new(inputs: Vec<Arc<Batch<M>>>, combine: bool, out: Builder<M>) -> Self {
+    pub(crate) fn new(inputs: Vec<Arc<Batch<M>>>, combine: bool, out: BatchBuilder<M>) -> Self {
         let cursors = vec![0; inputs.len()];
         Self { inputs, combine, cursors, out }
     }

@@ -11,7 +11,7 @@
 //! wherever the allocator has just returned memory to the system, which it does all the time
 //! while a shard's retained history grows.
 
-use crate::ingest::queue::Part;
+use crate::ingest::queue::QueuedPart;
 
 /// A sealed record, drained from a queue, with the shard's dense id for its path.
 #[derive(Debug)]
@@ -21,8 +21,8 @@ pub(crate) struct Row<R> {
     pub(crate) record: R,
 }
 
-impl<R> From<Part<R>> for Row<R> {
-    fn from(part: Part<R>) -> Self {
+impl<R> From<QueuedPart<R>> for Row<R> {
+    fn from(part: QueuedPart<R>) -> Self {
         Self { commit: part.commit, id: part.path, record: part.record }
     }
 }

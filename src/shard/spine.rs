@@ -39,7 +39,7 @@ use smallvec::SmallVec;
 
 use crate::merge::{Merge, Part};
 use crate::read::view::ShardView;
-use crate::shard::batch::{Batch, Builder};
+use crate::shard::batch::{Batch, BatchBuilder};
 use crate::shard::history::Writer;
 use crate::shard::merging::Merging;
 use crate::shard::policy::{Meta, Policy};
@@ -217,11 +217,11 @@ impl<M: Merge> Spine<M> {
         self.sorter.sort(rows);
         let mut builders = self.blocks(self.formed, to);
         if frontier > to {
-            builders.push(Builder::blocks(0, to + 1, frontier));
+            builders.push(BatchBuilder::blocks(0, to + 1, frontier));
         }
         // The builders' ends, searched once per segment: dense, so the search stays in a line
         // or two of cache.
-        let ends: SmallVec<[u64; 32]> = builders.iter().map(Builder::end).collect();
+        let ends: SmallVec<[u64; 32]> = builders.iter().map(BatchBuilder::end).collect();
         let old = self.tail.take();
         let old_paths = old.as_ref().map_or(0, |t| t.paths());
         let mut rows = rows.drain(..).peekable();
@@ -281,16 +281,16 @@ impl<M: Merge> Spine<M> {
     }
 
     /// Builders for the blocks the policy forms in `(from, to]`.
-    fn blocks(&self, from: u64, to: u64) -> Vec<Builder<M>> {
+    fn blocks(&self, from: u64, to: u64) -> Vec<BatchBuilder<M>> {
         let span = self.geometry.span(self.geometry.max_level());
         let blocks = self.policy.blocks(from, to).into_iter();
         blocks
             .map(|b| {
                 let level = b.level;
                 if level == self.geometry.max_level() && b.end - b.start + 1 > span {
-                    Builder::blocks(level, b.start, b.end)
+                    BatchBuilder::blocks(level, b.start, b.end)
                 } else {
-                    Builder::block(&self.geometry, level, b.end)
+                    BatchBuilder::block(&self.geometry, level, b.end)
                 }
             })
             .collect()
@@ -308,9 +308,9 @@ impl<M: Merge> Spine<M> {
             let inputs = self.batches[choice.at..choice.at + choice.inputs].to_vec();
             let out = choice.out;
             let mut builder = if choice.combine {
-                Builder::blocks(out.level, out.start, out.end)
+                BatchBuilder::blocks(out.level, out.start, out.end)
             } else {
-                Builder::block(&self.geometry, out.level, out.end)
+                BatchBuilder::block(&self.geometry, out.level, out.end)
             };
             // No vector grows while merging.
             builder.reserve(choice.paths, choice.segments);

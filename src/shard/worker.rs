@@ -11,8 +11,8 @@
 //! shard view (its batches' `Arc`s and the directory) is published.
 //!
 //! **Bounded turns.** With many producers, full queues would make a turn of hundreds of
-//! thousands of parts (128 producers × 4,096: a 60 ms turn, its sort and forming far outside the
-//! caches, at a third of the speed per part). So a queue holding more than its share of
+//! thousands of parts, its sort and forming far outside the caches and much slower per part
+//! (perf/README.md). So a queue holding more than its share of
 //! `TURN_ROWS` gives only that share to its pending list, and the turn seals only the commits
 //! below the newest one taken from such a queue: that commit's other parts, and later commits,
 //! may still be queued behind it, since a queue holds its producer's parts in commit order. A
@@ -41,8 +41,8 @@
 //! park; producers ring a sleeping worker's bell after a commit (the frontier may have moved for
 //! every shard, not only the ones the commit touched). Waking a parked thread costs tens of
 //! microseconds (more on a VM), longer than most gaps between commits under a steady load: a
-//! worker that parked at once added that to the median commit-to-visible latency (17–20 µs
-//! against 10–11 µs with the default 50 µs look, at 500k commits/s; perf/README.md).
+//! worker that parked at once added that to the median commit-to-visible latency
+//! (perf/README.md).
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
