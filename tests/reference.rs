@@ -6,6 +6,8 @@
 //! the sink must have received every flush-level block once, in order.
 
 mod common;
+#[path = "common/saved.rs"]
+mod saved;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
@@ -500,6 +502,103 @@ fn pinned_workers_match_the_model() {
         }
         for (path, records) in common::concat_reads(&commits, 37) {
             assert_eq!(last.read(&path), Some(records), "{shards} pinned shards: {path}");
+        }
+    }
+}
+
+/// Checks a `Concat` snapshot against the model at its own frontier, restricted to the window
+/// of that frontier: the paths it lists (each once), every read, and every path's segments (the
+/// model's layout exactly once everything is compacted, `finished`; before that, their shape).
+fn matches_the_model_at_its_frontier(
+    snapshot: &Snapshot<Concat<u64>>,
+    commits: &Commits<u64>,
+    setup: Setup,
+    finished: bool,
+) {
+    let frontier = snapshot.frontier();
+    let from = common::window_start(setup.divisor, setup.max_level, setup.window, frontier);
+    let layouts = common::windowed_layouts(commits, setup.divisor, setup.max_level, frontier, from);
+    let mut listed: Vec<&str> = snapshot.paths().collect();
+    listed.sort_unstable();
+    let expected: Vec<&str> = layouts.keys().map(String::as_str).collect();
+    assert_eq!(listed, expected, "paths() at frontier {frontier} under {setup:?}");
+    let reads = common::concat_reads(&common::from_commit(commits, from), frontier);
+    for path in common::paths(commits, frontier) {
+        let at = format!("{path} at frontier {frontier} under {setup:?}");
+        assert_eq!(snapshot.read(&path), reads.get(&path).cloned(), "read of {at}");
+        let segments = snapshot.segments(&path);
+        if finished {
+            assert_eq!(segments, layouts.get(&path).cloned().unwrap_or_default(), "layout of {at}");
+        } else {
+            common::check_shape(&segments, setup.divisor, setup.max_level, frontier)
+                .unwrap_or_else(|why| panic!("{at}: {why}; {segments:?}"));
+            assert!(segments.iter().all(|s| s.start >= from), "{at}: {segments:?} before {from}");
+        }
+    }
+}
+
+/// The case `proptest-regressions/path_table.txt` saved for the per-shard path table that the
+/// directory and the batches replaced (see `saved`), replayed through the pipeline. Turn `t` is
+/// commit `t + 1`, whose parts are the turn's `Some` updates in order (path `/p/<index>`, so 300
+/// names grow each shard's directory several times); a `None` update writes nothing, since
+/// removing a path is no longer a thing a caller does: a retention window does it to every path
+/// with nothing left inside it, which the windowed run covers. As the saved case's reader kept
+/// every third table, a reader keeps the snapshot of every third turn; at the end each kept
+/// snapshot still lists, lays out and reads exactly what the model says at its frontier, and so
+/// does the final one. Two shards, a merge budget as small as the saved merge steps.
+#[test]
+fn saved_path_table_case_reads_like_the_model() {
+    for window in [None, Some(1)] {
+        let setup = Setup { sink: window.is_some(), window, ..Setup::plain(2, 2, 1, 16, 2) };
+        let sink = Collect::new(0);
+        let pipeline = setup.builder(Concat::<u64>::default(), &sink).build().expect("valid setup");
+        let mut producer = pipeline.producer().expect("a producer");
+        let mut commits: Commits<u64> = Vec::new();
+        let mut kept = Vec::new();
+        for (turn, updates) in saved::PATH_TABLE_TURNS.iter().enumerate() {
+            let parts: Parts<u64> =
+                updates.iter().filter_map(|&(path, value)| Some((format!("/p/{path}"), value?))).collect();
+            let commit = producer.commit(parts.clone()).expect("a valid commit is accepted");
+            assert_eq!(commit, turn as u64 + 1);
+            commits.push(parts);
+            if turn % 3 == 0 {
+                kept.push(pipeline.wait_sealed(commit, PATIENCE).expect("the turn becomes visible"));
+            }
+        }
+        drop(producer);
+        let last = pipeline.shutdown().expect("clean shutdown");
+        assert_eq!(last.frontier(), commits.len() as u64);
+        for snapshot in &kept {
+            matches_the_model_at_its_frontier(snapshot, &commits, setup, false);
+        }
+        matches_the_model_at_its_frontier(&last, &commits, setup, true);
+        if window.is_some() {
+            // The removals the window stands in for did happen: paths written early are gone.
+            assert!(last.paths().count() < common::paths(&commits, last.frontier()).len());
+        }
+    }
+}
+
+/// The case `proptest-regressions/tier.txt` saved for the compaction policy the spine replaced
+/// (`divisor = 2, max_level = 2, keep = 0, commits = {121, 123, 125}, bounds = [128]`), through
+/// the pipeline: a path written only at commits 121, 123 and 125 (every other commit writes
+/// another path), a sink at level 0 (`keep`: every block of that level is built and handed
+/// over), and 128 commits. The sink gets the three single commits, the path ends as the two
+/// top-level blocks `[121, 124]` and `[125, 128]`; under a window of one block, only the second.
+#[test]
+fn saved_tier_case_through_the_pipeline() {
+    let script: Script<u64> = (1..=128u64)
+        .map(|c| vec![((if [121, 123, 125].contains(&c) { "/sparse" } else { "/dense" }).to_owned(), c)])
+        .collect();
+    for shards in [1, 2] {
+        for window in [None, Some(1)] {
+            let setup =
+                Setup { sink: true, flush_level: Some(0), window, ..Setup::plain(shards, 2, 2, 4, 1) };
+            let run = run(setup, Concat::<u64>::default(), vec![script.clone()], |records| records);
+            check_concat(&run);
+            let top = |start| SegmentInfo { level: 2, start, end: start + 3 };
+            let expected = if window.is_some() { vec![top(125)] } else { vec![top(121), top(125)] };
+            assert_eq!(run.last.segments("/sparse"), expected, "{setup:?}");
         }
     }
 }
