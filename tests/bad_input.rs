@@ -283,37 +283,46 @@ fn parts_of(attempt: u64) -> [(&'static str, u64); 4] {
 
 #[test]
 fn errors_are_std_errors_with_messages() {
+    // Each error with the variant its `Debug` names (a log of a refusal says which it was).
     let all = [
-        Error::EmptyPath,
-        Error::PathTooLong { len: 9, max: 8 },
-        Error::RecordTooLarge { bytes: 5, max: 4 },
-        Error::EmptyCommit,
-        Error::Full,
-        Error::CommitTooLarge { parts: 3, capacity: 2 },
-        Error::Shutdown,
-        Error::TooManyProducers { max: 2 },
-        Error::InvalidConfig("divisor must be at least 2".into()),
-        Error::Timeout { commit: 7, frontier: 3 },
-        Error::WorkerPanicked,
+        (Error::EmptyPath, "EmptyPath"),
+        (Error::PathTooLong { len: 9, max: 8 }, "PathTooLong"),
+        (Error::RecordTooLarge { bytes: 5, max: 4 }, "RecordTooLarge"),
+        (Error::EmptyCommit, "EmptyCommit"),
+        (Error::Full, "Full"),
+        (Error::CommitTooLarge { parts: 3, capacity: 2 }, "CommitTooLarge"),
+        (Error::Shutdown, "Shutdown"),
+        (Error::TooManyProducers { max: 2 }, "TooManyProducers"),
+        (Error::InvalidConfig("divisor must be at least 2".into()), "InvalidConfig"),
+        (Error::Timeout { commit: 7, frontier: 3 }, "Timeout"),
+        (Error::WorkerPanicked, "WorkerPanicked"),
+        (Error::ForeignKey, "ForeignKey"),
     ];
     let mut messages = std::collections::BTreeSet::new();
-    for error in all {
+    for (error, variant) in all {
         let message = error.to_string();
         assert!(!message.trim().is_empty(), "{error:?} has an empty message");
         assert!(messages.insert(message.clone()), "two errors share the message {message:?}");
-        assert!(!format!("{error:?}").is_empty());
+        let debug = format!("{error:?}");
+        assert!(debug.starts_with(variant), "{debug:?} does not name the variant {variant}");
         let boxed: Box<dyn std::error::Error + Send + Sync + 'static> = Box::new(error.clone());
         assert_eq!(boxed.to_string(), message);
         assert!(boxed.source().is_none());
     }
-    // The numbers a caller needs show in the message.
+    // The numbers a caller needs show in the message and in `Debug`.
     assert!(Error::PathTooLong { len: 9, max: 8 }.to_string().contains('9'));
     assert!(Error::Timeout { commit: 7, frontier: 3 }.to_string().contains('7'));
-    // `?` converts it into the usual boxed error.
-    fn boxed() -> Result<(), Box<dyn std::error::Error>> {
-        Err(Error::Full)?
+    assert_eq!(
+        format!("{:?}", Error::Timeout { commit: 7, frontier: 3 }),
+        "Timeout { commit: 7, frontier: 3 }"
+    );
+    // `?` converts it into the usual boxed error (this compiles only while `Error` is a
+    // `std::error::Error`), and the caller gets the very variant back out of the box.
+    fn boxed(error: Error) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        Err(error)?
     }
-    assert!(boxed().is_err());
+    let refused = boxed(Error::TooManyProducers { max: 2 }).expect_err("`?` passes the error on");
+    assert_eq!(refused.downcast_ref::<Error>(), Some(&Error::TooManyProducers { max: 2 }));
 }
 
 /// A producer dropped while its parts still wait in its queue: the next producer takes the same
