@@ -10,7 +10,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::PATIENCE;
@@ -125,6 +125,16 @@ fn check_snapshot(snapshot: &Snapshot<Concat<u64>>, settings: &Settings, previou
     frontier
 }
 
+/// Sets its flag when dropped, by a normal end or by a panic.
+struct SetOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for SetOnDrop<'_> {
+    fn drop(&mut self) {
+        // Release: pairs with the reader's Acquire, so its last snapshot sees every commit.
+        self.0.store(true, Ordering::Release);
+    }
+}
+
 fn run(settings: Settings) {
     let pipeline = Pipeline::builder(Concat::<u64>::default())
         .shards(settings.shards)
@@ -135,27 +145,32 @@ fn run(settings: Settings) {
         .build()
         .expect("valid settings");
     let writers_done = AtomicBool::new(false);
+    // The frontier of the last snapshot the reader checked: writer 0 waits on it half-way, so
+    // the reader is shown to check snapshots while commits are still being written.
+    let reader_at = AtomicU64::new(0);
     let mut producers: Vec<_> =
         (0..2).map(|_| pipeline.producer().expect("two producers are allowed")).collect();
-    let (numbered, kept) = std::thread::scope(|scope| {
+    let (numbered, kept, checked) = std::thread::scope(|scope| {
         let reader = scope.spawn(|| {
             let mut frontier = 0;
             let mut kept = Vec::new();
-            let mut checked = 0u64;
+            let mut checked: Vec<u64> = Vec::new();
             loop {
                 // Read the flag first: a snapshot taken after it is set sees the end state.
                 let last_round = writers_done.load(Ordering::Acquire);
                 let snapshot = pipeline.snapshot();
                 frontier = check_snapshot(&snapshot, &settings, frontier);
-                if checked.is_multiple_of(16) {
+                // Relaxed: a progress mark, polled; the snapshot it stands for is checked.
+                reader_at.store(frontier, Ordering::Relaxed);
+                if checked.len().is_multiple_of(16) {
                     assert!(pipeline.stats().commits >= frontier, "frontier past the commits issued");
                 }
-                if checked.is_multiple_of(8) && kept.len() < 64 {
+                if checked.len().is_multiple_of(8) && kept.len() < 64 {
                     kept.push(snapshot);
                 }
-                checked += 1;
+                checked.push(frontier);
                 if last_round {
-                    return (checked, kept);
+                    return (kept, checked);
                 }
             }
         });
@@ -164,10 +179,19 @@ fn run(settings: Settings) {
             .enumerate()
             .map(|(writer, mut producer)| {
                 let count = settings.commits_per_writer;
+                let reader_at = &reader_at;
                 scope.spawn(move || {
                     let mut rng = common::Rng::new(writer as u64 + 7);
                     let mut done = Vec::new();
                     for seq in 0..count {
+                        if writer == 0 && seq == count / 2 {
+                            // Half-way, until the reader has checked a snapshot showing this
+                            // writer's last commit: one taken while half of it is still to come.
+                            let mine = done.last().map_or(0, |&(commit, _)| commit);
+                            common::eventually("the reader checks a snapshot mid-run", || {
+                                reader_at.load(Ordering::Relaxed) >= mine
+                            });
+                        }
                         let group = if rng.below(16) == 0 { 3 } else { rng.below(3) as usize };
                         let parts = parts(group, writer as u64, seq);
                         let commit = producer.commit(parts.clone()).expect("a valid commit is accepted");
@@ -177,14 +201,18 @@ fn run(settings: Settings) {
                 })
             })
             .collect();
+        // Set when the writers are done, or when one of them failed: the reader then stops too,
+        // and the scope can end.
+        let done = SetOnDrop(&writers_done);
         let numbered: Vec<_> = writers.into_iter().flat_map(|w| w.join().expect("writer thread")).collect();
-        writers_done.store(true, Ordering::Release);
-        let (checked, kept) = reader.join().expect("reader thread");
-        assert!(checked > 0);
-        (numbered, kept)
+        drop(done);
+        let (kept, checked) = reader.join().expect("reader thread");
+        (numbered, kept, checked)
     });
     let commits = common::gapless(numbered);
     let total = commits.len() as u64;
+    let mid_run = checked.iter().filter(|&&frontier| frontier > 0 && frontier < total).count();
+    assert!(mid_run > 0, "none of the {} snapshots checked was taken while writing", checked.len());
     let sealed = pipeline.wait_sealed(total, PATIENCE).expect("every commit becomes visible");
     check_snapshot(&sealed, &settings, 0);
 
@@ -283,14 +311,16 @@ fn many_producers_on_tiny_queues_all_finish() {
     let scripts: Vec<common::Commits<u64>> = (0..16u64)
         .map(|p| (0..300u64).map(|i| vec![(format!("/p{}", (p + i) % 5), p << 32 | i)]).collect())
         .collect();
-    let started = Instant::now();
-    let commits = common::commit_scripts(&pipeline, scripts);
-    let last = pipeline.shutdown().expect("clean shutdown");
+    // Bounded: producers stuck waiting for room fail the test instead of hanging it.
+    let (pipeline, commits) = common::bounded("sixteen producers on queues of one part", move || {
+        let commits = common::commit_scripts(&pipeline, scripts);
+        (pipeline, commits)
+    });
+    let last = common::bounded("shutdown", move || pipeline.shutdown()).expect("clean shutdown");
     assert_eq!(last.frontier(), commits.len() as u64);
     for (path, records) in common::concat_reads(&commits, last.frontier()) {
         assert_eq!(last.read(&path), Some(records), "{path}");
     }
-    assert!(started.elapsed() < common::PATIENCE, "the producers finished");
 }
 
 /// Sixteen producers fill queues of 4,096 parts while the worker is held, so the next turn
