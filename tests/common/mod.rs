@@ -13,8 +13,8 @@
 //! ([`sink_writes`]).
 //!
 //! Also here: the shape check every snapshot must pass, a sink that collects what it is given,
-//! a small seeded RNG, and a [`Gate`] that holds shard workers inside `seal` so tests can fill
-//! queues deterministically.
+//! a small seeded RNG, a [`Gate`] that holds shard workers inside `seal` so tests can fill
+//! queues deterministically, and [`Blocks`], which shows a thread is blocked inside a call.
 
 #![allow(dead_code)]
 
@@ -46,6 +46,47 @@ pub fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     while !done() {
         assert!(std::time::Instant::now() < deadline, "{what}: not within {PATIENCE:?}");
         std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Shows that a thread is blocked inside a call, with no sleep in the test: Linux counts each
+/// thread's voluntary context switches (it slept, parked, or waited on a lock) in
+/// `/proc/<pid>/task/<tid>/status`. A thread takes its `Blocks` and [`count`](Blocks::count),
+/// hands both to the test, then makes the call (a wait for a commit, a shutdown waiting for a
+/// blocked commit); once the count has grown, the thread is inside that call and has blocked
+/// there, so whatever the test does next happens while it waits.
+///
+/// Elsewhere than Linux the count stays 0 and [`wait_beyond`](Blocks::wait_beyond) returns at
+/// once: the tests then run, without that proof.
+#[derive(Debug, Clone)]
+pub struct Blocks {
+    status: Option<std::path::PathBuf>,
+}
+
+impl Blocks {
+    /// The calling thread's.
+    pub fn of_this_thread() -> Self {
+        if !cfg!(target_os = "linux") {
+            return Self { status: None };
+        }
+        let task = std::fs::read_link("/proc/thread-self").expect("Linux has /proc/thread-self");
+        Self { status: Some(std::path::Path::new("/proc").join(task).join("status")) }
+    }
+
+    /// The thread's voluntary context switches so far.
+    pub fn count(&self) -> u64 {
+        let Some(status) = &self.status else { return 0 };
+        let text = std::fs::read_to_string(status)
+            .unwrap_or_else(|e| panic!("{}: {e} (the thread ended instead of blocking)", status.display()));
+        let line = text.lines().find_map(|line| line.strip_prefix("voluntary_ctxt_switches:"));
+        line.and_then(|count| count.trim().parse().ok()).expect("status has voluntary_ctxt_switches")
+    }
+
+    /// Waits (bounded) until the thread has blocked more than `count` times in all.
+    pub fn wait_beyond(&self, count: u64, what: &str) {
+        if self.status.is_some() {
+            eventually(what, || self.count() > count);
+        }
     }
 }
 
