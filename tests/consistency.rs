@@ -5,7 +5,7 @@
 //! (and none above it). Afterwards the final snapshot must equal the reference model and every
 //! kept snapshot must read exactly what the model reads at its frontier.
 //!
-//! Small by default; set `LOCKSTEP_STRESS=1` for a much longer run.
+//! Small by default; longer with `LOCKSTEP_STRESS` (see `common::Stress`).
 
 mod common;
 
@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::PATIENCE;
+use common::{Stress, PATIENCE};
 use lockstep::merge::Concat;
 use lockstep::{Pipeline, Snapshot};
 
@@ -69,8 +69,13 @@ struct Settings {
     commits_per_writer: u64,
 }
 
-fn stress() -> bool {
-    std::env::var_os("LOCKSTEP_STRESS").is_some()
+/// Commits each of the two writers makes in the consistent-cut runs.
+fn commits_per_writer() -> u64 {
+    match common::stress() {
+        Stress::Small => 1_500,
+        Stress::Short => 8_000,
+        Stress::Long => 40_000,
+    }
 }
 
 /// Checks one snapshot; returns its frontier.
@@ -240,14 +245,12 @@ fn run(settings: Settings) {
 
 #[test]
 fn snapshots_are_consistent_cuts_across_two_shards() {
-    let commits_per_writer = if stress() { 40_000 } else { 1_500 };
-    run(Settings { shards: 2, divisor: 2, max_level: 4, commits_per_writer });
+    run(Settings { shards: 2, divisor: 2, max_level: 4, commits_per_writer: commits_per_writer() });
 }
 
 #[test]
 fn snapshots_are_consistent_cuts_across_three_shards() {
-    let commits_per_writer = if stress() { 40_000 } else { 1_500 };
-    run(Settings { shards: 3, divisor: 3, max_level: 3, commits_per_writer });
+    run(Settings { shards: 3, divisor: 3, max_level: 3, commits_per_writer: commits_per_writer() });
 }
 
 /// Many short runs of fresh three-shard pipelines, two producers each. With three shards a
@@ -257,7 +260,11 @@ fn snapshots_are_consistent_cuts_across_three_shards() {
 /// model's layout and reads.
 #[test]
 fn short_three_shard_runs_keep_every_worker_alive() {
-    let budget = Duration::from_millis(if stress() { 60_000 } else { 4_000 });
+    let budget = Duration::from_secs(match common::stress() {
+        Stress::Small => 4,
+        Stress::Short => 20,
+        Stress::Long => 60,
+    });
     let started = Instant::now();
     let mut runs = 0u64;
     while runs < 20 || started.elapsed() < budget {

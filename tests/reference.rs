@@ -271,7 +271,14 @@ fn last_write(records: &[(u64, (u8, u32))]) -> BTreeMap<u8, (u64, u32)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: match common::stress() {
+            common::Stress::Small => 48,
+            common::Stress::Short => 256,
+            common::Stress::Long => 2048,
+        },
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn concat_matches_the_model(setup in setup(), shapes in shapes()) {

@@ -30,6 +30,26 @@ use lockstep::{Merge, Pipeline, SegmentInfo, Sink, SinkError};
 /// runs out means something is stuck, never that something is slow.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
+/// How far `LOCKSTEP_STRESS` pushes the stress tests (the consistent-cut runs in
+/// `consistency.rs`, the cases of the reference property tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stress {
+    /// Unset: what `cargo test` runs, seconds.
+    Small,
+    /// `LOCKSTEP_STRESS=short`: what `.ci/run` adds, about half a minute.
+    Short,
+    /// Any other value (`LOCKSTEP_STRESS=1`): minutes.
+    Long,
+}
+
+pub fn stress() -> Stress {
+    match std::env::var("LOCKSTEP_STRESS") {
+        Err(_) => Stress::Small,
+        Ok(value) if value == "short" => Stress::Short,
+        Ok(_) => Stress::Long,
+    }
+}
+
 /// Runs `f` on a thread and waits for its result, at most `PATIENCE`: a hang fails the test
 /// instead of stalling the run.
 pub fn bounded<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
