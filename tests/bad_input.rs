@@ -220,8 +220,11 @@ fn a_refused_try_commit_gives_its_parts_back_for_a_retry() {
     assert_eq!(last.read("/retry/b"), Some(vec![(3, 11)]));
 }
 
-/// Without holding the worker: hammer `try_commit` on a tiny queue. Whatever mix of `Ok` and
-/// `Full` comes back, the accepted commits are numbered 1, 2, 3, … and only they are visible.
+/// Without holding the worker: hammer `try_commit` on a tiny queue with commits that fit it (one
+/// part on each of two paths: with one shard both go to its queue of 2, with two they may go to
+/// either). Both halves must happen — commits accepted, and commits refused with `Full` because
+/// the worker has not drained the last ones yet — and whatever the mix, the accepted commits are
+/// numbered 1, 2, 3, … and only they are visible.
 #[test]
 fn refusals_under_load_leave_no_gap_and_no_trace() {
     for shards in [1, 2] {
@@ -237,10 +240,9 @@ fn refusals_under_load_leave_no_gap_and_no_trace() {
         let mut refused = 0u64;
         let mut attempt = 0u64;
         let deadline = std::time::Instant::now() + PATIENCE;
-        while accepted.len() < 300 && std::time::Instant::now() < deadline {
+        while (accepted.len() < 300 || refused == 0) && std::time::Instant::now() < deadline {
             attempt += 1;
-            // Two parts per commit on each of two paths: a full queue is likely between turns.
-            let parts = [("/x", attempt), ("/y", attempt), ("/x", attempt), ("/y", attempt)];
+            let parts = [("/x", attempt), ("/y", attempt)];
             let outcome = producer.try_commit(parts).map_err(|refused| {
                 assert_eq!(refused.parts, parts, "a refusal hands back every part as given");
                 refused.error
@@ -255,66 +257,61 @@ fn refusals_under_load_leave_no_gap_and_no_trace() {
                     refused += 1;
                     std::thread::yield_now();
                 }
-                Err(Error::CommitTooLarge { parts, capacity }) => {
-                    // With two shards too, when the pipeline's keyed routing puts /x and /y together.
-                    assert!(parts > capacity, "CommitTooLarge for {parts} parts with {shards} shards");
-                    refused += 1;
-                    // Four parts on one shard never fit a queue of 2: commit waits instead.
-                    let commit = producer.commit(parts_of(attempt)).expect("commit waits for room");
-                    let expected = accepted.last().map_or(1, |&(c, _)| c + 1);
-                    assert_eq!(commit, expected, "a commit number was skipped after a refusal");
-                    accepted.push((commit, attempt));
-                }
-                Err(other) => panic!("unexpected refusal {other:?}"),
+                Err(other) => panic!("{shards} shards: a commit that fits the queue refused with {other:?}"),
             }
         }
-        assert!(!accepted.is_empty(), "nothing accepted in {attempt} attempts");
+        assert!(accepted.len() >= 300, "{shards} shards: {} accepted in {attempt} attempts", accepted.len());
+        assert!(refused > 0, "{shards} shards: no refusal in {attempt} attempts; the Full half never ran");
         let last = pipeline.shutdown().expect("clean shutdown");
         assert_eq!(last.frontier(), accepted.len() as u64);
         for path in ["/x", "/y"] {
-            let expected: Vec<(u64, u64)> = accepted.iter().flat_map(|&(c, a)| [(c, a), (c, a)]).collect();
-            assert_eq!(last.read(path), Some(expected), "{path} holds exactly the accepted commits");
+            assert_eq!(last.read(path), Some(accepted.clone()), "{path} holds exactly the accepted commits");
         }
     }
-}
-
-fn parts_of(attempt: u64) -> [(&'static str, u64); 4] {
-    [("/x", attempt), ("/y", attempt), ("/x", attempt), ("/y", attempt)]
 }
 
 #[test]
 fn errors_are_std_errors_with_messages() {
+    // Each error with the variant its `Debug` names (a log of a refusal says which it was).
     let all = [
-        Error::EmptyPath,
-        Error::PathTooLong { len: 9, max: 8 },
-        Error::RecordTooLarge { bytes: 5, max: 4 },
-        Error::EmptyCommit,
-        Error::Full,
-        Error::CommitTooLarge { parts: 3, capacity: 2 },
-        Error::Shutdown,
-        Error::TooManyProducers { max: 2 },
-        Error::InvalidConfig("divisor must be at least 2".into()),
-        Error::Timeout { commit: 7, frontier: 3 },
-        Error::WorkerPanicked,
+        (Error::EmptyPath, "EmptyPath"),
+        (Error::PathTooLong { len: 9, max: 8 }, "PathTooLong"),
+        (Error::RecordTooLarge { bytes: 5, max: 4 }, "RecordTooLarge"),
+        (Error::EmptyCommit, "EmptyCommit"),
+        (Error::Full, "Full"),
+        (Error::CommitTooLarge { parts: 3, capacity: 2 }, "CommitTooLarge"),
+        (Error::Shutdown, "Shutdown"),
+        (Error::TooManyProducers { max: 2 }, "TooManyProducers"),
+        (Error::InvalidConfig("divisor must be at least 2".into()), "InvalidConfig"),
+        (Error::Timeout { commit: 7, frontier: 3 }, "Timeout"),
+        (Error::WorkerPanicked, "WorkerPanicked"),
+        (Error::ForeignKey, "ForeignKey"),
     ];
     let mut messages = std::collections::BTreeSet::new();
-    for error in all {
+    for (error, variant) in all {
         let message = error.to_string();
         assert!(!message.trim().is_empty(), "{error:?} has an empty message");
         assert!(messages.insert(message.clone()), "two errors share the message {message:?}");
-        assert!(!format!("{error:?}").is_empty());
+        let debug = format!("{error:?}");
+        assert!(debug.starts_with(variant), "{debug:?} does not name the variant {variant}");
         let boxed: Box<dyn std::error::Error + Send + Sync + 'static> = Box::new(error.clone());
         assert_eq!(boxed.to_string(), message);
         assert!(boxed.source().is_none());
     }
-    // The numbers a caller needs show in the message.
+    // The numbers a caller needs show in the message and in `Debug`.
     assert!(Error::PathTooLong { len: 9, max: 8 }.to_string().contains('9'));
     assert!(Error::Timeout { commit: 7, frontier: 3 }.to_string().contains('7'));
-    // `?` converts it into the usual boxed error.
-    fn boxed() -> Result<(), Box<dyn std::error::Error>> {
-        Err(Error::Full)?
+    assert_eq!(
+        format!("{:?}", Error::Timeout { commit: 7, frontier: 3 }),
+        "Timeout { commit: 7, frontier: 3 }"
+    );
+    // `?` converts it into the usual boxed error (this compiles only while `Error` is a
+    // `std::error::Error`), and the caller gets the very variant back out of the box.
+    fn boxed(error: Error) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        Err(error)?
     }
-    assert!(boxed().is_err());
+    let refused = boxed(Error::TooManyProducers { max: 2 }).expect_err("`?` passes the error on");
+    assert_eq!(refused.downcast_ref::<Error>(), Some(&Error::TooManyProducers { max: 2 }));
 }
 
 /// A producer dropped while its parts still wait in its queue: the next producer takes the same

@@ -5,15 +5,15 @@
 //! (and none above it). Afterwards the final snapshot must equal the reference model and every
 //! kept snapshot must read exactly what the model reads at its frontier.
 //!
-//! Small by default; set `LOCKSTEP_STRESS=1` for a much longer run.
+//! Small by default; longer with `LOCKSTEP_STRESS` (see `common::Stress`).
 
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::PATIENCE;
+use common::{Stress, PATIENCE};
 use lockstep::merge::Concat;
 use lockstep::{Pipeline, Snapshot};
 
@@ -69,8 +69,13 @@ struct Settings {
     commits_per_writer: u64,
 }
 
-fn stress() -> bool {
-    std::env::var_os("LOCKSTEP_STRESS").is_some()
+/// Commits each of the two writers makes in the consistent-cut runs.
+fn commits_per_writer() -> u64 {
+    match common::stress() {
+        Stress::Small => 1_500,
+        Stress::Short => 8_000,
+        Stress::Long => 40_000,
+    }
 }
 
 /// Checks one snapshot; returns its frontier.
@@ -125,6 +130,16 @@ fn check_snapshot(snapshot: &Snapshot<Concat<u64>>, settings: &Settings, previou
     frontier
 }
 
+/// Sets its flag when dropped, by a normal end or by a panic.
+struct SetOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for SetOnDrop<'_> {
+    fn drop(&mut self) {
+        // Release: pairs with the reader's Acquire, so its last snapshot sees every commit.
+        self.0.store(true, Ordering::Release);
+    }
+}
+
 fn run(settings: Settings) {
     let pipeline = Pipeline::builder(Concat::<u64>::default())
         .shards(settings.shards)
@@ -135,27 +150,32 @@ fn run(settings: Settings) {
         .build()
         .expect("valid settings");
     let writers_done = AtomicBool::new(false);
+    // The frontier of the last snapshot the reader checked: writer 0 waits on it half-way, so
+    // the reader is shown to check snapshots while commits are still being written.
+    let reader_at = AtomicU64::new(0);
     let mut producers: Vec<_> =
         (0..2).map(|_| pipeline.producer().expect("two producers are allowed")).collect();
-    let (numbered, kept) = std::thread::scope(|scope| {
+    let (numbered, kept, checked) = std::thread::scope(|scope| {
         let reader = scope.spawn(|| {
             let mut frontier = 0;
             let mut kept = Vec::new();
-            let mut checked = 0u64;
+            let mut checked: Vec<u64> = Vec::new();
             loop {
                 // Read the flag first: a snapshot taken after it is set sees the end state.
                 let last_round = writers_done.load(Ordering::Acquire);
                 let snapshot = pipeline.snapshot();
                 frontier = check_snapshot(&snapshot, &settings, frontier);
-                if checked.is_multiple_of(16) {
+                // Relaxed: a progress mark, polled; the snapshot it stands for is checked.
+                reader_at.store(frontier, Ordering::Relaxed);
+                if checked.len().is_multiple_of(16) {
                     assert!(pipeline.stats().commits >= frontier, "frontier past the commits issued");
                 }
-                if checked.is_multiple_of(8) && kept.len() < 64 {
+                if checked.len().is_multiple_of(8) && kept.len() < 64 {
                     kept.push(snapshot);
                 }
-                checked += 1;
+                checked.push(frontier);
                 if last_round {
-                    return (checked, kept);
+                    return (kept, checked);
                 }
             }
         });
@@ -164,10 +184,19 @@ fn run(settings: Settings) {
             .enumerate()
             .map(|(writer, mut producer)| {
                 let count = settings.commits_per_writer;
+                let reader_at = &reader_at;
                 scope.spawn(move || {
                     let mut rng = common::Rng::new(writer as u64 + 7);
                     let mut done = Vec::new();
                     for seq in 0..count {
+                        if writer == 0 && seq == count / 2 {
+                            // Half-way, until the reader has checked a snapshot showing this
+                            // writer's last commit: one taken while half of it is still to come.
+                            let mine = done.last().map_or(0, |&(commit, _)| commit);
+                            common::eventually("the reader checks a snapshot mid-run", || {
+                                reader_at.load(Ordering::Relaxed) >= mine
+                            });
+                        }
                         let group = if rng.below(16) == 0 { 3 } else { rng.below(3) as usize };
                         let parts = parts(group, writer as u64, seq);
                         let commit = producer.commit(parts.clone()).expect("a valid commit is accepted");
@@ -177,14 +206,18 @@ fn run(settings: Settings) {
                 })
             })
             .collect();
+        // Set when the writers are done, or when one of them failed: the reader then stops too,
+        // and the scope can end.
+        let done = SetOnDrop(&writers_done);
         let numbered: Vec<_> = writers.into_iter().flat_map(|w| w.join().expect("writer thread")).collect();
-        writers_done.store(true, Ordering::Release);
-        let (checked, kept) = reader.join().expect("reader thread");
-        assert!(checked > 0);
-        (numbered, kept)
+        drop(done);
+        let (kept, checked) = reader.join().expect("reader thread");
+        (numbered, kept, checked)
     });
     let commits = common::gapless(numbered);
     let total = commits.len() as u64;
+    let mid_run = checked.iter().filter(|&&frontier| frontier > 0 && frontier < total).count();
+    assert!(mid_run > 0, "none of the {} snapshots checked was taken while writing", checked.len());
     let sealed = pipeline.wait_sealed(total, PATIENCE).expect("every commit becomes visible");
     check_snapshot(&sealed, &settings, 0);
 
@@ -212,14 +245,12 @@ fn run(settings: Settings) {
 
 #[test]
 fn snapshots_are_consistent_cuts_across_two_shards() {
-    let commits_per_writer = if stress() { 40_000 } else { 1_500 };
-    run(Settings { shards: 2, divisor: 2, max_level: 4, commits_per_writer });
+    run(Settings { shards: 2, divisor: 2, max_level: 4, commits_per_writer: commits_per_writer() });
 }
 
 #[test]
 fn snapshots_are_consistent_cuts_across_three_shards() {
-    let commits_per_writer = if stress() { 40_000 } else { 1_500 };
-    run(Settings { shards: 3, divisor: 3, max_level: 3, commits_per_writer });
+    run(Settings { shards: 3, divisor: 3, max_level: 3, commits_per_writer: commits_per_writer() });
 }
 
 /// Many short runs of fresh three-shard pipelines, two producers each. With three shards a
@@ -229,7 +260,11 @@ fn snapshots_are_consistent_cuts_across_three_shards() {
 /// model's layout and reads.
 #[test]
 fn short_three_shard_runs_keep_every_worker_alive() {
-    let budget = Duration::from_millis(if stress() { 60_000 } else { 4_000 });
+    let budget = Duration::from_secs(match common::stress() {
+        Stress::Small => 4,
+        Stress::Short => 20,
+        Stress::Long => 60,
+    });
     let started = Instant::now();
     let mut runs = 0u64;
     while runs < 20 || started.elapsed() < budget {
@@ -283,18 +318,20 @@ fn many_producers_on_tiny_queues_all_finish() {
     let scripts: Vec<common::Commits<u64>> = (0..16u64)
         .map(|p| (0..300u64).map(|i| vec![(format!("/p{}", (p + i) % 5), p << 32 | i)]).collect())
         .collect();
-    let started = Instant::now();
-    let commits = common::commit_scripts(&pipeline, scripts);
-    let last = pipeline.shutdown().expect("clean shutdown");
+    // Bounded: producers stuck waiting for room fail the test instead of hanging it.
+    let (pipeline, commits) = common::bounded("sixteen producers on queues of one part", move || {
+        let commits = common::commit_scripts(&pipeline, scripts);
+        (pipeline, commits)
+    });
+    let last = common::bounded("shutdown", move || pipeline.shutdown()).expect("clean shutdown");
     assert_eq!(last.frontier(), commits.len() as u64);
     for (path, records) in common::concat_reads(&commits, last.frontier()) {
         assert_eq!(last.read(&path), Some(records), "{path}");
     }
-    assert!(started.elapsed() < common::PATIENCE, "the producers finished");
 }
 
 /// Sixteen producers fill queues of 4,096 parts while the worker is held, so the next turn
-/// finds far more than it takes at once (`TURN_ROWS` in `src/worker.rs`: each of the 17 queues
+/// finds far more than it takes at once (`TURN_ROWS` in `src/shard/worker.rs`: each of the 17 queues
 /// gives 1,927 parts a turn, so commits get split at that share, and a 4,000-part commit spans
 /// three turns' shares). Turns then seal only below the newest commit taken from a queue that
 /// still holds more. Every commit lands whole, in order, and the run ends. (Sealing up to that

@@ -5,9 +5,10 @@
 
 mod common;
 
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use common::{bounded, PanicOn, PATIENCE};
+use common::{bounded, Blocks, PanicOn, PATIENCE};
 use lockstep::{Error, Pipeline};
 
 /// Commits `("/boom", 13)` to a `PanicOn(13)` pipeline and waits until its worker has failed,
@@ -103,47 +104,61 @@ fn wait_sealed_forever_returns_at_once_for_a_sealed_commit() {
     assert_eq!(pipeline.wait_sealed(commit, Duration::new(u64::MAX, 0)).map(|s| s.frontier()), Ok(1));
 }
 
-/// Waiting forever on a commit not yet issued ends when it becomes visible.
+/// Starts a thread that shows where it is blocked (see [`Blocks`]), then calls `wait` and sends
+/// its result on the returned channel. Not scoped: a wait that never ends fails the test when
+/// the test stops receiving, instead of hanging the scope that would join it.
+fn waiter<T: Send + 'static>(wait: impl FnOnce() -> T + Send + 'static) -> (Blocks, u64, mpsc::Receiver<T>) {
+    let (started_tx, started) = mpsc::channel();
+    let (done_tx, done) = mpsc::channel();
+    std::thread::spawn(move || {
+        let blocks = Blocks::of_this_thread();
+        let _ = started_tx.send((blocks.clone(), blocks.count()));
+        let _ = done_tx.send(wait());
+    });
+    let (blocks, before) = started.recv_timeout(PATIENCE).expect("the waiter starts");
+    (blocks, before, done)
+}
+
+/// Waiting forever on a commit not yet issued ends when it becomes visible. The waiter is shown
+/// to be blocked in its wait before commit 1 is issued, and to keep waiting (it looked again and
+/// blocked again) once commits 1 and 2 are visible.
 #[test]
 fn wait_sealed_forever_ends_when_the_commit_becomes_visible() {
-    let pipeline = Pipeline::builder(PanicOn(13)).shards(2).build().expect("valid");
+    let pipeline = Arc::new(Pipeline::builder(PanicOn(13)).shards(2).build().expect("valid"));
     let mut producer = pipeline.producer().expect("a producer");
-    let seen = std::thread::scope(|scope| {
-        let waiter =
-            scope.spawn(|| pipeline.wait_sealed(3, Duration::MAX).map(|s| (s.frontier(), s.read("/b"))));
-        for i in 1..=3 {
-            std::thread::sleep(Duration::from_millis(5));
-            assert_eq!(producer.commit([("/b", i)]), Ok(i));
+    let waiting = pipeline.clone();
+    let (blocks, before, done) =
+        waiter(move || waiting.wait_sealed(3, Duration::MAX).map(|s| (s.frontier(), s.read("/b"))));
+    blocks.wait_beyond(before, "the waiter blocks waiting for commit 3");
+    for i in 1..=3 {
+        assert!(done.try_recv().is_err(), "the wait ended before commit {i} was issued");
+        assert_eq!(producer.commit([("/b", i)]), Ok(i));
+        if i < 3 {
+            pipeline.wait_sealed(i, PATIENCE).expect("visible");
+            // The block under way may have begun before commit i was visible; the one after it
+            // follows a look at a view that shows it.
+            let now = blocks.count();
+            blocks.wait_beyond(now + 1, "the waiter looks again and keeps waiting");
         }
-        bounded_join(waiter)
-    });
+    }
+    let seen = done.recv_timeout(PATIENCE).expect("the wait ends once commit 3 is visible");
     let (frontier, read) = seen.expect("visible");
     assert!(frontier >= 3);
     assert_eq!(read, Some(6));
 }
 
-/// Waiting forever on a commit that can never become visible ends when a worker fails.
+/// Waiting forever on a commit that can never become visible ends when a worker fails. The
+/// waiter is shown to be blocked in its wait before the failure.
 #[test]
 fn wait_sealed_forever_ends_when_a_worker_fails() {
-    let pipeline = Pipeline::builder(PanicOn(13)).shards(1).build().expect("valid");
+    let pipeline = Arc::new(Pipeline::builder(PanicOn(13)).shards(1).build().expect("valid"));
     let mut producer = pipeline.producer().expect("a producer");
-    let outcome = std::thread::scope(|scope| {
-        // Commit 5 is never issued: only the failure can end this wait.
-        let waiter = scope.spawn(|| pipeline.wait_sealed(5, Duration::MAX).map(|s| s.frontier()));
-        std::thread::sleep(Duration::from_millis(20));
-        assert!(!waiter.is_finished(), "the wait ended before anything happened");
-        assert_eq!(producer.commit([("/c", 13)]), Ok(1));
-        bounded_join(waiter)
-    });
+    // Commit 5 is never issued: only the failure can end this wait.
+    let waiting = pipeline.clone();
+    let (blocks, before, done) = waiter(move || waiting.wait_sealed(5, Duration::MAX).map(|s| s.frontier()));
+    blocks.wait_beyond(before, "the waiter blocks waiting for commit 5");
+    assert!(done.try_recv().is_err(), "the wait ended before anything happened");
+    assert_eq!(producer.commit([("/c", 13)]), Ok(1));
+    let outcome = done.recv_timeout(PATIENCE).expect("the wait ends once the worker has failed");
     assert_eq!(outcome, Err(Error::WorkerPanicked));
-}
-
-/// Joins a scoped thread, failing the test if it does not finish within `PATIENCE`.
-fn bounded_join<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
-    let deadline = std::time::Instant::now() + PATIENCE;
-    while !handle.is_finished() {
-        assert!(std::time::Instant::now() < deadline, "the waiter did not return within {PATIENCE:?}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    handle.join().expect("the waiter thread")
 }

@@ -1,16 +1,20 @@
 #![cfg(not(loom))]
 //! The concurrent pipeline against the sequential reference model in `common`: random workloads
-//! from several producer threads, every geometry the tests care about, and after `shutdown` the
-//! frontier, the paths, every path's segments and every read must equal the model's.
+//! from several producer threads, every geometry the tests care about, with or without a sink
+//! (at any flush level) and a retention window, and after `shutdown` the frontier, the paths,
+//! every path's segments and every read must equal the model's restricted to the window, and
+//! the sink must have received every flush-level block once, in order.
 
 mod common;
+#[path = "common/saved.rs"]
+mod saved;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 
-use common::{Commits, PATIENCE};
+use common::{Collect, Commits, PATIENCE};
 use lockstep::merge::{Concat, LastWriteWins, Sum};
-use lockstep::{Builder, Merge, Pipeline, SegmentInfo, Snapshot};
+use lockstep::{Builder, Merge, Pipeline, Retention, SegmentInfo, Snapshot};
 use proptest::prelude::*;
 
 /// The settings a workload runs under.
@@ -21,16 +25,55 @@ struct Setup {
     max_level: u32,
     queue_capacity: usize,
     merge_budget: usize,
+    /// A sink that collects every write (needed by `window`).
+    sink: bool,
+    /// The sink's level, if not the top one.
+    flush_level: Option<u32>,
+    /// `Retention::Newest(n)`.
+    window: Option<usize>,
 }
 
 impl Setup {
-    fn builder<M: Merge>(&self, merge: M) -> Builder<M> {
-        Pipeline::builder(merge)
+    /// Retention::All, no sink.
+    fn plain(
+        shards: usize,
+        divisor: u64,
+        max_level: u32,
+        queue_capacity: usize,
+        merge_budget: usize,
+    ) -> Self {
+        Self {
+            shards,
+            divisor,
+            max_level,
+            queue_capacity,
+            merge_budget,
+            sink: false,
+            flush_level: None,
+            window: None,
+        }
+    }
+
+    fn builder<M: Merge>(&self, merge: M, sink: &Collect<M::Output>) -> Builder<M>
+    where
+        M::Output: Clone,
+    {
+        let mut builder = Pipeline::builder(merge)
             .shards(self.shards)
             .divisor(self.divisor)
             .max_level(self.max_level)
             .queue_capacity(self.queue_capacity)
-            .merge_budget(self.merge_budget)
+            .merge_budget(self.merge_budget);
+        if self.sink {
+            builder = builder.sink(sink.clone());
+        }
+        if let Some(level) = self.flush_level {
+            builder = builder.flush_level(level);
+        }
+        if let Some(n) = self.window {
+            builder = builder.retain(Retention::Newest(n));
+        }
+        builder
     }
 }
 
@@ -41,26 +84,47 @@ type Parts<R> = Vec<(String, R)>;
 type Script<R> = Vec<Parts<R>>;
 
 /// What a run produced: the commits as numbered by the pipeline, the snapshot sealed at the
-/// last commit before shutdown, and the final snapshot of `shutdown`.
+/// last commit before shutdown, the final snapshot of `shutdown`, and the first commit inside
+/// the window at the last commit (1 without one).
 struct Run<M: Merge> {
     commits: Commits<M::Record>,
     sealed: Snapshot<M>,
     last: Snapshot<M>,
+    from: u64,
+}
+
+impl<M: Merge> Run<M>
+where
+    M::Record: Clone,
+{
+    /// The commits as the window keeps them: those before it emptied.
+    fn windowed(&self) -> Commits<M::Record> {
+        common::from_commit(&self.commits, self.from)
+    }
 }
 
 /// Runs every script on its own producer thread, records each commit under the number `commit`
 /// returned, then checks what holds for every merge: gapless numbering, the statistics, the
 /// frontier, the paths and the segments (while running: shape; after shutdown: the model's
-/// layout exactly).
-fn run<M>(setup: Setup, merge: M, scripts: Vec<Script<M::Record>>) -> Run<M>
+/// layout restricted to the window, exactly), and what the sink got (`output` makes a block's
+/// output from its records, as the merge does).
+fn run<M>(
+    setup: Setup,
+    merge: M,
+    scripts: Vec<Script<M::Record>>,
+    output: impl Fn(Vec<(u64, M::Record)>) -> M::Output,
+) -> Run<M>
 where
     M: Merge,
     M::Record: Clone + Debug,
+    M::Output: Clone + PartialEq + Debug,
 {
-    let pipeline = setup.builder(merge).build().expect("valid setup");
+    let sink = Collect::<M::Output>::new(0);
+    let pipeline = setup.builder(merge, &sink).build().expect("valid setup");
     let commits = common::commit_scripts(&pipeline, scripts);
     let total = commits.len() as u64;
     let parts: usize = commits.iter().map(Vec::len).sum();
+    let from = common::window_start(setup.divisor, setup.max_level, setup.window, total);
 
     let sealed = pipeline.wait_sealed(total, PATIENCE).expect("every commit becomes visible");
     assert_eq!(sealed.frontier(), total, "the frontier never passes the last commit issued");
@@ -79,26 +143,50 @@ where
         let segments = sealed.segments(&path);
         common::check_shape(&segments, setup.divisor, setup.max_level, total)
             .unwrap_or_else(|why| panic!("{path} while running: {why}; {segments:?}"));
+        assert!(segments.iter().all(|s| s.start >= from), "{path} while running: {segments:?} before {from}");
     }
 
     let last = pipeline.shutdown().expect("clean shutdown");
     assert_eq!(last.frontier(), total, "the final frontier is the last commit issued");
-    let expected_paths = common::paths(&commits, total);
-    let actual_paths: BTreeSet<String> = last.paths().map(str::to_owned).collect();
-    assert_eq!(actual_paths, expected_paths, "paths()");
-    let layouts = common::layouts(&commits, setup.divisor, setup.max_level, total);
+    let layouts = common::windowed_layouts(&commits, setup.divisor, setup.max_level, total, from);
+    let expected_paths: BTreeSet<String> = layouts.keys().cloned().collect();
+    for (snapshot, when) in [(&sealed, "while running"), (&last, "after shutdown")] {
+        let mut listed: Vec<String> = snapshot.paths().map(str::to_owned).collect();
+        listed.sort();
+        let unique = listed.len();
+        let listed: BTreeSet<String> = listed.into_iter().collect();
+        assert_eq!(unique, listed.len(), "paths() {when} lists a path twice under {setup:?}");
+        assert_eq!(listed, expected_paths, "paths() {when} under {setup:?}, window from {from}");
+    }
     for (path, layout) in &layouts {
         assert_eq!(&last.segments(path), layout, "finished layout of {path} under {setup:?}");
     }
+    // A path written only before the window: nothing left of it.
+    for path in common::paths(&commits, total).difference(&expected_paths) {
+        for snapshot in [&sealed, &last] {
+            assert!(snapshot.segments(path).is_empty(), "{path} kept segments before the window from {from}");
+            assert!(snapshot.read(path).is_none(), "{path} reads data from before the window from {from}");
+        }
+    }
     assert!(last.read("/never-written").is_none());
     assert!(last.segments("/never-written").is_empty());
-    Run { commits, sealed, last }
+
+    if setup.sink {
+        let level = setup.flush_level.unwrap_or(setup.max_level);
+        let expected = common::sink_writes(&commits, setup.divisor, level, output);
+        let count: usize = expected.values().map(Vec::len).sum();
+        assert_eq!(sink.by_path(), expected, "sink writes (flush level {level}) under {setup:?}");
+        assert_eq!(sink.written().len(), count);
+    } else {
+        assert!(sink.written().is_empty());
+    }
+    Run { commits, sealed, last, from }
 }
 
-/// Checks `Concat` reads against the model: every read, and every segment's own output (the
-/// records of exactly its range).
+/// Checks `Concat` reads against the model in the window: every read, and every segment's own
+/// output (the records of exactly its range).
 fn check_concat<T: Clone + PartialEq + Debug + Send + Sync + 'static>(run: &Run<Concat<T>>) {
-    for (path, expected) in common::concat_reads(&run.commits, run.last.frontier()) {
+    for (path, expected) in common::concat_reads(&run.windowed(), run.last.frontier()) {
         assert_eq!(run.sealed.read(&path).as_ref(), Some(&expected), "read of {path} while running");
         assert_eq!(run.last.read(&path).as_ref(), Some(&expected), "read of {path} after shutdown");
         for (segment, output) in run.last.segment_outputs(&path) {
@@ -116,21 +204,32 @@ fn path() -> impl Strategy<Value = String> {
     prop_oneof![12 => (0..PATHS.len() - 1).prop_map(|i| PATHS[i].to_owned()), 1 => Just("/sparse".to_owned())]
 }
 
+/// Any shard count and geometry (max level 2 included), with a sink at any flush level or none,
+/// and a retention window of 0 to 2 top-level blocks or none.
 fn setup() -> impl Strategy<Value = Setup> {
     (
-        1usize..=3,
-        2u64..=4,
-        prop::sample::select(vec![0u32, 1, 3]),
-        prop::sample::select(vec![1usize, 2, 5, 64]),
-        prop::sample::select(vec![1usize, 3, 4096]),
+        (
+            1usize..=3,
+            2u64..=4,
+            prop::sample::select(vec![0u32, 1, 2, 3]),
+            prop::sample::select(vec![1usize, 2, 5, 64]),
+            prop::sample::select(vec![1usize, 3, 4096]),
+        ),
+        (any::<bool>(), prop::option::of(0u32..4), prop::option::of(0usize..3)),
     )
-        .prop_map(|(shards, divisor, max_level, queue_capacity, merge_budget)| Setup {
-            shards,
-            divisor,
-            max_level,
-            queue_capacity,
-            merge_budget,
-        })
+        .prop_map(
+            |((shards, divisor, max_level, queue_capacity, merge_budget), (sink, flush, window))| Setup {
+                shards,
+                divisor,
+                max_level,
+                queue_capacity,
+                merge_budget,
+                // A window needs a sink to hand what it drops to; a flush level is the sink's.
+                sink: sink || flush.is_some() || window.is_some(),
+                flush_level: flush.map(|level| level.min(max_level)),
+                window,
+            },
+        )
 }
 
 /// 1–3 producers, each with up to 40 commits of 1–4 parts (a path may repeat within a commit).
@@ -161,12 +260,29 @@ fn number(shapes: Vec<Vec<Vec<String>>>) -> Vec<Script<u64>> {
         .collect()
 }
 
+/// What `Sum` makes of a block's records: their wrapping sum.
+fn sum(records: &[(u64, i64)]) -> i64 {
+    records.iter().fold(0i64, |sum, (_, value)| sum.wrapping_add(*value))
+}
+
+/// What `LastWriteWins` makes of a block's records: per key, the last value and its commit.
+fn last_write(records: &[(u64, (u8, u32))]) -> BTreeMap<u8, (u64, u32)> {
+    records.iter().map(|&(commit, (key, value))| (key, (commit, value))).collect()
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: match common::stress() {
+            common::Stress::Small => 48,
+            common::Stress::Short => 256,
+            common::Stress::Long => 2048,
+        },
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn concat_matches_the_model(setup in setup(), shapes in shapes()) {
-        let run = run(setup, Concat::<u64>::default(), number(shapes));
+        let run = run(setup, Concat::<u64>::default(), number(shapes), |records| records);
         check_concat(&run);
     }
 
@@ -195,8 +311,8 @@ proptest! {
                     .collect()
             })
             .collect();
-        let run = run(setup, Sum, scripts);
-        for (path, expected) in common::sum_reads(&run.commits, run.last.frontier()) {
+        let run = run(setup, Sum, scripts, |records| sum(&records));
+        for (path, expected) in common::sum_reads(&run.windowed(), run.last.frontier()) {
             prop_assert_eq!(run.sealed.read(&path), Some(expected), "sum of {} while running", path);
             prop_assert_eq!(run.last.read(&path), Some(expected), "sum of {} after shutdown", path);
         }
@@ -216,8 +332,8 @@ proptest! {
                     .collect()
             })
             .collect();
-        let run = run(setup, LastWriteWins::<u8, u32>::default(), scripts);
-        for (path, expected) in common::last_write_reads(&run.commits, run.last.frontier()) {
+        let run = run(setup, LastWriteWins::<u8, u32>::default(), scripts, |records| last_write(&records));
+        for (path, expected) in common::last_write_reads(&run.windowed(), run.last.frontier()) {
             prop_assert_eq!(run.sealed.read(&path), Some(expected.clone()), "state of {} while running", path);
             prop_assert_eq!(run.last.read(&path), Some(expected), "state of {} after shutdown", path);
         }
@@ -243,8 +359,8 @@ fn seed_script() -> Script<u64> {
 fn seed_case_odd_commits_align_with_every_commit() {
     for shards in 1..=3 {
         for (divisor, max_level) in [(2, 3), (3, 1), (4, 3), (2, 0)] {
-            let setup = Setup { shards, divisor, max_level, queue_capacity: 4, merge_budget: 4096 };
-            let run = run(setup, Concat::<u64>::default(), vec![seed_script()]);
+            let setup = Setup::plain(shards, divisor, max_level, 4, 4096);
+            let run = run(setup, Concat::<u64>::default(), vec![seed_script()], |records| records);
             check_concat(&run);
             let (odd, every) = (run.last.segments("/odd"), run.last.segments("/every"));
             if max_level == 0 {
@@ -285,8 +401,8 @@ fn a_single_sparse_write_lands_in_its_aligned_block() {
             parts
         })
         .collect();
-    let setup = Setup { shards: 2, divisor: 3, max_level: 2, queue_capacity: 2, merge_budget: 1 };
-    let run = run(setup, Concat::<u64>::default(), vec![script]);
+    let setup = Setup::plain(2, 3, 2, 2, 1);
+    let run = run(setup, Concat::<u64>::default(), vec![script], |records| records);
     check_concat(&run);
     // [1,9] [10,18] [19,27] [28,36] [37,39] [40]
     assert_eq!(run.last.segments("/once"), [SegmentInfo { level: 2, start: 19, end: 27 }]);
@@ -314,8 +430,8 @@ fn concurrent_producers_line_up_across_paths() {
                     .collect()
             })
             .collect();
-        let setup = Setup { shards: 3, divisor: 2, max_level: 3, queue_capacity: 3, merge_budget: 2 };
-        let run = run(setup, Concat::<u64>::default(), scripts);
+        let setup = Setup::plain(3, 2, 3, 3, 2);
+        let run = run(setup, Concat::<u64>::default(), scripts, |records| records);
         check_concat(&run);
         let all: Vec<SegmentInfo> = run
             .last
@@ -393,6 +509,103 @@ fn pinned_workers_match_the_model() {
         }
         for (path, records) in common::concat_reads(&commits, 37) {
             assert_eq!(last.read(&path), Some(records), "{shards} pinned shards: {path}");
+        }
+    }
+}
+
+/// Checks a `Concat` snapshot against the model at its own frontier, restricted to the window
+/// of that frontier: the paths it lists (each once), every read, and every path's segments (the
+/// model's layout exactly once everything is compacted, `finished`; before that, their shape).
+fn matches_the_model_at_its_frontier(
+    snapshot: &Snapshot<Concat<u64>>,
+    commits: &Commits<u64>,
+    setup: Setup,
+    finished: bool,
+) {
+    let frontier = snapshot.frontier();
+    let from = common::window_start(setup.divisor, setup.max_level, setup.window, frontier);
+    let layouts = common::windowed_layouts(commits, setup.divisor, setup.max_level, frontier, from);
+    let mut listed: Vec<&str> = snapshot.paths().collect();
+    listed.sort_unstable();
+    let expected: Vec<&str> = layouts.keys().map(String::as_str).collect();
+    assert_eq!(listed, expected, "paths() at frontier {frontier} under {setup:?}");
+    let reads = common::concat_reads(&common::from_commit(commits, from), frontier);
+    for path in common::paths(commits, frontier) {
+        let at = format!("{path} at frontier {frontier} under {setup:?}");
+        assert_eq!(snapshot.read(&path), reads.get(&path).cloned(), "read of {at}");
+        let segments = snapshot.segments(&path);
+        if finished {
+            assert_eq!(segments, layouts.get(&path).cloned().unwrap_or_default(), "layout of {at}");
+        } else {
+            common::check_shape(&segments, setup.divisor, setup.max_level, frontier)
+                .unwrap_or_else(|why| panic!("{at}: {why}; {segments:?}"));
+            assert!(segments.iter().all(|s| s.start >= from), "{at}: {segments:?} before {from}");
+        }
+    }
+}
+
+/// The case `proptest-regressions/path_table.txt` saved for the per-shard path table that the
+/// directory and the batches replaced (see `saved`), replayed through the pipeline. Turn `t` is
+/// commit `t + 1`, whose parts are the turn's `Some` updates in order (path `/p/<index>`, so 300
+/// names grow each shard's directory several times); a `None` update writes nothing, since
+/// removing a path is no longer a thing a caller does: a retention window does it to every path
+/// with nothing left inside it, which the windowed run covers. As the saved case's reader kept
+/// every third table, a reader keeps the snapshot of every third turn; at the end each kept
+/// snapshot still lists, lays out and reads exactly what the model says at its frontier, and so
+/// does the final one. Two shards, a merge budget as small as the saved merge steps.
+#[test]
+fn saved_path_table_case_reads_like_the_model() {
+    for window in [None, Some(1)] {
+        let setup = Setup { sink: window.is_some(), window, ..Setup::plain(2, 2, 1, 16, 2) };
+        let sink = Collect::new(0);
+        let pipeline = setup.builder(Concat::<u64>::default(), &sink).build().expect("valid setup");
+        let mut producer = pipeline.producer().expect("a producer");
+        let mut commits: Commits<u64> = Vec::new();
+        let mut kept = Vec::new();
+        for (turn, updates) in saved::PATH_TABLE_TURNS.iter().enumerate() {
+            let parts: Parts<u64> =
+                updates.iter().filter_map(|&(path, value)| Some((format!("/p/{path}"), value?))).collect();
+            let commit = producer.commit(parts.clone()).expect("a valid commit is accepted");
+            assert_eq!(commit, turn as u64 + 1);
+            commits.push(parts);
+            if turn % 3 == 0 {
+                kept.push(pipeline.wait_sealed(commit, PATIENCE).expect("the turn becomes visible"));
+            }
+        }
+        drop(producer);
+        let last = pipeline.shutdown().expect("clean shutdown");
+        assert_eq!(last.frontier(), commits.len() as u64);
+        for snapshot in &kept {
+            matches_the_model_at_its_frontier(snapshot, &commits, setup, false);
+        }
+        matches_the_model_at_its_frontier(&last, &commits, setup, true);
+        if window.is_some() {
+            // The removals the window stands in for did happen: paths written early are gone.
+            assert!(last.paths().count() < common::paths(&commits, last.frontier()).len());
+        }
+    }
+}
+
+/// The case `proptest-regressions/tier.txt` saved for the compaction policy the spine replaced
+/// (`divisor = 2, max_level = 2, keep = 0, commits = {121, 123, 125}, bounds = [128]`), through
+/// the pipeline: a path written only at commits 121, 123 and 125 (every other commit writes
+/// another path), a sink at level 0 (`keep`: every block of that level is built and handed
+/// over), and 128 commits. The sink gets the three single commits, the path ends as the two
+/// top-level blocks `[121, 124]` and `[125, 128]`; under a window of one block, only the second.
+#[test]
+fn saved_tier_case_through_the_pipeline() {
+    let script: Script<u64> = (1..=128u64)
+        .map(|c| vec![((if [121, 123, 125].contains(&c) { "/sparse" } else { "/dense" }).to_owned(), c)])
+        .collect();
+    for shards in [1, 2] {
+        for window in [None, Some(1)] {
+            let setup =
+                Setup { sink: true, flush_level: Some(0), window, ..Setup::plain(shards, 2, 2, 4, 1) };
+            let run = run(setup, Concat::<u64>::default(), vec![script.clone()], |records| records);
+            check_concat(&run);
+            let top = |start| SegmentInfo { level: 2, start, end: start + 3 };
+            let expected = if window.is_some() { vec![top(125)] } else { vec![top(121), top(125)] };
+            assert_eq!(run.last.segments("/sparse"), expected, "{setup:?}");
         }
     }
 }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use common::{bounded, eventually, Gate, Gated, PATIENCE};
+use common::{bounded, eventually, Blocks, Gate, Gated, PATIENCE};
 use lockstep::merge::{Concat, Outputs, Sum};
 use lockstep::{Error, Merge, Pipeline};
 
@@ -113,8 +113,9 @@ fn a_producer_used_after_shutdown_gets_shutdown() {
 }
 
 /// The only worker is held inside `seal`, so a 40-part commit waits on a queue of 2 with its
-/// number taken. Shutdown, called meanwhile, lets it finish: it returns `Ok` and is in the
-/// final snapshot.
+/// number taken. Shutdown, called meanwhile, is shown to have begun (it has closed the pipeline
+/// to new commits and is blocked waiting) while the commit still waits; only then is the worker
+/// let go. The commit finishes: it returns `Ok` and is in the final snapshot.
 #[test]
 fn a_commit_blocked_on_a_full_queue_finishes_during_shutdown() {
     let gate = Gate::closed();
@@ -134,16 +135,25 @@ fn a_commit_blocked_on_a_full_queue_finishes_during_shutdown() {
     assert!(blocked_result.try_recv().is_err(), "40 parts cannot fit a held queue of 2");
 
     let (tx, shutdown_result) = mpsc::channel();
+    let (started_tx, started) = mpsc::channel();
     std::thread::spawn(move || {
+        let blocks = Blocks::of_this_thread();
+        let _ = started_tx.send((blocks.clone(), blocks.count()));
         let _ = tx.send(pipeline.shutdown());
     });
+    let (blocks, before) = started.recv_timeout(PATIENCE).expect("the shutdown thread starts");
+    blocks.wait_beyond(before, "shutdown blocks waiting for the blocked commit");
+    // Shutdown has begun: the pipeline takes no new commit (this one would take number 3).
+    assert_eq!(first.commit([("/first", 3)]), Err(Error::Shutdown));
+    assert!(blocked_result.try_recv().is_err(), "the big commit still waits for room");
+    assert!(shutdown_result.try_recv().is_err(), "shutdown cannot end before the big commit does");
     gate.open();
     let commit = blocked_result.recv_timeout(PATIENCE).expect("the blocked commit returns");
     assert_eq!(commit, Ok(2));
     let last = shutdown_result.recv_timeout(PATIENCE).expect("shutdown returns").expect("clean shutdown");
     assert_eq!(last.frontier(), 2);
     assert_eq!(last.read("/big"), Some((0..40).map(|i| (2, i)).collect::<Vec<_>>()));
-    assert_eq!(first.commit([("/first", 3)]), Err(Error::Shutdown));
+    assert!(last.read("/first").is_some_and(|records| records == [(1, 1)]), "nothing of commit 3");
 }
 
 /// Without holding the worker: one huge commit through a queue of 1 races shutdown. It returns

@@ -5,53 +5,12 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::{Commits, PATIENCE};
+use common::{Collect, Commits, PATIENCE};
 use lockstep::merge::{Concat, Sum};
-use lockstep::{DiscardSink, Merge, Pipeline, Retention, SegmentInfo, Sink, SinkError, Stats};
-
-/// Records every write it accepts; refuses the first `fail_first` writes (`usize::MAX`: all).
-#[derive(Debug)]
-struct Collect<O> {
-    written: Arc<Mutex<Vec<(String, SegmentInfo, O)>>>,
-    attempts: Arc<AtomicUsize>,
-    fail_first: usize,
-}
-
-impl<O> Collect<O> {
-    fn new(fail_first: usize) -> Self {
-        Self { written: Arc::default(), attempts: Arc::default(), fail_first }
-    }
-
-    fn handle(&self) -> Self {
-        Self { written: self.written.clone(), attempts: self.attempts.clone(), fail_first: self.fail_first }
-    }
-
-    fn written(&self) -> Vec<(String, SegmentInfo, O)>
-    where
-        O: Clone,
-    {
-        self.written.lock().unwrap_or_else(PoisonError::into_inner).clone()
-    }
-}
-
-impl<O: Clone + Send + Sync + 'static> Sink<O> for Collect<O> {
-    fn write(&self, path: &str, segment: SegmentInfo, output: &O) -> Result<(), SinkError> {
-        let attempt = self.attempts.fetch_add(1, Ordering::SeqCst);
-        if attempt < self.fail_first {
-            return Err(format!("sink unavailable (attempt {attempt})").into());
-        }
-        self.written.lock().unwrap_or_else(PoisonError::into_inner).push((
-            path.to_owned(),
-            segment,
-            output.clone(),
-        ));
-        Ok(())
-    }
-}
+use lockstep::{DiscardSink, Merge, Pipeline, Retention, SegmentInfo, Stats};
 
 /// Polls the pipeline's stats until `done` holds, at most `PATIENCE`; returns the last reading.
 fn stats_until<M: Merge>(pipeline: &Pipeline<M>, what: &str, done: impl Fn(&Stats) -> bool) -> Stats {
@@ -97,40 +56,6 @@ where
     common::commit_scripts(pipeline, scripts)
 }
 
-/// What the sink must have received: per path, each flush-level block holding data, in commit
-/// order, with `output` of the records inside it.
-fn expected_writes<R: Clone, O>(
-    commits: &[Vec<(String, R)>],
-    divisor: u64,
-    flush_level: u32,
-    output: impl Fn(Vec<(u64, R)>) -> O,
-) -> BTreeMap<String, Vec<(SegmentInfo, O)>> {
-    let total = commits.len() as u64;
-    let mut out = BTreeMap::new();
-    for path in common::paths(commits, total) {
-        let records = common::concat_of(commits, &path, total);
-        let blocks = common::flushed_blocks(commits, &path, divisor, flush_level, total);
-        let writes = blocks
-            .into_iter()
-            .map(|b| {
-                let inside = records.iter().filter(|(c, _)| (b.start..=b.end).contains(c)).cloned().collect();
-                (b, output(inside))
-            })
-            .collect();
-        out.insert(path, writes);
-    }
-    out
-}
-
-/// The writes grouped by path, each path's in the order they arrived.
-fn by_path<O>(written: Vec<(String, SegmentInfo, O)>) -> BTreeMap<String, Vec<(SegmentInfo, O)>> {
-    let mut out: BTreeMap<String, Vec<(SegmentInfo, O)>> = BTreeMap::new();
-    for (path, segment, output) in written {
-        out.entry(path).or_default().push((segment, output));
-    }
-    out
-}
-
 #[test]
 fn every_flush_level_segment_reaches_the_sink_once() {
     for (shards, divisor, max_level, flush_level) in
@@ -138,14 +63,14 @@ fn every_flush_level_segment_reaches_the_sink_once() {
     {
         let sink = Collect::<i64>::new(0);
         let mut builder =
-            Pipeline::builder(Sum).shards(shards).divisor(divisor).max_level(max_level).sink(sink.handle());
+            Pipeline::builder(Sum).shards(shards).divisor(divisor).max_level(max_level).sink(sink.clone());
         if let Some(level) = flush_level {
             builder = builder.flush_level(level);
         }
         let pipeline = builder.queue_capacity(4).build().expect("valid config");
         let commits = workload(&pipeline, 120, |r| (r % 1000) as i64 - 500);
         let flush_level = flush_level.unwrap_or(max_level);
-        let expected = expected_writes(&commits, divisor, flush_level, |records| {
+        let expected = common::sink_writes(&commits, divisor, flush_level, |records| {
             records.iter().fold(0i64, |sum, (_, v)| sum.wrapping_add(*v))
         });
         let count: usize = expected.values().map(Vec::len).sum();
@@ -155,7 +80,7 @@ fn every_flush_level_segment_reaches_the_sink_once() {
             stats_until(&pipeline, "every flush-level segment written", |s| s.sink_writes >= count as u64);
         assert_eq!(stats.sink_failures, 0);
         let last = pipeline.shutdown().expect("clean shutdown");
-        let written = by_path(sink.written());
+        let written = sink.by_path();
         assert_eq!(
             written, expected,
             "sink writes for {shards} shards, D={divisor}, flush level {flush_level}"
@@ -175,12 +100,12 @@ fn concat_outputs_reach_the_sink_whole() {
         .divisor(2)
         .max_level(2)
         .flush_level(2)
-        .sink(sink.handle())
+        .sink(sink.clone())
         .build()
         .expect("valid config");
     let commits = workload(&pipeline, 90, |r| r);
     pipeline.shutdown().expect("clean shutdown");
-    assert_eq!(by_path(sink.written()), expected_writes(&commits, 2, 2, |records| records));
+    assert_eq!(sink.by_path(), common::sink_writes(&commits, 2, 2, |records| records));
 }
 
 /// The first writes fail: the failures are counted, the data stays readable, and every
@@ -194,7 +119,7 @@ fn a_failing_sink_loses_nothing_and_is_retried() {
         .divisor(2)
         .max_level(2)
         .flush_level(1)
-        .sink(sink.handle())
+        .sink(sink.clone())
         .build()
         .expect("valid");
     let commits = workload(&pipeline, 64, |r| (r % 100) as i64);
@@ -206,11 +131,11 @@ fn a_failing_sink_loses_nothing_and_is_retried() {
     for (path, sum) in common::sum_reads(&commits, last.frontier()) {
         assert_eq!(last.read(&path), Some(sum), "{path} lost nothing");
     }
-    let mut written = by_path(sink.written());
+    let mut written = sink.by_path();
     for writes in written.values_mut() {
         writes.sort_by_key(|(segment, _)| *segment); // retries arrive late
     }
-    let expected = expected_writes(&commits, 2, 1, |records| records.iter().map(|(_, v)| v).sum());
+    let expected = common::sink_writes(&commits, 2, 1, |records| records.iter().map(|(_, v)| v).sum());
     assert_eq!(written, expected, "every segment written exactly once in the end");
     assert_eq!(
         sink.attempts.load(Ordering::SeqCst),
@@ -230,30 +155,26 @@ fn shutdown_hands_back_what_the_sink_never_took() {
         .divisor(divisor)
         .max_level(max_level)
         .flush_level(1)
-        .sink(sink.handle())
+        .sink(sink.clone())
         .retain(Retention::Newest(1))
         .build()
         .expect("valid");
     let commits = workload(&pipeline, 64, |r| (r % 100) as i64);
     let refused = pipeline.shutdown().expect_err("the sink took nothing");
-    let expected = expected_writes(&commits, divisor, 1, |records| records.iter().map(|(_, v)| v).sum());
+    let expected = common::sink_writes(&commits, divisor, 1, |records| records.iter().map(|(_, v)| v).sum());
     let segments = expected.values().map(Vec::len).sum();
     assert_eq!(refused.error, lockstep::Error::Undelivered { segments });
     assert!(sink.written().is_empty());
-    let mut undelivered =
-        by_path(refused.undelivered.into_iter().map(|u| (u.path.to_string(), u.segment, u.output)).collect());
+    let mut undelivered: BTreeMap<String, Vec<(SegmentInfo, i64)>> = BTreeMap::new();
+    for u in refused.undelivered {
+        undelivered.entry(u.path.to_string()).or_default().push((u.segment, u.output));
+    }
     for writes in undelivered.values_mut() {
         writes.sort_by_key(|(segment, _)| *segment);
     }
     assert_eq!(undelivered, expected, "every refused segment handed back, with its output");
     let last = refused.last.expect("every commit became visible");
     assert_eq!(last.frontier(), commits.len() as u64);
-}
-
-/// The window of the newest `keep` top-level blocks at `frontier`: its first commit.
-fn window_start(divisor: u64, max_level: u32, keep: usize, frontier: u64) -> u64 {
-    let span = common::pow(divisor, max_level);
-    (frontier / span * span).saturating_sub(span * keep as u64) + 1
 }
 
 /// A sink that refuses its first writes while retention drops the blocks they came from: the
@@ -268,7 +189,7 @@ fn retention_never_takes_a_refused_write_from_the_sink() {
         .shards(2)
         .divisor(divisor)
         .max_level(max_level)
-        .sink(sink.handle())
+        .sink(sink.clone())
         .retain(Retention::Newest(1))
         .build()
         .expect("valid");
@@ -276,14 +197,14 @@ fn retention_never_takes_a_refused_write_from_the_sink() {
     let stats = stats_until(&pipeline, "failed writes", |s| s.sink_failures >= failures as u64);
     assert_eq!(stats.sink_failures, failures as u64);
     let last = pipeline.shutdown().expect("clean shutdown");
-    let mut written = by_path(sink.written());
+    let mut written = sink.by_path();
     for writes in written.values_mut() {
         writes.sort_by_key(|(segment, _)| *segment); // retries arrive late
     }
     let expected =
-        expected_writes(&commits, divisor, max_level, |records| records.iter().map(|(_, v)| v).sum());
+        common::sink_writes(&commits, divisor, max_level, |records| records.iter().map(|(_, v)| v).sum());
     assert_eq!(written, expected, "every segment reached the sink exactly once");
-    let from = window_start(divisor, max_level, 1, last.frontier());
+    let from = common::window_start(divisor, max_level, Some(1), last.frontier());
     for (path, records) in common::concat_reads(&commits, last.frontier()) {
         let window: Vec<i64> = records.iter().filter(|(c, _)| *c >= from).map(|(_, v)| *v).collect();
         assert_eq!(
@@ -317,7 +238,7 @@ fn retention_keeps_the_same_window_for_every_path() {
         let last = pipeline.shutdown().expect("clean shutdown");
         let total = last.frontier();
         let setup = format!("keep {keep}, D={divisor}, max level {max_level}, flush level {flush_level:?}");
-        let from = window_start(divisor, max_level, keep, total);
+        let from = common::window_start(divisor, max_level, Some(keep), total);
         let listed: std::collections::HashSet<&str> = last.paths().collect();
         for (path, layout) in common::layouts(&commits, divisor, max_level, total) {
             let kept: Vec<SegmentInfo> = layout.iter().filter(|s| s.start >= from).copied().collect();

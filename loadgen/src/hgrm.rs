@@ -39,6 +39,21 @@ mod tests {
             assert_eq!(fields.len(), 4, "{row}");
             assert!((fields[3] - 1.0 / (1.0 - fields[1])).abs() < 0.01, "{row}");
         }
+        // Every row against the histogram's own figures: the value (µs, to the nanosecond) is
+        // the top of one of its buckets; the count is every sample at or below it; and that
+        // bucket is where the cumulative count crosses the row's percentile: the samples below it
+        // fall short of it, the samples up to it reach it.
+        let total = h.len() as f64;
+        for row in &rows {
+            let fields: Vec<f64> = row.split_whitespace().map(|f| f.parse().unwrap()).collect();
+            let (value, quantile, count) = ((fields[0] * 1000.0).round() as u64, fields[1], fields[2] as u64);
+            assert_eq!(h.highest_equivalent(value), value, "{row}: not a bucket's top");
+            assert!(h.count_at(value) > 0, "{row}: no sample in its bucket");
+            assert_eq!(count, h.count_between(0, value), "{row}: the samples at or below its value");
+            let below = (count - h.count_at(value)) as f64 / total;
+            assert!(below <= quantile + 1e-9 && count as f64 / total >= quantile - 1e-9, "{row}");
+        }
+        assert_eq!(rows.len(), h.iter_quantiles(5).count(), "one row per step of the quantile iteration");
         let last: Vec<&str> = rows[rows.len() - 1].split_whitespace().collect();
         assert_eq!(last, ["100.031", "1.000000000000", "100"]);
         // Counts and values never go down.

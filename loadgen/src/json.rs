@@ -206,64 +206,98 @@ mod tests {
     use crate::latency::histogram;
     use crate::rss::Rss;
     use clap::Parser;
+    use serde_json::Value;
     use std::time::Duration;
 
-    fn measured(kind: Kind, records: u64) -> Measured {
+    /// Parts per commit, and bytes per record, of the runs below.
+    const PARTS: u64 = 4;
+    const BYTES: u64 = 24;
+
+    /// The latency every run below measured: four samples, one far out.
+    fn latency() -> hdrhistogram::Histogram<u64> {
         let mut latency = histogram();
-        for v in [1000u64, 2000, 3000] {
+        for v in [1000u64, 2000, 3000, 40_000] {
             latency.record(v).unwrap();
         }
+        latency
+    }
+
+    /// A run of `commits` commits (of `PARTS` parts) in a 2 s window; over the whole run, warm-up
+    /// included, 100 more were issued; `lost` of the records issued never reached the engine's
+    /// end state.
+    fn measured(kind: Kind, commits: u64, lost: u64) -> Measured {
+        let issued_commits = commits + 100;
+        let issued_records = issued_commits * PARTS;
         Measured {
             kind,
             window: Duration::from_secs(2),
             opened: std::time::SystemTime::UNIX_EPOCH,
-            asked: Duration::from_secs(2),
-            commits: records,
-            records,
-            issued_commits: records,
-            issued_records: records,
-            commit_latency: latency.clone(),
-            visible_latency: latency.clone(),
-            missed: 0,
-            idle_producers: 0,
-            producers: 1,
+            asked: Duration::from_millis(2100),
+            commits,
+            records: commits * PARTS,
+            issued_commits,
+            issued_records,
+            commit_latency: latency(),
+            visible_latency: latency(),
+            missed: 7,
+            idle_producers: 1,
+            producers: 3,
             intervals: Vec::new(),
             problems: Vec::new(),
             interrupted: false,
             frontier: None,
             rss: Rss { reset: true, at_start: Some(1 << 20), peak: Some(2 << 20) },
             finish: Finish {
-                final_commit: None,
-                records_applied: Some(records),
+                final_commit: (kind != Kind::Raw).then_some(issued_commits),
+                records_applied: Some(issued_records - lost),
                 layout: (kind != Kind::Raw).then(|| crate::align::Layout::new(2)),
-                visible_latency: latency,
+                visible_latency: latency(),
                 notes: Vec::new(),
             },
         }
     }
 
+    fn close(value: &Value, expected: f64) -> bool {
+        value.as_f64().is_some_and(|v| (v - expected).abs() <= expected.abs() * 1e-12)
+    }
+
+    /// Every figure by value: the settings as the run was given them (each a different number,
+    /// so two swapped fields show), the counts as measured, and the rates worked out here from
+    /// the counts, the window and the record size.
     #[test]
-    fn the_document_has_the_promised_shape() {
-        let args =
-            crate::cli::Args::try_parse_from(["loadgen", "--engine", "all", "--rate", "1000"]).unwrap();
-        let workload = Workload::new(10, args.distribution, 16, 1);
+    fn the_document_holds_what_the_runs_measured() {
+        let bytes = BYTES.to_string();
+        let args = crate::cli::Args::try_parse_from([
+            "loadgen",
+            "--engine",
+            "all",
+            "--rate",
+            "1000",
+            "--record",
+            "shared",
+            "--record-bytes",
+            &bytes,
+        ])
+        .unwrap();
+        let workload = Workload::new(10, args.distribution, BYTES as usize, PARTS as usize);
         let settings = Settings {
             engine: crate::engine::Config {
-                producers: 1,
-                shards: 1,
-                divisor: 4,
-                max_level: 2,
+                producers: 3,
+                shards: 2,
+                divisor: 5,
+                max_level: 7,
                 queue_capacity: 16,
                 pin: false,
             },
             record: args.record,
-            duration: Duration::from_secs(2),
-            warmup: Duration::from_secs(1),
+            duration: Duration::from_millis(2100),
+            warmup: Duration::from_millis(1500),
             rate: args.rate,
             progress: false,
             interval: None,
         };
-        let runs = [measured(Kind::Lockstep, 4000), measured(Kind::Mutex, 2000), measured(Kind::Raw, 8000)];
+        let runs =
+            [measured(Kind::Lockstep, 1000, 0), measured(Kind::Mutex, 500, 0), measured(Kind::Raw, 2000, 3)];
         let limit = limit::Limit {
             records_per_sec: 8000.0,
             median_records_per_sec: 7000.0,
@@ -271,45 +305,93 @@ mod tests {
         };
         let value = serde_json::to_value(document(&args, &settings, &workload, Some(&limit), &runs)).unwrap();
         assert_eq!(value["limit"]["records_per_sec"].as_f64(), Some(8000.0));
-        assert_eq!(value["config"]["record"], "i64");
-        assert_eq!(value["config"]["commit"], COMMIT);
-        assert_eq!(value["runs"][0]["records_per_limit"].as_f64(), Some(0.25));
-        assert_eq!(value["runs"][0]["problems"].as_array().map(Vec::len), Some(0));
+        assert_eq!(value["limit"]["median_records_per_sec"].as_f64(), Some(7000.0));
+        assert_eq!(value["limit"]["window_secs"].as_f64(), Some(1.0));
         let without = serde_json::to_value(document(&args, &settings, &workload, None, &runs)).unwrap();
-        assert_eq!(without["limit"], serde_json::Value::Null);
-        assert_eq!(without["runs"][0]["records_per_limit"], serde_json::Value::Null);
+        assert_eq!(without["limit"], Value::Null);
+        assert_eq!(without["runs"][0]["records_per_limit"], Value::Null);
 
         let config = &value["config"];
+        assert_eq!(config["commit"], COMMIT);
         assert_eq!(config["engine"], "all");
+        assert_eq!(config["record"], "shared");
+        assert_eq!(config["commit_latency_sampled"], "every commit, from its intended start");
         assert_eq!(config["mode"], "fixed-rate");
         assert_eq!(config["rate"], 1000);
         assert_eq!(config["distribution"], "uniform");
-        for key in
-            ["producers", "shards", "divisor", "max_level", "paths", "parts_per_commit", "record_bytes"]
-        {
-            assert!(config[key].is_u64(), "config.{key}");
+        for (key, given) in [
+            ("producers", 3),
+            ("shards", 2),
+            ("divisor", 5),
+            ("max_level", 7),
+            ("paths", 10),
+            ("parts_per_commit", PARTS),
+            ("record_bytes", BYTES),
+            ("queue_capacity", 16),
+        ] {
+            assert_eq!(config[key].as_u64(), Some(given), "config.{key}");
         }
+        assert_eq!(config["duration_secs"].as_f64(), Some(2.1));
+        assert_eq!(config["warmup_secs"].as_f64(), Some(1.5));
+        assert_eq!(config["pin"], false);
 
-        let runs = value["runs"].as_array().unwrap();
-        assert_eq!(runs.len(), 3);
-        let lockstep = &runs[0];
-        assert_eq!(lockstep["engine"], "lockstep");
-        assert_eq!(lockstep["records_per_sec"].as_f64(), Some(2000.0));
-        assert_eq!(lockstep["commits_per_sec"].as_f64(), Some(2000.0));
-        for kind in ["visible_latency_us", "commit_latency_us"] {
-            for key in ["p50", "p99", "p999", "max"] {
-                assert!(lockstep[kind][key].is_f64(), "{kind}.{key}");
+        let out = value["runs"].as_array().unwrap();
+        assert_eq!(out.len(), 3);
+        for (run, measured) in out.iter().zip(&runs) {
+            let engine = measured.kind.name();
+            assert_eq!(run["engine"], engine);
+            assert_eq!(run["window_secs"].as_f64(), Some(2.0), "{engine}");
+            assert_eq!(run["asked_secs"].as_f64(), Some(2.1), "{engine}");
+            assert_eq!(run["interrupted"], false, "{engine}");
+            assert_eq!(run["problems"], serde_json::json!([]), "{engine}");
+            assert_eq!(run["idle_producers"], 1, "{engine}");
+            assert_eq!(run["commits"].as_u64(), Some(measured.commits), "{engine}");
+            assert_eq!(run["records"].as_u64(), Some(measured.commits * PARTS), "{engine}");
+            assert_eq!(run["missed"], 7, "{engine}");
+            assert_eq!(run["issued_commits"].as_u64(), Some(measured.commits + 100), "{engine}");
+            assert_eq!(run["issued_records"].as_u64(), Some((measured.commits + 100) * PARTS), "{engine}");
+            // Rates from the counts over the 2 s window; MB/s from the record size.
+            let records_per_sec = (measured.commits * PARTS) as f64 / 2.0;
+            assert!(close(&run["records_per_sec"], records_per_sec), "{engine}: {}", run["records_per_sec"]);
+            assert!(close(&run["commits_per_sec"], measured.commits as f64 / 2.0), "{engine}");
+            let mb = (measured.commits * PARTS * BYTES) as f64 / 2.0 / 1e6;
+            assert!(close(&run["mb_per_sec"], mb), "{engine}: {} MB/s, not {mb}", run["mb_per_sec"]);
+            assert!(close(&run["records_per_limit"], records_per_sec / 8000.0), "{engine}");
+            // Latencies in µs, each the histogram's own quantile.
+            let h = latency();
+            for kind in ["visible_latency_us", "commit_latency_us"] {
+                let summary = &run[kind];
+                assert_eq!(summary["samples"], 4, "{engine} {kind}");
+                for (key, quantile) in
+                    [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p999", 0.999), ("p9999", 0.9999)]
+                {
+                    let us = h.value_at_quantile(quantile) as f64 / 1000.0;
+                    assert_eq!(summary[key].as_f64(), Some(us), "{engine} {kind}.{key}");
+                }
+                assert_eq!(summary["max"].as_f64(), Some(h.max() as f64 / 1000.0), "{engine} {kind}");
+                assert!(close(&summary["mean"], h.mean() / 1000.0), "{engine} {kind}");
             }
+            assert_eq!(run["visible_means"], measured.kind.visible_means());
+            assert_eq!(run["peak_rss_bytes"], 2 << 20);
+            assert_eq!(run["rss_at_start_bytes"], 1 << 20);
+            assert_eq!(run["peak_rss_reset"], true);
         }
+        let (lockstep, raw) = (&out[0], &out[2]);
         assert_eq!(lockstep["visible_latency_us"]["p50"].as_f64(), Some(2.0));
-        assert_eq!(lockstep["peak_rss_bytes"], 2 << 20);
+        assert_eq!(lockstep["nothing_lost"], true);
+        assert_eq!(raw["nothing_lost"], false, "3 records issued never arrived");
+        assert_eq!(lockstep["segments_per_level"], serde_json::json!([0, 0, 0]));
         assert_eq!(lockstep["aligned"], true);
-        assert_eq!(runs[2]["aligned"], serde_json::Value::Null);
+        assert_eq!(lockstep["segments_off_grid"], 0);
+        assert_eq!(raw["segments_per_level"], Value::Null);
+        assert_eq!(raw["aligned"], Value::Null);
 
+        // lockstep's records/s over each other engine's: 2,000 / 1,000 and 2,000 / 4,000.
         let ratios = value["ratios"].as_array().unwrap();
         assert_eq!(ratios.len(), 2);
         assert_eq!(ratios[0]["engine"], "mutex");
         assert_eq!(ratios[0]["records_per_sec"].as_f64(), Some(2.0));
+        assert_eq!(ratios[0]["visible_p99"].as_f64(), Some(1.0));
         assert_eq!(ratios[1]["engine"], "raw");
         assert_eq!(ratios[1]["records_per_sec"].as_f64(), Some(0.5));
     }

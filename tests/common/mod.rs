@@ -6,21 +6,49 @@
 //! with plain loops what every path's segments and reads must be once everything up to the
 //! frontier is sealed and compacted.
 //!
-//! Also here: the shape check every snapshot must pass, a small seeded RNG, and a [`Gate`]
-//! that holds shard workers inside `seal` so tests can fill queues deterministically.
+//! Under `Retention::Newest(n)` the model keeps what the retention doc promises: a snapshot at
+//! frontier `F` shows the top-level blocks ending after `F - F % D^max - n * D^max` and
+//! everything after them ([`window_start`]); every layout, read and path list is the model's
+//! restricted to that window, while the sink still gets every flush-level block once
+//! ([`sink_writes`]).
+//!
+//! Also here: the shape check every snapshot must pass, a sink that collects what it is given,
+//! a small seeded RNG, a [`Gate`] that holds shard workers inside `seal` so tests can fill
+//! queues deterministically, and [`Blocks`], which shows a thread is blocked inside a call.
 
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use lockstep::merge::Outputs;
-use lockstep::{Merge, Pipeline, SegmentInfo};
+use lockstep::{Merge, Pipeline, SegmentInfo, Sink, SinkError};
 
 /// A generous bound on every wait in the tests: the machine is shared and noisy, so a wait that
 /// runs out means something is stuck, never that something is slow.
 pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// How far `LOCKSTEP_STRESS` pushes the stress tests (the consistent-cut runs in
+/// `consistency.rs`, the cases of the reference property tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stress {
+    /// Unset: what `cargo test` runs, seconds.
+    Small,
+    /// `LOCKSTEP_STRESS=short`: what `.ci/run` adds, about half a minute.
+    Short,
+    /// Any other value (`LOCKSTEP_STRESS=1`): minutes.
+    Long,
+}
+
+pub fn stress() -> Stress {
+    match std::env::var("LOCKSTEP_STRESS") {
+        Err(_) => Stress::Small,
+        Ok(value) if value == "short" => Stress::Short,
+        Ok(_) => Stress::Long,
+    }
+}
 
 /// Runs `f` on a thread and waits for its result, at most `PATIENCE`: a hang fails the test
 /// instead of stalling the run.
@@ -38,6 +66,47 @@ pub fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     while !done() {
         assert!(std::time::Instant::now() < deadline, "{what}: not within {PATIENCE:?}");
         std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Shows that a thread is blocked inside a call, with no sleep in the test: Linux counts each
+/// thread's voluntary context switches (it slept, parked, or waited on a lock) in
+/// `/proc/<pid>/task/<tid>/status`. A thread takes its `Blocks` and [`count`](Blocks::count),
+/// hands both to the test, then makes the call (a wait for a commit, a shutdown waiting for a
+/// blocked commit); once the count has grown, the thread is inside that call and has blocked
+/// there, so whatever the test does next happens while it waits.
+///
+/// Elsewhere than Linux the count stays 0 and [`wait_beyond`](Blocks::wait_beyond) returns at
+/// once: the tests then run, without that proof.
+#[derive(Debug, Clone)]
+pub struct Blocks {
+    status: Option<std::path::PathBuf>,
+}
+
+impl Blocks {
+    /// The calling thread's.
+    pub fn of_this_thread() -> Self {
+        if !cfg!(target_os = "linux") {
+            return Self { status: None };
+        }
+        let task = std::fs::read_link("/proc/thread-self").expect("Linux has /proc/thread-self");
+        Self { status: Some(std::path::Path::new("/proc").join(task).join("status")) }
+    }
+
+    /// The thread's voluntary context switches so far.
+    pub fn count(&self) -> u64 {
+        let Some(status) = &self.status else { return 0 };
+        let text = std::fs::read_to_string(status)
+            .unwrap_or_else(|e| panic!("{}: {e} (the thread ended instead of blocking)", status.display()));
+        let line = text.lines().find_map(|line| line.strip_prefix("voluntary_ctxt_switches:"));
+        line.and_then(|count| count.trim().parse().ok()).expect("status has voluntary_ctxt_switches")
+    }
+
+    /// Waits (bounded) until the thread has blocked more than `count` times in all.
+    pub fn wait_beyond(&self, count: u64, what: &str) {
+        if self.status.is_some() {
+            eventually(what, || self.count() > count);
+        }
     }
 }
 
@@ -130,6 +199,43 @@ pub fn layouts<R>(
     out
 }
 
+/// The first commit a snapshot at `frontier` shows under `Retention::Newest(n)` (`window`), 1
+/// without one: the top-level blocks (of `divisor^max_level` commits) ending after
+/// `frontier - frontier % span - n * span`, and everything after them.
+pub fn window_start(divisor: u64, max_level: u32, window: Option<usize>, frontier: u64) -> u64 {
+    let Some(n) = window else { return 1 };
+    let span = pow(divisor, max_level);
+    (frontier - frontier % span).saturating_sub(span.saturating_mul(n as u64)) + 1
+}
+
+/// The commits from `from` on: what a window starting at `from` keeps of them (the commits
+/// before it become empty, so commit numbers stay where they were).
+pub fn from_commit<R: Clone>(commits: &[Vec<(String, R)>], from: u64) -> Commits<R> {
+    commits
+        .iter()
+        .enumerate()
+        .map(|(index, parts)| if index as u64 + 1 >= from { parts.clone() } else { Vec::new() })
+        .collect()
+}
+
+/// [`layouts`] restricted to the window starting at `from`: the blocks starting at or after it
+/// (an aligned block is wholly inside the window or wholly before it), and only the paths that
+/// keep a block there.
+pub fn windowed_layouts<R: Clone>(
+    commits: &[Vec<(String, R)>],
+    divisor: u64,
+    max_level: u32,
+    frontier: u64,
+    from: u64,
+) -> BTreeMap<String, Vec<SegmentInfo>> {
+    let mut out = layouts(&from_commit(commits, from), divisor, max_level, frontier);
+    for layout in out.values_mut() {
+        layout.retain(|block| block.start >= from);
+    }
+    out.retain(|_, layout| !layout.is_empty());
+    out
+}
+
 /// Every record of `path` at or below `frontier`, with its commit, in commit order and within
 /// a commit in part order: what `Concat` reads.
 pub fn concat_of<R: Clone>(commits: &[Vec<(String, R)>], path: &str, frontier: u64) -> Vec<(u64, R)> {
@@ -207,6 +313,91 @@ pub fn flushed_blocks<R>(
         start += span;
     }
     out
+}
+
+/// What a sink at `flush_level` must have received by the end, per path (paths it got nothing for
+/// left out) in the order it arrives: each flush-level block holding data of the path, with `output` of the path's records inside
+/// it. Retention does not change it: the sink gets every block once, window or not.
+pub fn sink_writes<R: Clone, O>(
+    commits: &[Vec<(String, R)>],
+    divisor: u64,
+    flush_level: u32,
+    output: impl Fn(Vec<(u64, R)>) -> O,
+) -> BTreeMap<String, Vec<(SegmentInfo, O)>> {
+    let total = commits.len() as u64;
+    let mut out = BTreeMap::new();
+    for path in paths(commits, total) {
+        let records = concat_of(commits, &path, total);
+        let blocks = flushed_blocks(commits, &path, divisor, flush_level, total);
+        let writes = blocks
+            .into_iter()
+            .map(|b| {
+                let inside = records.iter().filter(|(c, _)| (b.start..=b.end).contains(c)).cloned().collect();
+                (b, output(inside))
+            })
+            .collect::<Vec<_>>();
+        // A path with no flush-level block yet (its data all in the tail) gets no write.
+        if !writes.is_empty() {
+            out.insert(path, writes);
+        }
+    }
+    out
+}
+
+/// A sink that records every write it accepts, and refuses the first `fail_first` (`usize::MAX`:
+/// all). Clones share what was written.
+#[derive(Debug)]
+pub struct Collect<O> {
+    written: Arc<Mutex<Vec<(String, SegmentInfo, O)>>>,
+    pub attempts: Arc<AtomicUsize>,
+    fail_first: usize,
+}
+
+impl<O> Clone for Collect<O> {
+    fn clone(&self) -> Self {
+        Self { written: self.written.clone(), attempts: self.attempts.clone(), fail_first: self.fail_first }
+    }
+}
+
+impl<O> Collect<O> {
+    pub fn new(fail_first: usize) -> Self {
+        Self { written: Arc::default(), attempts: Arc::default(), fail_first }
+    }
+
+    /// Every write accepted so far, in the order they came.
+    pub fn written(&self) -> Vec<(String, SegmentInfo, O)>
+    where
+        O: Clone,
+    {
+        self.written.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// The writes accepted so far, grouped by path, each path's in the order they came.
+    pub fn by_path(&self) -> BTreeMap<String, Vec<(SegmentInfo, O)>>
+    where
+        O: Clone,
+    {
+        let mut out: BTreeMap<String, Vec<(SegmentInfo, O)>> = BTreeMap::new();
+        for (path, segment, output) in self.written() {
+            out.entry(path).or_default().push((segment, output));
+        }
+        out
+    }
+}
+
+impl<O: Clone + Send + Sync + 'static> Sink<O> for Collect<O> {
+    fn write(&self, path: &str, segment: SegmentInfo, output: &O) -> Result<(), SinkError> {
+        let attempt = self.attempts.fetch_add(1, Ordering::SeqCst);
+        if attempt < self.fail_first {
+            return Err(format!("sink unavailable (attempt {attempt})").into());
+        }
+        self.written.lock().unwrap_or_else(PoisonError::into_inner).push((
+            path.to_owned(),
+            segment,
+            output.clone(),
+        ));
+        Ok(())
+    }
 }
 
 /// Turns `(commit number, parts)` pairs recorded by concurrent producers into the commit list,

@@ -299,14 +299,28 @@ mod tests {
         assert_eq!(touched.list(), [2]);
     }
 
+    /// Routing is a function of the path alone: the same shard from another thread (a hasher
+    /// seeded per thread or per call would route differently), in range, and spread over every
+    /// shard.
     #[test]
     fn routing_is_stable_and_in_range() {
+        let paths: Vec<String> = (0..1000).map(|i| format!("/p/{i:08}")).collect();
         for shards in [1, 2, 7] {
-            for path in ["/a", "/p/00000001", "/x/y/z"] {
-                let shard = shard_of(path, shards);
-                assert!(shard < shards);
-                assert_eq!(shard, shard_of(path, shards));
+            let route = || paths.iter().map(|path| shard_of(path, shards)).collect::<Vec<usize>>();
+            let here = route();
+            let there = std::thread::scope(|scope| scope.spawn(route).join().expect("routing thread"));
+            assert_eq!(here, there, "{shards} shards: another thread routes differently");
+            let mut per_shard = vec![0usize; shards];
+            for &shard in &here {
+                assert!(shard < shards, "shard {shard} of {shards}");
+                per_shard[shard] += 1;
             }
+            // About 1000 / shards paths each; far from it, some shard would sit idle.
+            let share = paths.len() / shards;
+            assert!(
+                per_shard.iter().all(|&n| n > share / 2 && n < share * 3 / 2),
+                "{shards} shards: {per_shard:?}"
+            );
         }
     }
 }

@@ -211,7 +211,7 @@ fn run(case: Case<'_>) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    // The strategy is the one `proptest-regressions/spine.txt`'s seeds were saved with:
+    // The strategy is the one `proptest-regressions/shard/spine/model.txt`'s seeds were saved with:
     // change it and they replay other cases (the saved ones are also spelled out below).
     #[test]
     fn any_turns_reach_the_reference_layout(
@@ -271,7 +271,7 @@ fn saved_tier_case_a_sparse_path_under_a_level_0_sink() {
     }
 }
 
-/// The cases `proptest-regressions/spine.txt` holds, spelled out: its seeds replay only as
+/// The cases `proptest-regressions/shard/spine/model.txt` holds, spelled out: its seeds replay only as
 /// long as the strategy above stays exactly as it is.
 #[test]
 fn saved_spine_cases() {
