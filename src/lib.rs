@@ -72,6 +72,11 @@ mod read;
 /// A shard's worker and its storage: batches, sort, spine, history, directory.
 mod shard;
 
+/// Each shard's log of sealed turns: format, writer, reader, and the storage seam.
+// Wired into the workers in the next increment.
+#[cfg_attr(not(test), allow(dead_code))]
+mod durable;
+
 /// The pipeline handle.
 mod pipeline;
 /// What producers, workers and the handle share, and the pipeline's lifecycle.
