@@ -78,3 +78,9 @@
 pub(crate) mod codec;
 /// The bytes on disk: segment headers, frames, turns.
 pub(crate) mod format;
+/// What the log needs from a directory; the real file system.
+pub(crate) mod storage;
+
+/// An in-memory file system that forgets what was not synced, with faults to inject.
+#[cfg(all(test, not(loom)))]
+pub(crate) mod sim;
