@@ -78,9 +78,15 @@
 pub(crate) mod codec;
 /// The bytes on disk: segment headers, frames, turns.
 pub(crate) mod format;
+/// Reading a shard's log back, naming every way it can be damaged.
+pub(crate) mod reader;
 /// What the log needs from a directory; the real file system.
 pub(crate) mod storage;
+/// Writing a shard's log: append, sync, rotate; opening after a crash.
+pub(crate) mod writer;
 
 /// An in-memory file system that forgets what was not synced, with faults to inject.
 #[cfg(all(test, not(loom)))]
 pub(crate) mod sim;
+#[cfg(all(test, not(loom)))]
+mod tests;
