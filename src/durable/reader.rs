@@ -16,6 +16,13 @@
 //!
 //! Only the newest segment can be torn, because the writer syncs a segment whole before it
 //! creates the next one: damage anywhere else is not what a crash leaves.
+//!
+//! Telling a tail from a hole takes a scan of the bytes after the damage for an intact frame
+//! (its header checksum first, so the scan is linear). Two limits, both on the side of refusing:
+//! a record whose own bytes hold a whole intact frame (a log stored inside a log) makes a torn
+//! tail around it read as corruption; and a file system that persists unsynced pages out of
+//! order can leave, after a power cut, a damaged frame before an intact one that was never
+//! synced either — refused as corrupt, though only `Durability::Written` turns were at stake.
 
 use std::io;
 use std::path::{Path, PathBuf};

@@ -493,16 +493,29 @@ fn missing_or_foreign_segments_are_corruption() -> Result<(), Error> {
 fn an_intact_frame_that_does_not_decode_is_corruption() -> Result<(), Error> {
     let storage = written(&random_turns(16, 5, small_i64))?;
     let newest = segment_files(&storage).pop().unwrap_or_default();
-    let mut bytes = storage.bytes(&newest).map_err(|e| Error::io("reading", &e))?;
-    let at = bytes.len();
-    // A turn naming path id 1,000 with no name for it, framed properly.
-    let mut frame = Vec::new();
-    let start = crate::durable::format::open_frame(&mut frame);
-    frame.extend_from_slice(&[1, 0, 1, 2, 0xe8, 0x07, 2]);
-    assert_eq!(crate::durable::format::seal_frame(&mut frame, start), Ok(()));
-    bytes.extend_from_slice(&frame);
-    storage.put_bytes(&newest, &bytes).map_err(|e| Error::io("writing", &e))?;
-    assert_eq!(corrupt_at(read_all::<i64, _>(&storage)), Some((name(&newest), at as u64)));
+    let bytes = storage.bytes(&newest).map_err(|e| Error::io("reading", &e))?;
+    // Payloads (frontier step, names, rows: commit step, id, record) that break a rule each.
+    let payloads: [(&str, &[u8]); 6] = [
+        ("a path id never named", &[1, 0, 1, 2, 0xe8, 0x07, 2]),
+        ("a commit above the turn's frontier", &[1, 0, 1, 4, 0, 2]),
+        ("a commit at the tip's frontier (sealed before)", &[1, 0, 1, 0, 0, 2]),
+        ("a name that is not UTF-8", &[1, 1, 1, 0xff, 0]),
+        ("bytes after the rows", &[1, 0, 0, 9]),
+        ("a record cut short", &[1, 0, 1, 2, 0, 0x80]),
+    ];
+    for (why, payload) in payloads {
+        let mut frame = Vec::new();
+        let start = crate::durable::format::open_frame(&mut frame);
+        frame.extend_from_slice(payload);
+        assert_eq!(crate::durable::format::seal_frame(&mut frame, start), Ok(()));
+        let storage = storage.fork();
+        storage.put_bytes(&newest, &[&bytes[..], &frame].concat()).map_err(|e| Error::io("writing", &e))?;
+        assert_eq!(
+            corrupt_at(read_all::<i64, _>(&storage)),
+            Some((name(&newest), bytes.len() as u64)),
+            "{why}"
+        );
+    }
     Ok(())
 }
 

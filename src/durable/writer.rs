@@ -145,6 +145,13 @@ impl<S: Storage> LogWriter<S> {
 
     /// Writes `turn` (hands it to the OS); it survives the process once this returns `Ok`.
     ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if the write fails, or the rotation before it (ENOSPC is kind
+    /// `StorageFull`), or if the turn cannot be logged at all (a record whose `Serialize`
+    /// fails, a turn over 4 GiB: kind `InvalidData`). Any of them ends the writer: this and
+    /// every later call return the same error.
+    ///
     /// # Panics
     ///
     /// If the turn breaks the worker's invariants (`crate::durable::format::encode_turn`).
@@ -178,8 +185,13 @@ impl<S: Storage> LogWriter<S> {
         Ok(())
     }
 
-    /// Syncs every turn written so far (one fdatasync for all of them); they survive a power
-    /// cut once this returns. Returns the frontier synced.
+    /// Syncs every turn written so far (one fdatasync for all of them, none if nothing was
+    /// written since the last); they survive a power cut once this returns. Returns the
+    /// frontier synced.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if the fdatasync fails; it ends the writer, as in [`append`](Self::append).
     pub(crate) fn sync(&mut self) -> Result<u64, Error> {
         self.check()?;
         self.sync_segment()?;
