@@ -96,6 +96,26 @@ pub enum Error {
         /// The system's message.
         message: String,
     },
+    /// A file of a durable pipeline is damaged where no crash can have damaged it, or one is
+    /// missing: anywhere but the torn tail of a shard's newest log segment (which is dropped and
+    /// counted, as a crash leaves it). lockstep refuses to open rather than recover a history
+    /// shorter than the one it acknowledged.
+    Corrupt {
+        /// The file (for a missing one, the name it should have).
+        file: String,
+        /// Where in it, in bytes.
+        offset: u64,
+        /// What is wrong.
+        why: String,
+    },
+    /// A file of a durable pipeline was written in another format version (or, for the
+    /// directory, with other settings); nothing was changed.
+    Incompatible {
+        /// The file.
+        file: String,
+        /// What differs.
+        why: String,
+    },
     /// [`Pipeline::shutdown`](crate::Pipeline::shutdown): the sink still refused `segments`
     /// segments after the last retry; the [`ShutdownError`](crate::ShutdownError) holds them.
     Undelivered {
@@ -135,6 +155,8 @@ impl fmt::Display for Error {
                 write!(f, "a commit_many batch of {parts} parts or more is over the limit of {max}; split it")
             }
             Error::Io { what, message, .. } => write!(f, "{what}: {message}"),
+            Error::Corrupt { file, offset, why } => write!(f, "{file} is corrupt at byte {offset}: {why}"),
+            Error::Incompatible { file, why } => write!(f, "{file} cannot be used: {why}"),
             Error::Undelivered { segments } => write!(
                 f,
                 "the sink still refused {segments} segments at shutdown; ShutdownError::undelivered holds them"

@@ -1,0 +1,92 @@
+//! Durability: each shard's log of sealed turns.
+//!
+//! A shard worker's turn is a sealed, complete unit: every part of every commit up to the
+//! turn's frontier for that shard. Logged as one record, it makes a write-ahead log that only
+//! the shard's own worker writes, sequentially, and that producers never touch. This module is
+//! that log: the record format (`format`, `codec`), the writer (`writer`: append, group-commit
+//! sync, rotation, and opening after a crash), the reader (`reader`: every turn in order, or a
+//! named reason to refuse), and the seam to the disk (`storage`, with an in-memory file system
+//! for tests in `sim`).
+//!
+//! # What survives
+//!
+//! - A turn is *written* once [`LogWriter::append`](writer::LogWriter::append) returned `Ok`:
+//!   its frame was handed to the OS in one write. It survives the process (a `kill -9`), not
+//!   the machine.
+//! - A turn is *synced* once a [`LogWriter::sync`](writer::LogWriter::sync) that started after
+//!   it returned `Ok` (fdatasync of the segment; a new segment's name is made durable before
+//!   anything is written to it). It survives a power cut.
+//! - After a crash, the log reads back as a prefix of the turns written that holds every turn
+//!   synced: the torn tail of the newest segment (cut short, zeros, checksums failing, with no
+//!   intact frame after it) is dropped and reported. Damage anywhere else is
+//!   [`Error::Corrupt`](crate::Error::Corrupt) naming the file and offset, never a shorter
+//!   history read as if whole.
+//! - A failed write or sync ends the writer for good, with a typed error that every later call
+//!   returns: nothing already written or synced is lost, and opening the log again (after
+//!   freeing space, say) continues it.
+//!
+//! # FORMAT
+//!
+//! Version 1. A shard's log is the files `shard-NNNN/log-SSSSSSSSSSSSSSSSSSSS` of the pipeline's
+//! directory: its segments, numbered from 0 without a gap (`S`: the number in 20 digits). Other
+//! file names are ignored. All fixed-size integers are little-endian. A *checksum* is CRC32C
+//! masked as LevelDB and RocksDB mask theirs: `rotate_right(crc, 15) + 0xa282ead8` (mod 2^32).
+//!
+//! A segment is a header, then frames, one per turn; a frame never spans segments.
+//!
+//! ```text
+//! header (40 bytes)
+//!   0  8  magic        "LSTP.LOG"
+//!   8  4  version      u32 = 1   (any other: Error::Incompatible; magic and version stay here
+//!                                 in every version)
+//!  12  4  shard        u32
+//!  16  8  sequence     u64       (the number in the file's name)
+//!  24  8  frontier     u64       the shard's frontier before the segment's first turn
+//!  32  4  names        u32       path ids named before the segment's first turn
+//!  36  4  checksum     u32       of bytes 0..36
+//!
+//! frame (12 bytes + payload)
+//!   0  4  length       u32       of the payload; never 0
+//!   4  4  checksum     u32       of the payload
+//!   8  4  header sum   u32       of bytes 0..8 (so a damaged length is told from a torn one,
+//!                                 and a scan for a later intact frame is linear)
+//!  12  length          payload   one turn
+//! ```
+//!
+//! A turn's payload is written relative to the log's *tip* before it (the frontier and names
+//! after the turn before, or the segment header's for its first turn). Every integer in it is a
+//! LEB128 varint (7 bits a byte, least significant first, high bit on all but the last), signed
+//! ones zigzag-mapped first — postcard's integer encoding:
+//!
+//! ```text
+//! frontier step     varint    the turn's frontier minus the tip's
+//! name count        varint    paths named in the turn: ids tip.names, tip.names + 1, …
+//!   name            varint length, then that many bytes of UTF-8
+//! row count         varint
+//!   commit step     zigzag varint   the row's commit minus the row before's (the tip's
+//!                                   frontier for the first row); every commit is in
+//!                                   (tip frontier, turn frontier]
+//!   path id         varint          below tip.names + name count
+//!   record          the record in postcard's format (serde)
+//! ```
+//!
+//! Rows keep the worker's order (runs of ascending commits, one per queue): most commit steps
+//! are 0 or 1, one byte. With `Sum` and 10,000 paths, a row costs about 4 bytes, the frame and
+//! the turn's own fields a few bytes per turn (`tests::log_bytes_per_record`).
+
+/// Integers and records as bytes: varints, zigzag, serde records through postcard.
+pub(crate) mod codec;
+/// The bytes on disk: segment headers, frames, turns.
+pub(crate) mod format;
+/// Reading a shard's log back, naming every way it can be damaged.
+pub(crate) mod reader;
+/// What the log needs from a directory; the real file system.
+pub(crate) mod storage;
+/// Writing a shard's log: append, sync, rotate; opening after a crash.
+pub(crate) mod writer;
+
+/// An in-memory file system that forgets what was not synced, with faults to inject.
+#[cfg(all(test, not(loom)))]
+pub(crate) mod sim;
+#[cfg(all(test, not(loom)))]
+mod tests;

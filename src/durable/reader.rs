@@ -1,0 +1,205 @@
+//! Reading a shard's log back: every turn, in order, or a named reason to refuse.
+//!
+//! Segments are read one at a time (recovery holds one segment and one turn, not the log). A
+//! frame that is not intact is classified, as RocksDB's log reader names each of its failures:
+//!
+//! | where                                   | outcome                                        |
+//! |-----------------------------------------|------------------------------------------------|
+//! | newest segment, nothing intact after it | torn tail: dropped, reported ([`TornTail`])    |
+//! | newest segment, header unstarted        | torn tail: the segment holds no turn           |
+//! | followed by an intact frame             | `Error::Corrupt` (a hole, not a tail)          |
+//! | in an older segment                     | `Error::Corrupt` (older segments were synced)  |
+//! | intact frame, payload does not decode   | `Error::Corrupt`                               |
+//! | bad magic or header checksum, header of another shard or number | `Error::Corrupt`        |
+//! | another format version                  | `Error::Incompatible`                          |
+//! | a segment number missing, or a segment not starting where the one before ended | `Error::Corrupt` |
+//!
+//! Only the newest segment can be torn, because the writer syncs a segment whole before it
+//! creates the next one: damage anywhere else is not what a crash leaves.
+//!
+//! Telling a tail from a hole takes a scan of the bytes after the damage for an intact frame
+//! (its header checksum first, so the scan is linear). Two limits, both on the side of refusing:
+//! a record whose own bytes hold a whole intact frame (a log stored inside a log) makes a torn
+//! tail around it read as corruption; and a file system that persists unsynced pages out of
+//! order can leave, after a power cut, a damaged frame before an intact one that was never
+//! synced either — refused as corrupt, though only `Durability::Written` turns were at stake.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+
+use crate::durable::format::{
+    decode_turn, frame_at, next_intact_frame, BadHeader, Damage, Header, LoggedTurn, Tip, FRAME_HEADER,
+    HEADER_LEN, VERSION,
+};
+use crate::durable::storage::Storage;
+use crate::error::Error;
+
+/// A segment's file name: `log-` and its number in 20 digits, so names sort as numbers do.
+pub(crate) fn segment_name(sequence: u64) -> String {
+    format!("log-{sequence:020}")
+}
+
+/// The number of a segment's file name; `None` for any other name (ignored: not ours).
+fn segment_number(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix("log-")?;
+    (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit())).then(|| digits.parse().ok())?
+}
+
+/// The directory of shard `shard`'s log under a pipeline's directory.
+pub(crate) fn shard_dir(root: &Path, shard: u32) -> PathBuf {
+    root.join(format!("shard-{shard:04}"))
+}
+
+/// The end of a log that was damaged by a crash, dropped on reading.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TornTail {
+    /// The newest segment.
+    pub(crate) file: String,
+    /// Where the damage starts: the log's intact bytes end here.
+    pub(crate) offset: u64,
+    /// Bytes dropped.
+    pub(crate) bytes: u64,
+    /// What the first damaged frame looked like.
+    pub(crate) damage: Damage,
+}
+
+/// What reading a shard's log found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Recovered {
+    /// Where the log stands after its last intact turn.
+    pub(crate) tip: Tip,
+    /// Turns read.
+    pub(crate) turns: u64,
+    /// Segments read.
+    pub(crate) segments: u64,
+    /// The torn tail dropped, if the newest segment had one.
+    pub(crate) torn: Option<TornTail>,
+    /// The newest segment's number and where its intact bytes end (`None`: it never got a
+    /// header), for the writer's repair.
+    pub(crate) newest: Option<(u64, Option<u64>)>,
+}
+
+/// The numbers of the log's segments in `dir`, ascending and with none missing.
+fn segments<S: Storage>(storage: &S, dir: &Path) -> Result<Vec<u64>, Error> {
+    let names = match storage.list(dir) {
+        Ok(names) => names,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(error) => return Err(Error::io(format!("listing {}", dir.display()), &error)),
+    };
+    let mut numbers: Vec<u64> = names.iter().filter_map(|name| segment_number(name)).collect();
+    numbers.sort_unstable();
+    for pair in numbers.windows(2) {
+        if pair[1] != pair[0] + 1 {
+            return Err(Error::Corrupt {
+                file: dir.join(segment_name(pair[0] + 1)).display().to_string(),
+                offset: 0,
+                why: format!("missing: the log goes from segment {} to segment {}", pair[0], pair[1]),
+            });
+        }
+    }
+    Ok(numbers)
+}
+
+/// Reads shard `shard`'s log in `dir` (an empty log if the directory is missing), handing
+/// each intact turn to `each` in order; changes nothing on disk. An error from `each` stops
+/// the reading and is returned.
+pub(crate) fn read_log<S: Storage, R: DeserializeOwned>(
+    storage: &S,
+    dir: &Path,
+    shard: u32,
+    mut each: impl FnMut(LoggedTurn<R>) -> Result<(), Error>,
+) -> Result<Recovered, Error> {
+    let numbers = segments(storage, dir)?;
+    let mut recovered = Recovered { tip: Tip::default(), turns: 0, segments: 0, torn: None, newest: None };
+    for (i, &sequence) in numbers.iter().enumerate() {
+        let newest = i + 1 == numbers.len();
+        let path = dir.join(segment_name(sequence));
+        let file = path.display().to_string();
+        let bytes = storage.read(&path).map_err(|error| Error::io(format!("reading {file}"), &error))?;
+        let corrupt =
+            |offset: usize, why: String| Error::Corrupt { file: file.clone(), offset: offset as u64, why };
+        recovered.segments += 1;
+        let header = match Header::decode(&bytes) {
+            Ok(header) => header,
+            Err(BadHeader::Unstarted) if newest => {
+                let damage = Damage::Unstarted;
+                let bytes = bytes.len() as u64;
+                recovered.torn = Some(TornTail { file: file.clone(), offset: 0, bytes, damage });
+                recovered.newest = Some((sequence, None));
+                break;
+            }
+            Err(BadHeader::Unstarted) => {
+                return Err(corrupt(
+                    0,
+                    "the header is cut short or zeros, in a segment that is not the newest".into(),
+                ))
+            }
+            Err(BadHeader::Magic) => return Err(corrupt(0, "not a lockstep log segment (bad magic)".into())),
+            Err(BadHeader::Checksum) => {
+                return Err(corrupt(0, "the segment header fails its checksum".into()))
+            }
+            Err(BadHeader::Version(version)) => {
+                return Err(Error::Incompatible {
+                    file,
+                    why: format!("log format version {version}; this lockstep reads version {VERSION}"),
+                })
+            }
+        };
+        if header.shard != shard || header.sequence != sequence {
+            return Err(corrupt(
+                0,
+                format!(
+                    "the header says shard {} segment {}, where shard {shard} segment {sequence} belongs",
+                    header.shard, header.sequence
+                ),
+            ));
+        }
+        // Each segment starts where the one before ended: whole turns missing at the end of an
+        // older segment (cut at a frame boundary) are found here.
+        if i > 0 && header.start != recovered.tip {
+            return Err(corrupt(
+                0,
+                format!(
+                    "the segment starts at {:?}, but the one before ends at {:?}: turns are missing",
+                    header.start, recovered.tip
+                ),
+            ));
+        }
+        recovered.tip = header.start;
+        let mut at = HEADER_LEN;
+        while at < bytes.len() {
+            let payload = match frame_at(&bytes, at) {
+                Ok(payload) => payload,
+                Err(damage) => {
+                    let zeroed = bytes[at..].iter().all(|&b| b == 0);
+                    let damage = if zeroed { Damage::Zeroed } else { damage };
+                    if let Some(intact) = next_intact_frame(&bytes, at).filter(|_| !zeroed) {
+                        let why =
+                            format!("{}, yet an intact frame follows at byte {intact}", damage.describe());
+                        return Err(corrupt(at, why));
+                    }
+                    if !newest {
+                        let why = format!("{}, in a segment that is not the newest", damage.describe());
+                        return Err(corrupt(at, why));
+                    }
+                    let dropped = (bytes.len() - at) as u64;
+                    recovered.torn =
+                        Some(TornTail { file: file.clone(), offset: at as u64, bytes: dropped, damage });
+                    break;
+                }
+            };
+            let turn = decode_turn::<R>(payload, recovered.tip)
+                .map_err(|why| corrupt(at, format!("an intact frame holds no valid turn: {why}")))?;
+            recovered.tip = Tip { frontier: turn.frontier, names: turn.names_from + turn.names.len() as u32 };
+            recovered.turns += 1;
+            at += FRAME_HEADER + payload.len();
+            each(turn)?;
+        }
+        if newest {
+            recovered.newest = Some((sequence, Some(at.min(bytes.len()) as u64)));
+        }
+    }
+    Ok(recovered)
+}

@@ -1,0 +1,256 @@
+//! Writing a shard's log: append a turn, sync, rotate; and open it again after a crash.
+//!
+//! One writer per shard, owned by its worker: nothing here is shared or locked.
+//!
+//! - [`append`](LogWriter::append) encodes the turn into the writer's buffer (no allocation
+//!   once it has grown) and hands the frame to the OS in one write: the turn is *written*.
+//! - [`sync`](LogWriter::sync) fdatasyncs the current segment, once for every turn written
+//!   since the last (group commit): those turns are *synced*.
+//! - A turn that would take the segment past its bound goes to a new segment. Before creating
+//!   it, the writer syncs the old one; it then writes and syncs the new header and syncs the
+//!   directory. So every segment but the newest is synced whole, and only the newest can have a
+//!   torn tail (`crate::durable::reader` relies on it).
+//! - A failed write or sync ends the writer (PostgreSQL's fsyncgate: after a failed fsync the
+//!   kernel may have dropped the dirty pages and marked them clean, so a retry that succeeds
+//!   proves nothing). Every later call returns the same error; nothing is retried.
+//!
+//! [`open`](LogWriter::open) reads the log, cuts its torn tail off, syncs the newest segment
+//! and starts a new one. Syncing matters: a process killed after a write left turns the OS
+//! holds but never synced; the turns the new process syncs go in a newer segment, and a power
+//! cut could otherwise keep those and lose the older ones — a hole. A new segment (RocksDB and
+//! Prometheus start one on open too) keeps each file written by one process, so nothing is ever
+//! appended after bytes a crash left behind, and its header records exactly where recovery cut.
+
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::durable::format::{
+    encode_turn, open_frame, seal_frame, Header, LoggedTurn, Tip, Turn, HEADER_LEN,
+};
+use crate::durable::reader::{read_log, segment_name, Recovered};
+use crate::durable::storage::{Storage, StorageFile};
+use crate::error::Error;
+
+/// A log's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LogOptions {
+    /// A segment is cut when the next turn would take it past this many bytes. A turn larger
+    /// than that alone gets a segment of its own: a turn never spans segments.
+    pub(crate) segment_bytes: u64,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        // Large enough that rotation's two fsyncs are rare; small enough that a segment is a
+        // modest read at recovery and can be deleted soon after the batch files cover it.
+        Self { segment_bytes: 64 << 20 }
+    }
+}
+
+/// The writer of one shard's log.
+#[derive(Debug)]
+pub(crate) struct LogWriter<S: Storage> {
+    storage: S,
+    dir: PathBuf,
+    shard: u32,
+    options: LogOptions,
+    /// The current segment: its number, path, file and length.
+    sequence: u64,
+    path: PathBuf,
+    file: S::File,
+    len: u64,
+    /// After the last turn written.
+    tip: Tip,
+    /// The frontier of the last turn synced.
+    synced: u64,
+    /// Turns were written since the last sync.
+    dirty: bool,
+    /// The frame being written, kept from turn to turn.
+    buf: Vec<u8>,
+    /// The error that ended the writer, returned by every call after it.
+    failed: Option<Error>,
+}
+
+impl<S: Storage> LogWriter<S> {
+    /// Opens shard `shard`'s log in `dir` (made if missing), handing every turn it holds to
+    /// `each` in order; repairs a torn tail and starts a new segment for what comes next.
+    /// Returns the writer and what was found.
+    pub(crate) fn open<R: DeserializeOwned>(
+        storage: S,
+        dir: &Path,
+        shard: u32,
+        options: LogOptions,
+        each: impl FnMut(LoggedTurn<R>) -> Result<(), Error>,
+    ) -> Result<(Self, Recovered), Error> {
+        storage.create_dir(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), &e))?;
+        let recovered = read_log(&storage, dir, shard, each)?;
+        let sequence = match recovered.newest {
+            None => 0,
+            // It never got a header: no turn is in it; its name is taken again, so the numbers
+            // stay without a gap.
+            Some((sequence, None)) => {
+                let path = dir.join(segment_name(sequence));
+                storage.remove(&path).map_err(|e| Error::io(format!("removing {}", path.display()), &e))?;
+                sequence
+            }
+            Some((sequence, Some(intact))) => {
+                let path = dir.join(segment_name(sequence));
+                let what = |doing: &str| format!("{doing} {}", path.display());
+                let mut file = storage.open(&path).map_err(|e| Error::io(what("opening"), &e))?;
+                if recovered.torn.is_some() {
+                    file.truncate(intact).map_err(|e| Error::io(what("cutting the torn tail of"), &e))?;
+                }
+                file.sync().map_err(|e| Error::io(what("syncing"), &e))?;
+                sequence + 1
+            }
+        };
+        let header = Header { shard, sequence, start: recovered.tip };
+        let (path, file) = create_segment(&storage, dir, &header)?;
+        let writer = Self {
+            storage,
+            dir: dir.to_path_buf(),
+            shard,
+            options,
+            sequence,
+            path,
+            file,
+            len: HEADER_LEN as u64,
+            tip: recovered.tip,
+            // Recovered turns were synced above.
+            synced: recovered.tip.frontier,
+            dirty: false,
+            buf: Vec::new(),
+            failed: None,
+        };
+        Ok((writer, recovered))
+    }
+
+    /// Where the log stands after the last turn written: its frontier, and the path names it
+    /// holds (a turn's `names` start at this id).
+    pub(crate) fn tip(&self) -> Tip {
+        self.tip
+    }
+
+    /// The frontier of the last turn synced.
+    pub(crate) fn synced(&self) -> u64 {
+        self.synced
+    }
+
+    /// The error that ended the writer, if one did.
+    pub(crate) fn failed(&self) -> Option<&Error> {
+        self.failed.as_ref()
+    }
+
+    /// Writes `turn` (hands it to the OS); it survives the process once this returns `Ok`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if the write fails, or the rotation before it (ENOSPC is kind
+    /// `StorageFull`), or if the turn cannot be logged at all (a record whose `Serialize`
+    /// fails, a turn over 4 GiB: kind `InvalidData`). Any of them ends the writer: this and
+    /// every later call return the same error.
+    ///
+    /// # Panics
+    ///
+    /// If the turn breaks the worker's invariants (`crate::durable::format::encode_turn`).
+    pub(crate) fn append<R: Serialize, N: AsRef<str>>(&mut self, turn: &Turn<'_, R, N>) -> Result<(), Error> {
+        self.check()?;
+        if turn.frontier == self.tip.frontier && turn.names.is_empty() && turn.rows.is_empty() {
+            return Ok(()); // nothing to say
+        }
+        self.buf.clear();
+        let start = open_frame(&mut self.buf);
+        // A turn that cannot be logged cannot be skipped either (that would be a hole): both
+        // failures below end the writer, as a failed write does.
+        let tip = match encode_turn(&mut self.buf, self.tip, turn) {
+            Ok(tip) => tip,
+            Err(error) => return self.fail(self.unloggable(format!("a record does not encode: {error}"))),
+        };
+        if let Err(bytes) = seal_frame(&mut self.buf, start) {
+            let why = format!("a turn of {bytes} bytes is over the frame limit of 4 GiB");
+            return self.fail(self.unloggable(why));
+        }
+        let len = self.buf.len() as u64;
+        if self.len > HEADER_LEN as u64 && self.len + len > self.options.segment_bytes {
+            self.rotate()?;
+        }
+        if let Err(error) = self.file.append(&self.buf) {
+            return self.fail(Error::io(format!("appending a turn to {}", self.path.display()), &error));
+        }
+        self.len += len;
+        self.tip = tip;
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Syncs every turn written so far (one fdatasync for all of them, none if nothing was
+    /// written since the last); they survive a power cut once this returns. Returns the
+    /// frontier synced.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if the fdatasync fails; it ends the writer, as in [`append`](Self::append).
+    pub(crate) fn sync(&mut self) -> Result<u64, Error> {
+        self.check()?;
+        self.sync_segment()?;
+        Ok(self.synced)
+    }
+
+    /// Syncs the current segment if a turn was written since the last sync.
+    fn sync_segment(&mut self) -> Result<(), Error> {
+        if !self.dirty {
+            return Ok(());
+        }
+        if let Err(error) = self.file.sync() {
+            return self.fail(Error::io(format!("syncing {}", self.path.display()), &error));
+        }
+        (self.synced, self.dirty) = (self.tip.frontier, false);
+        Ok(())
+    }
+
+    /// Ends the current segment (synced whole) and starts the next.
+    fn rotate(&mut self) -> Result<(), Error> {
+        self.sync_segment()?;
+        let header = Header { shard: self.shard, sequence: self.sequence + 1, start: self.tip };
+        match create_segment(&self.storage, &self.dir, &header) {
+            Ok((path, file)) => {
+                (self.sequence, self.path, self.file, self.len) =
+                    (header.sequence, path, file, HEADER_LEN as u64);
+                Ok(())
+            }
+            Err(error) => self.fail(error),
+        }
+    }
+
+    fn unloggable(&self, why: String) -> Error {
+        Error::Io {
+            what: format!("logging a turn of shard {} (frontier {})", self.shard, self.tip.frontier),
+            kind: std::io::ErrorKind::InvalidData,
+            message: why,
+        }
+    }
+
+    fn check(&self) -> Result<(), Error> {
+        self.failed.clone().map_or(Ok(()), Err)
+    }
+
+    #[cold]
+    fn fail<T>(&mut self, error: Error) -> Result<T, Error> {
+        self.failed = Some(error.clone());
+        Err(error)
+    }
+}
+
+/// Creates the segment `header` names, with its header written and synced and its name made
+/// durable, so no turn is ever appended to a segment a crash can lose whole.
+fn create_segment<S: Storage>(storage: &S, dir: &Path, header: &Header) -> Result<(PathBuf, S::File), Error> {
+    let path = dir.join(segment_name(header.sequence));
+    let what = |doing: &str| format!("{doing} {}", path.display());
+    let mut file = storage.create(&path).map_err(|e| Error::io(what("creating"), &e))?;
+    file.append(&header.encode()).map_err(|e| Error::io(what("writing the header of"), &e))?;
+    file.sync().map_err(|e| Error::io(what("syncing"), &e))?;
+    storage.sync_dir(dir).map_err(|e| Error::io(format!("syncing {}", dir.display()), &e))?;
+    Ok((path, file))
+}
