@@ -28,6 +28,7 @@ pub(crate) const DEFAULT_MERGE_BUDGET: usize = 4096;
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     pub(crate) shards: usize,
+    pub(crate) divisor: u64,
     pub(crate) geometry: Geometry,
     pub(crate) queue_capacity: usize,
     pub(crate) pin_workers: bool,

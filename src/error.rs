@@ -116,6 +116,14 @@ pub enum Error {
         /// What differs.
         why: String,
     },
+    /// The durable directory is held by another pipeline (in this process or another).
+    Locked {
+        /// The directory.
+        dir: String,
+    },
+    /// [`Pipeline::wait_durable`](crate::Pipeline::wait_durable) on a pipeline built without
+    /// [`Builder::durable`](crate::Builder::durable).
+    NotDurable,
     /// [`Pipeline::shutdown`](crate::Pipeline::shutdown): the sink still refused `segments`
     /// segments after the last retry; the [`ShutdownError`](crate::ShutdownError) holds them.
     Undelivered {
@@ -157,6 +165,8 @@ impl fmt::Display for Error {
             Error::Io { what, message, .. } => write!(f, "{what}: {message}"),
             Error::Corrupt { file, offset, why } => write!(f, "{file} is corrupt at byte {offset}: {why}"),
             Error::Incompatible { file, why } => write!(f, "{file} cannot be used: {why}"),
+            Error::Locked { dir } => write!(f, "{dir} is in use by another pipeline"),
+            Error::NotDurable => f.write_str("the pipeline is not durable (Builder::durable)"),
             Error::Undelivered { segments } => write!(
                 f,
                 "the sink still refused {segments} segments at shutdown; ShutdownError::undelivered holds them"

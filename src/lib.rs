@@ -75,10 +75,7 @@ mod read;
 /// A shard's worker and its storage: batches, sort, spine, history, directory.
 mod shard;
 
-/// Each shard's log of sealed turns: format, writer, reader, and the storage seam.
-// Wired into the workers in the next increment (until then only its tests use it, and those do
-// not run under loom).
-#[cfg_attr(any(not(test), loom), allow(dead_code))]
+/// Durable pipelines: the directory, each shard's log of sealed turns, recovery.
 mod durable;
 
 /// The pipeline handle.
@@ -127,6 +124,7 @@ pub mod limits {
 }
 
 pub use builder::Builder;
+pub use durable::recovery::Durability;
 pub use error::{Error, TryCommitError};
 pub use ingest::key::{AsPath, PathKey};
 pub use ingest::producer::Producer;

@@ -8,6 +8,9 @@ use crossbeam::utils::Backoff;
 
 use crate::builder::Builder;
 use crate::config::Config;
+use crate::durable::directory::Manifest;
+use crate::durable::frontier::DurableState;
+use crate::durable::recovery::{recover, DurableSpec, ShardLog};
 use crate::error::Error;
 use crate::ingest::bell::{Bells, Waiters};
 use crate::ingest::clock::Clock;
@@ -20,6 +23,7 @@ use crate::out::sink::{SharedSink, Undelivered};
 use crate::out::stats::{Recorder, Stats};
 use crate::read::snapshot::Snapshot;
 use crate::read::view::{Layout, Views};
+use crate::shard::spine::Spine;
 use crate::shard::worker::Worker;
 use crate::shared::{Lifecycle, Shared};
 use crate::sync::Arc;
@@ -132,21 +136,65 @@ impl<M: Merge> Pipeline<M> {
         Builder::new(merge)
     }
 
-    pub(crate) fn start(config: Config, merge: M, sink: SharedSink<M::Output>) -> Result<Self, Error> {
-        let router = Arc::new(Router::new(config.shards, config.max_path_len));
+    pub(crate) fn start(
+        config: Config,
+        merge: M,
+        sink: SharedSink<M::Output>,
+        durable: Option<DurableSpec<M::Record>>,
+    ) -> Result<Self, Error> {
+        let flush = sink.0.is_some().then_some(config.flush_level);
+        let spine = || Spine::new(config.geometry.clone(), flush, config.window());
+        let fresh = Router::new(config.shards, config.max_path_len);
+        let (router, recovered, durable) = match durable {
+            None => (Arc::new(fresh), None, None),
+            Some(spec) => {
+                let manifest = Manifest {
+                    divisor: config.divisor,
+                    max_level: config.geometry.max_level(),
+                    shards: config.shards,
+                    merge: std::any::type_name::<M>().to_owned(),
+                    routing: fresh.routing_key(),
+                };
+                let (shards, max) = (config.shards, config.max_path_len);
+                let with_key = |key| Arc::new(Router::with_key(shards, max, key));
+                let (recovered, router) =
+                    recover(&spec, manifest, with_key, spine, &merge, config.merge_budget)?;
+                (router, Some(recovered), Some(spec.durability))
+            }
+        };
+        let last = recovered.as_ref().map_or(0, |r| r.frontier);
         let layout =
             Layout { geometry: config.geometry.clone(), window: config.window(), router: router.clone() };
+        let views = Views::new(config.shards, layout);
+        let stats = Recorder::new(config.max_producers.saturating_mul(config.queue_capacity));
+        let mut shards: Vec<(Spine<M>, Option<ShardLog<M>>)> = Vec::new();
+        let mut state = None;
+        match (recovered, durable) {
+            (Some(recovered), Some(durability)) => {
+                stats.torn_tails(recovered.torn_tails);
+                for (shard, (spine, log)) in recovered.shards.into_iter().enumerate() {
+                    views.publish(shard, spine.view());
+                    shards.push((spine, Some(log)));
+                }
+                // Every shard is at `last` now: the global view is cut there.
+                views.publish_global(0);
+                debug_assert_eq!(views.frontier(), last);
+                state = Some(DurableState::new(durability, config.shards, last, recovered.directory));
+            }
+            _ => shards.extend((0..config.shards).map(|_| (spine(), None))),
+        }
         let shared = Arc::new(Shared {
             router,
             merge: Arc::new(merge),
-            clock: Clock::new(config.max_producers),
+            clock: Clock::after(config.max_producers, last),
             lanes: Lanes::new(config.max_producers, config.shards, config.queue_capacity),
-            views: Views::new(config.shards, layout),
+            views,
             bells: Bells::new(config.shards),
             waiters: Waiters::new(config.max_producers),
-            stats: Recorder::new(config.max_producers.saturating_mul(config.queue_capacity)),
+            stats,
             sink,
             lifecycle: Lifecycle::default(),
+            durable: state,
             config,
         });
         let cores = if shared.config.pin_workers {
@@ -156,9 +204,9 @@ impl<M: Merge> Pipeline<M> {
         };
         let pin = cores.len() >= shared.config.shards;
         let mut pipeline = Pipeline { shared: shared.clone(), workers: Vec::new() };
-        for shard in 0..shared.config.shards {
+        for (shard, (spine, log)) in shards.into_iter().enumerate() {
             let core = if pin { cores.get(shard).copied() } else { None };
-            let worker = Worker::new(shared.clone(), shard);
+            let worker = Worker::new(shared.clone(), shard, spine, log);
             let spawned =
                 std::thread::Builder::new().name(format!("lockstep-shard-{shard}")).spawn(move || {
                     if let Some(core) = core {
@@ -259,6 +307,51 @@ impl<M: Merge> Pipeline<M> {
             let now = Instant::now();
             if deadline.is_some_and(|deadline| now >= deadline) {
                 return Err(Error::Timeout { commit, frontier: view.frontier });
+            }
+            if backoff.is_completed() {
+                let left = deadline.map_or(WAIT_POLL, |deadline| deadline.saturating_duration_since(now));
+                std::thread::sleep(left.min(WAIT_POLL));
+            } else {
+                backoff.snooze();
+            }
+        }
+    }
+
+    /// Every commit at or below it is durable at the pipeline's [`Durability`](crate::Durability):
+    /// its turn is in every shard's log. 0 for a pipeline that is not durable.
+    pub fn durable_frontier(&self) -> u64 {
+        self.shared.durable.as_ref().map_or(0, DurableState::frontier)
+    }
+
+    /// Waits until every commit up to `commit` is durable, and returns the durable frontier
+    /// then (`>= commit`). This is the acknowledgment a durable pipeline's users wait for:
+    /// after any crash the durability level covers, the recovered frontier is at least it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotDurable`] on a pipeline built without [`Builder::durable`]; the
+    /// [`Error::Io`] that stopped durability for good (a log write or sync failed: nothing
+    /// after it becomes durable); [`Error::WorkerPanicked`]; [`Error::Timeout`] after
+    /// `timeout` (its `frontier` is the durable frontier then). [`Duration::MAX`] waits without
+    /// a deadline.
+    pub fn wait_durable(&self, commit: u64, timeout: Duration) -> Result<u64, Error> {
+        let Some(durable) = &self.shared.durable else { return Err(Error::NotDurable) };
+        let deadline = Instant::now().checked_add(timeout);
+        let backoff = Backoff::new();
+        loop {
+            let frontier = durable.frontier();
+            if frontier >= commit {
+                return Ok(frontier);
+            }
+            if let Some(error) = durable.error() {
+                return Err(error);
+            }
+            if self.shared.lifecycle.has_failed() {
+                return Err(Error::WorkerPanicked);
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|deadline| now >= deadline) {
+                return Err(Error::Timeout { commit, frontier });
             }
             if backoff.is_completed() {
                 let left = deadline.map_or(WAIT_POLL, |deadline| deadline.saturating_duration_since(now));

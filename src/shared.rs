@@ -15,6 +15,7 @@
 //!   it, which is what lets a refusal come before a commit number is taken.
 
 use crate::config::Config;
+use crate::durable::frontier::DurableState;
 use crate::ingest::bell::{Bells, Waiters};
 use crate::ingest::clock::Clock;
 use crate::ingest::queue::Lanes;
@@ -40,6 +41,8 @@ pub(crate) struct Shared<M: Merge> {
     pub(crate) stats: Recorder,
     pub(crate) sink: SharedSink<M::Output>,
     pub(crate) lifecycle: Lifecycle,
+    /// A durable pipeline's durable frontier and log failure.
+    pub(crate) durable: Option<DurableState>,
 }
 
 /// Running, finishing (shutdown has begun), or failed; see the module's `# Orderings`.

@@ -318,6 +318,24 @@ pub(crate) fn decode_turn<R: DeserializeOwned>(payload: &[u8], tip: Tip) -> Resu
     Ok(LoggedTurn { frontier, names_from: tip.names, names, rows })
 }
 
+/// The tip after the turn whose payload is `payload`, read from its head alone (its frontier
+/// step and its names), without decoding its rows: what recovery needs to find where every
+/// shard's log ends before it replays any. The frame's checksum has vouched for the rest.
+pub(crate) fn decode_tip(payload: &[u8], tip: Tip) -> Result<Tip, String> {
+    let mut cursor = Cursor::new(payload);
+    let step = cursor.varint()?;
+    let frontier = tip
+        .frontier
+        .checked_add(step)
+        .ok_or_else(|| format!("the frontier {} + {step} overflows", tip.frontier))?;
+    let count = cursor.varint()?;
+    let names = u32::try_from(count)
+        .ok()
+        .and_then(|count| tip.names.checked_add(count))
+        .ok_or_else(|| format!("{count} new names after {} overflow a path id", tip.names))?;
+    Ok(Tip { frontier, names })
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;

@@ -76,10 +76,16 @@
 
 /// Integers and records as bytes: varints, zigzag, serde records through postcard.
 pub(crate) mod codec;
+/// The directory: its lock and its manifest.
+pub(crate) mod directory;
 /// The bytes on disk: segment headers, frames, turns.
 pub(crate) mod format;
+/// The durable frontier, per shard and for the pipeline.
+pub(crate) mod frontier;
 /// Reading a shard's log back, naming every way it can be damaged.
 pub(crate) mod reader;
+/// Opening a durable pipeline: every shard's log cut at one frontier and replayed.
+pub(crate) mod recovery;
 /// What the log needs from a directory; the real file system.
 pub(crate) mod storage;
 /// Writing a shard's log: append, sync, rotate; opening after a crash.

@@ -27,12 +27,18 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+#[cfg(test)]
+use std::marker::PhantomData;
+
+#[cfg(test)]
 use serde::de::DeserializeOwned;
 
 use crate::durable::format::{
-    decode_turn, frame_at, next_intact_frame, BadHeader, Damage, Header, LoggedTurn, Tip, FRAME_HEADER,
-    HEADER_LEN, VERSION,
+    decode_tip, frame_at, next_intact_frame, BadHeader, Damage, Header, Tip, FRAME_HEADER, HEADER_LEN,
+    VERSION,
 };
+#[cfg(test)]
+use crate::durable::format::{decode_turn, LoggedTurn};
 use crate::durable::storage::Storage;
 use crate::error::Error;
 
@@ -81,6 +87,55 @@ pub(crate) struct Recovered {
     pub(crate) newest: Option<(u64, Option<u64>)>,
 }
 
+/// Where a frame starts: its segment's number and its offset in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Position {
+    pub(crate) sequence: u64,
+    pub(crate) offset: u64,
+}
+
+/// What reading does with each intact frame.
+pub(crate) trait Visitor {
+    /// The payload of the intact frame at `at`, where the log's tip before it is `tip`: acts
+    /// on it and returns the tip after it.
+    fn visit(&mut self, payload: &[u8], tip: Tip, at: Position) -> Result<Tip, Visit>;
+}
+
+/// Why a [`Visitor`] stopped the reading.
+#[derive(Debug)]
+pub(crate) enum Visit {
+    /// The frame is intact but holds no valid turn: the log is corrupt there.
+    Invalid(String),
+    /// Stop with this error.
+    Stop(Error),
+}
+
+/// Decodes every turn and hands it on.
+#[cfg(test)]
+struct Turns<R, F> {
+    each: F,
+    turns: PhantomData<fn() -> R>,
+}
+
+#[cfg(test)]
+impl<R: DeserializeOwned, F: FnMut(LoggedTurn<R>) -> Result<(), Error>> Visitor for Turns<R, F> {
+    fn visit(&mut self, payload: &[u8], tip: Tip, _at: Position) -> Result<Tip, Visit> {
+        let turn = decode_turn::<R>(payload, tip).map_err(Visit::Invalid)?;
+        let after = Tip { frontier: turn.frontier, names: turn.names_from + turn.names.len() as u32 };
+        (self.each)(turn).map_err(Visit::Stop)?;
+        Ok(after)
+    }
+}
+
+/// Reads only where each turn leaves the tip.
+struct Tips;
+
+impl Visitor for Tips {
+    fn visit(&mut self, payload: &[u8], tip: Tip, _at: Position) -> Result<Tip, Visit> {
+        decode_tip(payload, tip).map_err(Visit::Invalid)
+    }
+}
+
 /// The numbers of the log's segments in `dir`, ascending and with none missing.
 fn segments<S: Storage>(storage: &S, dir: &Path) -> Result<Vec<u64>, Error> {
     let names = match storage.list(dir) {
@@ -105,11 +160,28 @@ fn segments<S: Storage>(storage: &S, dir: &Path) -> Result<Vec<u64>, Error> {
 /// Reads shard `shard`'s log in `dir` (an empty log if the directory is missing), handing
 /// each intact turn to `each` in order; changes nothing on disk. An error from `each` stops
 /// the reading and is returned.
+#[cfg(test)]
 pub(crate) fn read_log<S: Storage, R: DeserializeOwned>(
     storage: &S,
     dir: &Path,
     shard: u32,
-    mut each: impl FnMut(LoggedTurn<R>) -> Result<(), Error>,
+    each: impl FnMut(LoggedTurn<R>) -> Result<(), Error>,
+) -> Result<Recovered, Error> {
+    read_frames(storage, dir, shard, &mut Turns { each, turns: PhantomData })
+}
+
+/// Where shard `shard`'s log in `dir` ends, checking every frame but decoding no row: the
+/// first pass of recovery, which cuts every shard's log at the lowest of their ends.
+pub(crate) fn read_tip<S: Storage>(storage: &S, dir: &Path, shard: u32) -> Result<Tip, Error> {
+    read_frames(storage, dir, shard, &mut Tips).map(|recovered| recovered.tip)
+}
+
+/// Reads shard `shard`'s log in `dir`, handing every intact frame to `visitor`.
+pub(crate) fn read_frames<S: Storage>(
+    storage: &S,
+    dir: &Path,
+    shard: u32,
+    visitor: &mut impl Visitor,
 ) -> Result<Recovered, Error> {
     let numbers = segments(storage, dir)?;
     let mut recovered = Recovered { tip: Tip::default(), turns: 0, segments: 0, torn: None, newest: None };
@@ -190,12 +262,16 @@ pub(crate) fn read_log<S: Storage, R: DeserializeOwned>(
                     break;
                 }
             };
-            let turn = decode_turn::<R>(payload, recovered.tip)
-                .map_err(|why| corrupt(at, format!("an intact frame holds no valid turn: {why}")))?;
-            recovered.tip = Tip { frontier: turn.frontier, names: turn.names_from + turn.names.len() as u32 };
+            let position = Position { sequence, offset: at as u64 };
+            recovered.tip = match visitor.visit(payload, recovered.tip, position) {
+                Ok(tip) => tip,
+                Err(Visit::Invalid(why)) => {
+                    return Err(corrupt(at, format!("an intact frame holds no valid turn: {why}")))
+                }
+                Err(Visit::Stop(error)) => return Err(error),
+            };
             recovered.turns += 1;
             at += FRAME_HEADER + payload.len();
-            each(turn)?;
         }
         if newest {
             recovered.newest = Some((sequence, Some(at.min(bytes.len()) as u64)));

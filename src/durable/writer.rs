@@ -27,9 +27,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::durable::format::{
-    encode_turn, open_frame, seal_frame, Header, LoggedTurn, Tip, Turn, HEADER_LEN,
+    decode_tip, decode_turn, encode_turn, open_frame, seal_frame, Header, LoggedTurn, Tip, Turn, HEADER_LEN,
 };
-use crate::durable::reader::{read_log, segment_name, Recovered};
+use crate::durable::reader::{read_frames, segment_name, Position, Recovered, Visit, Visitor};
 use crate::durable::storage::{Storage, StorageFile};
 use crate::error::Error;
 
@@ -77,15 +77,54 @@ impl<S: Storage> LogWriter<S> {
     /// Opens shard `shard`'s log in `dir` (made if missing), handing every turn it holds to
     /// `each` in order; repairs a torn tail and starts a new segment for what comes next.
     /// Returns the writer and what was found.
-    pub(crate) fn open<R: DeserializeOwned>(
+    #[cfg(test)]
+    pub(crate) fn open<R: Serialize + DeserializeOwned>(
         storage: S,
         dir: &Path,
         shard: u32,
         options: LogOptions,
         each: impl FnMut(LoggedTurn<R>) -> Result<(), Error>,
     ) -> Result<(Self, Recovered), Error> {
+        Self::open_at(storage, dir, shard, options, u64::MAX, each)
+    }
+
+    /// As [`open`](Self::open), but the log is cut at `cut`: turns up to it are handed to
+    /// `each`; the first turn past it keeps only its rows up to `cut` (logged again as a turn
+    /// ending at `cut`, and handed to `each` as such); every later turn is removed.
+    ///
+    /// Recovery cuts every shard's log at the lowest end among them: commits above it are not
+    /// in every shard's log, so none of them was ever durable, and their numbers are issued
+    /// again. Each step of the cut leaves a valid log that reads as this one cut at `cut` or
+    /// later, so a crash during it is recovered by cutting again: later segments go first
+    /// (newest first), then the cut segment is truncated at the straddling turn and synced,
+    /// then the new segment takes what the straddling turn kept.
+    pub(crate) fn open_at<R: Serialize + DeserializeOwned>(
+        storage: S,
+        dir: &Path,
+        shard: u32,
+        options: LogOptions,
+        cut: u64,
+        each: impl FnMut(LoggedTurn<R>) -> Result<(), Error>,
+    ) -> Result<(Self, Recovered), Error> {
         storage.create_dir(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), &e))?;
-        let recovered = read_log(&storage, dir, shard, each)?;
+        let mut visitor = Cut { cut, each, straddle: None };
+        let mut recovered = read_frames(&storage, dir, shard, &mut visitor)?;
+        let Cut { mut each, straddle, .. } = visitor;
+        if let Some(straddle) = straddle {
+            let newest = recovered.newest.map_or(straddle.at.sequence, |(sequence, _)| sequence);
+            let mut writer = Self::cut_at(storage, dir, shard, options, newest, &straddle)?;
+            let kept = straddle.turn;
+            writer.append(&Turn { frontier: kept.frontier, names: &kept.names, rows: &kept.rows })?;
+            writer.sync()?;
+            recovered.tip = writer.tip;
+            recovered.torn = None;
+            let says =
+                kept.frontier > straddle.before.frontier || !kept.names.is_empty() || !kept.rows.is_empty();
+            if says {
+                each(kept)?;
+            }
+            return Ok((writer, recovered));
+        }
         let sequence = match recovered.newest {
             None => 0,
             // It never got a header: no turn is in it; its name is taken again, so the numbers
@@ -127,6 +166,46 @@ impl<S: Storage> LogWriter<S> {
         Ok((writer, recovered))
     }
 
+    /// Removes what follows the straddling turn (segments after its own, newest first; then
+    /// its own segment from the turn on) and starts the next segment where the turn began.
+    fn cut_at(
+        storage: S,
+        dir: &Path,
+        shard: u32,
+        options: LogOptions,
+        newest: u64,
+        straddle: &Straddle<impl Sized>,
+    ) -> Result<Self, Error> {
+        let at = straddle.at;
+        for sequence in (at.sequence + 1..=newest).rev() {
+            let path = dir.join(segment_name(sequence));
+            storage.remove(&path).map_err(|e| Error::io(format!("removing {}", path.display()), &e))?;
+            storage.sync_dir(dir).map_err(|e| Error::io(format!("syncing {}", dir.display()), &e))?;
+        }
+        let path = dir.join(segment_name(at.sequence));
+        let what = |doing: &str| format!("{doing} {}", path.display());
+        let mut file = storage.open(&path).map_err(|e| Error::io(what("opening"), &e))?;
+        file.truncate(at.offset).map_err(|e| Error::io(what("cutting"), &e))?;
+        file.sync().map_err(|e| Error::io(what("syncing"), &e))?;
+        let header = Header { shard, sequence: at.sequence + 1, start: straddle.before };
+        let (path, file) = create_segment(&storage, dir, &header)?;
+        Ok(Self {
+            storage,
+            dir: dir.to_path_buf(),
+            shard,
+            options,
+            sequence: header.sequence,
+            path,
+            file,
+            len: HEADER_LEN as u64,
+            tip: straddle.before,
+            synced: straddle.before.frontier,
+            dirty: false,
+            buf: Vec::new(),
+            failed: None,
+        })
+    }
+
     /// Where the log stands after the last turn written: its frontier, and the path names it
     /// holds (a turn's `names` start at this id).
     pub(crate) fn tip(&self) -> Tip {
@@ -134,11 +213,13 @@ impl<S: Storage> LogWriter<S> {
     }
 
     /// The frontier of the last turn synced.
+    #[cfg(test)]
     pub(crate) fn synced(&self) -> u64 {
         self.synced
     }
 
     /// The error that ended the writer, if one did.
+    #[cfg(test)]
     pub(crate) fn failed(&self) -> Option<&Error> {
         self.failed.as_ref()
     }
@@ -240,6 +321,39 @@ impl<S: Storage> LogWriter<S> {
     fn fail<T>(&mut self, error: Error) -> Result<T, Error> {
         self.failed = Some(error.clone());
         Err(error)
+    }
+}
+
+/// The first turn past a cut: where its frame starts, the tip before it, and what it keeps.
+struct Straddle<R> {
+    at: Position,
+    before: Tip,
+    turn: LoggedTurn<R>,
+}
+
+/// Reads a log that is to be cut at `cut` (see [`LogWriter::open_at`]).
+struct Cut<R, F> {
+    cut: u64,
+    each: F,
+    straddle: Option<Straddle<R>>,
+}
+
+impl<R: DeserializeOwned, F: FnMut(LoggedTurn<R>) -> Result<(), Error>> Visitor for Cut<R, F> {
+    fn visit(&mut self, payload: &[u8], tip: Tip, at: Position) -> Result<Tip, Visit> {
+        if self.straddle.is_some() {
+            // Past the cut: to be removed; its frames are checked, its rows not decoded.
+            return decode_tip(payload, tip).map_err(Visit::Invalid);
+        }
+        let mut turn = decode_turn::<R>(payload, tip).map_err(Visit::Invalid)?;
+        let after = Tip { frontier: turn.frontier, names: turn.names_from + turn.names.len() as u32 };
+        if turn.frontier <= self.cut {
+            (self.each)(turn).map_err(Visit::Stop)?;
+        } else {
+            turn.rows.retain(|row| row.commit <= self.cut);
+            turn.frontier = self.cut.max(tip.frontier);
+            self.straddle = Some(Straddle { at, before: tip, turn });
+        }
+        Ok(after)
     }
 }
 

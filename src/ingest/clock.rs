@@ -92,9 +92,16 @@ struct Slot {
 pub(crate) struct Closed;
 
 impl Clock {
+    #[cfg(any(test, feature = "internal-bench"))]
     pub(crate) fn new(slots: usize) -> Self {
+        Self::after(slots, 0)
+    }
+
+    /// A clock whose first commit is `last + 1`: commits up to `last` were issued before (a
+    /// recovered durable pipeline).
+    pub(crate) fn after(slots: usize, last: u64) -> Self {
         Self {
-            next: CachePadded::new(AtomicU64::new(1)),
+            next: CachePadded::new(AtomicU64::new(last + 1)),
             closed_at: AtomicU64::new(0),
             slots: (0..slots)
                 .map(|_| {

@@ -9,6 +9,7 @@ use std::time::Instant;
 use hdrhistogram::Histogram;
 use rtrb::PushError;
 
+use crate::durable::frontier::DurableState;
 use crate::error::{Error, TryCommitError};
 use crate::ingest::key::{AsPath, PathKey, PathRef};
 use crate::ingest::queue::{QueuedPart, Sender};
@@ -408,6 +409,11 @@ impl<M: Merge> Producer<M> {
         // instead of a snapshot, and so does `shutdown`.
         if shared.lifecycle.has_failed() {
             return Err(Error::WorkerPanicked);
+        }
+        // Durability stopped for good (a log write or sync failed): a commit taken now could
+        // never become durable, so none is taken.
+        if let Some(error) = shared.durable.as_ref().and_then(DurableState::error) {
+            return Err(error);
         }
         let first = shared.clock.begin_many(self.slot, count).map_err(|_| Error::Shutdown)?;
         for commit in first..first + count {

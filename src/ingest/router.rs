@@ -41,13 +41,23 @@ impl Router {
         // std's RandomState is SipHash keyed from the OS's randomness; two of its outputs make
         // a key nobody outside this process can know.
         let random = std::collections::hash_map::RandomState::new();
+        Self::with_key(shards, max_path_len, (random.hash_one(0u8), random.hash_one(1u8)))
+    }
+
+    /// A router with a given key: a durable pipeline reopened routes as it did before.
+    pub(crate) fn with_key(shards: usize, max_path_len: usize, key: (u64, u64)) -> Self {
         Self {
             // Relaxed: only uniqueness matters.
             pipeline: NEXT_PIPELINE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            key: (random.hash_one(0u8), random.hash_one(1u8)),
+            key,
             max_path_len,
             directories: (0..shards).map(|_| Arc::default()).collect(),
         }
+    }
+
+    /// The routing key (kept in a durable pipeline's manifest).
+    pub(crate) fn routing_key(&self) -> (u64, u64) {
+        self.key
     }
 
     pub(crate) fn shards(&self) -> usize {

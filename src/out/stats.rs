@@ -79,6 +79,10 @@ pub struct Stats {
     /// Times a worker found nothing to do for [`Builder::idle_spin`](crate::Builder::idle_spin)
     /// and parked.
     pub worker_parks: u64,
+    /// Torn log tails (the last turns of a shard's newest log segment, cut short or failing
+    /// their checksum, as a crash mid-write leaves them) dropped when the durable pipeline was
+    /// opened.
+    pub torn_tails: u64,
 }
 
 /// The shared side of [`Stats`].
@@ -90,6 +94,7 @@ pub(crate) struct Recorder {
     sink_failures: AtomicU64,
     segments_dropped: AtomicU64,
     worker_parks: AtomicU64,
+    torn_tails: AtomicU64,
     commit_latency: AtomicHistogram,
     visible_latency: AtomicHistogram,
     batch_size: AtomicHistogram,
@@ -157,6 +162,7 @@ impl Recorder {
             sink_failures: AtomicU64::new(0),
             segments_dropped: AtomicU64::new(0),
             worker_parks: AtomicU64::new(0),
+            torn_tails: AtomicU64::new(0),
             commit_latency: AtomicHistogram::new(),
             visible_latency: AtomicHistogram::new(),
             batch_size: AtomicHistogram::new(),
@@ -258,6 +264,12 @@ impl Recorder {
         self.worker_parks.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Torn log tails recovery dropped.
+    pub(crate) fn torn_tails(&self, tails: u64) {
+        // Relaxed: a counter read only for statistics.
+        self.torn_tails.fetch_add(tails, Ordering::Relaxed);
+    }
+
     pub(crate) fn dropped(&self, segments: u64) {
         // Relaxed: a counter read only for statistics.
         self.segments_dropped.fetch_add(segments, Ordering::Relaxed);
@@ -280,6 +292,7 @@ impl Recorder {
             segments_dropped: self.segments_dropped.load(Ordering::Relaxed),
             last_sink_error: (*self.last_sink_error.load()).clone(),
             worker_parks: self.worker_parks.load(Ordering::Relaxed),
+            torn_tails: self.torn_tails.load(Ordering::Relaxed),
         }
     }
 }

@@ -50,6 +50,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam::utils::Backoff;
 
+use crate::durable::recovery::{Durability, ShardLog};
 use crate::ingest::queue::Receiver;
 use crate::merge::{Column, Merge};
 use crate::out::sink::Undelivered;
@@ -101,6 +102,11 @@ pub(crate) struct Worker<M: Merge> {
     /// Per receiver, in this turn: it held more than its share, which was taken first.
     taken_share: Vec<bool>,
     spine: Spine<M>,
+    /// A durable pipeline's log of this shard's sealed turns (`crate::durable`); `None` once
+    /// it failed (durability has then stopped for good).
+    log: Option<ShardLog<M>>,
+    /// The path names a turn logs (a buffer kept across turns).
+    names: Vec<Arc<str>>,
     /// The spine changed since the last publish.
     dirty: bool,
     published_frontier: u64,
@@ -111,12 +117,19 @@ pub(crate) struct Worker<M: Merge> {
 }
 
 impl<M: Merge> Worker<M> {
-    pub(crate) fn new(shared: Arc<Shared<M>>, shard: usize) -> Self {
+    /// The worker of shard `shard`, starting from `spine` (empty, or what recovery rebuilt) and,
+    /// for a durable pipeline, continuing `log`.
+    pub(crate) fn new(
+        shared: Arc<Shared<M>>,
+        shard: usize,
+        spine: Spine<M>,
+        log: Option<ShardLog<M>>,
+    ) -> Self {
         let slots = shared.config.max_producers;
-        let config = &shared.config;
-        let flush = shared.sink.0.is_some().then_some(config.flush_level);
-        let spine = Spine::new(config.geometry.clone(), flush, config.window());
         Self {
+            published_frontier: spine.frontier(),
+            log,
+            names: Vec::new(),
             directory: shared.router.directory(shard).clone(),
             shared,
             shard,
@@ -128,7 +141,6 @@ impl<M: Merge> Worker<M> {
             taken_share: Vec::new(),
             spine,
             dirty: false,
-            published_frontier: 0,
             included: true,
             retries: VecDeque::new(),
             last_retry: Instant::now(),
@@ -163,6 +175,7 @@ impl<M: Merge> Worker<M> {
             let worked = self.turn();
             if let Some(last) = self.shared.lifecycle.finish_line() {
                 if self.finished(last) {
+                    self.sync_log();
                     self.retry_sink(usize::MAX);
                     return;
                 }
@@ -193,6 +206,9 @@ impl<M: Merge> Worker<M> {
         let frontier = shared.clock.frontier().max(self.spine.frontier());
         let mut turn = Turn::default();
         let frontier = self.drain(frontier, &mut turn);
+        // Logged before it is sealed, so nothing becomes visible before it is written (or, at
+        // `Durability::Synced`, synced).
+        self.log_turn(frontier);
         // Rule 1 of `crate::read::snapshot`: form up to our frontier and the others' published ones.
         let bound = shared.views.bound(self.shard, frontier);
         let merge = &*shared.merge;
@@ -295,6 +311,47 @@ impl<M: Merge> Worker<M> {
             }
         }
         frontier
+    }
+
+    /// Logs the turn's sealed rows and the names interned since the last turn, if the frontier
+    /// moved; syncs at `Durability::Synced`; moves this shard's durable frontier. A failure
+    /// stops durability for good (a failed write or fsync is never retried).
+    fn log_turn(&mut self, frontier: u64) {
+        let Some(log) = self.log.as_mut() else { return };
+        let shared = &*self.shared;
+        let Some(durable) = &shared.durable else { return };
+        let tip = log.tip();
+        if frontier <= tip.frontier && self.sealed.is_empty() {
+            return;
+        }
+        // After the drain: every id in the rows was interned before its part was pushed.
+        self.names.clear();
+        self.names.extend(
+            (tip.names as usize..self.directory.len()).map(|id| self.directory.name(id as u32).clone()),
+        );
+        let mut logged = log.append(frontier, &self.names, &self.sealed);
+        if logged.is_ok() && durable.durability == Durability::Synced {
+            logged = log.sync().map(|_| ());
+        }
+        match logged {
+            Ok(()) => durable.advance(self.shard, frontier),
+            Err(error) => {
+                durable.fail(error);
+                self.log = None;
+            }
+        }
+    }
+
+    /// Syncs the log whatever the durability: a clean shutdown leaves every turn synced.
+    fn sync_log(&mut self) {
+        let (Some(log), Some(durable)) = (self.log.as_mut(), &self.shared.durable) else { return };
+        match log.sync() {
+            Ok(frontier) => durable.advance(self.shard, frontier),
+            Err(error) => {
+                durable.fail(error);
+                self.log = None;
+            }
+        }
     }
 
     /// Hands the new flush-level segments to the sink, in ascending order per path.

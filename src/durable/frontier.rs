@@ -1,0 +1,69 @@
+//! The durable frontier: per shard, the last commit its log holds at the pipeline's
+//! [`Durability`]; the pipeline's is the lowest of them, as the visible cut is.
+//!
+//! # Orderings
+//!
+//! A shard's worker stores its durable frontier (Release) after the write or the sync that made
+//! it so; `wait_durable` loads every shard's (Acquire): a reader that sees a frontier sees it
+//! only once the log's `write` or `fdatasync` has returned. A log error is set once, then
+//! `failed` (Release); readers load `failed` (Acquire) before the error.
+
+use crossbeam::utils::CachePadded;
+
+use crate::durable::directory::Directory;
+use crate::durable::recovery::Durability;
+use crate::error::Error;
+use crate::sync::{AtomicBool, AtomicU64, OnceLock, Ordering};
+
+/// What a durable pipeline shares about its durability.
+#[derive(Debug)]
+pub(crate) struct DurableState {
+    pub(crate) durability: Durability,
+    frontiers: Box<[CachePadded<AtomicU64>]>,
+    error: OnceLock<Error>,
+    failed: AtomicBool,
+    /// The directory, locked while the pipeline lives.
+    _directory: Directory,
+}
+
+impl DurableState {
+    /// Every shard durable up to `recovered`.
+    pub(crate) fn new(durability: Durability, shards: usize, recovered: u64, directory: Directory) -> Self {
+        Self {
+            durability,
+            frontiers: (0..shards).map(|_| CachePadded::new(AtomicU64::new(recovered))).collect(),
+            error: OnceLock::new(),
+            failed: AtomicBool::new(false),
+            _directory: directory,
+        }
+    }
+
+    /// Every commit at or below it is durable.
+    pub(crate) fn frontier(&self) -> u64 {
+        // Acquire: pairs with `advance`; see the module doc.
+        self.frontiers.iter().map(|f| f.load(Ordering::Acquire)).min().unwrap_or(0)
+    }
+
+    /// Shard `shard`'s log holds every commit up to `frontier` at the pipeline's durability.
+    pub(crate) fn advance(&self, shard: usize, frontier: u64) {
+        // Release: the write or sync behind it happened before; see the module doc.
+        self.frontiers[shard].store(frontier, Ordering::Release);
+    }
+
+    /// A log failed: durability stops for good (a failed write or fsync is never retried).
+    pub(crate) fn fail(&self, error: Error) {
+        let _ = self.error.set(error);
+        // Release: a reader that sees it finds the error set.
+        self.failed.store(true, Ordering::Release);
+    }
+
+    /// The error that stopped durability, if one did.
+    pub(crate) fn error(&self) -> Option<Error> {
+        // Acquire: pairs with `fail`.
+        if self.failed.load(Ordering::Acquire) {
+            self.error.get().cloned()
+        } else {
+            None
+        }
+    }
+}
