@@ -18,7 +18,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -65,7 +65,7 @@ fn main() {
 /// `c COMMIT VALUE` after each commit and `a FRONTIER` after each acknowledgment.
 fn child(dir: &Path) {
     let round: u64 = std::env::var("LOCKSTEP_CRASH_ROUND").ok().and_then(|r| r.parse().ok()).unwrap_or(0);
-    let durability = if round % 2 == 0 { Durability::Written } else { Durability::Synced };
+    let durability = if round.is_multiple_of(2) { Durability::Written } else { Durability::Synced };
     let pipeline = open(dir, durability).expect("the child opens the directory");
     std::thread::scope(|scope| {
         for p in 0..PRODUCERS {
@@ -80,7 +80,7 @@ fn child(dir: &Path) {
                     let commit = producer.commit(parts(value)).expect("a commit");
                     // Stdout is line-buffered: a line is in the pipe once printed.
                     println!("c {commit} {value}");
-                    if seq % 8 == 0 {
+                    if seq.is_multiple_of(8) {
                         let frontier =
                             pipeline.wait_durable(commit, Duration::from_secs(10)).expect("durable");
                         println!("a {frontier}");
@@ -160,7 +160,7 @@ fn parent(rounds: u64) -> u64 {
 
 /// Reopens the directory after a kill and checks it (module doc); returns every commit up to
 /// the recovered frontier.
-fn check_round(dir: &PathBuf, round: u64, reported: &Reported, before: Commits<u64>) -> Commits<u64> {
+fn check_round(dir: &Path, round: u64, reported: &Reported, before: Commits<u64>) -> Commits<u64> {
     let pipeline = open(dir, Durability::Written).expect("reopen after the kill");
     let snapshot = pipeline.snapshot();
     let recovered = snapshot.frontier();
