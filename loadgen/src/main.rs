@@ -16,6 +16,7 @@ mod align;
 mod baseline;
 mod cli;
 mod engine;
+mod format;
 mod hgrm;
 mod hlog;
 mod json;

@@ -702,7 +702,7 @@ impl<'a> Progress<'a> {
                     "{phase} {:.1}/{:.1} s, {} commits/s",
                     elapsed.as_secs_f64(),
                     bar.length().unwrap_or(0) as f64 / 1000.0,
-                    crate::report::si(rate)
+                    crate::format::si(rate)
                 ));
                 bar.set_position(elapsed.as_millis() as u64);
             }
