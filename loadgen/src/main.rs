@@ -26,9 +26,11 @@ mod output;
 mod plot;
 mod record;
 mod report;
+mod rng;
 mod rss;
 mod run;
 mod workload;
+mod zipf;
 
 /// Built without transparent huge pages (the `no_thp` feature): on the development VM, the first
 /// touch of a fresh 2 MiB huge page zeroes it inside a page fault that can cost the faulting
