@@ -101,7 +101,7 @@ where
     let plan = Plan::new(Instant::now(), settings);
     shared.gate.open(Some(plan));
     let window = window(kind, settings, &plan, &engine, &shared, interrupted);
-    if let Err(stuck) = stopped(&engine, &shared) {
+    if let Err(stuck) = stopped(&shared, STOP_WITHIN, || engine.progress()) {
         // The producers still inside a commit hold the engine's handles, and dropping the
         // engine would stop and join threads they may be waiting on: it is left as it is, for
         // main to report the error, write what was measured and exit.
@@ -255,24 +255,49 @@ fn window<K: record::Kind, E: Engine<K>>(
     }
 }
 
-/// Waits for every producer to leave its loop. One still inside a commit [`STOP_WITHIN`] after
-/// the window closed means the engine stopped taking commits: that is the error.
-fn stopped<K: record::Kind, E: Engine<K>>(engine: &E, shared: &Shared) -> Result<(), Failure> {
+/// Waits for every producer to leave its loop. One still inside a commit `within` after the
+/// window closed means the engine stopped taking commits: that is the error, with where the
+/// engine stands (`progress`).
+fn stopped(
+    shared: &Shared,
+    within: Duration,
+    progress: impl FnOnce() -> Option<String>,
+) -> Result<(), Failure> {
     let producers = shared.slots.len();
     let since = Instant::now();
     // Acquire: pairs with each producer's count-out (`producer::thread`).
     while shared.left.load(Ordering::Acquire) > 0 {
-        if since.elapsed() > STOP_WITHIN {
+        if since.elapsed() > within {
             let stuck = shared.left.load(Ordering::Acquire);
-            let at = engine.progress().map(|p| format!(" ({p})")).unwrap_or_default();
+            let at = progress().map(|p| format!(" ({p})")).unwrap_or_default();
             return Err(format!(
                 "{stuck} of {producers} producers were still inside a commit {} s after the window closed: \
                  the engine stopped taking commits{at}; giving up",
-                STOP_WITHIN.as_secs()
+                within.as_secs()
             )
             .into());
         }
         std::thread::sleep(Duration::from_millis(1));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_producer_still_in_its_commit_after_the_window_is_an_error_for_main() {
+        let shared = Shared::new(3);
+        // Two of the three producers have left; one is still inside its commit.
+        shared.left.fetch_sub(2, Ordering::AcqRel);
+        let error = stopped(&shared, Duration::from_millis(20), || Some("frontier at 7".to_owned()))
+            .expect_err("a producer never left");
+        let message = error.to_string();
+        assert!(message.starts_with("1 of 3 producers were still inside a commit"), "{message}");
+        assert!(message.contains("stopped taking commits (frontier at 7); giving up"), "{message}");
+
+        shared.left.fetch_sub(1, Ordering::AcqRel);
+        assert!(stopped(&shared, Duration::from_millis(20), || None).is_ok());
+    }
 }
