@@ -30,6 +30,7 @@ mod json;
 mod latency;
 mod limit;
 mod output;
+mod palette;
 mod plot;
 mod record;
 mod report;
