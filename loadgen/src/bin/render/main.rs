@@ -62,14 +62,14 @@ fn main() -> ExitCode {
     }
     if !args.matrix_only {
         let out = results.join("targets");
-        if out.is_dir() {
-            let (page, chart) = targets::render(&out);
-            if let Some(chart) = chart {
-                ok &= write(&out.join("f.rss.svg"), &chart);
+        match out.is_dir().then(|| targets::render(&out)).flatten() {
+            Some((page, chart)) => {
+                if let Some(chart) = chart {
+                    ok &= write(&out.join("f.rss.svg"), &chart);
+                }
+                ok &= write(&results.join("targets.md"), &page);
             }
-            ok &= write(&results.join("targets.md"), &page);
-        } else {
-            eprintln!("render: no {}, no targets rendered", out.display());
+            None => eprintln!("render: no target runs in {}, no targets rendered", out.display()),
         }
     }
     if ok {

@@ -16,8 +16,9 @@ mod throughput;
 
 use page::Page;
 
-/// targets.md from the runs in `out` (`<results>/targets`), and f's chart if f ran.
-pub fn render(out: &Path) -> (String, Option<String>) {
+/// targets.md from the runs in `out` (`<results>/targets`), and f's chart if f ran; `None`
+/// when no target has a run there (a page kept from runs since deleted stays as it is).
+pub fn render(out: &Path) -> Option<(String, Option<String>)> {
     let mut page = Page::default();
     let (a_runs, b_runs, c_runs) = (experiment(out, "a"), experiment(out, "b"), experiment(out, "c"));
     let (e2, e8) = (experiment(out, "e-p2"), experiment(out, "e-p8"));
@@ -35,6 +36,9 @@ pub fn render(out: &Path) -> (String, Option<String>) {
         throughput::e(&mut page, &e2, &e8);
     }
     let chart = memory::f(&mut page, out);
+    if page.rows.is_empty() {
+        return None;
+    }
 
     let mut lines = vec![
         "| | target | goal | measured (median) | verdict | per run |".to_owned(),
@@ -63,5 +67,5 @@ pub fn render(out: &Path) -> (String, Option<String>) {
             "```".to_owned(),
         ]);
     }
-    (lines.join("\n"), chart)
+    Some((lines.join("\n"), chart))
 }
