@@ -40,10 +40,10 @@ mod run;
 mod workload;
 mod zipf;
 
-/// Built without transparent huge pages (the `no_thp` feature): on the development VM, the first
-/// touch of a fresh 2 MiB huge page zeroes it inside a page fault that can cost the faulting
-/// thread milliseconds, which put millisecond stalls into every engine's latency tail
-/// (perf/README.md, "the allocator").
+/// Built without transparent huge pages (the `no_thp` feature): the first touch of a fresh huge
+/// page zeroes all of it inside the page fault, which stalls the faulting thread and put those
+/// stalls into every engine's latency tail (measured in perf/README.md, "What changed since
+/// `906c0b6`", item 1).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
