@@ -102,9 +102,9 @@ where
     shared.gate.open(Some(plan));
     let window = window(kind, settings, &plan, &engine, &shared, interrupted);
     if let Err(stuck) = stopped(&shared, STOP_WITHIN, || engine.progress()) {
-        // The producers still inside a commit hold the engine's handles, and dropping the
-        // engine would stop and join threads they may be waiting on: it is left as it is, for
-        // main to report the error, write what was measured and exit.
+        // Dropping the engine would wait for the commits under way (lockstep's pipeline drains
+        // them before it stops), and these never end: it is left as it is, for main to report
+        // the error, write what was measured and exit.
         std::mem::forget(engine);
         return Err(stuck);
     }
