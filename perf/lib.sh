@@ -3,7 +3,8 @@
 # describing the machine.
 #
 # Environment (all optional):
-#   LOADGEN=path        use this loadgen binary instead of building one
+#   LOADGEN=path        use this loadgen binary instead of building one (jitter and render are
+#                       then taken from beside it, unless JITTER or RENDERER says where)
 #   CARGO_TARGET_DIR    where cargo builds (default: the workspace's target/)
 #   IDLE_CHECK=0        do not wait for an idle machine before each run (default 1)
 #   IDLE_MAX_BUSY=25    a machine is idle when at most this % of all CPUs was busy over 1 s
@@ -22,11 +23,13 @@ log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
 # Builds the loadgen once, in release, and copies the binary to a private directory, so that
 # someone rebuilding the workspace mid-run cannot swap the binary between two configurations.
-# Sets BIN.
+# Sets BIN, JITTER and RENDERER (the loadgen's `render` binary, which writes the tables and
+# charts).
 build_loadgen() {
     if [[ -n "${LOADGEN:-}" ]]; then
         BIN=$LOADGEN
         JITTER=${JITTER:-$(dirname "$LOADGEN")/jitter}
+        RENDERER=${RENDERER:-$(dirname "$LOADGEN")/render}
         log "using LOADGEN=$BIN"
         return
     fi
@@ -35,9 +38,10 @@ build_loadgen() {
     local target_dir=${CARGO_TARGET_DIR:-$ROOT/target}
     BIN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/lockstep-perf.XXXXXX")
     trap 'rm -rf "$BIN_DIR"' EXIT
-    cp "$target_dir/release/loadgen" "$target_dir/release/jitter" "$BIN_DIR/"
+    cp "$target_dir/release/loadgen" "$target_dir/release/jitter" "$target_dir/release/render" "$BIN_DIR/"
     BIN=$BIN_DIR/loadgen
     JITTER=$BIN_DIR/jitter
+    RENDERER=$BIN_DIR/render
 }
 
 # Percentage of all CPUs busy over the next second, from /proc/stat.

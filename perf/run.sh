@@ -2,7 +2,7 @@
 # Runs the loadgen comparison matrix: engines (all four, in one process per configuration, so
 # every ratio is taken in one run) x producers x paths x parts per commit x record size.
 # Writes perf/results/<config-id>.json (and .txt, the command plus the human report), then
-# renders perf/results/table.md, throughput.svg and latency.svg.
+# renders perf/results/table.md, throughput.svg and latency.svg (the loadgen's `render` binary).
 #
 # Usage:
 #   perf/run.sh                      # the full matrix: 32 configurations, ~10 min on 2 cores
@@ -77,7 +77,7 @@ done
 echo "uptime after: $(uptime)" >>"$RESULTS/machine.txt"
 
 if [[ "$RENDER" == 1 ]]; then
-    python3 "$PERF_DIR/render.py" --results "$RESULTS"
+    "$RENDERER" --results "$RESULTS"
 fi
 if (( FAILED_RUNS > 0 )); then
     log "$FAILED_RUNS run(s) exited with a non-zero status; see $RESULTS/runs.log"

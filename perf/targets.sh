@@ -191,7 +191,7 @@ EOF
 fi
 
 echo "uptime after: $(uptime)" >>"$OUT/machine.txt"
-python3 "$PERF_DIR/render.py" --results "$RESULTS" --targets-only
+"$RENDERER" --results "$RESULTS" --targets-only
 if (( FAILED_RUNS > 0 )); then
     log "$FAILED_RUNS run(s) exited with a non-zero status; see $RESULTS/runs.log"
     exit 1

@@ -137,7 +137,7 @@ impl Comparison {
             let _ = writeln!(out, "  note: {key} was {old}, now {new}: the figures may not compare");
         }
         let _ = writeln!(out, "{:<36}{:>14}{:>14}{:>10}", "figure", "baseline", "this run", "change");
-        let show = |v: Option<f64>| v.map_or("-".to_owned(), crate::report::figure);
+        let show = |v: Option<f64>| v.map_or("-".to_owned(), crate::format::figure);
         for row in &self.rows {
             let change = row.change().map_or("-".to_owned(), |c| format!("{c:+.1}%"));
             let _ = writeln!(

@@ -231,13 +231,13 @@ pub struct Args {
 }
 
 impl Args {
-    /// Parses the command line; a bad one prints clap's message and exits with status 2.
-    pub fn parse_checked() -> Self {
-        let args = Self::parse();
-        if let Err((kind, message)) = args.check() {
-            Self::command().error(kind, message).exit();
-        }
-        args
+    /// Parses the command line, with the checks across flags. A bad one (and `--help` or
+    /// `--version`) comes back as clap's error, for main to print and exit with (status 2 for
+    /// a bad one, 0 for help and version).
+    pub fn parse_checked() -> Result<Self, clap::Error> {
+        let args = Self::try_parse()?;
+        args.check().map_err(|(kind, message)| Self::command().error(kind, message))?;
+        Ok(args)
     }
 
     /// The checks that involve more than one flag.

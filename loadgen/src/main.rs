@@ -2,12 +2,19 @@
 //! reports throughput (beside the machine's hand-off limit, measured in the same run), latency
 //! percentiles, memory and segment layout side by side.
 //!
-//! `cli` is the command line; `record` the record kinds; `workload` makes paths and records;
-//! `limit` measures the hand-off limit; `engine` holds the engines behind one trait; `run`
-//! drives one engine and measures; `align` checks layouts; `output` opens every output before the
-//! run; `report`, `json`, `hgrm`, `hlog`, `plot` and `baseline` write and compare the results.
+//! The modules, in the order a run uses them: `cli` is the command line; `output` opens every
+//! output before the run; `record` the record kinds; `workload` makes paths and records (drawn
+//! with `rng` and `zipf`); `limit` measures the hand-off limit; `engine` holds the engines
+//! behind one trait; `run` drives one engine and measures (`latency` and `rss` are its
+//! instruments); `align` checks layouts; `report`, `json`, `hgrm`, `hlog`, `plot` and
+//! `baseline` write and compare the results, with the numbers as `format` prints them.
+//!
+//! Nothing below `main` exits the process: a failure is an error value that reaches `main`,
+//! which prints it, writes what was measured before it to the outputs already opened, and
+//! exits with status 1.
 
 use std::io::{IsTerminal, Write};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
@@ -16,23 +23,27 @@ mod align;
 mod baseline;
 mod cli;
 mod engine;
+mod format;
 mod hgrm;
 mod hlog;
 mod json;
 mod latency;
 mod limit;
 mod output;
+mod palette;
 mod plot;
 mod record;
 mod report;
+mod rng;
 mod rss;
 mod run;
 mod workload;
+mod zipf;
 
-/// Built without transparent huge pages (the `no_thp` feature): on the development VM, the first
-/// touch of a fresh 2 MiB huge page zeroes it inside a page fault that can cost the faulting
-/// thread milliseconds, which put millisecond stalls into every engine's latency tail
-/// (perf/README.md, "the allocator").
+/// Built without transparent huge pages (the `no_thp` feature): the first touch of a fresh huge
+/// page zeroes all of it inside the page fault, which stalls the faulting thread and put those
+/// stalls into every engine's latency tail (measured in perf/README.md, "What changed since
+/// `906c0b6`", item 1).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -43,8 +54,19 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 /// Exit status after Ctrl-C, as shells report a SIGINT.
 const INTERRUPTED_STATUS: u8 = 130;
 
+/// What the engines measured, up to the first failure if one failed.
+struct Measurement {
+    limit: Option<limit::Limit>,
+    runs: Vec<run::Measured>,
+    /// Something failed (its message is printed): the engines after it did not run.
+    failed: bool,
+}
+
 fn main() -> ExitCode {
-    let args = cli::Args::parse_checked();
+    let args = match cli::Args::parse_checked() {
+        Ok(args) => args,
+        Err(error) => error.exit(),
+    };
     let kinds = args.choice().kinds();
     let mut outputs = match output::Outputs::open(&args, &kinds) {
         Ok(outputs) => outputs,
@@ -67,7 +89,46 @@ fn main() -> ExitCode {
         eprintln!("loadgen: cannot catch Ctrl-C ({error}); an interrupted run will report nothing");
     }
 
-    let settings = run::Settings {
+    let settings = settings(&args);
+    let workload =
+        workload::Workload::new(args.paths, args.distribution, args.record_bytes(), args.parts_per_commit);
+    let started = SystemTime::now();
+    let measurement = measure(&args, &settings, &workload, &kinds);
+    let interrupted = INTERRUPTED.load(Ordering::Relaxed);
+    if interrupted && !measurement.failed && measurement.runs.len() < kinds.len() {
+        let skipped: Vec<&str> = kinds[measurement.runs.len()..].iter().map(|k| k.name()).collect();
+        note(&args, &format!("interrupted: not run: {}", skipped.join(", ")));
+    }
+    let (written, regressed) = write(&args, &settings, &workload, started, &measurement, &mut outputs);
+
+    // A misaligned lockstep layout or an engine that lost data is a failed run; the baselines'
+    // misalignment is expected and is only reported.
+    let runs = &measurement.runs;
+    let lockstep_misaligned = runs.iter().any(|m| {
+        m.kind == engine::Kind::Lockstep && m.finish.layout.as_ref().is_some_and(|layout| !layout.aligned())
+    });
+    let lost = runs.iter().any(|m| !m.nothing_lost());
+    let unmeasured = runs.iter().any(|m| !m.problems.is_empty());
+    if measurement.failed {
+        ExitCode::FAILURE
+    } else if interrupted {
+        ExitCode::from(INTERRUPTED_STATUS)
+    } else if written && !lockstep_misaligned && !lost && !unmeasured && !regressed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// A note on stderr, unless `--quiet`.
+fn note(args: &cli::Args, text: &str) {
+    if !args.quiet {
+        eprintln!("loadgen: {text}");
+    }
+}
+
+fn settings(args: &cli::Args) -> run::Settings {
+    run::Settings {
         engine: engine::Config {
             producers: args.producers,
             shards: args.shards,
@@ -83,64 +144,75 @@ fn main() -> ExitCode {
         // Progress goes to stderr, whenever a person is watching it.
         progress: args.progress || (!args.quiet && std::io::stderr().is_terminal()),
         interval: (args.hlog.is_some() || args.plot.is_some()).then_some(args.hlog_interval),
-    };
-    let workload =
-        workload::Workload::new(args.paths, args.distribution, args.record_bytes(), args.parts_per_commit);
-    let note = |text: &str| {
-        if !args.quiet {
-            eprintln!("loadgen: {text}");
-        }
-    };
+    }
+}
 
-    let started = SystemTime::now();
-    let limit = if args.no_limit {
-        None
-    } else {
-        note(&format!(
-            "measuring the hand-off limit of {} items for {:.0} s",
-            args.record,
-            limit::MEASURE_FOR.as_secs_f64()
-        ));
-        match limit::measure_record(args.record, &workload, args.queue_capacity, &INTERRUPTED) {
-            Ok(limit) => Some(limit),
+/// The hand-off limit, then each engine in turn, until Ctrl-C or the first failure.
+fn measure(
+    args: &cli::Args,
+    settings: &run::Settings,
+    workload: &workload::Workload,
+    kinds: &[engine::Kind],
+) -> Measurement {
+    let mut measurement = Measurement { limit: None, runs: Vec::new(), failed: false };
+    if !args.no_limit {
+        note(
+            args,
+            &format!(
+                "measuring the hand-off limit of {} items for {:.0} s",
+                args.record,
+                limit::MEASURE_FOR.as_secs_f64()
+            ),
+        );
+        match limit::measure_record(args.record, workload, args.queue_capacity, &INTERRUPTED) {
+            Ok(limit) => measurement.limit = Some(limit),
             Err(error) => {
                 eprintln!("loadgen: the hand-off limit: {error}");
-                return ExitCode::FAILURE;
+                measurement.failed = true;
+                return measurement;
             }
         }
-    };
-    let mut runs = Vec::new();
-    for kind in kinds {
+    }
+    for &kind in kinds {
         // Relaxed: see `INTERRUPTED`.
         if INTERRUPTED.load(Ordering::Relaxed) {
             break;
         }
-        match run::run(kind, &settings, &workload, &INTERRUPTED) {
-            Ok(measured) => runs.push(measured),
+        match run::run(kind, settings, workload, &INTERRUPTED) {
+            Ok(measured) => measurement.runs.push(measured),
             Err(error) => {
                 eprintln!("loadgen: engine {kind}: {error}");
-                return ExitCode::FAILURE;
+                measurement.failed = true;
+                break;
             }
         }
     }
-    let interrupted = INTERRUPTED.load(Ordering::Relaxed);
-    if interrupted && runs.len() < args.choice().kinds().len() {
-        let skipped: Vec<&str> = args.choice().kinds()[runs.len()..].iter().map(|k| k.name()).collect();
-        note(&format!("interrupted: not run: {}", skipped.join(", ")));
-    }
+    measurement
+}
 
+/// Prints the report and writes every output asked for. Returns whether every output was
+/// written, and whether a throughput fell below `--fail-on-regression`.
+fn write(
+    args: &cli::Args,
+    settings: &run::Settings,
+    workload: &workload::Workload,
+    started: SystemTime,
+    measurement: &Measurement,
+    outputs: &mut output::Outputs,
+) -> (bool, bool) {
+    let (limit, runs) = (measurement.limit.as_ref(), &measurement.runs);
     // With the JSON on stdout, the table goes to stderr, so stdout stays parseable.
     let mut table: Box<dyn Write> = if matches!(outputs.json, Some(output::Json::Stdout)) {
         Box::new(std::io::stderr())
     } else {
         Box::new(std::io::stdout())
     };
-    let _ = table.write_all(report::render(&settings, &workload, limit.as_ref(), &runs).as_bytes());
+    let _ = table.write_all(report::render(settings, workload, limit, runs).as_bytes());
 
     let mut ok = true;
-    let wrote = |what: &str, path: &std::path::Path, result: Result<(), String>| match result {
+    let wrote = |what: &str, path: &Path, result: Result<(), String>| match result {
         Ok(()) => {
-            note(&format!("wrote {what} to {}", path.display()));
+            note(args, &format!("wrote {what} to {}", path.display()));
             true
         }
         Err(error) => {
@@ -148,7 +220,7 @@ fn main() -> ExitCode {
             false
         }
     };
-    let document = json::document(&args, &settings, &workload, limit.as_ref(), &runs);
+    let document = json::document(args, settings, workload, limit, runs);
     let document_text = json::text(&document);
     match (&mut outputs.json, &document_text) {
         (Some(output::Json::Stdout), Ok(text)) => {
@@ -175,10 +247,10 @@ fn main() -> ExitCode {
         let title = format!(
             "loadgen at {}: {}; {}",
             report::COMMIT,
-            report::workload_line(&settings, &workload),
-            report::mode_line(&settings)
+            report::workload_line(settings, workload),
+            report::mode_line(settings)
         );
-        let result = plot::render(&title, &runs).and_then(|svg| target.write(svg.as_bytes()));
+        let result = plot::render(&title, runs).and_then(|svg| target.write(svg.as_bytes()));
         ok &= wrote("latency chart", &target.path.clone(), result);
     }
     if let Some(target) = &mut outputs.hlog {
@@ -216,19 +288,5 @@ fn main() -> ExitCode {
             }
         }
     }
-
-    // A misaligned lockstep layout or an engine that lost data is a failed run; the baselines'
-    // misalignment is expected and is only reported.
-    let lockstep_misaligned = runs.iter().any(|m| {
-        m.kind == engine::Kind::Lockstep && m.finish.layout.as_ref().is_some_and(|layout| !layout.aligned())
-    });
-    let lost = runs.iter().any(|m| !m.nothing_lost());
-    let unmeasured = runs.iter().any(|m| !m.problems.is_empty());
-    if interrupted {
-        ExitCode::from(INTERRUPTED_STATUS)
-    } else if ok && !lockstep_misaligned && !lost && !unmeasured && !regressed {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    (ok, regressed)
 }

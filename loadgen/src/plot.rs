@@ -12,6 +12,7 @@ use hdrhistogram::Histogram;
 use plotters::prelude::*;
 
 use crate::engine::Kind;
+use crate::palette;
 use crate::run::Measured;
 
 const SIZE: (u32, u32) = (1280, 900);
@@ -30,12 +31,8 @@ struct Curve {
 }
 
 fn color(kind: Kind) -> RGBColor {
-    match kind {
-        Kind::Lockstep => RGBColor(31, 119, 180),
-        Kind::Mutex => RGBColor(214, 39, 40),
-        Kind::Channel => RGBColor(44, 160, 44),
-        Kind::Raw => RGBColor(110, 110, 110),
-    }
+    let (r, g, b) = palette::rgb(kind.name());
+    RGBColor(r, g, b)
 }
 
 /// The points of `histogram` (nanoseconds): one per quantile step below 100%.

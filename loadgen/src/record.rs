@@ -23,7 +23,7 @@ use std::sync::Arc;
 use clap::ValueEnum;
 use lockstep::merge::{Concat, Merge, Sum};
 
-use crate::workload::Rng;
+use crate::rng::Rng;
 
 /// The `--record` choices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -3,8 +3,9 @@
 //! One thread per core spins reading the clock for `--duration`. Any gap between two readings
 //! longer than `--above` is time the thread did not run: an interrupt, a timer tick, another
 //! thread, or (in a VM) the host taking the virtual CPU away. A latency figure cannot be
-//! trusted far below what this shows: if 1 % of the time goes in 20 µs stalls, a shard worker
-//! loses the same, and the commits waiting on it wait that long.
+//! trusted far below what this shows: a shard worker loses the same share of its time in the
+//! same chunks, and the commits waiting on it wait that long (perf/README.md, "The machine and
+//! the runs", has what this machine loses).
 //!
 //! ```sh
 //! cargo run --release -p loadgen --bin jitter -- --duration 3s

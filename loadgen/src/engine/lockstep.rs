@@ -17,8 +17,8 @@ use lockstep::{DiscardSink, PathKey, Pipeline, Producer, Retention, Stats};
 
 use super::{Committer, Config, Engine, Failure, Finish};
 use crate::align::Layout;
+use crate::format::group;
 use crate::record::Kind;
-use crate::report::group;
 use crate::workload::Part;
 
 /// Each path's key, by the workload's path index, resolved the first time any producer names

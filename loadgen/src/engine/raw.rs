@@ -140,7 +140,7 @@ impl<K: Kind> Engine<K> for Raw<K> {
             read = read.wrapping_add(b);
         }
         let what = if K::KIND.has_payload() { "payload bytes popped" } else { "sum of the values popped" };
-        let notes = vec![format!("{what}: {}", crate::report::group(read))];
+        let notes = vec![format!("{what}: {}", crate::format::group(read))];
         Ok(Finish {
             records_applied: Some(records),
             visible_latency: self.shared.stamps.visible(),
