@@ -65,9 +65,9 @@ if want g; then
     done
 fi
 if want h; then
-    cargo bench --bench snapshot -- "shard_turn|long_history" > "$OUT/h.snapshot.txt" 2>&1 || true
+    cargo bench --features internal-bench --bench snapshot -- "shard_turn|long_history" > "$OUT/h.snapshot.txt" 2>&1 || true
     cargo bench --bench commit -- burst > "$OUT/h.commit.txt" 2>&1 || true
-    cargo bench --bench queue > "$OUT/h.queue.txt" 2>&1 || true
+    cargo bench --features internal-bench --bench queue > "$OUT/h.queue.txt" 2>&1 || true
 fi
 python3 perf/epoch.py "$OUT" > "$OUT/summary.md"
 cat "$OUT/summary.md"

@@ -24,7 +24,7 @@
 #
 # Environment (all optional; see also perf/lib.sh):
 #   REPEAT=3  DURATION=3s  WARMUP=1s  WARMUP_1M=10s  WARMUP_1M_FULL=45s  LONG=60s (f's duration)
-#   BENCH=0   skip the criterion bench of d (cargo bench --bench snapshot -- snapshot_publish)
+#   BENCH=0   skip the criterion bench of d (cargo bench --features internal-bench --bench snapshot -- snapshot_publish)
 #   RESULTS=perf/results   (the targets go to $RESULTS/targets)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -111,12 +111,12 @@ if wants d; then
             --parts-per-commit 1 "${base[@]}" --warmup "$WARMUP_1M"
     done
     if [[ "$BENCH" == 1 ]]; then
-        log "d: cargo bench --bench snapshot -- snapshot_publish"
+        log "d: cargo bench --features internal-bench --bench snapshot -- snapshot_publish"
         wait_idle
-        (cd "$ROOT" && cargo bench --bench snapshot -- snapshot_publish) >"$OUT/d-bench.txt" 2>&1
+        (cd "$ROOT" && cargo bench --features internal-bench --bench snapshot -- snapshot_publish) >"$OUT/d-bench.txt" 2>&1
         python3 - "${CARGO_TARGET_DIR:-$ROOT/target}/criterion" "$OUT/d-bench.json" <<'EOF'
 import glob, json, os, sys
-out = {"command": "cargo bench --bench snapshot -- snapshot_publish", "median_ns": {}}
+out = {"command": "cargo bench --features internal-bench --bench snapshot -- snapshot_publish", "median_ns": {}}
 for f in glob.glob(sys.argv[1] + "/snapshot_publish_10_changed/*/*/new/estimates.json"):
     paths = f.split(os.sep)[-3]
     out["median_ns"][paths] = json.load(open(f))["median"]["point_estimate"]

@@ -2,7 +2,7 @@
 //!
 //! A commit takes its number from one atomic counter, then sends each part (commit, producer,
 //! path, record) into the bounded channel of the shard that owns its path (`hash(path) %
-//! shards`, as lockstep routes); a full channel blocks the producer. One consumer thread per
+//! shards`, a fixed hash: lockstep keys its own per pipeline); a full channel blocks the producer. One consumer thread per
 //! shard owns that shard's `HashMap<String, Tiers>` outright (no lock) and inserts each part
 //! with the same count-driven compaction check as the `mutex` engine. Each channel holds
 //! `queue_capacity × producers` parts, the same total buffering as lockstep's per-(producer,

@@ -221,7 +221,8 @@ pub fn pin_current(pin: bool, index: usize, threads: usize) {
     }
 }
 
-/// The shard that owns `path`: SipHash with fixed keys, as lockstep routes.
+/// The shard that owns `path`: SipHash with fixed keys (lockstep keys its routing at random per
+/// pipeline; the reference designs only need the paths spread).
 pub fn shard_of(path: &str, shards: usize) -> usize {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     path.hash(&mut hasher);
