@@ -357,6 +357,14 @@ where
         self.durable = Some(DurableSpec::new(dir.as_ref().to_path_buf()));
         self
     }
+
+    /// As [`durable`](Self::durable), on `storage` (a file system that forgets what was not
+    /// synced, in the tests).
+    #[cfg(all(test, not(loom)))]
+    pub(crate) fn durable_on<S: crate::durable::storage::Storage>(mut self, storage: S, dir: &Path) -> Self {
+        self.durable = Some(DurableSpec::on(storage, dir.to_path_buf()));
+        self
+    }
 }
 
 #[cfg(all(test, not(loom)))]

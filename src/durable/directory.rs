@@ -19,10 +19,9 @@
 //! The routing key is the pipeline's random SipHash key (`crate::ingest::router`): a reopened
 //! pipeline routes every path to the shard whose log holds it.
 
-use std::fs::{File, TryLockError};
 use std::path::Path;
 
-use crate::durable::storage::{Storage, StorageFile};
+use crate::durable::storage::{Storage, StorageFile, StorageLock};
 use crate::error::Error;
 
 /// The manifest format this lockstep writes and reads.
@@ -109,7 +108,7 @@ impl Manifest {
 pub(crate) struct Directory {
     pub(crate) manifest: Manifest,
     /// Holds the lock until the pipeline is gone.
-    _lock: File,
+    _lock: StorageLock,
 }
 
 impl Directory {
@@ -118,18 +117,11 @@ impl Directory {
     pub(crate) fn open<S: Storage>(storage: &S, root: &Path, wanted: Manifest) -> Result<Self, Error> {
         let shown = root.display().to_string();
         storage.create_dir(root).map_err(|e| Error::io(format!("creating {shown}"), &e))?;
-        let lock_path = root.join("LOCK");
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| Error::io(format!("opening {}", lock_path.display()), &e))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => return Err(Error::Locked { dir: shown }),
-            Err(TryLockError::Error(e)) => return Err(Error::io(format!("locking {shown}"), &e)),
-        }
+        let lock = match storage.lock(root) {
+            Ok(Some(lock)) => lock,
+            Ok(None) => return Err(Error::Locked { dir: shown }),
+            Err(e) => return Err(Error::io(format!("locking {shown}"), &e)),
+        };
         let path = root.join("MANIFEST");
         let manifest = match storage.read(&path) {
             Ok(bytes) => {

@@ -27,17 +27,17 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 use std::marker::PhantomData;
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 use serde::de::DeserializeOwned;
 
 use crate::durable::format::{
     decode_tip, frame_at, next_intact_frame, BadHeader, Damage, Header, Tip, FRAME_HEADER, HEADER_LEN,
     VERSION,
 };
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 use crate::durable::format::{decode_turn, LoggedTurn};
 use crate::durable::storage::Storage;
 use crate::error::Error;
@@ -111,13 +111,13 @@ pub(crate) enum Visit {
 }
 
 /// Decodes every turn and hands it on.
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 struct Turns<R, F> {
     each: F,
     turns: PhantomData<fn() -> R>,
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 impl<R: DeserializeOwned, F: FnMut(LoggedTurn<R>) -> Result<(), Error>> Visitor for Turns<R, F> {
     fn visit(&mut self, payload: &[u8], tip: Tip, _at: Position) -> Result<Tip, Visit> {
         let turn = decode_turn::<R>(payload, tip).map_err(Visit::Invalid)?;
@@ -160,7 +160,7 @@ fn segments<S: Storage>(storage: &S, dir: &Path) -> Result<Vec<u64>, Error> {
 /// Reads shard `shard`'s log in `dir` (an empty log if the directory is missing), handing
 /// each intact turn to `each` in order; changes nothing on disk. An error from `each` stops
 /// the reading and is returned.
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 pub(crate) fn read_log<S: Storage, R: DeserializeOwned>(
     storage: &S,
     dir: &Path,

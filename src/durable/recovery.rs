@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::durable::directory::{Directory, Manifest};
 use crate::durable::format::{LoggedTurn, Tip, Turn};
 use crate::durable::reader::{read_tip, shard_dir, TornTail};
-use crate::durable::storage::DiskStorage;
+use crate::durable::storage::{DiskStorage, Storage};
 use crate::durable::writer::{LogOptions, LogWriter};
 use crate::error::Error;
 use crate::ingest::router::Router;
@@ -58,7 +58,7 @@ pub(crate) trait TurnLog<R>: Send {
     fn tip(&self) -> Tip;
 }
 
-impl<R: Serialize> TurnLog<R> for LogWriter<DiskStorage> {
+impl<R: Serialize, S: Storage> TurnLog<R> for LogWriter<S> {
     fn append(&mut self, frontier: u64, names: &[Arc<str>], rows: &[Row<R>]) -> Result<(), Error> {
         LogWriter::append(self, &Turn { frontier, names, rows })
     }
@@ -78,21 +78,52 @@ pub(crate) type ShardLog<M> = Box<dyn TurnLog<<M as Merge>::Record>>;
 /// A shard's log opened: the log to continue, and the torn tail dropped, if any.
 type Opened<R> = (Box<dyn TurnLog<R>>, Option<TornTail>);
 
-/// Opens one shard's log cut at a frontier, handing each turn on.
-type OpenLog<R> = fn(
-    &Path,
-    u32,
-    LogOptions,
-    u64,
-    &mut dyn FnMut(LoggedTurn<R>) -> Result<(), Error>,
-) -> Result<Opened<R>, Error>;
+/// The files of a durable pipeline, on some [`Storage`], with the codec bound to the record
+/// type: what recovery opens.
+trait Files<R>: Send + Sync {
+    fn directory(&self, root: &Path, wanted: Manifest) -> Result<Directory, Error>;
+    fn tip(&self, dir: &Path, shard: u32) -> Result<Tip, Error>;
+    fn open(
+        &self,
+        dir: &Path,
+        shard: u32,
+        options: LogOptions,
+        cut: u64,
+        each: &mut dyn FnMut(LoggedTurn<R>) -> Result<(), Error>,
+    ) -> Result<Opened<R>, Error>;
+}
+
+/// [`Files`] on a [`Storage`].
+struct On<S>(S);
+
+impl<S: Storage, R: Serialize + DeserializeOwned + Send + 'static> Files<R> for On<S> {
+    fn directory(&self, root: &Path, wanted: Manifest) -> Result<Directory, Error> {
+        Directory::open(&self.0, root, wanted)
+    }
+
+    fn tip(&self, dir: &Path, shard: u32) -> Result<Tip, Error> {
+        read_tip(&self.0, dir, shard)
+    }
+
+    fn open(
+        &self,
+        dir: &Path,
+        shard: u32,
+        options: LogOptions,
+        cut: u64,
+        each: &mut dyn FnMut(LoggedTurn<R>) -> Result<(), Error>,
+    ) -> Result<Opened<R>, Error> {
+        let (writer, recovered) = LogWriter::open_at(self.0.clone(), dir, shard, options, cut, each)?;
+        Ok((Box::new(writer), recovered.torn))
+    }
+}
 
 /// What `Builder::durable` asked for, with the codec bound to the record type there.
 pub(crate) struct DurableSpec<R> {
     pub(crate) root: PathBuf,
     pub(crate) durability: Durability,
     pub(crate) options: LogOptions,
-    open: OpenLog<R>,
+    files: Box<dyn Files<R>>,
 }
 
 impl<R> std::fmt::Debug for DurableSpec<R> {
@@ -102,25 +133,16 @@ impl<R> std::fmt::Debug for DurableSpec<R> {
 }
 
 impl<R: Serialize + DeserializeOwned + Send + 'static> DurableSpec<R> {
+    /// On the real file system.
     pub(crate) fn new(root: PathBuf) -> Self {
-        Self {
-            root,
-            durability: Durability::default(),
-            options: LogOptions::default(),
-            open: open_on_disk::<R>,
-        }
+        Self::on(DiskStorage, root)
     }
-}
 
-fn open_on_disk<R: Serialize + DeserializeOwned + Send + 'static>(
-    dir: &Path,
-    shard: u32,
-    options: LogOptions,
-    cut: u64,
-    each: &mut dyn FnMut(LoggedTurn<R>) -> Result<(), Error>,
-) -> Result<Opened<R>, Error> {
-    let (writer, recovered) = LogWriter::open_at(DiskStorage, dir, shard, options, cut, each)?;
-    Ok((Box::new(writer), recovered.torn))
+    /// On `storage` (tests hand it a file system that forgets what was not synced).
+    pub(crate) fn on<S: Storage>(storage: S, root: PathBuf) -> Self {
+        let files = Box::new(On(storage));
+        Self { root, durability: Durability::default(), options: LogOptions::default(), files }
+    }
 }
 
 /// A durable pipeline, opened: its directory (locked), the routing key, the recovered
@@ -142,12 +164,12 @@ pub(crate) fn recover<M: Merge>(
     merge: &M,
     budget: usize,
 ) -> Result<(Recovered<M>, Arc<Router>), Error> {
-    let directory = Directory::open(&DiskStorage, &spec.root, manifest)?;
+    let directory = spec.files.directory(&spec.root, manifest)?;
     let router = router(directory.manifest.routing);
     let shards = router.shards() as u32;
     let mut frontier = u64::MAX;
     for shard in 0..shards {
-        frontier = frontier.min(read_tip(&DiskStorage, &shard_dir(&spec.root, shard), shard)?.frontier);
+        frontier = frontier.min(spec.files.tip(&shard_dir(&spec.root, shard), shard)?.frontier);
     }
     let mut recovered = Recovered { directory, frontier, shards: Vec::new(), torn_tails: 0 };
     for shard in 0..shards {
@@ -177,7 +199,7 @@ pub(crate) fn recover<M: Merge>(
             spine.work(merge, &mut fuel);
             Ok(())
         };
-        let (log, torn) = (spec.open)(&dir, shard, spec.options, frontier, &mut replay)?;
+        let (log, torn) = spec.files.open(&dir, shard, spec.options, frontier, &mut replay)?;
         recovered.torn_tails += u64::from(torn.is_some());
         // Shards whose log ends at `frontier` without a turn of their own there still move to it.
         spine.seal(merge, &mut Vec::new(), frontier, frontier);

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::durable::storage::{Storage, StorageFile};
+use crate::durable::storage::{Storage, StorageFile, StorageLock};
 use crate::sync::{Arc, Mutex, MutexGuard};
 
 /// A fault to inject.
@@ -83,6 +83,8 @@ struct State {
     /// Name changes not yet synced, in order.
     pending: Vec<NameChange>,
     dirs: BTreeSet<PathBuf>,
+    /// Directories locked (by a process that is alive: a crash lets them go).
+    locks: BTreeSet<PathBuf>,
     faults: Faults,
     power: Power,
 }
@@ -175,6 +177,7 @@ impl State {
             names,
             pending: Vec::new(),
             dirs: self.dirs.clone(),
+            locks: BTreeSet::new(),
             faults: Faults::default(),
             power: Power::On,
         }
@@ -214,7 +217,7 @@ impl State {
 }
 
 impl SimStorage {
-    fn lock(&self) -> MutexGuard<'_, State> {
+    fn state(&self) -> MutexGuard<'_, State> {
         // A test that panicked while holding it has failed already; its state is still sound.
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -225,23 +228,23 @@ impl SimStorage {
 
     /// What a power cut now leaves, as a new file system (this one is untouched).
     pub(crate) fn crash(&self, seed: u64) -> SimStorage {
-        Self::from_state(self.lock().crash(seed))
+        Self::from_state(self.state().crash(seed))
     }
 
     /// An independent copy of the file system as it is now, unsynced bytes included.
     pub(crate) fn fork(&self) -> SimStorage {
-        Self::from_state(self.lock().clone())
+        Self::from_state(self.state().clone())
     }
 
     /// Cuts the power before the operation after `ops` more (every call counts, reads too);
     /// from then on every operation fails.
     pub(crate) fn cut_power_after(&self, ops: u64, seed: u64) {
-        self.lock().power = Power::CutAfter { ops, seed };
+        self.state().power = Power::CutAfter { ops, seed };
     }
 
     /// What the power cut left, once it has happened.
     pub(crate) fn after_power_cut(&self) -> Option<SimStorage> {
-        match &self.lock().power {
+        match &self.state().power {
             Power::Off(image) => Some(Self::from_state((**image).clone())),
             _ => None,
         }
@@ -249,28 +252,28 @@ impl SimStorage {
 
     /// The next write fails with `fault`, after writing at most `keep` of its bytes.
     pub(crate) fn fail_next_write(&self, fault: Fault, keep: usize) {
-        self.lock().faults.write = Some((fault, keep));
+        self.state().faults.write = Some((fault, keep));
     }
 
     /// The next sync (of a file or a directory) fails with `fault`.
     pub(crate) fn fail_next_sync(&self, fault: Fault) {
-        self.lock().faults.sync = Some(fault);
+        self.state().faults.sync = Some(fault);
     }
 
     /// Fills the disk (every write fails with ENOSPC, creating a file too) or frees it.
     pub(crate) fn set_full(&self, full: bool) {
-        self.lock().faults.full = full;
+        self.state().faults.full = full;
     }
 
     /// A file's bytes, as a reader sees them now.
     pub(crate) fn bytes(&self, path: &Path) -> io::Result<Vec<u8>> {
-        let state = self.lock();
+        let state = self.state();
         Ok(state.inodes[state.inode(path)?].data.clone())
     }
 
     /// Replaces a file's bytes, durably (what a damaged disk would hold).
     pub(crate) fn put_bytes(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
-        let mut state = self.lock();
+        let mut state = self.state();
         let inode = state.inode(path)?;
         state.inodes[inode] = Inode { data: bytes.to_vec(), synced: bytes.to_vec() };
         Ok(())
@@ -281,14 +284,14 @@ impl Storage for SimStorage {
     type File = SimFile;
 
     fn create_dir(&self, dir: &Path) -> io::Result<()> {
-        let mut state = self.lock();
+        let mut state = self.state();
         state.op()?;
         state.dirs.extend(dir.ancestors().map(Path::to_path_buf));
         Ok(())
     }
 
     fn create(&self, path: &Path) -> io::Result<SimFile> {
-        let mut state = self.lock();
+        let mut state = self.state();
         state.op()?;
         if state.faults.full {
             return Err(Fault::NoSpace.error());
@@ -306,13 +309,13 @@ impl Storage for SimStorage {
     }
 
     fn open(&self, path: &Path) -> io::Result<SimFile> {
-        let mut state = self.lock();
+        let mut state = self.state();
         state.op()?;
         Ok(SimFile { state: self.clone(), inode: state.inode(path)? })
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        let mut state = self.lock();
+        let mut state = self.state();
         state.op()?;
         if !state.dirs.contains(dir) {
             return Err(io::Error::new(io::ErrorKind::NotFound, "no such directory (simulated)"));
@@ -322,13 +325,13 @@ impl Storage for SimStorage {
     }
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        let mut state = self.lock();
+        let mut state = self.state();
         state.op()?;
         Ok(state.inodes[state.inode(path)?].data.clone())
     }
 
     fn remove(&self, path: &Path) -> io::Result<()> {
-        let mut state = self.lock();
+        let mut state = self.state();
         state.op()?;
         state.inode(path)?;
         state.change(NameChange::Unlink(path.to_path_buf()));
@@ -336,15 +339,24 @@ impl Storage for SimStorage {
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        let mut state = self.lock();
+        let mut state = self.state();
         state.op()?;
         state.inode(from)?;
         state.change(NameChange::Rename(from.to_path_buf(), to.to_path_buf()));
         Ok(())
     }
 
+    fn lock(&self, dir: &Path) -> io::Result<Option<StorageLock>> {
+        let mut state = self.state();
+        state.op()?;
+        if !state.locks.insert(dir.to_path_buf()) {
+            return Ok(None);
+        }
+        Ok(Some(StorageLock(Box::new(SimLock { state: self.state.clone(), dir: dir.to_path_buf() }))))
+    }
+
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        let mut state = self.lock();
+        let mut state = self.state();
         state.op()?;
         if let Some(fault) = state.faults.sync.take() {
             return Err(fault.error());
@@ -368,7 +380,7 @@ pub(crate) struct SimFile {
 
 impl StorageFile for SimFile {
     fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
-        let mut state = self.state.lock();
+        let mut state = self.state.state();
         state.op()?;
         let (fault, keep) = match state.faults.write.take() {
             Some((fault, keep)) => (Some(fault), keep.min(bytes.len())),
@@ -380,7 +392,7 @@ impl StorageFile for SimFile {
     }
 
     fn sync(&mut self) -> io::Result<()> {
-        let mut state = self.state.lock();
+        let mut state = self.state.state();
         state.op()?;
         if let Some(fault) = state.faults.sync.take() {
             return Err(fault.error());
@@ -391,7 +403,7 @@ impl StorageFile for SimFile {
     }
 
     fn truncate(&mut self, len: u64) -> io::Result<()> {
-        let mut state = self.state.lock();
+        let mut state = self.state.state();
         state.op()?;
         let inode = &mut state.inodes[self.inode];
         inode.data.truncate(usize::try_from(len).unwrap_or(usize::MAX));
@@ -485,5 +497,19 @@ mod tests {
         let image = storage.after_power_cut().map(|image| image.bytes(&dir.join("f")));
         assert!(image.is_some_and(|bytes| bytes.is_ok_and(|b| b"okabxy".starts_with(&b))));
         Ok(())
+    }
+}
+
+/// A held lock of a [`SimStorage`] directory.
+#[derive(Debug)]
+struct SimLock {
+    state: Arc<Mutex<State>>,
+    dir: PathBuf,
+}
+
+impl Drop for SimLock {
+    fn drop(&mut self) {
+        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.locks.remove(&self.dir);
     }
 }

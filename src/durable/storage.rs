@@ -42,7 +42,17 @@ pub(crate) trait Storage: Clone + fmt::Debug + Send + Sync + 'static {
     /// Makes the names in `dir` durable (fsync of the directory: Linux does not persist a
     /// file's directory entry when the file is synced).
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+
+    /// Takes `dir`'s exclusive lock, held until the returned guard is dropped (or the process
+    /// ends); `Ok(None)` if someone else holds it.
+    fn lock(&self, dir: &Path) -> io::Result<Option<StorageLock>>;
 }
+
+/// A held directory lock; dropping it lets the lock go.
+#[derive(Debug)]
+pub(crate) struct StorageLock(
+    #[allow(dead_code, reason = "held for its Drop")] pub(crate) Box<dyn fmt::Debug + Send + Sync>,
+);
 
 /// A file open for appending.
 pub(crate) trait StorageFile: fmt::Debug + Send {
@@ -110,6 +120,17 @@ impl Storage for DiskStorage {
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         fs::File::open(dir)?.sync_all()
+    }
+
+    /// `flock` on the file `LOCK` in `dir` (std's `File::try_lock`): the kernel lets it go
+    /// when the process ends, so a crashed pipeline never leaves its directory locked.
+    fn lock(&self, dir: &Path) -> io::Result<Option<StorageLock>> {
+        let file = fs::File::options().create(true).truncate(false).write(true).open(dir.join("LOCK"))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(StorageLock(Box::new(file)))),
+            Err(fs::TryLockError::WouldBlock) => Ok(None),
+            Err(fs::TryLockError::Error(error)) => Err(error),
+        }
     }
 }
 

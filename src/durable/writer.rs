@@ -77,7 +77,7 @@ impl<S: Storage> LogWriter<S> {
     /// Opens shard `shard`'s log in `dir` (made if missing), handing every turn it holds to
     /// `each` in order; repairs a torn tail and starts a new segment for what comes next.
     /// Returns the writer and what was found.
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn open<R: Serialize + DeserializeOwned>(
         storage: S,
         dir: &Path,
@@ -213,13 +213,13 @@ impl<S: Storage> LogWriter<S> {
     }
 
     /// The frontier of the last turn synced.
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn synced(&self) -> u64 {
         self.synced
     }
 
     /// The error that ended the writer, if one did.
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn failed(&self) -> Option<&Error> {
         self.failed.as_ref()
     }

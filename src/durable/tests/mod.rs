@@ -293,6 +293,7 @@ fn log_bytes_per_record() -> Result<(), Error> {
 
 mod damage;
 mod faults;
+mod pipeline;
 
 /// The turns a log cut at `cut` must hold: those up to it, then the first past it keeping its
 /// rows up to `cut` (as a turn ending at `cut`, with its names), if it has anything left to say.
