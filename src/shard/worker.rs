@@ -324,11 +324,14 @@ impl<M: Merge> Worker<M> {
         if frontier <= tip.frontier && self.sealed.is_empty() {
             return;
         }
-        // After the drain: every id in the rows was interned before its part was pushed.
+        // The names interned since the last turn, in id order, as far as this thread sees them:
+        // `len` is only a hint, but every id a row holds was interned before its part was
+        // pushed (and every lower id before it, under the directory's lock), so the prefix that
+        // is visible covers every row.
         self.names.clear();
-        self.names.extend(
-            (tip.names as usize..self.directory.len()).map(|id| self.directory.name(id as u32).clone()),
-        );
+        let directory = &self.directory;
+        let visible = (tip.names..directory.len() as u32).map_while(|id| directory.get(id).cloned());
+        self.names.extend(visible);
         let mut logged = log.append(frontier, &self.names, &self.sealed);
         if logged.is_ok() && durable.durability == Durability::Synced {
             logged = log.sync().map(|_| ());
