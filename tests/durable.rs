@@ -203,29 +203,18 @@ fn a_directory_is_locked_and_keeps_its_settings() -> Result<(), Error> {
     Ok(())
 }
 
-/// The newest log segment of a shard.
-fn newest_segment(dir: &Path, shard: u32) -> PathBuf {
+/// A shard's log segments, oldest first; with `written`, only those holding a turn (opening
+/// starts a new, empty one).
+fn segments(dir: &Path, shard: u32, written: bool) -> Vec<PathBuf> {
     let shard_dir = dir.join(format!("shard-{shard:04}"));
     let mut segments: Vec<PathBuf> = fs::read_dir(&shard_dir)
         .expect("the shard's log directory")
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|path| path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("log-")))
+        .filter(|path| !written || fs::metadata(path).map(|m| m.len() > 40).unwrap_or(false))
         .collect();
     segments.sort();
-    segments.pop().expect("a segment")
-}
-
-/// The newest non-empty segment of a shard (opening starts a new, empty one).
-fn last_written_segment(dir: &Path, shard: u32) -> PathBuf {
-    let shard_dir = dir.join(format!("shard-{shard:04}"));
-    let mut segments: Vec<PathBuf> = fs::read_dir(&shard_dir)
-        .expect("the shard's log directory")
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("log-")))
-        .filter(|path| fs::metadata(path).map(|m| m.len() > 40).unwrap_or(false))
-        .collect();
-    segments.sort();
-    segments.pop().expect("a segment with turns")
+    segments
 }
 
 /// Bytes a crash left half-written at the end of a shard's newest segment are dropped,
@@ -236,7 +225,7 @@ fn a_torn_tail_is_dropped_and_counted() -> Result<(), Error> {
     let pipeline = concat(&dir.0, 1)?;
     let commits = commit_scripts(&pipeline, scripts(7, 1, 60, 5, 0));
     pipeline.shutdown().map_err(Error::from)?;
-    let newest = newest_segment(&dir.0, 0);
+    let newest = segments(&dir.0, 0, false).pop().expect("a segment");
     // A frame header promising more bytes than follow: what a write cut short leaves.
     fs::OpenOptions::new()
         .append(true)
@@ -275,7 +264,7 @@ fn shards_are_cut_at_the_lowest_end_among_them() -> Result<(), Error> {
     drop(producer);
     pipeline.shutdown().map_err(Error::from)?;
     // Shard 0 loses the second half of its last written segment: a torn tail, and turns.
-    let segment = last_written_segment(&dir.0, 0);
+    let segment = segments(&dir.0, 0, true).pop().expect("a segment with turns");
     let len = fs::metadata(&segment).map(|m| m.len()).expect("segment length");
     fs::OpenOptions::new()
         .write(true)

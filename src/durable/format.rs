@@ -266,16 +266,8 @@ pub(crate) fn encode_turn<R: Serialize, N: AsRef<str>>(
 /// that does not decode or breaks the invariants `encode_turn` asserts.
 pub(crate) fn decode_turn<R: DeserializeOwned>(payload: &[u8], tip: Tip) -> Result<LoggedTurn<R>, String> {
     let mut cursor = Cursor::new(payload);
-    let step = cursor.varint()?;
-    let frontier = tip
-        .frontier
-        .checked_add(step)
-        .ok_or_else(|| format!("the frontier {} + {step} overflows", tip.frontier))?;
-    let count = cursor.varint()?;
-    let names_after = u32::try_from(count)
-        .ok()
-        .and_then(|count| tip.names.checked_add(count))
-        .ok_or_else(|| format!("{count} new names after {} overflow a path id", tip.names))?;
+    let (after, count) = decode_head(&mut cursor, tip)?;
+    let (frontier, names_after) = (after.frontier, after.names);
     // Every name takes a byte at least: a count above the bytes left is refused before any
     // allocation it would size.
     if count > cursor.remaining() as u64 {
@@ -322,7 +314,12 @@ pub(crate) fn decode_turn<R: DeserializeOwned>(payload: &[u8], tip: Tip) -> Resu
 /// step and its names), without decoding its rows: what recovery needs to find where every
 /// shard's log ends before it replays any. The frame's checksum has vouched for the rest.
 pub(crate) fn decode_tip(payload: &[u8], tip: Tip) -> Result<Tip, String> {
-    let mut cursor = Cursor::new(payload);
+    decode_head(&mut Cursor::new(payload), tip).map(|(after, _)| after)
+}
+
+/// A turn's head: the tip after it (its frontier step and name count read), and the count of
+/// names that follow.
+fn decode_head(cursor: &mut Cursor<'_>, tip: Tip) -> Result<(Tip, u64), String> {
     let step = cursor.varint()?;
     let frontier = tip
         .frontier
@@ -333,7 +330,7 @@ pub(crate) fn decode_tip(payload: &[u8], tip: Tip) -> Result<Tip, String> {
         .ok()
         .and_then(|count| tip.names.checked_add(count))
         .ok_or_else(|| format!("{count} new names after {} overflow a path id", tip.names))?;
-    Ok(Tip { frontier, names })
+    Ok((Tip { frontier, names }, count))
 }
 
 #[cfg(all(test, not(loom)))]
