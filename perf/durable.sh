@@ -9,6 +9,7 @@
 #             keeping every segment costs by itself)
 #   f         Synced at a fixed rate of half the median s1 rate: commit-to-durable (wait_durable)
 #   q         the same at a quarter of it (context)
+#   p         the fjall peer row: lockstep Written (pw1) and fjall Written (pf1), alternating
 #   rec       examples/recover: write N commits of one i64 part, reopen twice (separate processes)
 #
 # All lockstep, i64 records (Sum), 1 shard, 10k paths, loadgen's divisor 4 / max level 4.
@@ -26,7 +27,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPEAT=${REPEAT:-5}
 N=${N:-100000000}
-ONLY=${ONLY:-"m f rec"}
+ONLY=${ONLY:-"m f p rec"}
 OUT=${OUT:-perf/results/durable}
 DATA=${DATA:-/tmp/lockstep-durable}
 mkdir -p "$OUT" "$DATA"
@@ -68,6 +69,12 @@ EOF
     for r in $(seq 1 "$REPEAT"); do
         run "f.r$r" --durable "$DATA" --durability synced --rate "$half"
         run "q.r$r" --durable "$DATA" --durability synced --rate "$((half / 2))"
+    done
+fi
+if want p; then
+    for r in $(seq 1 "$REPEAT"); do
+        run "pw1.r$r" --durable "$DATA" --durability written
+        run "pf1.r$r" --engine fjall --durable "$DATA" --durability written
     done
 fi
 # One compact line per run: the figures the summary uses.

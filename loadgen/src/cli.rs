@@ -320,13 +320,20 @@ impl Args {
                 "--warmup and --duration together must be at most 24h".to_owned(),
             ));
         }
-        if self.durable.is_some() && self.choice() != Choice::Lockstep {
+        if self.durable.is_some() && !matches!(self.choice(), Choice::Lockstep | Choice::Fjall) {
             return Err((
                 ErrorKind::ArgumentConflict,
                 format!(
-                    "--durable makes the lockstep pipeline durable; --engine {} has no durable mode (use --engine lockstep)",
+                    "--durable makes the lockstep pipeline durable; --engine {} has no durable mode (use --engine lockstep, or fjall for the peer row)",
                     self.choice().to_possible_value().map_or_else(String::new, |v| v.get_name().to_owned())
                 ),
+            ));
+        }
+        if self.choice() == Choice::Fjall && (self.durable.is_none() || self.record.has_payload()) {
+            return Err((
+                ErrorKind::ArgumentConflict,
+                "--engine fjall is the durable peer row: it needs --durable DIR and --record i64 or u64"
+                    .to_owned(),
             ));
         }
         if self.retain_all && self.choice() != Choice::Lockstep {
@@ -606,6 +613,8 @@ mod tests {
             &["--durable", "/tmp/x", "--compare"],
             &["--durable", "/tmp/x", "--durability", "sometimes"],
             &["--retain-all", "--engine", "raw"],
+            &["--engine", "fjall"],
+            &["--engine", "fjall", "--durable", "/tmp/x", "--record", "bytes"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?} was accepted");
         }

@@ -108,7 +108,7 @@ fn write_report(
     match &config.durable {
         Some(durable) => writeln!(
             out,
-            "durable ({}): lockstep logs into a fresh subdirectory of {}{}; every segment kept, no sink",
+            "durable ({}): logs into a fresh subdirectory of {}{}; lockstep keeps every segment, no sink",
             durable.durability.name(),
             durable.dir.display(),
             if durable.keep { ", kept after the run" } else { ", removed after the run" },

@@ -31,6 +31,7 @@ use crate::record::Kind as RecordKind;
 use crate::workload::Part;
 
 pub mod channel;
+pub mod fjall;
 pub mod lockstep;
 pub mod mutex;
 pub mod raw;
@@ -51,8 +52,11 @@ pub enum Choice {
     Channel,
     /// Records handed through crossbeam ArrayQueues to consumers that only read them.
     Raw,
-    /// All four, one after another, with ratios.
+    /// All four (lockstep, mutex, channel, raw), one after another, with ratios.
     All,
+    /// fjall, an embedded LSM store, writing each record durably (needs --durable): the peer
+    /// row of durable runs. Not part of `all`.
+    Fjall,
 }
 
 /// One engine.
@@ -62,6 +66,7 @@ pub enum Kind {
     Mutex,
     Channel,
     Raw,
+    Fjall,
 }
 
 impl Kind {
@@ -73,6 +78,7 @@ impl Kind {
             Kind::Mutex => "mutex",
             Kind::Channel => "channel",
             Kind::Raw => "raw",
+            Kind::Fjall => "fjall",
         }
     }
 
@@ -91,6 +97,7 @@ impl Kind {
             Kind::Raw => {
                 "a consumer has popped every record of it (nothing is indexed); stamped by the last of those consumers"
             }
+            Kind::Fjall => "its write batch committed (readable); stamped in the committing thread",
         }
     }
 }
@@ -104,6 +111,7 @@ impl Choice {
             Choice::Channel => vec![Kind::Channel],
             Choice::Raw => vec![Kind::Raw],
             Choice::All => Kind::ALL.to_vec(),
+            Choice::Fjall => vec![Kind::Fjall],
         }
     }
 }
