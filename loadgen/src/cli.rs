@@ -60,7 +60,9 @@ pub const DEFAULT_RECORD_BYTES: usize = 16;
 /// each insert (the commit-callback design lockstep replaces); `channel`, a thread per shard fed
 /// by crossbeam channels, compacting each path by count; `raw`, the same records handed through
 /// crossbeam ArrayQueues to consumers that only read them. Compacted top-level segments are
-/// discarded, and only each path's newest stays in memory, in every engine.
+/// discarded, and only each path's newest stays in memory, in every engine. With `--durable`:
+/// `fjall`, an embedded LSM store writing every record at the matching persist mode (not part of
+/// `all`).
 ///
 /// What is timed: in a closed loop, one commit call in about 64 (at random gaps; two clock
 /// reads per sampled call, none on the others), and the same commits are followed to
@@ -192,7 +194,8 @@ pub struct Args {
     #[arg(long, default_value_t = 4096, value_parser = RangedU64ValueParser::<usize>::new().range(1..=1 << 20))]
     pub queue_capacity: usize,
 
-    /// Make lockstep durable, logging under DIR (created if missing; lockstep engine only).
+    /// Make lockstep durable, logging under DIR (created if missing; lockstep, or the fjall
+    /// peer row, only).
     ///
     /// Each run logs into a fresh subdirectory of DIR, DIR/loadgen-PID-N, which the run
     /// creates (it is never an existing one), measures and then removes (keep it with
