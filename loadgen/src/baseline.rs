@@ -43,6 +43,23 @@ pub fn load(dir: &Path, name: &str) -> Result<Value, String> {
     Ok(value)
 }
 
+/// Refuses a baseline taken at another durability than `now` (`None`: memory only): a durable
+/// run's throughput is not a regression of a memory-only one, nor the reverse. A baseline from
+/// before `--durable` has no `durability` and was memory only.
+pub fn same_durability(name: &str, baseline: &Value, now: Option<&str>) -> Result<(), String> {
+    let then = baseline["config"]["durability"].as_str();
+    if then == now {
+        return Ok(());
+    }
+    let say = |d: Option<&str>| d.map_or("memory only".to_owned(), |d| format!("durable, {d}"));
+    Err(format!(
+        "baseline {name:?} was taken {}, this run is {}: their figures do not compare \
+         (save a baseline with the same --durable/--durability)",
+        say(then),
+        say(now)
+    ))
+}
+
 /// One figure beside its baseline.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
@@ -199,6 +216,22 @@ mod tests {
         // The limit measures the machine: a slower machine is not a regression of the code.
         let slower_machine = compare(&report(50e6, 2e6, 20e6, 1.0), &report(10e6, 2e6, 20e6, 1.0));
         assert!(slower_machine.regressions(5.0).is_empty());
+    }
+
+    #[test]
+    fn a_baseline_of_another_durability_is_refused() {
+        let memory = report(50e6, 2e6, 20e6, 1.0);
+        let mut written = memory.clone();
+        written["config"]["durable"] = json!(true);
+        written["config"]["durability"] = json!("written");
+        let mut synced = written.clone();
+        synced["config"]["durability"] = json!("synced");
+        assert!(same_durability("m", &memory, None).is_ok());
+        assert!(same_durability("w", &written, Some("written")).is_ok());
+        let refused = same_durability("m", &memory, Some("synced")).unwrap_err();
+        assert!(refused.contains("memory only") && refused.contains("durable, synced"), "{refused}");
+        assert!(same_durability("w", &written, None).is_err());
+        assert!(same_durability("s", &synced, Some("written")).is_err());
     }
 
     #[test]

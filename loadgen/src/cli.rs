@@ -5,11 +5,36 @@ use std::time::Duration;
 
 use clap::builder::RangedU64ValueParser;
 use clap::error::ErrorKind;
-use clap::{CommandFactory, Parser};
+use clap::{CommandFactory, Parser, ValueEnum};
 
 use crate::engine::Choice;
 use crate::record::RecordKind;
 use crate::workload::Distribution;
+
+/// The `--durability` choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DurabilityChoice {
+    /// Handed to the OS (`write` returned): survives the process, not the machine.
+    Written,
+    /// `fdatasync`ed: survives a power cut.
+    Synced,
+}
+
+impl DurabilityChoice {
+    pub fn name(self) -> &'static str {
+        match self {
+            DurabilityChoice::Written => "written",
+            DurabilityChoice::Synced => "synced",
+        }
+    }
+
+    pub fn library(self) -> lockstep::Durability {
+        match self {
+            DurabilityChoice::Written => lockstep::Durability::Written,
+            DurabilityChoice::Synced => lockstep::Durability::Synced,
+        }
+    }
+}
 
 /// The longest `--duration` or `--warmup` accepted.
 pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
@@ -35,7 +60,9 @@ pub const DEFAULT_RECORD_BYTES: usize = 16;
 /// each insert (the commit-callback design lockstep replaces); `channel`, a thread per shard fed
 /// by crossbeam channels, compacting each path by count; `raw`, the same records handed through
 /// crossbeam ArrayQueues to consumers that only read them. Compacted top-level segments are
-/// discarded, and only each path's newest stays in memory, in every engine.
+/// discarded, and only each path's newest stays in memory, in every engine. With `--durable`:
+/// `fjall`, an embedded LSM store writing every record at the matching persist mode (not part of
+/// `all`).
 ///
 /// What is timed: in a closed loop, one commit call in about 64 (at random gaps; two clock
 /// reads per sampled call, none on the others), and the same commits are followed to
@@ -167,6 +194,35 @@ pub struct Args {
     #[arg(long, default_value_t = 4096, value_parser = RangedU64ValueParser::<usize>::new().range(1..=1 << 20))]
     pub queue_capacity: usize,
 
+    /// Make lockstep durable, logging under DIR (created if missing; lockstep, or the fjall
+    /// peer row, only).
+    ///
+    /// Each run logs into a fresh subdirectory of DIR, DIR/loadgen-PID-N, which the run
+    /// creates (it is never an existing one), measures and then removes (keep it with
+    /// --keep-durable); nothing else in DIR is touched. Before the engines, the disk's limit is
+    /// measured there too: sequential append bytes/s (1 MiB writes, one fdatasync at the end)
+    /// and fdatasyncs/s (a 4 KiB append + fdatasync each). A durable pipeline keeps every segment
+    /// (as --retain-all) and takes no sink. At --rate, commit-to-durable is measured: from a
+    /// sampled commit's intended start until `wait_durable` returns for it, in a thread of its own.
+    #[arg(long, value_name = "DIR")]
+    pub durable: Option<PathBuf>,
+
+    /// With --durable: what a commit must reach to count as durable: `written` (handed to the
+    /// OS; survives the process) or `synced` (fdatasync'ed; survives the machine).
+    #[arg(long, value_enum, requires = "durable", default_value_t = DurabilityChoice::Written)]
+    pub durability: DurabilityChoice,
+
+    /// With --durable: keep the run's log directory (its path is printed) instead of removing it,
+    /// e.g. to time reopening it.
+    #[arg(long, requires = "durable")]
+    pub keep_durable: bool,
+
+    /// lockstep keeps every segment in memory and has no sink (the default is a sink that
+    /// discards compacted top-level segments and keeps each path's newest): what a durable
+    /// pipeline does, so that memory-only and durable runs compare like with like.
+    #[arg(long)]
+    pub retain_all: bool,
+
     /// Skip measuring the hand-off limit before the engines (no limit row, no ÷ limit ratios).
     #[arg(long)]
     pub no_limit: bool,
@@ -267,6 +323,28 @@ impl Args {
                 "--warmup and --duration together must be at most 24h".to_owned(),
             ));
         }
+        if self.durable.is_some() && !matches!(self.choice(), Choice::Lockstep | Choice::Fjall) {
+            return Err((
+                ErrorKind::ArgumentConflict,
+                format!(
+                    "--durable makes the lockstep pipeline durable; --engine {} has no durable mode (use --engine lockstep, or fjall for the peer row)",
+                    self.choice().to_possible_value().map_or_else(String::new, |v| v.get_name().to_owned())
+                ),
+            ));
+        }
+        if self.choice() == Choice::Fjall && (self.durable.is_none() || self.record.has_payload()) {
+            return Err((
+                ErrorKind::ArgumentConflict,
+                "--engine fjall is the durable peer row: it needs --durable DIR and --record i64 or u64"
+                    .to_owned(),
+            ));
+        }
+        if self.retain_all && self.choice() != Choice::Lockstep {
+            return Err((
+                ErrorKind::ArgumentConflict,
+                "--retain-all is a setting of the lockstep engine (use --engine lockstep)".to_owned(),
+            ));
+        }
         if let Some(plot) = &self.plot {
             let svg = plot.extension().is_some_and(|e| e.eq_ignore_ascii_case("svg"));
             if !svg {
@@ -303,6 +381,11 @@ impl Args {
 
     pub fn pinned(&self) -> bool {
         self.pin && !self.no_pin
+    }
+
+    /// The durability of the run: `None` for a memory-only one.
+    pub fn durability(&self) -> Option<DurabilityChoice> {
+        self.durable.as_ref().map(|_| self.durability)
     }
 
     pub fn record_bytes(&self) -> usize {
@@ -481,6 +564,17 @@ mod tests {
     }
 
     #[test]
+    fn durable_runs_are_lockstep_at_a_chosen_level() {
+        assert_eq!(parse(&[]).unwrap().durability(), None);
+        let args = parse(&["--durable", "/tmp/x"]).unwrap();
+        assert_eq!(args.durability(), Some(DurabilityChoice::Written));
+        let args = parse(&["--durable", "/tmp/x", "--durability", "synced", "--keep-durable"]).unwrap();
+        assert_eq!(args.durability(), Some(DurabilityChoice::Synced));
+        assert!(args.keep_durable);
+        assert!(parse(&["--retain-all"]).unwrap().retain_all);
+    }
+
+    #[test]
     fn bad_values_are_refused() {
         for bad in [
             &["--engine", "foo"][..],
@@ -516,6 +610,14 @@ mod tests {
             &["--baseline", "x", "--fail-on-regression", "150"],
             &["--baseline", "x", "--fail-on-regression", "lots"],
             &["--progress", "--quiet"],
+            &["--durability", "synced"],
+            &["--keep-durable"],
+            &["--durable", "/tmp/x", "--engine", "mutex"],
+            &["--durable", "/tmp/x", "--compare"],
+            &["--durable", "/tmp/x", "--durability", "sometimes"],
+            &["--retain-all", "--engine", "raw"],
+            &["--engine", "fjall"],
+            &["--engine", "fjall", "--durable", "/tmp/x", "--record", "bytes"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?} was accepted");
         }

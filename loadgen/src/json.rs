@@ -20,6 +20,9 @@ pub struct Document {
     pub config: Config,
     /// The hand-off limit measured before the engines.
     pub limit: Option<Limit>,
+    /// The disk's limit in `--durable DIR`, measured before the engines; `null` when not
+    /// durable.
+    pub disk: Option<Disk>,
     pub runs: Vec<Run>,
     /// lockstep's figures divided by each other engine's, when lockstep ran with others.
     pub ratios: Vec<Ratio>,
@@ -32,6 +35,33 @@ pub struct Limit {
     /// The median window: far below the best, the machine was busy.
     pub median_records_per_sec: f64,
     pub window_secs: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Disk {
+    pub dir: String,
+    /// Sequential 1 MiB appends, one fdatasync at the end, bytes over the time to its end.
+    pub append_bytes_per_sec: f64,
+    /// 4 KiB appends each followed by fdatasync.
+    pub fdatasyncs_per_sec: f64,
+    /// Each 4 KiB append + fdatasync.
+    pub fdatasync_latency_us: Option<Summary>,
+}
+
+/// A durable run's own figures.
+#[derive(Debug, Serialize)]
+pub struct Durable {
+    /// Bytes in the run's log directory after shutdown.
+    pub log_bytes: u64,
+    /// log_bytes over the records issued in the whole run (warm-up included: all are logged).
+    pub log_bytes_per_record: Option<f64>,
+    /// The directory, when `--keep-durable` kept it.
+    pub kept_dir: Option<String>,
+    /// Commit-to-durable: from a sampled commit's intended start until `wait_durable` returned
+    /// for it; `null` in a closed loop (not measured).
+    pub wait_durable_latency_us: Option<Summary>,
+    /// Sampled commits the waiting thread had no room for (not measured).
+    pub wait_durable_dropped: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -60,6 +90,12 @@ pub struct Config {
     pub warmup_secs: f64,
     pub pin: bool,
     pub queue_capacity: usize,
+    /// `--durable`: lockstep logs every commit.
+    pub durable: bool,
+    /// `--durability` of a durable run (`written` or `synced`); `null` when memory only.
+    pub durability: Option<&'static str>,
+    /// lockstep keeps every segment, no sink (`--retain-all`, and every durable run).
+    pub retain_all: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -100,6 +136,8 @@ pub struct Run {
     pub nothing_lost: bool,
     pub issued_commits: u64,
     pub issued_records: u64,
+    /// A durable run's log size and commit-to-durable; `null` when memory only.
+    pub durable: Option<Durable>,
 }
 
 #[derive(Debug, Serialize)]
@@ -117,6 +155,7 @@ pub fn document(
     settings: &Settings,
     workload: &Workload,
     limit: Option<&limit::Limit>,
+    disk: Option<&crate::durable::Disk>,
     runs: &[Measured],
 ) -> Document {
     let config = Config {
@@ -144,6 +183,9 @@ pub fn document(
         warmup_secs: settings.warmup.as_secs_f64(),
         pin: settings.engine.pin,
         queue_capacity: settings.engine.queue_capacity,
+        durable: args.durable.is_some(),
+        durability: args.durability().map(|d| d.name()),
+        retain_all: settings.engine.retain_all,
     };
     let bytes = settings.record.bytes_per_record(workload.record_bytes());
     let runs_json = runs.iter().map(|m| run(m, bytes, limit)).collect();
@@ -160,7 +202,13 @@ pub fn document(
         median_records_per_sec: l.median_records_per_sec,
         window_secs: l.window.as_secs_f64(),
     });
-    Document { config, limit, runs: runs_json, ratios }
+    let disk = disk.map(|d| Disk {
+        dir: d.dir.display().to_string(),
+        append_bytes_per_sec: d.append_bytes_per_sec,
+        fdatasyncs_per_sec: d.fdatasyncs_per_sec,
+        fdatasync_latency_us: Summary::of(&d.fdatasync_latency),
+    });
+    Document { config, limit, disk, runs: runs_json, ratios }
 }
 
 fn run(m: &Measured, record_bytes: usize, limit: Option<&limit::Limit>) -> Run {
@@ -191,6 +239,14 @@ fn run(m: &Measured, record_bytes: usize, limit: Option<&limit::Limit>) -> Run {
         nothing_lost: m.nothing_lost(),
         issued_commits: m.issued_commits,
         issued_records: m.issued_records,
+        durable: m.finish.durable.as_ref().map(|d| Durable {
+            log_bytes: d.log_bytes,
+            log_bytes_per_record: (m.issued_records > 0)
+                .then(|| d.log_bytes as f64 / m.issued_records as f64),
+            kept_dir: d.kept.as_ref().map(|p| p.display().to_string()),
+            wait_durable_latency_us: d.wait_latency.as_ref().and_then(Summary::of),
+            wait_durable_dropped: d.wait_dropped,
+        }),
     }
 }
 
@@ -253,6 +309,7 @@ mod tests {
                 layout: (kind != Kind::Raw).then(|| crate::align::Layout::new(2)),
                 visible_latency: latency(),
                 notes: Vec::new(),
+                durable: None,
             },
         }
     }
@@ -288,6 +345,8 @@ mod tests {
                 max_level: 7,
                 queue_capacity: 16,
                 pin: false,
+                retain_all: false,
+                durable: None,
             },
             record: args.record,
             duration: Duration::from_millis(2100),
@@ -303,11 +362,12 @@ mod tests {
             median_records_per_sec: 7000.0,
             window: Duration::from_secs(1),
         };
-        let value = serde_json::to_value(document(&args, &settings, &workload, Some(&limit), &runs)).unwrap();
+        let value =
+            serde_json::to_value(document(&args, &settings, &workload, Some(&limit), None, &runs)).unwrap();
         assert_eq!(value["limit"]["records_per_sec"].as_f64(), Some(8000.0));
         assert_eq!(value["limit"]["median_records_per_sec"].as_f64(), Some(7000.0));
         assert_eq!(value["limit"]["window_secs"].as_f64(), Some(1.0));
-        let without = serde_json::to_value(document(&args, &settings, &workload, None, &runs)).unwrap();
+        let without = serde_json::to_value(document(&args, &settings, &workload, None, None, &runs)).unwrap();
         assert_eq!(without["limit"], Value::Null);
         assert_eq!(without["runs"][0]["records_per_limit"], Value::Null);
 

@@ -22,6 +22,7 @@ use std::time::SystemTime;
 mod align;
 mod baseline;
 mod cli;
+mod durable;
 mod engine;
 mod format;
 mod hgrm;
@@ -57,6 +58,8 @@ const INTERRUPTED_STATUS: u8 = 130;
 /// What the engines measured, up to the first failure if one failed.
 struct Measurement {
     limit: Option<limit::Limit>,
+    /// The disk's limit in `--durable DIR`.
+    disk: Option<durable::Disk>,
     runs: Vec<run::Measured>,
     /// Something failed (its message is printed): the engines after it did not run.
     failed: bool,
@@ -136,6 +139,13 @@ fn settings(args: &cli::Args) -> run::Settings {
             max_level: args.max_level,
             queue_capacity: args.queue_capacity,
             pin: args.pinned(),
+            retain_all: args.retain_all || args.durable.is_some(),
+            durable: args.durable.as_ref().map(|dir| engine::DurableConfig {
+                dir: dir.clone(),
+                durability: args.durability,
+                keep: args.keep_durable,
+                wait_latency: args.rate.is_some(),
+            }),
         },
         record: args.record,
         duration: args.duration,
@@ -154,7 +164,7 @@ fn measure(
     workload: &workload::Workload,
     kinds: &[engine::Kind],
 ) -> Measurement {
-    let mut measurement = Measurement { limit: None, runs: Vec::new(), failed: false };
+    let mut measurement = Measurement { limit: None, disk: None, runs: Vec::new(), failed: false };
     if !args.no_limit {
         note(
             args,
@@ -168,6 +178,24 @@ fn measure(
             Ok(limit) => measurement.limit = Some(limit),
             Err(error) => {
                 eprintln!("loadgen: the hand-off limit: {error}");
+                measurement.failed = true;
+                return measurement;
+            }
+        }
+    }
+    if let Some(dir) = &args.durable {
+        note(
+            args,
+            &format!(
+                "measuring the disk in {} for {:.1} s (appends, then 4 KiB appends + fdatasync)",
+                dir.display(),
+                2.0 * durable::DISK_FOR.as_secs_f64()
+            ),
+        );
+        match durable::measure_disk(dir) {
+            Ok(disk) => measurement.disk = Some(disk),
+            Err(error) => {
+                eprintln!("loadgen: the disk's limit: {error}");
                 measurement.failed = true;
                 return measurement;
             }
@@ -200,14 +228,14 @@ fn write(
     measurement: &Measurement,
     outputs: &mut output::Outputs,
 ) -> (bool, bool) {
-    let (limit, runs) = (measurement.limit.as_ref(), &measurement.runs);
+    let (limit, disk, runs) = (measurement.limit.as_ref(), measurement.disk.as_ref(), &measurement.runs);
     // With the JSON on stdout, the table goes to stderr, so stdout stays parseable.
     let mut table: Box<dyn Write> = if matches!(outputs.json, Some(output::Json::Stdout)) {
         Box::new(std::io::stderr())
     } else {
         Box::new(std::io::stdout())
     };
-    let _ = table.write_all(report::render(settings, workload, limit, runs).as_bytes());
+    let _ = table.write_all(report::render(settings, workload, limit, disk, runs).as_bytes());
 
     let mut ok = true;
     let wrote = |what: &str, path: &Path, result: Result<(), String>| match result {
@@ -220,7 +248,7 @@ fn write(
             false
         }
     };
-    let document = json::document(args, settings, workload, limit, runs);
+    let document = json::document(args, settings, workload, limit, disk, runs);
     let document_text = json::text(&document);
     match (&mut outputs.json, &document_text) {
         (Some(output::Json::Stdout), Ok(text)) => {

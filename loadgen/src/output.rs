@@ -89,7 +89,11 @@ impl Outputs {
         };
         let baseline = match &args.baseline {
             None => None,
-            Some(name) => Some((name.clone(), baseline::load(&baseline::dir(), name)?)),
+            Some(name) => {
+                let saved = baseline::load(&baseline::dir(), name)?;
+                baseline::same_durability(name, &saved, args.durability().map(|d| d.name()))?;
+                Some((name.clone(), saved))
+            }
         };
         Ok(Self { json, hgrm, plot, hlog, save_baseline, baseline })
     }

@@ -22,6 +22,8 @@ use std::sync::Arc;
 
 use clap::ValueEnum;
 use lockstep::merge::{Concat, Merge, Sum};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use crate::rng::Rng;
 
@@ -85,8 +87,8 @@ impl fmt::Display for RecordKind {
 
 /// One record kind, as the engines see it.
 pub trait Kind: Send + Sync + 'static {
-    /// What a part carries.
-    type Record: Clone + Send + Sync + fmt::Debug + 'static;
+    /// What a part carries; serializable, so that a durable pipeline can log it (`--durable`).
+    type Record: Clone + Send + Sync + fmt::Debug + Serialize + DeserializeOwned + 'static;
     /// What a baseline engine keeps per segment of a path: a sum, or every record with its
     /// commit.
     type Segment: Default + Send + fmt::Debug;

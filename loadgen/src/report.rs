@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use crate::durable::Disk;
 use crate::engine::Kind;
 use crate::format::{group, mib, micros, ratio};
 use crate::latency::{Summary, QUANTILES};
@@ -45,10 +46,16 @@ pub fn of_limit(limit: Option<&Limit>, m: &Measured) -> Option<f64> {
 }
 
 /// The whole report, ready to print.
-pub fn render(settings: &Settings, workload: &Workload, limit: Option<&Limit>, runs: &[Measured]) -> String {
+pub fn render(
+    settings: &Settings,
+    workload: &Workload,
+    limit: Option<&Limit>,
+    disk: Option<&Disk>,
+    runs: &[Measured],
+) -> String {
     let mut out = String::new();
     // Writing to a String cannot fail.
-    let _ = write_report(&mut out, settings, workload, limit, runs);
+    let _ = write_report(&mut out, settings, workload, limit, disk, runs);
     out
 }
 
@@ -84,6 +91,7 @@ fn write_report(
     settings: &Settings,
     workload: &Workload,
     limit: Option<&Limit>,
+    disk: Option<&Disk>,
     runs: &[Measured],
 ) -> std::fmt::Result {
     let config = &settings.engine;
@@ -97,6 +105,19 @@ fn write_report(
         if config.pin { "workers pinned" } else { "workers not pinned" },
     )?;
     writeln!(out, "record {}: {}", settings.record, settings.record.work())?;
+    match &config.durable {
+        Some(durable) => writeln!(
+            out,
+            "durable ({}): logs into a fresh subdirectory of {}{}; lockstep keeps every segment, no sink",
+            durable.durability.name(),
+            durable.dir.display(),
+            if durable.keep { ", kept after the run" } else { ", removed after the run" },
+        )?,
+        None if config.retain_all => {
+            writeln!(out, "memory only; lockstep keeps every segment, no sink (--retain-all)")?
+        }
+        None => {}
+    }
     let mode = match settings.rate {
         None => format!(
             "closed loop (each producer commits as fast as it can; 1 commit call in about {SAMPLE_EVERY} timed)"
@@ -116,6 +137,10 @@ fn write_report(
     writeln!(out)?;
     throughput(out, settings, workload, limit, runs)?;
     writeln!(out)?;
+    if let Some(disk) = disk {
+        durable(out, disk, runs)?;
+        writeln!(out)?;
+    }
     latencies(out, runs)?;
     writeln!(out)?;
     layouts(out, runs)?;
@@ -224,12 +249,56 @@ fn latencies(out: &mut String, runs: &[Measured]) -> std::fmt::Result {
     for m in runs {
         latency_row(out, m.kind.name(), "commit call", Summary::of(&m.commit_latency))?;
         latency_row(out, "", "commit-to-visible", Summary::of(&m.visible_latency))?;
+        if let Some(waited) = m.finish.durable.as_ref().and_then(|d| d.wait_latency.as_ref()) {
+            latency_row(out, "", "commit-to-durable", Summary::of(waited))?;
+        }
     }
     writeln!(
         out,
         "  (commit-to-visible: measured by each engine where a commit becomes visible; see below)"
     )?;
     Ok(())
+}
+
+/// The disk's limit, and what each durable run wrote.
+fn durable(out: &mut String, disk: &Disk, runs: &[Measured]) -> std::fmt::Result {
+    let sync = Summary::of(&disk.fdatasync_latency);
+    writeln!(
+        out,
+        "disk in {}: appends {} MiB/s; 4 KiB append + fdatasync {}/s (p50 {} µs, p99 {} µs)",
+        disk.dir.display(),
+        crate::format::figure(disk.append_bytes_per_sec / (1 << 20) as f64),
+        group(disk.fdatasyncs_per_sec as u64),
+        sync.as_ref().map_or("-".to_owned(), |s| micros(s.p50)),
+        sync.as_ref().map_or("-".to_owned(), |s| micros(s.p99)),
+    )?;
+    for m in runs {
+        let Some(durable) = &m.finish.durable else { continue };
+        let per_record = if m.issued_records > 0 {
+            format!("{:.2}", durable.log_bytes as f64 / m.issued_records as f64)
+        } else {
+            "-".to_owned()
+        };
+        writeln!(
+            out,
+            "{}: log {} for {} records issued: {per_record} bytes per record{}",
+            m.kind.name(),
+            mib(durable.log_bytes),
+            group(m.issued_records),
+            durable.kept.as_ref().map_or(String::new(), |p| format!("; kept in {}", p.display())),
+        )?;
+        if durable.wait_dropped > 0 {
+            writeln!(
+                out,
+                "  ({} sampled commits were not waited for: the commit-to-durable queue was full)",
+                group(durable.wait_dropped)
+            )?;
+        }
+    }
+    writeln!(
+        out,
+        "  (commit-to-durable, at a fixed rate only: from a sampled commit's intended start until wait_durable returned)"
+    )
 }
 
 fn latency_row(out: &mut String, engine: &str, what: &str, summary: Option<Summary>) -> std::fmt::Result {

@@ -206,3 +206,61 @@ fn a_saved_baseline_is_compared_and_a_drop_beyond_the_threshold_fails() {
     assert!(!stdout.contains("REGRESSION"), "{stdout}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A durable lockstep run logs into a fresh subdirectory, measures the disk there, reports its
+/// log and its commit-to-durable, and leaves the directory as it found it; other engines, and a
+/// baseline of another durability, are refused before anything runs.
+#[test]
+fn a_durable_run_reports_its_log_and_leaves_the_directory_as_it_was() {
+    let dir = scratch("durable");
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("mine"), b"keep me").unwrap();
+    let json = dir.join("run.json");
+    let (data_arg, json_arg) = (data.to_str().unwrap(), json.to_str().unwrap());
+    let out = loadgen(
+        &[
+            "--durable",
+            data_arg,
+            "--durability",
+            "synced",
+            "--rate",
+            "2000",
+            "--duration",
+            "300ms",
+            "--warmup",
+            "100ms",
+            "--no-limit",
+            "--quiet",
+            "--paths",
+            "100",
+            "--json",
+            json_arg,
+            "--save-baseline",
+            "synced",
+        ],
+        &dir,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["config"]["durable"], true);
+    assert_eq!(report["config"]["durability"], "synced");
+    assert!(report["disk"]["fdatasyncs_per_sec"].as_f64().unwrap() > 0.0);
+    let durable = &report["runs"][0]["durable"];
+    assert!(durable["log_bytes"].as_u64().unwrap() > 0, "{durable}");
+    assert!(durable["wait_durable_latency_us"]["samples"].as_u64().unwrap() > 0, "{durable}");
+    let left: Vec<_> = std::fs::read_dir(&data).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, ["mine"], "the run left its directories behind");
+
+    for (args, says) in [
+        (&["--durable", data_arg, "--engine", "mutex"][..], "--engine lockstep"),
+        (&["--durable", data_arg, "--baseline", "synced"], "this run is durable, written"),
+        (&["--baseline", "synced"], "this run is memory only"),
+    ] {
+        let out = loadgen(args, &dir);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

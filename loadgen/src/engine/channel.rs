@@ -144,6 +144,7 @@ impl<K: Kind> Engine<K> for ChannelEngine<K> {
             layout: Some(layout),
             visible_latency: self.stamps.visible(),
             notes: Vec::new(),
+            durable: None,
         })
     }
 }

@@ -31,6 +31,7 @@ use crate::record::Kind as RecordKind;
 use crate::workload::Part;
 
 pub mod channel;
+pub mod fjall;
 pub mod lockstep;
 pub mod mutex;
 pub mod raw;
@@ -51,8 +52,11 @@ pub enum Choice {
     Channel,
     /// Records handed through crossbeam ArrayQueues to consumers that only read them.
     Raw,
-    /// All four, one after another, with ratios.
+    /// All four (lockstep, mutex, channel, raw), one after another, with ratios.
     All,
+    /// fjall, an embedded LSM store, writing each record durably (needs --durable): the peer
+    /// row of durable runs. Not part of `all`.
+    Fjall,
 }
 
 /// One engine.
@@ -62,6 +66,7 @@ pub enum Kind {
     Mutex,
     Channel,
     Raw,
+    Fjall,
 }
 
 impl Kind {
@@ -73,6 +78,7 @@ impl Kind {
             Kind::Mutex => "mutex",
             Kind::Channel => "channel",
             Kind::Raw => "raw",
+            Kind::Fjall => "fjall",
         }
     }
 
@@ -91,6 +97,7 @@ impl Kind {
             Kind::Raw => {
                 "a consumer has popped every record of it (nothing is indexed); stamped by the last of those consumers"
             }
+            Kind::Fjall => "its write batch committed (readable); stamped in the committing thread",
         }
     }
 }
@@ -104,6 +111,7 @@ impl Choice {
             Choice::Channel => vec![Kind::Channel],
             Choice::Raw => vec![Kind::Raw],
             Choice::All => Kind::ALL.to_vec(),
+            Choice::Fjall => vec![Kind::Fjall],
         }
     }
 }
@@ -126,6 +134,23 @@ pub struct Config {
     pub queue_capacity: usize,
     /// Pin shard worker (or consumer) `i` to core `i`.
     pub pin: bool,
+    /// lockstep keeps every segment and has no sink (`--retain-all`, and every durable run).
+    pub retain_all: bool,
+    /// lockstep is durable (`--durable`).
+    pub durable: Option<DurableConfig>,
+}
+
+/// `--durable DIR` and what goes with it.
+#[derive(Debug, Clone)]
+pub struct DurableConfig {
+    /// DIR: each run logs into a fresh subdirectory of it.
+    pub dir: std::path::PathBuf,
+    pub durability: crate::cli::DurabilityChoice,
+    /// Keep the run's subdirectory instead of removing it.
+    pub keep: bool,
+    /// Measure commit-to-durable (at a fixed rate only: in a closed loop the waiting thread would
+    /// take a core from the run it measures).
+    pub wait_latency: bool,
 }
 
 /// An engine under test, for records of kind `K`.
@@ -173,6 +198,12 @@ pub trait Committer<K: RecordKind>: Send {
     /// `parts` empty. With `stamp` (a sampled commit, and when its latency counts from), the
     /// engine records when the commit becomes visible.
     fn commit(&mut self, parts: &mut Vec<Part<K::Record>>, stamp: Option<Instant>) -> Result<(), Failure>;
+
+    /// Called just before a sampled (stamped) commit with the instant its latency counts from:
+    /// its intended start at a fixed rate. An engine that measures a later stage from it
+    /// (lockstep's commit-to-durable) keeps it for the next commit; the others ignore it.
+    #[inline]
+    fn intended(&mut self, _at: Instant) {}
 }
 
 /// What an engine reports after it has been drained and stopped.
@@ -191,6 +222,22 @@ pub struct Finish {
     pub visible_latency: Histogram<u64>,
     /// Extra lines for the report.
     pub notes: Vec<String>,
+    /// What a durable lockstep run wrote and how long commits took to become durable.
+    pub durable: Option<DurableFinish>,
+}
+
+/// A durable run's own figures.
+#[derive(Debug)]
+pub struct DurableFinish {
+    /// Bytes in the run's log directory after shutdown (every commit of the run is in it).
+    pub log_bytes: u64,
+    /// The directory, when it was kept (`--keep-durable`).
+    pub kept: Option<std::path::PathBuf>,
+    /// Commit-to-durable, nanoseconds: from a sampled commit's intended start until
+    /// `wait_durable` returned for it; `None` when not measured (closed loop).
+    pub wait_latency: Option<Histogram<u64>>,
+    /// Sampled commits the waiting thread had no room for (its queue was full), not measured.
+    pub wait_dropped: u64,
 }
 
 impl Default for Finish {
@@ -201,6 +248,7 @@ impl Default for Finish {
             layout: None,
             visible_latency: crate::latency::histogram(),
             notes: Vec::new(),
+            durable: None,
         }
     }
 }

@@ -113,6 +113,7 @@ impl<K: Kind> Engine<K> for MutexEngine<K> {
             layout: Some(layout),
             visible_latency,
             notes: Vec::new(),
+            durable: None,
         })
     }
 }

@@ -14,6 +14,7 @@ use super::progress::Progress;
 use super::schedule::Plan;
 use super::settings::Settings;
 use crate::engine::channel::ChannelEngine;
+use crate::engine::fjall::FjallEngine;
 use crate::engine::lockstep::Lockstep;
 use crate::engine::mutex::MutexEngine;
 use crate::engine::raw::Raw;
@@ -58,6 +59,7 @@ fn run_kind<K: record::Kind>(
         Kind::Mutex => drive::<K, MutexEngine<K>>(kind, settings, workload, interrupted),
         Kind::Channel => drive::<K, ChannelEngine<K>>(kind, settings, workload, interrupted),
         Kind::Raw => drive::<K, Raw<K>>(kind, settings, workload, interrupted),
+        Kind::Fjall => drive::<K, FjallEngine<K>>(kind, settings, workload, interrupted),
     }
 }
 

@@ -203,6 +203,9 @@ fn produce<K: record::Kind, C: Committer<K>>(
                 } else {
                     None
                 };
+                if stamp.is_some() {
+                    committer.intended(intended);
+                }
                 committer.commit(&mut parts, stamp).map_err(fail)?;
                 if measuring {
                     record(nanos(intended.elapsed()));
