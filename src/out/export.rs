@@ -46,9 +46,13 @@ impl Stats {
     /// significant digits; an empty summary's quantiles are `NaN`, as Prometheus clients write
     /// them.
     ///
-    /// Label names must be valid Prometheus names, not reserved (`__…`), not `quantile`, and
-    /// each given once; otherwise this refuses with `io::ErrorKind::InvalidInput` and writes
-    /// nothing. Values are escaped.
+    /// Label values are escaped.
+    ///
+    /// # Errors
+    ///
+    /// `io::ErrorKind::InvalidInput`, with nothing written, unless every label name is a valid
+    /// Prometheus name, not reserved (`__…`), not `quantile`, and given once. Otherwise only
+    /// what `out` reports: the text is built first and written with one `write_all`.
     ///
     /// ```
     /// use lockstep::{merge::Sum, Pipeline};
@@ -149,8 +153,10 @@ impl Stats {
     /// `value_unit_ratio` (1000.0 prints the nanosecond histograms in microseconds) and shown
     /// with as many decimals as the histogram has significant digits.
     ///
-    /// `value_unit_ratio` must be finite and above zero; otherwise this refuses with
-    /// `io::ErrorKind::InvalidInput` and writes nothing.
+    /// # Errors
+    ///
+    /// `io::ErrorKind::InvalidInput`, with nothing written, unless `value_unit_ratio` is finite
+    /// and above zero. Otherwise only what `out` reports (one `write_all`).
     ///
     /// ```
     /// use lockstep::{merge::Sum, Pipeline, Stats};
