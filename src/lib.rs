@@ -129,6 +129,8 @@ pub use error::{Error, TryCommitError};
 pub use ingest::key::{AsPath, PathKey, PathRef};
 pub use ingest::producer::Producer;
 pub use merge::Merge;
+#[cfg(feature = "metrics")]
+pub use out::metrics::MetricsExport;
 pub use out::report::{HistogramSummary, StatsReport};
 pub use out::sink::{DiscardSink, Retention, Sink, SinkError, Undelivered};
 pub use out::stats::Stats;
@@ -153,5 +155,7 @@ mod tests {
         send_sync::<PathKey>();
         send_sync::<PathRef<'static>>();
         send_sync::<Stats>();
+        #[cfg(feature = "metrics")]
+        send_sync::<MetricsExport>();
     }
 }

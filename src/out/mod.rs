@@ -5,6 +5,9 @@
 pub(crate) mod export;
 /// A histogram recorded with relaxed atomic adds, read as an hdrhistogram `Histogram`.
 pub(crate) mod histogram;
+/// `Stats` through the `metrics` facade (the `metrics` feature).
+#[cfg(feature = "metrics")]
+pub(crate) mod metrics;
 /// `Stats` as plain numbers, serializable with the `serde` feature.
 pub(crate) mod report;
 /// The sink for sealed segments, and retention.
