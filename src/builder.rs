@@ -21,7 +21,8 @@ use crate::pipeline::Pipeline;
 use crate::tier::Geometry;
 
 /// Configures and starts a [`Pipeline`]. Every setting has a default, so
-/// `Pipeline::builder(merge).build()` works.
+/// `Pipeline::builder(merge).build()` works. A plain value: `Send + Sync` (a [`Merge`] and a
+/// [`Sink`] are both), so it may be made on one thread and built on another.
 ///
 /// ```
 /// use lockstep::{merge::Concat, Pipeline};
@@ -229,6 +230,26 @@ impl<M: Merge> Builder<M> {
     }
 
     /// Checks the settings and starts the workers.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`], naming the setting, for settings that cannot work: a divisor
+    /// below 2, `divisor^max_level` past `u64`, zero or too many shards, queue capacity,
+    /// producers or path length (past [`limits`](crate::limits)), queues too large to
+    /// allocate, a zero merge budget, a flush level above `max_level`, a retention other than
+    /// `All` without a sink, a durability without [`durable`](Builder::durable), a durable
+    /// pipeline with a sink. [`Error::Io`] if the OS refuses a worker thread. A durable
+    /// pipeline also opens its directory: [`Error::Locked`] while another pipeline holds it,
+    /// [`Error::Io`] for a file system refusal, [`Error::Corrupt`] or
+    /// [`Error::Incompatible`] for files it will not recover from (nothing is changed then).
+    ///
+    /// ```
+    /// use lockstep::{merge::Sum, Error, Pipeline};
+    ///
+    /// let refused = Pipeline::builder(Sum).divisor(1).build();
+    /// assert!(matches!(refused, Err(Error::InvalidConfig(why)) if why.contains("divisor")));
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn build(self) -> Result<Pipeline<M>, Error> {
         let invalid = |why: String| Err(Error::InvalidConfig(why));
         if self.divisor < 2 {

@@ -126,9 +126,12 @@ pub mod limits {
 pub use builder::Builder;
 pub use durable::recovery::Durability;
 pub use error::{Error, TryCommitError};
-pub use ingest::key::{AsPath, PathKey};
+pub use ingest::key::{AsPath, PathKey, PathRef};
 pub use ingest::producer::Producer;
 pub use merge::Merge;
+#[cfg(feature = "metrics")]
+pub use out::metrics::MetricsExport;
+pub use out::report::{HistogramSummary, StatsReport};
 pub use out::sink::{DiscardSink, Retention, Sink, SinkError, Undelivered};
 pub use out::stats::Stats;
 pub use pipeline::{Pipeline, ShutdownError};
@@ -148,5 +151,11 @@ mod tests {
         send_sync::<Snapshot<merge::LastWriteWins<String, u64>>>();
         send::<Producer<merge::Sum>>();
         send_sync::<Error>();
+        send_sync::<Builder<merge::Concat<Vec<u8>>>>();
+        send_sync::<PathKey>();
+        send_sync::<PathRef<'static>>();
+        send_sync::<Stats>();
+        #[cfg(feature = "metrics")]
+        send_sync::<MetricsExport>();
     }
 }

@@ -32,10 +32,11 @@ use crate::sync::Arc;
 const WAIT_POLL: Duration = Duration::from_micros(100);
 
 /// A running pipeline: shard workers fed by lock-free queues, publishing consistent snapshots.
-///
 /// `Pipeline` is `Send + Sync`: share it (or an `Arc` of it) between threads that take
-/// snapshots and make producers. Dropping it without [`shutdown`](Pipeline::shutdown) still
-/// drains every queue and joins the workers.
+/// snapshots and make producers; each writing thread takes its own [`Producer`].
+///
+/// Dropping it without [`shutdown`](Pipeline::shutdown) still drains every queue and joins the
+/// workers.
 ///
 /// ```
 /// use lockstep::{merge::Concat, Pipeline};
@@ -232,6 +233,11 @@ impl<M: Merge> Pipeline<M> {
     /// Resolves `path` once, for committing and reading by key (see [`PathKey`]): validated now
     /// (empty, longer than [`Builder::max_path_len`]), never hashed again.
     ///
+    /// # Errors
+    ///
+    /// [`Error::EmptyPath`] for `""`; [`Error::PathTooLong`] past
+    /// [`Builder::max_path_len`] bytes. The same path always gets an equal key.
+    ///
     /// ```
     /// use lockstep::{merge::Sum, Error, Pipeline};
     ///
@@ -246,27 +252,47 @@ impl<M: Merge> Pipeline<M> {
         self.shared.router.key(path)
     }
 
-    /// A new producer handle, for one thread. Refused past
-    /// [`Builder::max_producers`] producers alive at once.
+    /// A new producer handle, for one thread (a [`Producer`] is `Send`, not `Sync`). Its slot is
+    /// freed when it is dropped, for the next one to take.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TooManyProducers`] while [`Builder::max_producers`] producers are alive;
+    /// [`Error::Shutdown`] once the pipeline is shutting down; [`Error::WorkerPanicked`] once a
+    /// worker has failed.
+    ///
+    /// ```
+    /// use lockstep::{merge::Sum, Error, Pipeline};
+    ///
+    /// let pipeline = Pipeline::builder(Sum).max_producers(1).build()?;
+    /// let first = pipeline.producer()?;
+    /// assert_eq!(pipeline.producer().err(), Some(Error::TooManyProducers { max: 1 }));
+    /// drop(first);
+    /// let _again = pipeline.producer()?;
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn producer(&self) -> Result<Producer<M>, Error> {
         Producer::new(self.shared.clone())
     }
 
-    /// The latest published snapshot: one lock-free load, never blocking writers.
+    /// The latest published snapshot: one lock-free load, never blocking writers. It cannot
+    /// fail: after a worker failure it is the last snapshot published before it.
     pub fn snapshot(&self) -> Snapshot<M> {
         Snapshot::new(self.shared.views.global(), self.shared.merge.clone())
     }
 
     /// Waits until the published frontier reaches `commit` and returns that snapshot.
     ///
-    /// What a waiter sees:
-    /// - the snapshot, as soon as one covers `commit` (at once if one already does, whatever
-    ///   the timeout, and even after a worker failed: a snapshot is sound once published);
-    /// - [`Error::WorkerPanicked`] once a worker has failed, since nothing becomes visible
-    ///   after that;
-    /// - [`Error::Timeout`] after `timeout`. A timeout too long for the clock to add —
-    ///   [`Duration::MAX`] is the way to say it — waits without a deadline, also for a commit
-    ///   no producer has issued yet.
+    /// It returns the snapshot as soon as one covers `commit` (at once if one already does,
+    /// whatever the timeout, and even after a worker failed: a snapshot is sound once
+    /// published). A timeout too long for the clock to add — [`Duration::MAX`] is the way to
+    /// say it — waits without a deadline, also for a commit no producer has issued yet.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::WorkerPanicked`] once a worker has failed and `commit` is not visible, since
+    ///   nothing becomes visible after that;
+    /// - [`Error::Timeout`] after `timeout`, with the frontier then.
     ///
     /// Shutdown cannot end a wait: [`shutdown`](Pipeline::shutdown) and dropping take the
     /// pipeline by value, so they cannot run while a waiter borrows it.
@@ -362,7 +388,8 @@ impl<M: Merge> Pipeline<M> {
         }
     }
 
-    /// The pipeline's counters and latency histograms so far.
+    /// The pipeline's counters and latency histograms so far, read without a lock (see
+    /// [`Stats`]).
     pub fn stats(&self) -> Stats {
         self.shared.stats.read(self.shared.clock.issued(), self.shared.views.frontier())
     }

@@ -7,7 +7,11 @@
 //! `[1, F]` (top levels first, capped at `max_level`), keeping the ranges where it has data.
 
 /// The commit range one segment covers, and its level.
+///
+/// With the `serde` feature it is `Serialize` and `Deserialize`, as a map of its three fields
+/// (in JSON, `{"level":1,"start":1,"end":2}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct SegmentInfo {
     /// 0 for a single commit; `L` for a range of `divisor^L` commits.
     pub level: u32,

@@ -1,6 +1,6 @@
 #![cfg(not(loom))]
 //! Stats out: the Prometheus text parses (with a small parser of the exposition format written
-//! here) and says what `Stats` says; `.hgrm` output has HdrHistogram's layout; bad arguments
+//! here, and the histograms with the `prometheus-parse` crate) and says what `Stats` says; `.hgrm` output has HdrHistogram's layout; bad arguments
 //! are refused before anything is written.
 
 mod common;
@@ -156,6 +156,11 @@ fn parse(text: &str) -> Result<Exposition, String> {
                 "_sum" | "_count" => !labels.contains_key("quantile"),
                 _ => false,
             },
+            "histogram" => match suffix {
+                "_bucket" => labels.contains_key("le"),
+                "_sum" | "_count" => !labels.contains_key("le"),
+                _ => false,
+            },
             "counter" => suffix.is_empty() && name.ends_with("_total"),
             _ => suffix.is_empty(),
         };
@@ -167,11 +172,13 @@ fn parse(text: &str) -> Result<Exposition, String> {
     Ok(exposition)
 }
 
-/// The family a sample name belongs to: itself, or without `_sum` / `_count` for a summary.
+/// The family a sample name belongs to: itself, or without `_sum` / `_count` for a summary
+/// (and `_bucket` for a histogram).
 fn family_of<'a>(name: &'a str, types: &BTreeMap<String, String>) -> &'a str {
-    for suffix in ["_sum", "_count"] {
+    for suffix in ["_sum", "_count", "_bucket"] {
         if let Some(base) = name.strip_suffix(suffix) {
-            if types.get(base).is_some_and(|t| t == "summary") {
+            let kind = types.get(base).map(String::as_str);
+            if kind == Some("histogram") || (kind == Some("summary") && suffix != "_bucket") {
                 return base;
             }
         }
@@ -251,7 +258,80 @@ fn the_prometheus_text_parses_and_says_what_stats_says() {
     }
     // Every sample carries the caller's labels, the tricky value unescaped intact.
     assert!(exposition.samples.iter().all(|s| s.labels.get("note").map(String::as_str) == Some(tricky)));
-    assert_eq!(exposition.samples.len(), 6 + 1 + 5 * 7);
+    // Summaries: 5 quantiles, sum and count; histograms: each bound, +Inf, sum and count.
+    assert_eq!(exposition.samples.len(), 6 + 1 + 5 * 7 + 3 * (25 + 3) + 2 * (11 + 3));
+}
+
+/// The histograms, read by a Prometheus parser that is not ours (the `prometheus-parse`
+/// crate): every family is there with its fixed bounds, the counts are cumulative (monotone),
+/// `+Inf` equals `_count` and the histogram's own count, each bucket holds what the
+/// HdrHistogram holds at or below its bound, and the labels come through.
+#[test]
+fn the_prometheus_histograms_parse_with_a_real_parser() {
+    use prometheus_parse::{Scrape, Value};
+
+    let stats = busy_stats();
+    let mut out = Vec::new();
+    stats.write_prometheus(&mut out, &[("pipeline", "ingest")]).expect("written");
+    let text = String::from_utf8(out).expect("UTF-8");
+    let scrape = Scrape::parse(text.lines().map(|line| Ok(line.to_owned()))).expect("parses");
+
+    let durations: Vec<f64> =
+        [1.0, 2.5, 5.0].iter().flat_map(|k| (-7..=0).map(move |e| k * 10f64.powi(e))).chain([10.0]).collect();
+    let mut durations = durations;
+    durations.sort_by(f64::total_cmp);
+    let parts: Vec<f64> = (0..=10).map(|e| 4f64.powi(e)).collect();
+    let histograms = [
+        ("lockstep_commit_duration_histogram_seconds", &stats.commit_latency, 1e9, &durations),
+        ("lockstep_commit_to_visible_histogram_seconds", &stats.visible_latency, 1e9, &durations),
+        ("lockstep_worker_batch_histogram_parts", &stats.batch_size, 1.0, &parts),
+        ("lockstep_worker_merge_histogram_seconds", &stats.compaction, 1e9, &durations),
+        ("lockstep_worker_queue_depth_histogram_parts", &stats.queue_depth, 1.0, &parts),
+    ];
+    let count_of = |name: &str| {
+        let sample = scrape.samples.iter().find(|s| s.metric == name).unwrap_or_else(|| panic!("{name}"));
+        match sample.value {
+            Value::Untyped(v) | Value::Counter(v) | Value::Gauge(v) => v,
+            ref other => panic!("{name}: {other:?}"),
+        }
+    };
+    for (name, histogram, per_unit, bounds) in histograms {
+        let sample = scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && matches!(s.value, Value::Histogram(_)))
+            .unwrap_or_else(|| panic!("no histogram {name} in\n{text}"));
+        assert_eq!(sample.labels.get("pipeline"), Some("ingest"), "{name}");
+        let Value::Histogram(buckets) = &sample.value else { unreachable!("matched above") };
+        assert!(!histogram.is_empty(), "{name}: the workload should have recorded something");
+        let les: Vec<f64> = buckets.iter().map(|b| b.less_than).collect();
+        let mut expected_les: Vec<f64> = bounds.to_vec();
+        expected_les.push(f64::INFINITY);
+        assert_eq!(les.len(), expected_les.len(), "{name}: {les:?}");
+        for (le, expected) in les.iter().zip(&expected_les) {
+            assert!(
+                (le - expected).abs() <= 1e-12 * expected.abs().max(1.0) || le == expected,
+                "{name}: {les:?}"
+            );
+        }
+        let counts: Vec<f64> = buckets.iter().map(|b| b.count).collect();
+        assert!(counts.windows(2).all(|w| w[0] <= w[1]), "{name}: not monotone: {counts:?}");
+        let inf = *counts.last().expect("a +Inf bucket");
+        assert_eq!(inf, count_of(&format!("{name}_count")), "{name}: +Inf is not _count");
+        assert_eq!(inf, histogram.len() as f64, "{name}");
+        for (bucket, &bound) in buckets.iter().zip(bounds.iter()) {
+            let bound = (bound * per_unit).round() as u64;
+            let held: u64 = histogram
+                .iter_recorded()
+                .filter(|v| v.value_iterated_to() <= bound)
+                .map(|v| v.count_at_value())
+                .sum();
+            assert_eq!(bucket.count, held as f64, "{name} le {}", bucket.less_than);
+        }
+        let sum = count_of(&format!("{name}_sum"));
+        let summary_sum = count_of(&format!("{}_sum", name.replace("_histogram", "")));
+        assert_eq!(sum, summary_sum, "{name}: the histogram's sum is the summary's");
+    }
 }
 
 #[test]

@@ -113,6 +113,16 @@ impl<M: Merge> Producer<M> {
     /// enqueued. On error nothing is enqueued and no commit number is taken, with one exception
     /// ([`Error::WorkerPanicked`] from a wait for room in a failed worker's queue).
     ///
+    /// # Errors
+    ///
+    /// - a bad part: [`Error::EmptyPath`], [`Error::PathTooLong`], [`Error::RecordTooLarge`]
+    ///   (with [`Builder::max_record_bytes`](crate::Builder::max_record_bytes)),
+    ///   [`Error::ForeignKey`] for a [`PathKey`] of another pipeline;
+    /// - [`Error::EmptyCommit`] for no parts;
+    /// - [`Error::Shutdown`] once the pipeline is shutting down or dropped;
+    /// - [`Error::WorkerPanicked`] once a worker has failed;
+    /// - on a durable pipeline, the [`Error::Io`] that stopped durability for good.
+    ///
     /// ```
     /// use lockstep::{merge::Concat, Pipeline};
     ///
@@ -233,6 +243,12 @@ impl<M: Merge> Producer<M> {
     /// parts exactly as given (same order, same values), so the caller can retry them without
     /// rebuilding the records. Keeping them costs `try_commit` one vector of the parts per call
     /// (none when the parts come as a `Vec`: it is reused); `commit` pays nothing for it.
+    ///
+    /// # Errors
+    ///
+    /// A [`TryCommitError`] holding the parts and one of: what [`commit`](Producer::commit)
+    /// refuses; [`Error::Full`] when a queue lacks room now; [`Error::CommitTooLarge`] when one
+    /// shard's parts exceed its queue's capacity, so they never fit (`commit` takes them).
     ///
     /// ```
     /// use lockstep::{merge::Concat, Error, Pipeline};
@@ -364,6 +380,11 @@ impl<M: Merge> Producer<M> {
     }
 
     /// Resolves `path` once, as [`Pipeline::key`](crate::Pipeline::key) does.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::EmptyPath`] for `""`; [`Error::PathTooLong`] past
+    /// [`Builder::max_path_len`](crate::Builder::max_path_len) bytes.
     pub fn key(&self, path: &str) -> Result<PathKey, Error> {
         self.shared.router.key(path)
     }

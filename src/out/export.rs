@@ -21,9 +21,47 @@ const TICKS_PER_HALF_DISTANCE: u32 = 5;
 /// Nanoseconds in a second: Prometheus wants base units.
 const NANOS: f64 = 1e9;
 
-/// One histogram of [`Stats`] as a Prometheus summary.
+/// The upper bounds (`le`) of every duration histogram's buckets, in nanoseconds: 1, 2.5 and 5
+/// per decade from 100 ns to 10 s. Fixed, so the same bucket of every instance adds up.
+pub(crate) const DURATION_BOUNDS: [u64; 25] = [
+    100,
+    250,
+    500,
+    1_000,
+    2_500,
+    5_000,
+    10_000,
+    25_000,
+    50_000,
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    5_000_000_000,
+    10_000_000_000,
+];
+
+/// The upper bounds of every size histogram's buckets, in parts: powers of 4 from 1 to 2^20.
+pub(crate) const PARTS_BOUNDS: [u64; 11] =
+    [1, 4, 16, 64, 256, 1024, 4096, 16_384, 65_536, 262_144, 1_048_576];
+
+/// One histogram of [`Stats`] as a Prometheus summary and a Prometheus histogram.
 struct Summary<'a> {
     name: &'static str,
+    /// The histogram family's name.
+    buckets_name: &'static str,
+    /// Its buckets' upper bounds, in recorded units.
+    bounds: &'static [u64],
     help: &'static str,
     histogram: &'a Histogram<u64>,
     /// Recorded values per unit of the metric (a division rounds to the shortest form better
@@ -38,17 +76,34 @@ impl Stats {
     /// Counts are counters (`lockstep_commits_total`, `lockstep_records_total`,
     /// `lockstep_sink_writes_total`, `lockstep_sink_failures_total`,
     /// `lockstep_segments_dropped_total`, `lockstep_worker_parks_total`); the frontier is a gauge
-    /// (`lockstep_frontier`); each histogram is a summary with quantiles 0.5, 0.9, 0.99, 0.999
-    /// and 1 (the maximum), `_sum` and `_count`: `lockstep_commit_duration_seconds`,
-    /// `lockstep_commit_to_visible_seconds`, `lockstep_worker_batch_parts`,
-    /// `lockstep_worker_merge_seconds` and `lockstep_worker_queue_depth_parts`. Durations are in
-    /// seconds. Quantiles and sums come from the histograms' buckets, so they carry their two
-    /// significant digits; an empty summary's quantiles are `NaN`, as Prometheus clients write
-    /// them.
+    /// (`lockstep_frontier`); each histogram is written twice.
     ///
-    /// Label names must be valid Prometheus names, not reserved (`__…`), not `quantile`, and
-    /// each given once; otherwise this refuses with `io::ErrorKind::InvalidInput` and writes
-    /// nothing. Values are escaped.
+    /// - As a **summary**, with quantiles 0.5, 0.9, 0.99, 0.999 and 1 (the maximum), `_sum` and
+    ///   `_count`: `lockstep_commit_duration_seconds`, `lockstep_commit_to_visible_seconds`,
+    ///   `lockstep_worker_batch_parts`, `lockstep_worker_merge_seconds` and
+    ///   `lockstep_worker_queue_depth_parts`. Exact for one instance, but quantiles do not add
+    ///   up across instances. An empty summary's quantiles are `NaN`, as Prometheus clients
+    ///   write them.
+    /// - As a **histogram** with fixed buckets, which do add up (`sum by (le)` then
+    ///   `histogram_quantile`): `lockstep_commit_duration_histogram_seconds`,
+    ///   `lockstep_commit_to_visible_histogram_seconds`, `lockstep_worker_merge_histogram_seconds`
+    ///   with `le` at 1, 2.5 and 5 per decade from 100 ns to 10 s (`1e-7`, `2.5e-7`, `5e-7`,
+    ///   `1e-6`, … `10`), and `lockstep_worker_batch_histogram_parts`,
+    ///   `lockstep_worker_queue_depth_histogram_parts` with `le` at the powers of 4 from 1 to
+    ///   1,048,576; then `+Inf`, equal to `_count`. Buckets are cumulative. A value counts under
+    ///   a bound when its whole HdrHistogram bucket lies at or below it, so a value within 1%
+    ///   below a bound may count in the next bucket up, never in a lower one.
+    ///
+    /// Durations are in seconds. Quantiles and sums come from the histograms' buckets, so they
+    /// carry their two significant digits.
+    ///
+    /// Label values are escaped.
+    ///
+    /// # Errors
+    ///
+    /// `io::ErrorKind::InvalidInput`, with nothing written, unless every label name is a valid
+    /// Prometheus name, not reserved (`__…`), not `quantile` or `le`, and given once. Otherwise only
+    /// what `out` reports: the text is built first and written with one `write_all`.
     ///
     /// ```
     /// use lockstep::{merge::Sum, Pipeline};
@@ -65,6 +120,8 @@ impl Stats {
     /// assert!(text.contains("lockstep_commits_total{pipeline=\"ingest\"} 1\n"));
     /// assert!(text.contains("lockstep_records_total{pipeline=\"ingest\"} 2\n"));
     /// assert!(text.contains("lockstep_commit_to_visible_seconds{pipeline=\"ingest\",quantile=\"0.99\"} "));
+    /// assert!(text.contains("# TYPE lockstep_commit_to_visible_histogram_seconds histogram\n"));
+    /// assert!(text.contains("lockstep_commit_to_visible_histogram_seconds_bucket{pipeline=\"ingest\",le=\"0.001\"} "));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn write_prometheus<W: io::Write + ?Sized>(
@@ -107,30 +164,40 @@ impl Stats {
         let summaries = [
             Summary {
                 name: "lockstep_commit_duration_seconds",
+                buckets_name: "lockstep_commit_duration_histogram_seconds",
+                bounds: &DURATION_BOUNDS,
                 help: "Duration of commit and try_commit calls (one call in 16 is timed).",
                 histogram: &self.commit_latency,
                 per_unit: NANOS,
             },
             Summary {
                 name: "lockstep_commit_to_visible_seconds",
+                buckets_name: "lockstep_commit_to_visible_histogram_seconds",
+                bounds: &DURATION_BOUNDS,
                 help: "From taking a commit number to the global snapshot including it (one commit in 16).",
                 histogram: &self.visible_latency,
                 per_unit: NANOS,
             },
             Summary {
                 name: "lockstep_worker_batch_parts",
+                buckets_name: "lockstep_worker_batch_histogram_parts",
+                bounds: &PARTS_BOUNDS,
                 help: "Parts a shard worker drained in one loop turn (turns that drained nothing are not counted).",
                 histogram: &self.batch_size,
                 per_unit: 1.0,
             },
             Summary {
                 name: "lockstep_worker_merge_seconds",
+                buckets_name: "lockstep_worker_merge_histogram_seconds",
+                bounds: &DURATION_BOUNDS,
                 help: "Time a shard worker spent merging in one loop turn (turns that merged nothing are not counted).",
                 histogram: &self.compaction,
                 per_unit: NANOS,
             },
             Summary {
                 name: "lockstep_worker_queue_depth_parts",
+                buckets_name: "lockstep_worker_queue_depth_histogram_parts",
+                bounds: &PARTS_BOUNDS,
                 help: "Parts waiting in a shard worker's queues at the start of a loop turn.",
                 histogram: &self.queue_depth,
                 per_unit: 1.0,
@@ -149,8 +216,10 @@ impl Stats {
     /// `value_unit_ratio` (1000.0 prints the nanosecond histograms in microseconds) and shown
     /// with as many decimals as the histogram has significant digits.
     ///
-    /// `value_unit_ratio` must be finite and above zero; otherwise this refuses with
-    /// `io::ErrorKind::InvalidInput` and writes nothing.
+    /// # Errors
+    ///
+    /// `io::ErrorKind::InvalidInput`, with nothing written, unless `value_unit_ratio` is finite
+    /// and above zero. Otherwise only what `out` reports (one `write_all`).
     ///
     /// ```
     /// use lockstep::{merge::Sum, Pipeline, Stats};
@@ -219,7 +288,7 @@ impl Stats {
 
 impl Summary<'_> {
     fn write(&self, text: &mut String, labels: &[(&str, &str)], plain: &str) {
-        let Summary { name, help, histogram, per_unit } = self;
+        let Summary { name, help, histogram, per_unit, .. } = self;
         family(text, name, help, "summary");
         for quantile in QUANTILES {
             let value = if histogram.is_empty() {
@@ -235,7 +304,34 @@ impl Summary<'_> {
             if histogram.is_empty() { 0.0 } else { histogram.mean() * histogram.len() as f64 / per_unit };
         let _ = writeln!(text, "{name}_sum{plain} {}", number(sum));
         let _ = writeln!(text, "{name}_count{plain} {}", histogram.len());
+
+        // The same values in fixed buckets, cumulative. A value counts under a bound when its
+        // whole HdrHistogram bucket does (the bucket's highest value is at most the bound), so
+        // `le` is never exceeded; a value within 1% below a bound may count in the next one.
+        let name = self.buckets_name;
+        family(text, name, help, "histogram");
+        let mut recorded =
+            histogram.iter_recorded().map(|v| (v.value_iterated_to(), v.count_at_value())).peekable();
+        let mut below = 0u64;
+        for &bound in self.bounds {
+            while let Some((_, count)) = recorded.next_if(|&(value, _)| value <= bound) {
+                below += count;
+            }
+            let le = number(bound as f64 / per_unit);
+            let _ = writeln!(text, "{name}_bucket{} {below}", label_set_with(labels, ("le", &le)));
+        }
+        let _ = writeln!(text, "{name}_bucket{} {}", label_set_with(labels, ("le", "+Inf")), histogram.len());
+        let _ = writeln!(text, "{name}_sum{plain} {}", number(sum));
+        let _ = writeln!(text, "{name}_count{plain} {}", histogram.len());
     }
+}
+
+/// `{name="value",…}` for `labels` and one more pair, whose value is written as it is.
+fn label_set_with(labels: &[(&str, &str)], (extra, value): (&str, &str)) -> String {
+    let mut pairs: Vec<String> =
+        labels.iter().map(|(name, value)| format!("{name}=\"{}\"", escape(value))).collect();
+    pairs.push(format!("{extra}=\"{value}\""));
+    format!("{{{}}}", pairs.join(","))
 }
 
 /// The `# HELP` and `# TYPE` lines of a metric family.
@@ -286,9 +382,9 @@ fn check_label_name(name: &str) -> io::Result<()> {
     let mut chars = name.chars();
     let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if !valid || name.starts_with("__") || name == "quantile" {
+    if !valid || name.starts_with("__") || name == "quantile" || name == "le" {
         let why = format!(
-            "{name:?} is not a label name lockstep can write (Prometheus names; not __… or quantile)"
+            "{name:?} is not a label name lockstep can write (Prometheus names; not __…, quantile or le)"
         );
         return Err(io::Error::new(io::ErrorKind::InvalidInput, why));
     }
@@ -316,7 +412,7 @@ mod tests {
 
     #[test]
     fn label_names_are_checked_and_values_escaped() {
-        for bad in ["", "1a", "a-b", "__name", "quantile", "é"] {
+        for bad in ["", "1a", "a-b", "__name", "quantile", "le", "é"] {
             assert_eq!(
                 check_label_name(bad).map_err(|e| e.kind()),
                 Err(io::ErrorKind::InvalidInput),

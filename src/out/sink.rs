@@ -47,6 +47,12 @@ pub type SinkError = Box<dyn std::error::Error + Send + Sync>;
 /// ```
 pub trait Sink<O>: Send + Sync + 'static {
     /// Takes one sealed segment of `path`.
+    ///
+    /// # Errors
+    ///
+    /// Whatever the sink reports: the write is then counted in
+    /// [`Stats::sink_failures`](crate::Stats::sink_failures), kept with its output and retried
+    /// (every few milliseconds, then once more at shutdown, which hands back what still fails).
     fn write(&self, path: &str, segment: SegmentInfo, output: &O) -> Result<(), SinkError>;
 }
 
@@ -86,7 +92,11 @@ impl<O> Sink<O> for DiscardSink {
 }
 
 /// What stays in memory once the sink has a segment.
+///
+/// With the `serde` feature it is `Serialize` and `Deserialize`, in serde's default enum form
+/// (in JSON, `"All"` and `{"Newest":3}`), so it can sit in a service's configuration file.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub enum Retention {
     /// Keep everything: every committed record stays readable. The default.

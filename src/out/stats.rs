@@ -29,7 +29,9 @@ const PER_PUBLISH: u64 = 1024;
 /// reading copies them out while they keep counting (so two figures of one reading may be a few
 /// records apart). The histograms are [`hdrhistogram`](crate::hdrhistogram) histograms (1 ns to
 /// an hour, two significant digits). [`write_prometheus`](Stats::write_prometheus) and
-/// [`write_hgrm`](Stats::write_hgrm) write them out.
+/// [`write_hgrm`](Stats::write_hgrm) write them out; [`report`](Stats::report) gives the same
+/// figures as plain numbers ([`StatsReport`](crate::StatsReport), serializable with the
+/// `serde` feature).
 ///
 /// ```
 /// use lockstep::{merge::Sum, Pipeline};

@@ -10,7 +10,8 @@ use crate::sync::Arc;
 use crate::tier::SegmentInfo;
 
 /// A consistent, immutable cut across every path: each commit at or below
-/// [`frontier`](Snapshot::frontier) is inside it whole, and nothing after it is.
+/// [`frontier`](Snapshot::frontier) is inside it whole, and nothing after it is. `Send + Sync`
+/// and cheap to clone (two `Arc`s): hand it to any thread, or keep it as long as needed.
 ///
 /// Taking one is a single lock-free load; holding one never blocks writers (it keeps the
 /// batches it references alive). Reading a path is a directory lookup, then one binary search
