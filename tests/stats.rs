@@ -216,6 +216,7 @@ fn the_prometheus_text_parses_and_says_what_stats_says() {
         ("lockstep_sink_failures_total", stats.sink_failures),
         ("lockstep_segments_dropped_total", stats.segments_dropped),
         ("lockstep_worker_parks_total", stats.worker_parks),
+        ("lockstep_torn_tails_total", stats.torn_tails),
     ];
     for (name, value) in counters {
         assert_eq!(exposition.types.get(name).map(String::as_str), Some("counter"), "{name}");
@@ -258,8 +259,9 @@ fn the_prometheus_text_parses_and_says_what_stats_says() {
     }
     // Every sample carries the caller's labels, the tricky value unescaped intact.
     assert!(exposition.samples.iter().all(|s| s.labels.get("note").map(String::as_str) == Some(tricky)));
-    // Summaries: 5 quantiles, sum and count; histograms: each bound, +Inf, sum and count.
-    assert_eq!(exposition.samples.len(), 6 + 1 + 5 * 7 + 3 * (25 + 3) + 2 * (11 + 3));
+    // 7 counters and a gauge; summaries: 5 quantiles, sum and count; histograms: each bound,
+    // +Inf, sum and count.
+    assert_eq!(exposition.samples.len(), 7 + 1 + 5 * 7 + 3 * (25 + 3) + 2 * (11 + 3));
 }
 
 /// The histograms, read by a Prometheus parser that is not ours (the `prometheus-parse`

@@ -75,7 +75,8 @@ impl Stats {
     ///
     /// Counts are counters (`lockstep_commits_total`, `lockstep_records_total`,
     /// `lockstep_sink_writes_total`, `lockstep_sink_failures_total`,
-    /// `lockstep_segments_dropped_total`, `lockstep_worker_parks_total`); the frontier is a gauge
+    /// `lockstep_segments_dropped_total`, `lockstep_worker_parks_total`,
+    /// `lockstep_torn_tails_total`); the frontier is a gauge
     /// (`lockstep_frontier`); each histogram is written twice.
     ///
     /// - As a **summary**, with quantiles 0.5, 0.9, 0.99, 0.999 and 1 (the maximum), `_sum` and
@@ -152,6 +153,11 @@ impl Stats {
                 self.segments_dropped,
             ),
             ("lockstep_worker_parks_total", "Times an idle shard worker parked.", self.worker_parks),
+            (
+                "lockstep_torn_tails_total",
+                "Torn log tails dropped when the durable pipeline was opened.",
+                self.torn_tails,
+            ),
         ];
         let plain = label_set(labels, None);
         for (name, help, value) in counters {
