@@ -11,6 +11,7 @@ use std::io;
 
 use hdrhistogram::Histogram;
 
+use crate::out::families::{Measure, COUNTERS, FRONTIER, HISTOGRAMS};
 use crate::out::stats::Stats;
 
 /// Quantiles every summary reports (1 is the largest value recorded).
@@ -18,8 +19,6 @@ const QUANTILES: [f64; 5] = [0.5, 0.9, 0.99, 0.999, 1.0];
 /// Ticks per half distance to 100% in `.hgrm` rows, as Java HdrHistogram's default: rows at 0%,
 /// 10%, …, 50%, 55%, …, 75%, 77.5%, …
 const TICKS_PER_HALF_DISTANCE: u32 = 5;
-/// Nanoseconds in a second: Prometheus wants base units.
-const NANOS: f64 = 1e9;
 
 /// The upper bounds (`le`) of every duration histogram's buckets, in nanoseconds: 1, 2.5 and 5
 /// per decade from 100 ns to 10 s. Fixed, so the same bucket of every instance adds up.
@@ -138,77 +137,25 @@ impl Stats {
             }
         }
         let mut text = String::new();
-        let counters = [
-            ("lockstep_commits_total", "Commits issued.", self.commits),
-            ("lockstep_records_total", "Records handed to shard workers.", self.records),
-            ("lockstep_sink_writes_total", "Segments the sink accepted.", self.sink_writes),
-            (
-                "lockstep_sink_failures_total",
-                "Sink writes that failed (each retry counts).",
-                self.sink_failures,
-            ),
-            (
-                "lockstep_segments_dropped_total",
-                "Segments dropped from memory by retention after the sink took them.",
-                self.segments_dropped,
-            ),
-            ("lockstep_worker_parks_total", "Times an idle shard worker parked.", self.worker_parks),
-            (
-                "lockstep_torn_tails_total",
-                "Torn log tails dropped when the durable pipeline was opened.",
-                self.torn_tails,
-            ),
-        ];
         let plain = label_set(labels, None);
-        for (name, help, value) in counters {
-            family(&mut text, name, help, "counter");
-            let _ = writeln!(text, "{name}{plain} {value}");
+        for counter in &COUNTERS {
+            family(&mut text, counter.name, counter.help, "counter");
+            let _ = writeln!(text, "{}{plain} {}", counter.name, (counter.figure)(self));
         }
-        let name = "lockstep_frontier";
-        family(&mut text, name, "The published frontier: every commit at or below it is visible.", "gauge");
+        let (name, help) = FRONTIER;
+        family(&mut text, name, help, "gauge");
         let _ = writeln!(text, "{name}{plain} {}", self.frontier);
-        let summaries = [
-            Summary {
-                name: "lockstep_commit_duration_seconds",
-                buckets_name: "lockstep_commit_duration_histogram_seconds",
-                bounds: &DURATION_BOUNDS,
-                help: "Duration of commit and try_commit calls (one call in 16 is timed).",
-                histogram: &self.commit_latency,
-                per_unit: NANOS,
+        let summaries = HISTOGRAMS.iter().map(|family| Summary {
+            name: family.name,
+            buckets_name: family.buckets_name,
+            bounds: match family.measure {
+                Measure::Duration => &DURATION_BOUNDS,
+                Measure::Parts => &PARTS_BOUNDS,
             },
-            Summary {
-                name: "lockstep_commit_to_visible_seconds",
-                buckets_name: "lockstep_commit_to_visible_histogram_seconds",
-                bounds: &DURATION_BOUNDS,
-                help: "From taking a commit number to the global snapshot including it (one commit in 16).",
-                histogram: &self.visible_latency,
-                per_unit: NANOS,
-            },
-            Summary {
-                name: "lockstep_worker_batch_parts",
-                buckets_name: "lockstep_worker_batch_histogram_parts",
-                bounds: &PARTS_BOUNDS,
-                help: "Parts a shard worker drained in one loop turn (turns that drained nothing are not counted).",
-                histogram: &self.batch_size,
-                per_unit: 1.0,
-            },
-            Summary {
-                name: "lockstep_worker_merge_seconds",
-                buckets_name: "lockstep_worker_merge_histogram_seconds",
-                bounds: &DURATION_BOUNDS,
-                help: "Time a shard worker spent merging in one loop turn (turns that merged nothing are not counted).",
-                histogram: &self.compaction,
-                per_unit: NANOS,
-            },
-            Summary {
-                name: "lockstep_worker_queue_depth_parts",
-                buckets_name: "lockstep_worker_queue_depth_histogram_parts",
-                bounds: &PARTS_BOUNDS,
-                help: "Parts waiting in a shard worker's queues at the start of a loop turn.",
-                histogram: &self.queue_depth,
-                per_unit: 1.0,
-            },
-        ];
+            help: family.help,
+            histogram: (family.histogram)(self),
+            per_unit: family.measure.per_unit(),
+        });
         for summary in summaries {
             summary.write(&mut text, labels, &plain);
         }

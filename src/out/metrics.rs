@@ -13,72 +13,8 @@
 use hdrhistogram::Histogram;
 use metrics::{Label, Unit};
 
+use crate::out::families::{Measure, COUNTERS, FRONTIER, HISTOGRAMS};
 use crate::out::stats::Stats;
-
-/// Nanoseconds in a second: the facade's histograms take base units, as Prometheus does.
-const NANOS: f64 = 1e9;
-
-/// A counter's figure in a reading.
-type CountOf = fn(&Stats) -> u64;
-
-/// The counters: name, help, and the figure.
-const COUNTERS: [(&str, &str, CountOf); 7] = [
-    ("lockstep_commits_total", "Commits issued.", |s| s.commits),
-    ("lockstep_records_total", "Records handed to shard workers.", |s| s.records),
-    ("lockstep_sink_writes_total", "Segments the sink accepted.", |s| s.sink_writes),
-    ("lockstep_sink_failures_total", "Sink writes that failed (each retry counts).", |s| s.sink_failures),
-    (
-        "lockstep_segments_dropped_total",
-        "Segments dropped from memory by retention after the sink took them.",
-        |s| s.segments_dropped,
-    ),
-    ("lockstep_worker_parks_total", "Times an idle shard worker parked.", |s| s.worker_parks),
-    ("lockstep_torn_tails_total", "Torn log tails dropped when the durable pipeline was opened.", |s| {
-        s.torn_tails
-    }),
-];
-
-/// A histogram of a reading.
-type HistogramOf = fn(&Stats) -> &Histogram<u64>;
-
-/// The histograms: name, help, unit, recorded values per unit, and the histogram.
-const HISTOGRAMS: [(&str, &str, Unit, f64, HistogramOf); 5] = [
-    (
-        "lockstep_commit_duration_seconds",
-        "Duration of commit and try_commit calls (one call in 16 is timed).",
-        Unit::Seconds,
-        NANOS,
-        |s| &s.commit_latency,
-    ),
-    (
-        "lockstep_commit_to_visible_seconds",
-        "From taking a commit number to the global snapshot including it (one commit in 16).",
-        Unit::Seconds,
-        NANOS,
-        |s| &s.visible_latency,
-    ),
-    (
-        "lockstep_worker_batch_parts",
-        "Parts a shard worker drained in one loop turn (turns that drained nothing are not counted).",
-        Unit::Count,
-        1.0,
-        |s| &s.batch_size,
-    ),
-    (
-        "lockstep_worker_merge_seconds",
-        "Time a shard worker spent merging in one loop turn (turns that merged nothing are not counted).",
-        Unit::Seconds,
-        NANOS,
-        |s| &s.compaction,
-    ),
-    (
-        "lockstep_worker_queue_depth_parts",
-        "Parts waiting in a shard worker's queues at the start of a loop turn.",
-        Unit::Count,
-        1.0,
-        |s| &s.queue_depth,
-    ),
-];
 
 /// Records one pipeline's [`Stats`] through the [`metrics`] facade, each time
 /// [`record`](MetricsExport::record) is given a reading. A plain value (`Send + Sync`) that
@@ -129,25 +65,27 @@ impl MetricsExport {
     pub fn record(&mut self, stats: &Stats) {
         let labels = &self.labels;
         if self.last.is_none() {
-            for (name, help, _) in COUNTERS {
-                metrics::describe_counter!(name, Unit::Count, help);
+            for counter in &COUNTERS {
+                metrics::describe_counter!(counter.name, Unit::Count, counter.help);
             }
-            metrics::describe_gauge!(
-                "lockstep_frontier",
-                Unit::Count,
-                "The published frontier: every commit at or below it is visible."
-            );
-            for (name, help, unit, _, _) in HISTOGRAMS {
-                metrics::describe_histogram!(name, unit, help);
+            let (name, help) = FRONTIER;
+            metrics::describe_gauge!(name, Unit::Count, help);
+            for family in &HISTOGRAMS {
+                let unit = match family.measure {
+                    Measure::Duration => Unit::Seconds,
+                    Measure::Parts => Unit::Count,
+                };
+                metrics::describe_histogram!(family.name, unit, family.help);
             }
         }
-        for (name, _, figure) in COUNTERS {
-            metrics::counter!(name, labels.clone()).absolute(figure(stats));
+        for counter in &COUNTERS {
+            metrics::counter!(counter.name, labels.clone()).absolute((counter.figure)(stats));
         }
-        metrics::gauge!("lockstep_frontier", labels.clone()).set(stats.frontier as f64);
+        metrics::gauge!(FRONTIER.0, labels.clone()).set(stats.frontier as f64);
         let mut now = Vec::with_capacity(HISTOGRAMS.len());
-        for (i, (name, _, _, per_unit, histogram_of)) in HISTOGRAMS.into_iter().enumerate() {
-            let current = histogram_of(stats);
+        for (i, family) in HISTOGRAMS.iter().enumerate() {
+            let (name, per_unit) = (family.name, family.measure.per_unit());
+            let current = (family.histogram)(stats);
             let previous = self.last.as_ref().and_then(|last| last.get(i));
             let handle = metrics::histogram!(name, labels.clone());
             let fresh = since(current, previous);

@@ -3,6 +3,8 @@
 
 /// Writing `Stats` out: Prometheus text exposition and `.hgrm` percentile distributions.
 pub(crate) mod export;
+/// The metric families, named and described once for every exporter.
+pub(crate) mod families;
 /// A histogram recorded with relaxed atomic adds, read as an hdrhistogram `Histogram`.
 pub(crate) mod histogram;
 /// `Stats` through the `metrics` facade (the `metrics` feature).
