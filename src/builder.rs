@@ -15,7 +15,7 @@ use crate::config::{
 use crate::durable::recovery::{Durability, DurableSpec};
 use crate::error::Error;
 use crate::ingest::queue::QueuedPart;
-use crate::merge::Merge;
+use crate::merge::{Merge, Restore};
 use crate::out::sink::{Retention, SharedSink, Sink};
 use crate::pipeline::Pipeline;
 use crate::tier::Geometry;
@@ -52,7 +52,7 @@ pub struct Builder<M: Merge> {
     merge_budget: usize,
     idle_spin: Duration,
     sink: SharedSink<M::Output>,
-    durable: Option<DurableSpec<M::Record>>,
+    durable: Option<DurableSpec<M>>,
     /// Set by `durability` without `durable`: refused at `build`.
     durability: Option<Durability>,
 }
@@ -334,6 +334,8 @@ impl<M: Merge> Builder<M> {
 impl<M: Merge> Builder<M>
 where
     M::Record: Serialize + DeserializeOwned,
+    M::Output: Serialize + DeserializeOwned,
+    M::Column: Restore<M>,
 {
     /// Makes the pipeline durable in the directory `dir` (created if missing): every shard's
     /// worker logs each sealed turn there before it makes the turn visible, and
@@ -341,8 +343,10 @@ where
     /// recovered frontier and commit numbers resume after it. What survives which crash is
     /// [`Durability`]'s to say; [`Pipeline::wait_durable`] waits for it.
     ///
-    /// Records are encoded with serde (postcard), so the merge's records must be
-    /// `Serialize + DeserializeOwned` (a derive for a type of one's own). The directory is
+    /// Records are encoded with serde (postcard), so the merge's records and outputs must be
+    /// `Serialize + DeserializeOwned` (a derive for a type of one's own), and its column one
+    /// that [`Restore`] rebuilds (as the built-in columns are): each shard's top-level batches
+    /// are saved to files once formed, and the log goes below them. The directory is
     /// locked while the pipeline lives; it remembers the divisor, max level, shards and merge
     /// it was made with, and refuses others.
     ///
@@ -382,8 +386,15 @@ where
     /// As [`durable`](Self::durable), on `storage` (a file system that forgets what was not
     /// synced, in the tests).
     #[cfg(all(test, not(loom)))]
-    pub(crate) fn durable_on<S: crate::durable::storage::Storage>(mut self, storage: S, dir: &Path) -> Self {
-        self.durable = Some(DurableSpec::on(storage, dir.to_path_buf()));
+    pub(crate) fn durable_on<S: crate::durable::storage::Storage>(
+        mut self,
+        storage: S,
+        dir: &Path,
+        options: crate::durable::writer::LogOptions,
+    ) -> Self {
+        let mut spec = DurableSpec::on(storage, dir.to_path_buf());
+        spec.options = options;
+        self.durable = Some(spec);
         self
     }
 }

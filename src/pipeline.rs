@@ -141,7 +141,7 @@ impl<M: Merge> Pipeline<M> {
         config: Config,
         merge: M,
         sink: SharedSink<M::Output>,
-        durable: Option<DurableSpec<M::Record>>,
+        durable: Option<DurableSpec<M>>,
     ) -> Result<Self, Error> {
         let flush = sink.0.is_some().then_some(config.flush_level);
         let spine = || Spine::new(config.geometry.clone(), flush, config.window());

@@ -242,38 +242,57 @@ fn a_torn_tail_is_dropped_and_counted() -> Result<(), Error> {
     Ok(())
 }
 
-/// When one shard's log ends before another's (it lost its last turns), recovery cuts every
-/// shard at the lowest end: the state is the model of exactly the commits up to it, the next
-/// commit is numbered after it, and the other shard's cut-off rows never come back.
-#[test]
-fn shards_are_cut_at_the_lowest_end_among_them() -> Result<(), Error> {
-    let dir = TempDir::new("cut");
-    let pipeline = concat(&dir.0, 2)?;
-    // Every commit writes 8 paths, so both shards hold rows of nearly every commit; several
-    // turns each, through small batches.
-    let mut commits: Commits<u64> = Vec::new();
+/// 8 paths per commit, so both shards hold rows of nearly every commit, numbered from `from`.
+fn wide(from: u64, count: u64, tag: u64) -> Commits<u64> {
+    (from..from + count).map(|c| (0..8).map(|p| (format!("/q{p}"), tag + c * 10 + p)).collect()).collect()
+}
+
+/// Commits `commits` from one producer, waiting for durability every 10.
+fn commit_durably(pipeline: &Pipeline<Concat<u64>>, commits: &Commits<u64>) -> Result<(), Error> {
     let mut producer = pipeline.producer()?;
-    for c in 0..120u64 {
-        let parts: Vec<(String, u64)> = (0..8).map(|p| (format!("/q{p}"), c * 10 + p)).collect();
+    for (i, parts) in commits.iter().enumerate() {
         let commit = producer.commit(parts.clone())?;
-        commits.push(parts);
-        if c % 10 == 9 {
+        if i % 10 == 9 {
             pipeline.wait_durable(commit, common::PATIENCE)?;
         }
     }
-    drop(producer);
-    pipeline.shutdown().map_err(Error::from)?;
-    // Shard 0 loses the second half of its last written segment: a torn tail, and turns.
-    let segment = segments(&dir.0, 0, true).pop().expect("a segment with turns");
+    Ok(())
+}
+
+/// Cuts the second half of the turns off shard 0's newest segment that holds any.
+fn cut_shard_zero(dir: &Path) {
+    let segment = segments(dir, 0, true).pop().expect("a segment with turns");
     let len = fs::metadata(&segment).map(|m| m.len()).expect("segment length");
     fs::OpenOptions::new()
         .write(true)
         .open(&segment)
         .and_then(|f| f.set_len(40 + (len - 40) / 2))
         .expect("cut");
+}
+
+/// When one shard's log ends before another's (it lost its last turns), recovery cuts every
+/// shard at the lowest end: the state is the model of exactly the commits up to it, the next
+/// commit is numbered after it, and the other shard's cut-off rows never come back.
+#[test]
+fn shards_are_cut_at_the_lowest_end_among_them() -> Result<(), Error> {
+    let dir = TempDir::new("cut");
+    // A first run, saved to batch files up to its last top-level block.
+    let mut commits = wide(0, 120, 0);
+    let pipeline = concat(&dir.0, 2)?;
+    commit_durably(&pipeline, &commits)?;
+    pipeline.shutdown().map_err(Error::from)?;
+    // A second run that stays inside the next top-level block: only the logs hold it.
+    let second = wide(120, 7, 0);
+    let pipeline = concat(&dir.0, 2)?;
+    commit_durably(&pipeline, &second)?;
+    pipeline.shutdown().map_err(Error::from)?;
+    commits.extend(second);
+    // Shard 0 loses the second half of the second run's segment: a torn tail, and turns.
+    cut_shard_zero(&dir.0);
     let reopened = concat(&dir.0, 2)?;
     let recovered = reopened.snapshot().frontier();
     assert!(recovered < commits.len() as u64, "shard 0 lost commits: recovered {recovered}");
+    assert!(recovered >= 120, "the batch files and the first run's logs hold 120: {recovered}");
     check(&reopened.snapshot(), &commits);
     // New commits take the lost numbers, with new records.
     let mut next: Commits<u64> = commits[..recovered as usize].to_vec();
@@ -289,5 +308,23 @@ fn shards_are_cut_at_the_lowest_end_among_them() -> Result<(), Error> {
     let again = concat(&dir.0, 2)?;
     assert_eq!(again.snapshot().frontier(), next.len() as u64);
     check(&again.snapshot(), &next);
+    Ok(())
+}
+
+/// A log that lost turns its shard's batch files or another shard's files rely on (synced turns,
+/// which no crash takes) is refused as corrupt, naming the shard, rather than read as a shorter
+/// history with rows of lost commits in it.
+#[test]
+fn a_log_that_lost_synced_turns_below_the_files_is_corruption() -> Result<(), Error> {
+    let dir = TempDir::new("lost");
+    let pipeline = concat(&dir.0, 2)?;
+    commit_durably(&pipeline, &wide(0, 120, 0))?;
+    pipeline.shutdown().map_err(Error::from)?;
+    cut_shard_zero(&dir.0);
+    match concat(&dir.0, 2) {
+        Err(Error::Corrupt { why, .. }) => assert!(why.contains("batch files"), "{why}"),
+        Err(other) => panic!("refused with {other:?}, not Corrupt"),
+        Ok(_) => panic!("a log that lost synced turns was opened"),
+    }
     Ok(())
 }

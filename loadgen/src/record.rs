@@ -21,7 +21,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use clap::ValueEnum;
-use lockstep::merge::{Concat, Merge, Sum};
+use lockstep::merge::{Concat, Merge, Restore, Sum};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -92,8 +92,9 @@ pub trait Kind: Send + Sync + 'static {
     /// What a baseline engine keeps per segment of a path: a sum, or every record with its
     /// commit.
     type Segment: Default + Send + fmt::Debug;
-    /// lockstep's merge for this kind.
-    type Merge: Merge<Record = Self::Record> + fmt::Debug;
+    /// lockstep's merge for this kind; its outputs and column can be saved, for `--durable`.
+    type Merge: Merge<Record = Self::Record, Output: Serialize + DeserializeOwned, Column: Restore<Self::Merge>>
+        + fmt::Debug;
 
     const KIND: RecordKind;
 

@@ -74,6 +74,8 @@
 //! are 0 or 1, one byte. With `Sum` and 10,000 paths, a row costs about 4 bytes, the frame and
 //! the turn's own fields a few bytes per turn (`tests::log_bytes_per_record`).
 
+/// Batch files: each shard's top-level batches saved whole, the log's checkpoint.
+pub(crate) mod checkpoint;
 /// Integers and records as bytes: varints, zigzag, serde records through postcard.
 pub(crate) mod codec;
 /// The directory: its lock and its manifest.

@@ -85,6 +85,8 @@ pub(crate) struct Recovered {
     /// The newest segment's number and where its intact bytes end (`None`: it never got a
     /// header), for the writer's repair.
     pub(crate) newest: Option<(u64, Option<u64>)>,
+    /// Each segment with a header: its number and the tip it starts from, oldest first.
+    pub(crate) starts: Vec<(u64, Tip)>,
 }
 
 /// Where a frame starts: its segment's number and its offset in it.
@@ -184,7 +186,14 @@ pub(crate) fn read_frames<S: Storage>(
     visitor: &mut impl Visitor,
 ) -> Result<Recovered, Error> {
     let numbers = segments(storage, dir)?;
-    let mut recovered = Recovered { tip: Tip::default(), turns: 0, segments: 0, torn: None, newest: None };
+    let mut recovered = Recovered {
+        tip: Tip::default(),
+        turns: 0,
+        segments: 0,
+        torn: None,
+        newest: None,
+        starts: Vec::new(),
+    };
     for (i, &sequence) in numbers.iter().enumerate() {
         let newest = i + 1 == numbers.len();
         let path = dir.join(segment_name(sequence));
@@ -240,6 +249,7 @@ pub(crate) fn read_frames<S: Storage>(
             ));
         }
         recovered.tip = header.start;
+        recovered.starts.push((sequence, header.start));
         let mut at = HEADER_LEN;
         while at < bytes.len() {
             let payload = match frame_at(&bytes, at) {

@@ -1,19 +1,22 @@
-//! Opening a durable pipeline: the directory, every shard's log cut at the same frontier, and
-//! the shards' spines rebuilt from it exactly as a live pipeline builds them.
+//! Opening a durable pipeline: the directory, every shard's batch files and log cut at the same
+//! frontier, and the shards' spines rebuilt from them exactly as a live pipeline builds them.
 //!
 //! Recovery reads where every shard's log ends (frames checked, rows not decoded), takes the
 //! lowest of those ends as the recovered frontier `R` (a commit above it is missing from some
-//! shard's log: it was never durable, and its number is issued again), then replays each
-//! shard's log cut at `R` turn by turn into a fresh spine, as the shard's worker would have
-//! sealed those turns. The layout is a function of commit numbers alone, so the spine equals
-//! the one that would have been built without the crash; memory stays what the spine holds
-//! plus one turn.
+//! shard's log: it was never durable, and its number is issued again). Then, per shard, it
+//! loads the batch files (`crate::durable::checkpoint`: the top-level batches, whole, up to
+//! the files' end `C <= R`) into a fresh spine, and replays the log cut at `R`, turn by turn
+//! and without the rows at or below `C`, as the shard's worker would have sealed those turns.
+//! The layout is a function of commit numbers alone, so the spine equals the one that would
+//! have been built without the crash; memory stays what the spine holds plus one file or turn.
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::durable::checkpoint::{self, Checkpoint, Loaded};
 use crate::durable::directory::{Directory, Manifest};
 use crate::durable::format::{LoggedTurn, Tip, Turn};
 use crate::durable::reader::{read_tip, shard_dir, TornTail};
@@ -21,11 +24,13 @@ use crate::durable::storage::{DiskStorage, Storage};
 use crate::durable::writer::{LogOptions, LogWriter};
 use crate::error::Error;
 use crate::ingest::router::Router;
-use crate::merge::Merge;
+use crate::merge::{Merge, Restore};
+use crate::shard::batch::Batch;
 use crate::shard::policy;
 use crate::shard::sort::Row;
 use crate::shard::spine::Spine;
 use crate::sync::Arc;
+use crate::tier::Geometry;
 
 /// What survives a crash, and so what [`Pipeline::wait_durable`](crate::Pipeline::wait_durable)
 /// waits for.
@@ -47,40 +52,100 @@ pub enum Durability {
     Synced,
 }
 
-/// A shard's log as its worker uses it, whatever the records' codec.
-pub(crate) trait TurnLog<R>: Send {
+/// A merge whose records and outputs go to disk: serde types both, and a column that can be
+/// rebuilt from outputs. Every durable pipeline's merge is one.
+pub(crate) trait Persist:
+    Merge<Record: Serialize + DeserializeOwned, Output: Serialize + DeserializeOwned, Column: Restore<Self>>
+{
+}
+
+impl<M> Persist for M where
+    M: Merge<Record: Serialize + DeserializeOwned, Output: Serialize + DeserializeOwned, Column: Restore<M>>
+{
+}
+
+/// A shard's log and batch files as its worker uses them, whatever the codec and the disk.
+pub(crate) trait ShardStore<M: Merge>: Send {
     /// Logs a turn: every row of the shard's commits in `(tip, frontier]`, and the path
     /// names interned since the tip (ids from `tip().names` on).
-    fn append(&mut self, frontier: u64, names: &[Arc<str>], rows: &[Row<R>]) -> Result<(), Error>;
+    fn append(&mut self, frontier: u64, names: &[Arc<str>], rows: &[Row<M::Record>]) -> Result<(), Error>;
     /// Syncs every turn logged; returns the frontier synced.
     fn sync(&mut self) -> Result<u64, Error>;
     /// Where the log stands.
     fn tip(&self) -> Tip;
+    /// Where the batch files end.
+    fn saved(&self) -> Tip;
+    /// Where the log's second-oldest segment starts: the oldest goes once the files reach it.
+    fn next_start(&self) -> Option<Tip>;
+    /// Saves a top-level batch ending at `end` (`None`: an empty stretch) to its file, with
+    /// the names interned since the files' end; then removes the log segments the files cover.
+    fn save(
+        &mut self,
+        merge: &M,
+        batch: Option<&Batch<M>>,
+        end: u64,
+        names: &[Arc<str>],
+    ) -> Result<(), Error>;
 }
 
-impl<R: Serialize, S: Storage> TurnLog<R> for LogWriter<S> {
-    fn append(&mut self, frontier: u64, names: &[Arc<str>], rows: &[Row<R>]) -> Result<(), Error> {
-        LogWriter::append(self, &Turn { frontier, names, rows })
+/// A shard's log and batch files on one [`Storage`].
+struct Store<S: Storage> {
+    log: LogWriter<S>,
+    files: Checkpoint<S>,
+    level: u32,
+}
+
+impl<S: Storage, M: Persist> ShardStore<M> for Store<S> {
+    fn append(&mut self, frontier: u64, names: &[Arc<str>], rows: &[Row<M::Record>]) -> Result<(), Error> {
+        self.log.append(&Turn { frontier, names, rows })
     }
 
     fn sync(&mut self) -> Result<u64, Error> {
-        LogWriter::sync(self)
+        self.log.sync()
     }
 
     fn tip(&self) -> Tip {
-        LogWriter::tip(self)
+        self.log.tip()
+    }
+
+    fn saved(&self) -> Tip {
+        self.files.tip()
+    }
+
+    fn next_start(&self) -> Option<Tip> {
+        self.log.next_start()
+    }
+
+    fn save(
+        &mut self,
+        merge: &M,
+        batch: Option<&Batch<M>>,
+        end: u64,
+        names: &[Arc<str>],
+    ) -> Result<(), Error> {
+        self.files.save(merge, batch, end, self.level, names)?;
+        self.log.forget(self.files.tip()).map(|_| ())
     }
 }
 
-/// A shard's log as its worker holds it.
-pub(crate) type ShardLog<M> = Box<dyn TurnLog<<M as Merge>::Record>>;
+/// A shard's log and files as its worker holds them.
+pub(crate) type ShardLog<M> = Box<dyn ShardStore<M>>;
 
-/// A shard's log opened: the log to continue, and the torn tail dropped, if any.
-type Opened<R> = (Box<dyn TurnLog<R>>, Option<TornTail>);
+/// A shard's store opened: the store to continue, and the log's torn tail dropped, if any.
+type Opened<M> = (ShardLog<M>, Option<TornTail>);
 
-/// The files of a durable pipeline, on some [`Storage`], with the codec bound to the record
-/// type: what recovery opens.
-trait Files<R>: Send + Sync {
+/// What recovery hands each file's batch and each logged turn to, and what it needs to read
+/// the files.
+pub(crate) struct Replay<'a, M: Merge> {
+    pub(crate) geometry: &'a Geometry,
+    pub(crate) merge: &'a M,
+    pub(crate) file: &'a mut dyn FnMut(Loaded<M>) -> Result<(), Error>,
+    pub(crate) turn: &'a mut dyn FnMut(LoggedTurn<M::Record>) -> Result<(), Error>,
+}
+
+/// The files of a durable pipeline, on some [`Storage`], with the codecs bound to the merge:
+/// what recovery opens.
+trait Files<M: Merge>: Send + Sync {
     fn directory(&self, root: &Path, wanted: Manifest) -> Result<Directory, Error>;
     fn tip(&self, dir: &Path, shard: u32) -> Result<Tip, Error>;
     fn open(
@@ -89,14 +154,14 @@ trait Files<R>: Send + Sync {
         shard: u32,
         options: LogOptions,
         cut: u64,
-        each: &mut dyn FnMut(LoggedTurn<R>) -> Result<(), Error>,
-    ) -> Result<Opened<R>, Error>;
+        replay: Replay<'_, M>,
+    ) -> Result<Opened<M>, Error>;
 }
 
 /// [`Files`] on a [`Storage`].
 struct On<S>(S);
 
-impl<S: Storage, R: Serialize + DeserializeOwned + Send + 'static> Files<R> for On<S> {
+impl<S: Storage, M: Persist> Files<M> for On<S> {
     fn directory(&self, root: &Path, wanted: Manifest) -> Result<Directory, Error> {
         Directory::open(&self.0, root, wanted)
     }
@@ -111,28 +176,42 @@ impl<S: Storage, R: Serialize + DeserializeOwned + Send + 'static> Files<R> for 
         shard: u32,
         options: LogOptions,
         cut: u64,
-        each: &mut dyn FnMut(LoggedTurn<R>) -> Result<(), Error>,
-    ) -> Result<Opened<R>, Error> {
-        let (writer, recovered) = LogWriter::open_at(self.0.clone(), dir, shard, options, cut, each)?;
-        Ok((Box::new(writer), recovered.torn))
+        replay: Replay<'_, M>,
+    ) -> Result<Opened<M>, Error> {
+        let Replay { geometry, merge, file, turn } = replay;
+        let files = checkpoint::open(self.0.clone(), dir, shard, geometry, merge, file)?;
+        let saved = files.tip();
+        if saved.frontier > cut {
+            return Err(Error::Corrupt {
+                file: dir.display().to_string(),
+                offset: 0,
+                why: format!(
+                    "the batch files reach commit {}, past the end of some shard's log at {cut}",
+                    saved.frontier
+                ),
+            });
+        }
+        let (log, recovered) = LogWriter::open_at(self.0.clone(), dir, shard, options, saved, cut, turn)?;
+        let store = Store { log, files, level: geometry.max_level() };
+        Ok((Box::new(store), recovered.torn))
     }
 }
 
-/// What `Builder::durable` asked for, with the codec bound to the record type there.
-pub(crate) struct DurableSpec<R> {
+/// What `Builder::durable` asked for, with the codecs bound to the merge.
+pub(crate) struct DurableSpec<M> {
     pub(crate) root: PathBuf,
     pub(crate) durability: Durability,
     pub(crate) options: LogOptions,
-    files: Box<dyn Files<R>>,
+    files: Box<dyn Files<M>>,
 }
 
-impl<R> std::fmt::Debug for DurableSpec<R> {
+impl<M> std::fmt::Debug for DurableSpec<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DurableSpec").field("root", &self.root).field("durability", &self.durability).finish()
     }
 }
 
-impl<R: Serialize + DeserializeOwned + Send + 'static> DurableSpec<R> {
+impl<M: Persist> DurableSpec<M> {
     /// On the real file system.
     pub(crate) fn new(root: PathBuf) -> Self {
         Self::on(DiskStorage, root)
@@ -157,7 +236,7 @@ pub(crate) struct Recovered<M: Merge> {
 
 /// Opens `spec.root` for a pipeline with these settings and recovers what it holds.
 pub(crate) fn recover<M: Merge>(
-    spec: &DurableSpec<M::Record>,
+    spec: &DurableSpec<M>,
     manifest: Manifest,
     router: impl FnOnce((u64, u64)) -> Arc<Router>,
     spine: impl Fn() -> Spine<M>,
@@ -175,22 +254,38 @@ pub(crate) fn recover<M: Merge>(
     for shard in 0..shards {
         let dir = shard_dir(&spec.root, shard);
         let names = router.directory(shard as usize);
-        let mut spine = spine();
+        let spine = RefCell::new(spine().saving());
+        let name = |id: u32, name: &str| -> Result<(), Error> {
+            let interned = names.intern(name);
+            if interned != id {
+                return Err(Error::Corrupt {
+                    file: dir.display().to_string(),
+                    offset: 0,
+                    why: format!("{name:?} is named path {id}, but it is path {interned} here"),
+                });
+            }
+            Ok(())
+        };
+        let mut file = |loaded: Loaded<M>| -> Result<(), Error> {
+            for (i, path) in loaded.names.iter().enumerate() {
+                name(loaded.names_from + i as u32, path)?;
+            }
+            spine.borrow_mut().restore(loaded.batch, loaded.end);
+            Ok(())
+        };
         let mut rows = Vec::new();
-        let mut replay = |turn: LoggedTurn<M::Record>| -> Result<(), Error> {
-            for (i, name) in turn.names.iter().enumerate() {
-                let id = turn.names_from + i as u32;
-                let interned = names.intern(name);
-                if interned != id {
-                    return Err(Error::Corrupt {
-                        file: dir.display().to_string(),
-                        offset: 0,
-                        why: format!("the log names {name:?} as path {id}, but it is path {interned} here"),
-                    });
-                }
+        let mut turn = |turn: LoggedTurn<M::Record>| -> Result<(), Error> {
+            for (i, path) in turn.names.iter().enumerate() {
+                name(turn.names_from + i as u32, path)?;
+            }
+            let mut spine = spine.borrow_mut();
+            // Turns (or their first rows) the batch files already hold.
+            let saved = spine.frontier();
+            if turn.frontier <= saved {
+                return Ok(());
             }
             rows.clear();
-            rows.extend(turn.rows);
+            rows.extend(turn.rows.into_iter().filter(|row| row.commit > saved));
             let drained = rows.len();
             // The turn as its worker sealed it; every other shard reaches `frontier` too, so
             // the turn's own frontier bounds forming (rule 1 of `crate::read::view`).
@@ -199,8 +294,11 @@ pub(crate) fn recover<M: Merge>(
             spine.work(merge, &mut fuel);
             Ok(())
         };
-        let (log, torn) = spec.files.open(&dir, shard, spec.options, frontier, &mut replay)?;
+        let geometry = spine.borrow().geometry().clone();
+        let replay = Replay { geometry: &geometry, merge, file: &mut file, turn: &mut turn };
+        let (log, torn) = spec.files.open(&dir, shard, spec.options, frontier, replay)?;
         recovered.torn_tails += u64::from(torn.is_some());
+        let mut spine = spine.into_inner();
         // Shards whose log ends at `frontier` without a turn of their own there still move to it.
         spine.seal(merge, &mut Vec::new(), frontier, frontier);
         let mut fuel = usize::MAX;

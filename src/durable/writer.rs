@@ -21,6 +21,7 @@
 //! Prometheus start one on open too) keeps each file written by one process, so nothing is ever
 //! appended after bytes a crash left behind, and its header records exactly where recovery cut.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
@@ -71,6 +72,8 @@ pub(crate) struct LogWriter<S: Storage> {
     buf: Vec<u8>,
     /// The error that ended the writer, returned by every call after it.
     failed: Option<Error>,
+    /// Every segment on disk, oldest first: its number and the tip it starts from.
+    segments: VecDeque<(u64, Tip)>,
 }
 
 impl<S: Storage> LogWriter<S> {
@@ -85,10 +88,11 @@ impl<S: Storage> LogWriter<S> {
         options: LogOptions,
         each: impl FnMut(LoggedTurn<R>) -> Result<(), Error>,
     ) -> Result<(Self, Recovered), Error> {
-        Self::open_at(storage, dir, shard, options, u64::MAX, each)
+        Self::open_at(storage, dir, shard, options, Tip::default(), u64::MAX, each)
     }
 
-    /// As [`open`](Self::open), but the log is cut at `cut`: turns up to it are handed to
+    /// As [`open`](Self::open), for a log that the shard's batch files cover up to `from`
+    /// (its older segments may be gone), cut at `cut`: turns up to it are handed to
     /// `each`; the first turn past it keeps only its rows up to `cut` (logged again as a turn
     /// ending at `cut`, and handed to `each` as such); every later turn is removed.
     ///
@@ -103,16 +107,32 @@ impl<S: Storage> LogWriter<S> {
         dir: &Path,
         shard: u32,
         options: LogOptions,
+        from: Tip,
         cut: u64,
         each: impl FnMut(LoggedTurn<R>) -> Result<(), Error>,
     ) -> Result<(Self, Recovered), Error> {
         storage.create_dir(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), &e))?;
         let mut visitor = Cut { cut, each, straddle: None };
         let mut recovered = read_frames(&storage, dir, shard, &mut visitor)?;
+        // The log must start where the batch files end or before: anything between is lost.
+        let first = recovered.starts.first().copied();
+        let start = first.map_or(Tip::default(), |(_, start)| start);
+        if start.frontier > from.frontier || start.names > from.names {
+            let sequence = first.map_or(0, |(sequence, _)| sequence);
+            return Err(Error::Corrupt {
+                file: dir.join(segment_name(sequence)).display().to_string(),
+                offset: 0,
+                why: format!(
+                    "the log starts at {start:?}, but the batch files end at {from:?}: segments are missing"
+                ),
+            });
+        }
         let Cut { mut each, straddle, .. } = visitor;
         if let Some(straddle) = straddle {
             let newest = recovered.newest.map_or(straddle.at.sequence, |(sequence, _)| sequence);
-            let mut writer = Self::cut_at(storage, dir, shard, options, newest, &straddle)?;
+            let kept = recovered.starts.iter().filter(|(sequence, _)| *sequence <= straddle.at.sequence);
+            let segments = kept.copied().collect();
+            let mut writer = Self::cut_at(storage, dir, shard, options, newest, &straddle, segments)?;
             let kept = straddle.turn;
             writer.append(&Turn { frontier: kept.frontier, names: &kept.names, rows: &kept.rows })?;
             writer.sync()?;
@@ -147,6 +167,8 @@ impl<S: Storage> LogWriter<S> {
         };
         let header = Header { shard, sequence, start: recovered.tip };
         let (path, file) = create_segment(&storage, dir, &header)?;
+        let mut segments: VecDeque<(u64, Tip)> = recovered.starts.iter().copied().collect();
+        segments.push_back((sequence, header.start));
         let writer = Self {
             storage,
             dir: dir.to_path_buf(),
@@ -162,6 +184,7 @@ impl<S: Storage> LogWriter<S> {
             dirty: false,
             buf: Vec::new(),
             failed: None,
+            segments,
         };
         Ok((writer, recovered))
     }
@@ -175,6 +198,7 @@ impl<S: Storage> LogWriter<S> {
         options: LogOptions,
         newest: u64,
         straddle: &Straddle<impl Sized>,
+        mut segments: VecDeque<(u64, Tip)>,
     ) -> Result<Self, Error> {
         let at = straddle.at;
         for sequence in (at.sequence + 1..=newest).rev() {
@@ -189,6 +213,7 @@ impl<S: Storage> LogWriter<S> {
         file.sync().map_err(|e| Error::io(what("syncing"), &e))?;
         let header = Header { shard, sequence: at.sequence + 1, start: straddle.before };
         let (path, file) = create_segment(&storage, dir, &header)?;
+        segments.push_back((header.sequence, header.start));
         Ok(Self {
             storage,
             dir: dir.to_path_buf(),
@@ -203,6 +228,7 @@ impl<S: Storage> LogWriter<S> {
             dirty: false,
             buf: Vec::new(),
             failed: None,
+            segments,
         })
     }
 
@@ -299,10 +325,45 @@ impl<S: Storage> LogWriter<S> {
             Ok((path, file)) => {
                 (self.sequence, self.path, self.file, self.len) =
                     (header.sequence, path, file, HEADER_LEN as u64);
+                self.segments.push_back((header.sequence, header.start));
                 Ok(())
             }
             Err(error) => self.fail(error),
         }
+    }
+
+    /// Where the second-oldest segment starts: what the batch files must cover for the oldest
+    /// to go (`None`: one segment, the one being written, which stays).
+    pub(crate) fn next_start(&self) -> Option<Tip> {
+        self.segments.get(1).map(|&(_, start)| start)
+    }
+
+    /// Removes the oldest segments while the one after each starts at or below `saved` (the
+    /// batch files hold everything before it), oldest first, each removal synced before the
+    /// next: a power cut leaves the segments without a gap. Returns how many went.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if a removal or the directory sync fails; it ends the writer.
+    pub(crate) fn forget(&mut self, saved: Tip) -> Result<usize, Error> {
+        self.check()?;
+        let mut removed = 0;
+        while let Some(next) = self.next_start() {
+            if next.frontier > saved.frontier || next.names > saved.names {
+                break;
+            }
+            let Some(&(sequence, _)) = self.segments.front() else { break };
+            let path = self.dir.join(segment_name(sequence));
+            if let Err(error) = self.storage.remove(&path) {
+                return self.fail(Error::io(format!("removing {}", path.display()), &error));
+            }
+            if let Err(error) = self.storage.sync_dir(&self.dir) {
+                return self.fail(Error::io(format!("syncing {}", self.dir.display()), &error));
+            }
+            self.segments.pop_front();
+            removed += 1;
+        }
+        Ok(removed)
     }
 
     fn unloggable(&self, why: String) -> Error {

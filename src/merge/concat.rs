@@ -4,7 +4,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::ops::Range;
 
-use super::{Column, Merge, Part};
+use super::{Column, Merge, Part, Restore};
 use crate::sync::Arc;
 
 /// Commit-tagged records shared between batches: the column of [`Concat`].
@@ -112,6 +112,22 @@ impl<T: Clone + Send + Sync + 'static> Column<Concat<T>> for Rows<T> {
             }
         }
         all
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> Restore<Concat<T>> for Rows<T> {
+    /// One store holding every segment's records, one run per segment.
+    fn restore(_merge: &Concat<T>, outputs: Vec<Vec<(u64, T)>>) -> Self {
+        let mut rows = Self::default();
+        let own = Arc::make_mut(&mut rows.stores[0]);
+        own.reserve(outputs.iter().map(Vec::len).sum());
+        for output in outputs {
+            let start = own.len() as u32;
+            own.extend(output);
+            rows.runs.push((0, start, own.len() as u32));
+            rows.firsts.push(rows.runs.len() as u32);
+        }
+        rows
     }
 }
 

@@ -136,6 +136,31 @@ pub trait Column<M: Merge>: Default + Send + Sync + 'static {
     fn shrink(&mut self) {}
 }
 
+/// A column rebuilt from its segments' outputs: how a durable pipeline loads the batches it
+/// saved to files (`Builder::durable`). [`Outputs`] and [`Rows`] implement it, so every merge
+/// whose column is one of them is durable once its records and outputs are serde types; a
+/// column of one's own implements it to be.
+///
+/// ```
+/// use lockstep::merge::{Column, Outputs, Part, Restore, Sum};
+///
+/// let column = <Outputs<i64> as Restore<Sum>>::restore(&Sum, vec![3, 4]);
+/// assert_eq!(<Outputs<i64> as Column<Sum>>::read(&Sum, &[Part::new(&column, 1)]), 4);
+/// ```
+pub trait Restore<M: Merge>: Column<M> {
+    /// The column whose segment `i` reads as `outputs[i]`.
+    fn restore(merge: &M, outputs: Vec<M::Output>) -> Self;
+}
+
+impl<M: Merge> Restore<M> for Outputs<M::Output>
+where
+    Outputs<M::Output>: Column<M>,
+{
+    fn restore(_merge: &M, outputs: Vec<M::Output>) -> Self {
+        Self(outputs)
+    }
+}
+
 /// A column of one output per segment: what most merges use.
 #[derive(Debug, Clone)]
 pub struct Outputs<O>(Vec<O>);

@@ -138,6 +138,52 @@ impl<M: Merge> Batch<M> {
     }
 }
 
+/// A batch read back from a file: its parts as [`Batch`]'s accessors give them.
+pub(crate) struct Parts<C> {
+    pub(crate) level: u32,
+    pub(crate) start: u64,
+    pub(crate) end: u64,
+    /// Distinct path ids, ascending, and each one's segment count.
+    pub(crate) paths: Vec<(u32, u32)>,
+    /// Each segment's end (`None`: the batch is one block, every segment ends at `end`).
+    pub(crate) ends: Option<Vec<u64>>,
+    pub(crate) column: C,
+}
+
+impl<M: Merge> Batch<M> {
+    /// The batch `parts` describe; the caller has checked them (ids ascending, segments in
+    /// range and as many as the column holds).
+    pub(crate) fn restore(parts: Parts<M::Column>) -> Self {
+        let Parts { level, start, end, paths, ends, column } = parts;
+        let mut offsets = Vec::with_capacity(paths.len() + 1);
+        offsets.push(0);
+        let mut total = 0u32;
+        for &(_, count) in &paths {
+            total += count;
+            offsets.push(total);
+        }
+        let mut kept = Ends::for_range(start, end, ends.is_none());
+        kept.reserve(total as usize);
+        for segment_end in ends.into_iter().flatten() {
+            kept.push(start, segment_end);
+        }
+        Self {
+            level,
+            start,
+            end,
+            ids: paths.into_iter().map(|(id, _)| id).collect(),
+            offsets,
+            ends: kept,
+            column,
+        }
+    }
+
+    /// True if the batch is one aligned block (each path has one segment, ending at `end`).
+    pub(crate) fn is_block(&self) -> bool {
+        matches!(self.ends, Ends::One)
+    }
+}
+
 /// Builds a batch path by path, in ascending id order.
 pub(crate) struct BatchBuilder<M: Merge> {
     batch: Batch<M>,

@@ -81,6 +81,8 @@ pub(crate) struct Spine<M: Merge> {
     sorter: Sorter<M::Record>,
     /// New batches for the sink, with the end after which their segments are new.
     flushed: Vec<(Arc<Batch<M>>, u64)>,
+    /// A durable pipeline's: top-level batches handed over to history, to be saved to files.
+    saving: Option<Vec<Arc<Batch<M>>>>,
 }
 
 impl<M: Merge> Spine<M> {
@@ -98,7 +100,43 @@ impl<M: Merge> Spine<M> {
             merges: VecDeque::new(),
             sorter: Sorter::default(),
             flushed: Vec::new(),
+            saving: None,
         }
+    }
+
+    /// Keeps the top-level batches handed over to history for [`take_saved`](Self::take_saved)
+    /// (a durable pipeline saves them to files).
+    pub(crate) fn saving(mut self) -> Self {
+        self.saving = Some(Vec::new());
+        self
+    }
+
+    pub(crate) fn geometry(&self) -> &Geometry {
+        &self.geometry
+    }
+
+    /// Recovery: takes a top-level batch read back from its file, ending at `end`, or (with
+    /// `None`) an empty stretch up to `end`; every commit up to `end` is formed.
+    pub(crate) fn restore(&mut self, batch: Option<Batch<M>>, end: u64) {
+        debug_assert!(self.batches.is_empty() && self.tail.is_none() && self.merges.is_empty());
+        debug_assert!(end > self.frontier);
+        if let (Some(batch), Some(history)) = (batch, &mut self.history) {
+            history.append(Arc::new(batch));
+        }
+        (self.formed, self.frontier) = (end, end);
+    }
+
+    /// The top-level batches handed over since the last call, in range order.
+    pub(crate) fn take_saved(&mut self) -> Vec<Arc<Batch<M>>> {
+        self.saving.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Every top-level block up to it has been handed over to history (if it had data): the
+    /// last top-level boundary at or below `formed` that no batch still in the spine covers.
+    pub(crate) fn handed_over(&self) -> u64 {
+        let span = self.geometry.span(self.geometry.max_level());
+        let top = self.formed / span * span;
+        self.batches.first().map_or(top, |first| top.min(first.start - 1))
     }
 
     pub(crate) fn frontier(&self) -> u64 {
@@ -124,6 +162,9 @@ impl<M: Merge> Spine<M> {
         // Top-level batches are never a merge's input without a window (no combines).
         let done = self.batches.iter().take_while(|b| b.level == top).count();
         for batch in self.batches.drain(..done) {
+            if let Some(saving) = &mut self.saving {
+                saving.push(batch.clone());
+            }
             history.append(batch);
         }
     }

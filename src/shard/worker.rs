@@ -56,6 +56,7 @@ use crate::merge::{Column, Merge};
 use crate::out::sink::Undelivered;
 use crate::out::stats::Turn;
 use crate::read::view::Published;
+use crate::shard::batch::Batch;
 use crate::shard::directory::Directory;
 use crate::shard::policy;
 use crate::shard::sort::Row;
@@ -105,8 +106,10 @@ pub(crate) struct Worker<M: Merge> {
     /// A durable pipeline's log of this shard's sealed turns (`crate::durable`); `None` once
     /// it failed (durability has then stopped for good).
     log: Option<ShardLog<M>>,
-    /// The path names a turn logs (a buffer kept across turns).
+    /// The path names a turn logs or a batch file saves (a buffer kept across turns).
     names: Vec<Arc<str>>,
+    /// Top-level batches handed over to history and not saved to files yet, in range order.
+    unsaved: VecDeque<Arc<Batch<M>>>,
     /// The spine changed since the last publish.
     dirty: bool,
     published_frontier: u64,
@@ -130,6 +133,7 @@ impl<M: Merge> Worker<M> {
             published_frontier: spine.frontier(),
             log,
             names: Vec::new(),
+            unsaved: VecDeque::new(),
             directory: shared.router.directory(shard).clone(),
             shared,
             shard,
@@ -220,6 +224,7 @@ impl<M: Merge> Worker<M> {
             let mut fuel = policy::fuel(shared.config.merge_budget, turn.drained as usize);
             merged = self.spine.work(merge, &mut fuel).batches;
         }
+        let saved = self.save();
         if formed || merged {
             turn.merge_nanos = Some(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
         }
@@ -237,7 +242,7 @@ impl<M: Merge> Worker<M> {
             self.retry_sink(RETRIES_AT_ONCE);
             self.last_retry = Instant::now();
         }
-        turn.drained > 0 || turn.merge_nanos.is_some() || published
+        turn.drained > 0 || turn.merge_nanos.is_some() || published || saved
     }
 
     /// Moves the parts of commits up to the turn's frontier into `sealed`, and later ones into
@@ -324,16 +329,15 @@ impl<M: Merge> Worker<M> {
         if frontier <= tip.frontier && self.sealed.is_empty() {
             return;
         }
-        // The names interned since the last turn, in id order, as far as this thread sees them:
-        // `len` is only a hint, but every id a row holds was interned before its part was
-        // pushed (and every lower id before it, under the directory's lock), so the prefix that
-        // is visible covers every row.
-        self.names.clear();
-        let directory = &self.directory;
-        let visible = (tip.names..directory.len() as u32).map_while(|id| directory.get(id).cloned());
-        self.names.extend(visible);
+        // The names interned since the last turn.
+        visible_names(&self.directory, tip.names, &mut self.names);
         let mut logged = log.append(frontier, &self.names, &self.sealed);
-        if logged.is_ok() && durable.durability == Durability::Synced {
+        // A turn that crosses a top-level boundary is synced whatever the durability, before
+        // its frontier counts: a durable frontier at or past a boundary then means every log is
+        // synced to it, which is when the batch files below it may be written (`save`).
+        let span = shared.config.geometry.span(shared.config.geometry.max_level());
+        let crossed = tip.frontier / span < frontier / span;
+        if logged.is_ok() && (durable.durability == Durability::Synced || crossed) {
             logged = log.sync().map(|_| ());
         }
         match logged {
@@ -343,6 +347,43 @@ impl<M: Merge> Worker<M> {
                 self.log = None;
             }
         }
+    }
+
+    /// Saves the top-level batches handed over to history to their files, once every shard's
+    /// log is synced past them (`crate::durable::checkpoint`); the log segments they cover go.
+    /// When the oldest log segment waits only on files across top-level blocks where this
+    /// shard had no data, an empty file carries the files' end there. True if it saved any.
+    fn save(&mut self) -> bool {
+        let Some(log) = self.log.as_mut() else { return false };
+        let shared = &*self.shared;
+        let Some(durable) = &shared.durable else { return false };
+        self.unsaved.extend(self.spine.take_saved());
+        let synced = durable.frontier();
+        let mut saved = false;
+        let mut result = Ok(());
+        while let Some(batch) = self.unsaved.front().filter(|batch| batch.end <= synced) {
+            visible_names(&self.directory, log.saved().names, &mut self.names);
+            result = log.save(&shared.merge, Some(batch), batch.end, &self.names);
+            if result.is_err() {
+                break;
+            }
+            self.unsaved.pop_front();
+            saved = true;
+        }
+        let files = log.saved();
+        let handed_over = self.spine.handed_over().min(synced);
+        let waiting =
+            log.next_start().is_some_and(|next| next.frontier > files.frontier || next.names > files.names);
+        if result.is_ok() && waiting && self.unsaved.is_empty() && handed_over > files.frontier {
+            visible_names(&self.directory, files.names, &mut self.names);
+            result = log.save(&shared.merge, None, handed_over, &self.names);
+            saved = true;
+        }
+        if let Err(error) = result {
+            durable.fail(error);
+            self.log = None;
+        }
+        saved
     }
 
     /// Syncs the log whatever the durability: a clean shutdown leaves every turn synced.
@@ -451,7 +492,9 @@ impl<M: Merge> Worker<M> {
     fn has_work(&self) -> bool {
         let shared = &self.shared;
         let frontier = self.spine.frontier();
+        let durable = shared.durable.as_ref().map_or(0, |durable| durable.frontier());
         shared.clock.frontier() > frontier
+            || self.unsaved.front().is_some_and(|batch| batch.end <= durable)
             || !self.included
             || self.spine.has_merges()
             || !self.spine.settled(shared.views.bound(self.shard, frontier))
@@ -472,4 +515,13 @@ impl<M: Merge> Worker<M> {
             },
         );
     }
+}
+
+/// The names of ids from `from` on that this thread sees interned, in id order, into `names`.
+/// `len` is only a hint, but every id a row holds was interned before its part was pushed (and
+/// every lower id before it, under the directory's lock), so the prefix that is visible covers
+/// every row logged or batch saved after it.
+fn visible_names(directory: &Directory, from: u32, names: &mut Vec<Arc<str>>) {
+    names.clear();
+    names.extend((from..directory.len() as u32).map_while(|id| directory.get(id).cloned()));
 }

@@ -293,6 +293,7 @@ fn log_bytes_per_record() -> Result<(), Error> {
 
 mod damage;
 mod faults;
+mod files;
 mod pipeline;
 
 /// The turns a log cut at `cut` must hold: those up to it, then the first past it keeping its
@@ -321,11 +322,18 @@ fn a_log_cut_at_any_frontier_holds_exactly_the_turns_up_to_it() -> Result<(), Er
         let storage = written(&turns)?;
         let wanted = cut_turns(&turns, cut);
         let mut handed = Vec::new();
-        let (mut writer, recovered) =
-            LogWriter::open_at(storage.clone(), &dir(), SHARD, small_segments(), cut, |turn| {
+        let (mut writer, recovered) = LogWriter::open_at(
+            storage.clone(),
+            &dir(),
+            SHARD,
+            small_segments(),
+            Tip::default(),
+            cut,
+            |turn| {
                 handed.push(Owned::from_logged(turn));
                 Ok(())
-            })?;
+            },
+        )?;
         assert_eq!(handed, wanted, "handed over, cut at {cut}");
         assert_eq!(recovered.tip.frontier, cut.min(end).max(wanted.last().map_or(0, |t| t.frontier)));
         // The next turn continues from the cut, and the log reads as cut, then continued.
@@ -346,6 +354,7 @@ fn a_log_cut_at_any_frontier_holds_exactly_the_turns_up_to_it() -> Result<(), Er
                 &dir(),
                 SHARD,
                 small_segments(),
+                Tip::default(),
                 cut,
                 |_: LoggedTurn<i64>| Ok(()),
             );
@@ -357,7 +366,7 @@ fn a_log_cut_at_any_frontier_holds_exactly_the_turns_up_to_it() -> Result<(), Er
                 read.len()
             );
             let mut again = Vec::new();
-            LogWriter::open_at(after, &dir(), SHARD, small_segments(), cut, |turn| {
+            LogWriter::open_at(after, &dir(), SHARD, small_segments(), Tip::default(), cut, |turn| {
                 again.push(Owned::from_logged(turn));
                 Ok(())
             })?;

@@ -7,29 +7,45 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::durable::reader::shard_dir;
 use crate::durable::sim::{Fault, Rng, SimStorage};
+use crate::durable::storage::Storage;
+use crate::durable::writer::LogOptions;
 use crate::merge::Concat;
 use crate::{Durability, Error, Pipeline};
 
-const ROOT: &str = "/pipeline";
+pub(super) const ROOT: &str = "/pipeline";
 
 fn open(storage: &SimStorage, durability: Durability) -> Result<Pipeline<Concat<u64>>, Error> {
+    open_with(storage, durability, LogOptions::default())
+}
+
+pub(super) fn open_with(
+    storage: &SimStorage,
+    durability: Durability,
+    options: LogOptions,
+) -> Result<Pipeline<Concat<u64>>, Error> {
     Pipeline::builder(Concat::<u64>::default())
         .shards(2)
         .divisor(2)
         .max_level(3)
-        .durable_on(storage.clone(), Path::new(ROOT))
+        .durable_on(storage.clone(), Path::new(ROOT), options)
         .durability(durability)
         .build()
 }
 
+/// Segments of a few turns each, so that a run rotates and removes many.
+pub(super) fn small_segments() -> LogOptions {
+    LogOptions { segment_bytes: 300 }
+}
+
 /// Commit `value`'s parts: 1 or 2 paths, records naming the commit's value.
-fn parts(value: u64) -> Vec<(String, u64)> {
+pub(super) fn parts(value: u64) -> Vec<(String, u64)> {
     (0..1 + value % 2).map(|k| (format!("/p{}", (value + k * 3) % 5), value * 2 + k)).collect()
 }
 
 /// Every commit of the snapshot, from its records: commit number to its sorted parts.
-fn commits_in(pipeline: &Pipeline<Concat<u64>>) -> (u64, BTreeMap<u64, Vec<(String, u64)>>) {
+pub(super) fn commits_in(pipeline: &Pipeline<Concat<u64>>) -> (u64, BTreeMap<u64, Vec<(String, u64)>>) {
     let snapshot = pipeline.snapshot();
     let mut found: BTreeMap<u64, Vec<(String, u64)>> = BTreeMap::new();
     for path in snapshot.paths() {

@@ -1,0 +1,201 @@
+//! Batch files end to end: top-level batches are saved and the log goes below them; a power cut
+//! at any step of saving a file or removing a segment loses nothing acknowledged; a damaged,
+//! cut or missing file is refused with a typed error naming it, never read as a shorter
+//! history; a file left half-written under its temporary name is removed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::pipeline::{commits_in, open_with, parts, small_segments, ROOT};
+use crate::durable::reader::shard_dir;
+use crate::durable::sim::SimStorage;
+use crate::durable::storage::Storage;
+use crate::durable::writer::LogOptions;
+use crate::merge::Concat;
+use crate::{Durability, Error, Pipeline};
+
+/// Shard `shard`'s files whose names start with `prefix`, sorted.
+fn files(storage: &SimStorage, shard: u32, prefix: &str) -> Vec<PathBuf> {
+    let dir = shard_dir(Path::new(ROOT), shard);
+    let mut names: Vec<String> = storage.list(&dir).unwrap_or_default();
+    names.retain(|name| name.starts_with(prefix));
+    names.sort();
+    names.into_iter().map(|name| dir.join(name)).collect()
+}
+
+/// Commits `values`' parts, acknowledging every fourth with `wait_durable`; stops at the first
+/// refusal (the power is out). Returns the commits issued and the highest acknowledgment.
+fn run(
+    pipeline: &Pipeline<Concat<u64>>,
+    values: std::ops::Range<u64>,
+) -> Result<(BTreeMap<u64, u64>, u64), Error> {
+    let mut issued = BTreeMap::new();
+    let mut acknowledged = 0;
+    let mut producer = pipeline.producer()?;
+    for value in values {
+        let Ok(commit) = producer.commit(parts(value)) else { break };
+        issued.insert(commit, value);
+        if value % 4 == 0 {
+            match pipeline.wait_durable(commit, Duration::from_secs(10)) {
+                Ok(frontier) => acknowledged = frontier,
+                Err(Error::Io { .. }) => break,
+                Err(other) => return Err(other),
+            }
+        }
+    }
+    Ok((issued, acknowledged))
+}
+
+/// A first life shut down cleanly: `count` commits, saved to files and synced.
+fn first_life(storage: &SimStorage, count: u64) -> Result<BTreeMap<u64, Vec<(String, u64)>>, Error> {
+    let pipeline = open_with(storage, Durability::Written, small_segments())?;
+    run(&pipeline, 0..count)?;
+    let last = pipeline.wait_sealed(count, Duration::from_secs(10))?.frontier();
+    assert_eq!(last, count);
+    let (_, found) = commits_in(&pipeline);
+    pipeline.shutdown().map_err(Error::from)?;
+    Ok(found)
+}
+
+#[test]
+fn top_level_batches_go_to_files_and_the_log_goes_below_them() -> Result<(), Error> {
+    let storage = SimStorage::default();
+    let before = first_life(&storage, 200)?;
+    for shard in 0..2 {
+        let saved = files(&storage, shard, "batch-");
+        assert!(saved.len() >= 5, "shard {shard}: {} batch files after 200 commits", saved.len());
+        let segments = files(&storage, shard, "log-");
+        let oldest = segments.first().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned());
+        assert_ne!(
+            oldest.as_deref(),
+            Some("log-00000000000000000000"),
+            "shard {shard}: no segment was removed"
+        );
+    }
+    // Loaded from the files and the log above them: the same commits, each whole.
+    let reopened = open_with(&storage, Durability::Written, small_segments())?;
+    assert_eq!(commits_in(&reopened), (200, before.clone()));
+    // And with segments of another size, and again after more commits.
+    drop(reopened);
+    let reopened = open_with(&storage, Durability::Synced, LogOptions::default())?;
+    assert_eq!(commits_in(&reopened), (200, before));
+    Ok(())
+}
+
+/// Cuts the power at every operation of a life that saves files and removes log segments, in
+/// turn: each write of a temporary file, its sync, the rename, the directory's sync, each
+/// removal. Every commit acknowledged at `Synced` survives, and what is lost is a suffix.
+#[test]
+fn a_power_cut_at_any_step_of_saving_or_removing_loses_nothing_acknowledged() -> Result<(), Error> {
+    for durability in [Durability::Synced, Durability::Written] {
+        let mut ops = 0;
+        loop {
+            let storage = SimStorage::default();
+            let first = first_life(&storage, 40)?;
+            let pipeline = open_with(&storage, durability, small_segments())?;
+            storage.cut_power_after(ops, ops);
+            let (issued, acknowledged) = run(&pipeline, 1000..1060)?;
+            drop(pipeline);
+            // The life ended before the cut: every operation has had its turn.
+            let Some(after) = storage.after_power_cut() else { break };
+            let reopened = open_with(&after, durability, small_segments())?;
+            let (recovered, found) = commits_in(&reopened);
+            let case = format!("{durability:?}, power cut after {ops} operations");
+            assert!(recovered >= 40, "{case}: the first life's commits are lost ({recovered})");
+            if durability == Durability::Synced {
+                assert!(
+                    recovered >= acknowledged,
+                    "{case}: recovered {recovered} < acknowledged {acknowledged}"
+                );
+            }
+            for commit in 1..=recovered {
+                let wanted = match issued.get(&commit) {
+                    Some(&value) => {
+                        let mut wanted = parts(value);
+                        wanted.sort();
+                        wanted
+                    }
+                    None => {
+                        first.get(&commit).cloned().unwrap_or_else(|| panic!("{case}: {commit} never issued"))
+                    }
+                };
+                assert_eq!(found.get(&commit), Some(&wanted), "{case}: commit {commit} not whole");
+            }
+            assert!(found.keys().all(|&c| c <= recovered), "{case}: a commit past the frontier");
+            assert_eq!(reopened.producer()?.commit(parts(7))?, recovered + 1, "{case}: numbering resumes");
+            ops += 1;
+        }
+        assert!(ops > 100, "{durability:?}: only {ops} operations to cut at");
+    }
+    Ok(())
+}
+
+/// What opening a damaged directory gives: the error, or what it recovered.
+fn open_damaged(storage: &SimStorage) -> Result<(u64, BTreeMap<u64, Vec<(String, u64)>>), Error> {
+    open_with(storage, Durability::Written, small_segments()).map(|pipeline| commits_in(&pipeline))
+}
+
+#[test]
+fn a_damaged_batch_file_is_refused_with_its_name() -> Result<(), Error> {
+    let storage = SimStorage::default();
+    let before = first_life(&storage, 120)?;
+    let saved = files(&storage, 0, "batch-");
+    let middle = saved[saved.len() / 2].clone();
+    let name = middle.display().to_string();
+    let bytes = storage.bytes(&middle).map_err(|e| Error::io("reading", &e))?;
+    // Every byte flipped, in turn: corrupt (or another version, for the version's bytes).
+    for at in 0..bytes.len() {
+        let damaged = storage.fork();
+        let mut flipped = bytes.clone();
+        flipped[at] ^= 0x10;
+        damaged.put_bytes(&middle, &flipped).map_err(|e| Error::io("damaging", &e))?;
+        match open_damaged(&damaged) {
+            Err(Error::Corrupt { file, .. }) => assert_eq!(file, name, "byte {at}"),
+            Err(Error::Incompatible { file, .. }) if (8..12).contains(&at) => assert_eq!(file, name),
+            other => panic!("byte {at} flipped: {other:?}"),
+        }
+    }
+    // Cut short at every length.
+    for len in 0..bytes.len() {
+        let damaged = storage.fork();
+        damaged.put_bytes(&middle, &bytes[..len]).map_err(|e| Error::io("damaging", &e))?;
+        match open_damaged(&damaged) {
+            Err(Error::Corrupt { file, .. }) => assert_eq!(file, name, "cut to {len} bytes"),
+            other => panic!("cut to {len} bytes: {other:?}"),
+        }
+    }
+    // A file missing from the middle of the chain: the file after it names the gap.
+    let damaged = storage.fork();
+    damaged.remove(&middle).map_err(|e| Error::io("removing", &e))?;
+    match open_damaged(&damaged) {
+        Err(Error::Corrupt { why, .. }) => assert!(why.contains("missing"), "{why}"),
+        other => panic!("a file missing from the chain: {other:?}"),
+    }
+    // The newest file missing: the log below it is gone, a hole; or, if the log still holds
+    // it, everything is there. Never a shorter history.
+    let damaged = storage.fork();
+    let newest = saved.last().expect("files");
+    damaged.remove(newest).map_err(|e| Error::io("removing", &e))?;
+    match open_damaged(&damaged) {
+        Err(Error::Corrupt { why, .. }) => assert!(why.contains("missing"), "{why}"),
+        Ok(recovered) => assert_eq!(recovered, (120, before.clone())),
+        Err(other) => panic!("the newest file missing: {other:?}"),
+    }
+    Ok(())
+}
+
+/// A file a crash left under its temporary name is removed on opening, whatever it holds.
+#[test]
+fn a_half_written_temporary_file_is_removed() -> Result<(), Error> {
+    let storage = SimStorage::default();
+    let before = first_life(&storage, 60)?;
+    let temporary = shard_dir(Path::new(ROOT), 1).join("tmp-batch-00000000000000000065-00000000000000000072");
+    let mut file = storage.create(&temporary).map_err(|e| Error::io("creating", &e))?;
+    crate::durable::storage::StorageFile::append(&mut file, b"LSTP.BAT half")
+        .map_err(|e| Error::io("writing", &e))?;
+    drop(file);
+    assert_eq!(open_damaged(&storage)?, (60, before));
+    assert!(files(&storage, 1, "tmp-").is_empty(), "the temporary file is gone");
+    Ok(())
+}
