@@ -1,12 +1,14 @@
-//! Durability: each shard's log of sealed turns.
+//! Durability: each shard's log of sealed turns, and its top-level batches in files.
 //!
 //! A shard worker's turn is a sealed, complete unit: every part of every commit up to the
 //! turn's frontier for that shard. Logged as one record, it makes a write-ahead log that only
-//! the shard's own worker writes, sequentially, and that producers never touch. This module is
-//! that log: the record format (`format`, `codec`), the writer (`writer`: append, group-commit
-//! sync, rotation, and opening after a crash), the reader (`reader`: every turn in order, or a
-//! named reason to refuse), and the seam to the disk (`storage`, with an in-memory file system
-//! for tests in `sim`).
+//! the shard's own worker writes, sequentially, and that producers never touch. A top-level
+//! batch is immutable, sorted and columnar once formed: saved whole to a file of its own, it
+//! is the checkpoint the log is cut below (`checkpoint`). This module is the record format
+//! (`format`, `codec`), the log's writer (`writer`: append, group-commit sync, rotation,
+//! removal below the files, and opening after a crash) and reader (`reader`: every turn in
+//! order, or a named reason to refuse), the batch files (`checkpoint`), recovery (`recovery`),
+//! and the seam to the disk (`storage`, with an in-memory file system for tests in `sim`).
 //!
 //! # What survives
 //!
@@ -73,6 +75,48 @@
 //! Rows keep the worker's order (runs of ascending commits, one per queue): most commit steps
 //! are 0 or 1, one byte. With `Sum` and 10,000 paths, a row costs about 4 bytes, the frame and
 //! the turn's own fields a few bytes per turn (`tests::log_bytes_per_record`).
+//!
+//! Segments go from the oldest, once the segment after one starts at or below the end of the
+//! shard's batch files (frontier and names both): the log may start at any number, and starts
+//! at or below the files' end (a log starting above it is `Error::Corrupt`: segments are
+//! missing).
+//!
+//! ## Batch files
+//!
+//! Version 1, separate from the log's. The files `shard-NNNN/batch-AAAAAAAAAAAAAAAAAAAA-BBBBBBBBBBBBBBBBBBBB`
+//! hold the shard's top-level batches, one each, covering commits `A..=B` (20 digits each);
+//! files named `tmp-…` were being written when a crash came and are removed on opening. Files
+//! *chain*: each names the end of the one before (0 for the first), so a file missing between
+//! two is found; a stretch of top-level blocks where the shard had no data has no file, or an
+//! empty one when the log waits on it.
+//!
+//! ```text
+//! header (56 bytes)
+//!   0  8  magic        "LSTP.BAT"
+//!   8  4  version      u32 = 1   (any other: Error::Incompatible)
+//!  12  4  shard        u32
+//!  16  4  level        u32       the top level
+//!  20  4  names from   u32       path ids named before this file (in the files before it)
+//!  24  8  after        u64       the last commit of the file before it (0: none)
+//!  32  8  start        u64       A, > after; a top-level block start unless the file is empty
+//!  40  8  end          u64       B, a top-level block end unless the file is empty
+//!  48  4  checksum     u32       of the payload
+//!  52  4  header sum   u32       of bytes 0..52
+//!
+//! payload (to the end of the file)
+//!   name count     varint   ids names from, names from + 1, …
+//!     name         varint length, then that many bytes of UTF-8
+//!   path count     varint   0: an empty file, and nothing follows
+//!     id step      varint   the path id minus the one before plus one (the first: its id)
+//!     segments     varint   at least 1
+//!   one block      u8       1: the file is one aligned block, each path has one segment
+//!                           ending at B; 0: each segment's end follows
+//!     end          varint   per segment (path by path), its block's end minus A
+//!   output         per segment, the merge's output in postcard's format (serde)
+//! ```
+//!
+//! A file is written to its temporary name, synced, renamed, and the directory synced: under
+//! its final name it is whole, and any damage is `Error::Corrupt` naming it.
 
 /// Batch files: each shard's top-level batches saved whole, the log's checkpoint.
 pub(crate) mod checkpoint;

@@ -349,19 +349,24 @@ impl<M: Merge> Worker<M> {
         }
     }
 
-    /// Saves the top-level batches handed over to history to their files, once every shard's
-    /// log is synced past them (`crate::durable::checkpoint`); the log segments they cover go.
-    /// When the oldest log segment waits only on files across top-level blocks where this
-    /// shard had no data, an empty file carries the files' end there. True if it saved any.
+    /// Saves the top-level batches handed over to history to their files
+    /// (`crate::durable::checkpoint`); the log segments they cover go. When the oldest log
+    /// segment waits only on files across top-level blocks where this shard had no data, an
+    /// empty file carries the files' end there. True if it saved any.
+    ///
+    /// A file must never be ahead of any shard's synced log (recovery cuts every shard at the
+    /// lowest log end). Forming guarantees it: a block ends at or below every other shard's
+    /// published frontier (rule 1 of `crate::read::snapshot`), a shard publishes only what it
+    /// has logged, and a turn that crosses a top-level boundary is synced before anything
+    /// after it (`log_turn`).
     fn save(&mut self) -> bool {
         let Some(log) = self.log.as_mut() else { return false };
         let shared = &*self.shared;
         let Some(durable) = &shared.durable else { return false };
         self.unsaved.extend(self.spine.take_saved());
-        let synced = durable.frontier();
         let mut saved = false;
         let mut result = Ok(());
-        while let Some(batch) = self.unsaved.front().filter(|batch| batch.end <= synced) {
+        while let Some(batch) = self.unsaved.front() {
             visible_names(&self.directory, log.saved().names, &mut self.names);
             result = log.save(&shared.merge, Some(batch), batch.end, &self.names);
             if result.is_err() {
@@ -371,7 +376,7 @@ impl<M: Merge> Worker<M> {
             saved = true;
         }
         let files = log.saved();
-        let handed_over = self.spine.handed_over().min(synced);
+        let handed_over = self.spine.handed_over();
         let waiting =
             log.next_start().is_some_and(|next| next.frontier > files.frontier || next.names > files.names);
         if result.is_ok() && waiting && self.unsaved.is_empty() && handed_over > files.frontier {
@@ -492,9 +497,7 @@ impl<M: Merge> Worker<M> {
     fn has_work(&self) -> bool {
         let shared = &self.shared;
         let frontier = self.spine.frontier();
-        let durable = shared.durable.as_ref().map_or(0, |durable| durable.frontier());
         shared.clock.frontier() > frontier
-            || self.unsaved.front().is_some_and(|batch| batch.end <= durable)
             || !self.included
             || self.spine.has_merges()
             || !self.spine.settled(shared.views.bound(self.shard, frontier))

@@ -15,6 +15,9 @@ use crate::durable::writer::LogOptions;
 use crate::merge::Concat;
 use crate::{Durability, Error, Pipeline};
 
+/// Commit number to its sorted parts.
+type Found = BTreeMap<u64, Vec<(String, u64)>>;
+
 /// Shard `shard`'s files whose names start with `prefix`, sorted.
 fn files(storage: &SimStorage, shard: u32, prefix: &str) -> Vec<PathBuf> {
     let dir = shard_dir(Path::new(ROOT), shard);
@@ -48,7 +51,7 @@ fn run(
 }
 
 /// A first life shut down cleanly: `count` commits, saved to files and synced.
-fn first_life(storage: &SimStorage, count: u64) -> Result<BTreeMap<u64, Vec<(String, u64)>>, Error> {
+fn first_life(storage: &SimStorage, count: u64) -> Result<Found, Error> {
     let pipeline = open_with(storage, Durability::Written, small_segments())?;
     run(&pipeline, 0..count)?;
     let last = pipeline.wait_sealed(count, Duration::from_secs(10))?.frontier();
@@ -132,7 +135,7 @@ fn a_power_cut_at_any_step_of_saving_or_removing_loses_nothing_acknowledged() ->
 }
 
 /// What opening a damaged directory gives: the error, or what it recovered.
-fn open_damaged(storage: &SimStorage) -> Result<(u64, BTreeMap<u64, Vec<(String, u64)>>), Error> {
+fn open_damaged(storage: &SimStorage) -> Result<(u64, Found), Error> {
     open_with(storage, Durability::Written, small_segments()).map(|pipeline| commits_in(&pipeline))
 }
 

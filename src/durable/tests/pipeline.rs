@@ -7,9 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::durable::reader::shard_dir;
 use crate::durable::sim::{Fault, Rng, SimStorage};
-use crate::durable::storage::Storage;
 use crate::durable::writer::LogOptions;
 use crate::merge::Concat;
 use crate::{Durability, Error, Pipeline};
