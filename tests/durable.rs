@@ -310,21 +310,3 @@ fn shards_are_cut_at_the_lowest_end_among_them() -> Result<(), Error> {
     check(&again.snapshot(), &next);
     Ok(())
 }
-
-/// A log that lost turns its shard's batch files or another shard's files rely on (synced turns,
-/// which no crash takes) is refused as corrupt, naming the shard, rather than read as a shorter
-/// history with rows of lost commits in it.
-#[test]
-fn a_log_that_lost_synced_turns_below_the_files_is_corruption() -> Result<(), Error> {
-    let dir = TempDir::new("lost");
-    let pipeline = concat(&dir.0, 2)?;
-    commit_durably(&pipeline, &wide(0, 120, 0))?;
-    pipeline.shutdown().map_err(Error::from)?;
-    cut_shard_zero(&dir.0);
-    match concat(&dir.0, 2) {
-        Err(Error::Corrupt { why, .. }) => assert!(why.contains("batch files"), "{why}"),
-        Err(other) => panic!("refused with {other:?}, not Corrupt"),
-        Ok(_) => panic!("a log that lost synced turns was opened"),
-    }
-    Ok(())
-}

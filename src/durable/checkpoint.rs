@@ -1,26 +1,27 @@
-//! Batch files: a shard's top-level batches, each saved whole in a file of its own once formed,
-//! so that recovery loads them instead of replaying the log, and the log can go below them.
+//! Batch files: a shard's top-level batches, saved whole in files once formed, so that recovery
+//! loads them instead of replaying the log, and the log can go below them.
 //!
 //! A top-level batch is immutable, sorted and columnar from the moment it is formed (without a
 //! retention window it is history and never changes again), so it is the file's content as it
-//! stands: the path ids, each one's segments, and the segments' outputs. A file is written
-//! whole under a temporary name, synced, renamed, and its directory synced (LevelDB's and
-//! RocksDB's way with their tables), so a crash leaves either no file or the whole file: any
-//! damage to a file under its final name is corruption, never a torn tail.
+//! stands: the path ids, each one's segments, and the segments' outputs. The files cover the
+//! commits without a gap, each a *checkpoint range* of about `LogOptions::checkpoint_commits`
+//! (whole top-level blocks, ending at a multiple of the checkpoint span or at the end of a run
+//! of blocks formed at once that crosses it) and holding every top-level batch of the shard in
+//! it: none, one or many. One file per range keeps the syncs a file costs rare, whatever the
+//! geometry. A file is written whole under a temporary name, synced, renamed, and its
+//! directory synced (LevelDB's and RocksDB's way with their tables), so a crash leaves either no
+//! file or the whole file: any damage to a file under its final name is corruption, never a
+//! torn tail.
 //!
-//! Files *chain*: each names the end of the one before it (`after`), and starts after it. A
-//! shard with nothing in some top-level blocks has no batch, hence no file, for them; the chain
-//! says that the gap is empty rather than lost. A shard that goes long without data would keep
-//! its log whole, so when an old log segment waits only on a file, the worker saves an empty
-//! file (no paths) that carries the chain across the gap. The *checkpoint* of a shard is where
-//! its chain ends: every commit up to its `end` is in files, and its path ids below `names` are
-//! named in them (each file names the ids interned since the file before, as a log turn does).
-//! A log segment goes once the segment after it starts at or below the checkpoint.
+//! The *checkpoint* of a shard is where its files end: every commit up to its frontier is in
+//! files, and its path ids below `names` are named in them (each file names the ids interned
+//! since the file before, as a log turn does). A log segment goes once the segment after it
+//! starts at or below the checkpoint.
 //!
-//! A file is written only once every shard's log is synced past its end (the worker waits for
-//! the durable frontier, and a turn crossing a top-level boundary is synced before it counts:
-//! `crate::shard::worker`), so recovery's frontier, the lowest log end over the shards, is never
-//! below a file: nothing a file holds is ever cut away by a power cut that took a log's tail.
+//! A file is written only once every shard's log is synced past its end (the worker asks every
+//! shard for that sync and waits: `crate::shard::worker`), so recovery's frontier, the lowest
+//! log end over the shards, is never below a file: nothing a file holds is cut away by a power
+//! cut that took a log's unsynced tail.
 //!
 //! The bytes are in the FORMAT section of `crate::durable`.
 
@@ -44,7 +45,7 @@ const MAGIC: [u8; 8] = *b"LSTP.BAT";
 /// The batch file format this build writes and reads (another is `Error::Incompatible`).
 pub(crate) const VERSION: u32 = 1;
 /// Bytes in a batch file's header.
-const HEADER_LEN: usize = 56;
+const HEADER_LEN: usize = 48;
 /// Names of files still being written: removed when a shard is opened.
 const TEMPORARY: &str = "tmp-";
 
@@ -64,15 +65,14 @@ fn file_range(name: &str) -> Option<(u64, u64)> {
     Some((number(start)?, number(end)?))
 }
 
-/// What a batch file holds besides its batch.
+/// What a batch file holds besides its batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Head {
     shard: u32,
     level: u32,
     /// Path ids named before this file.
     names_from: u32,
-    /// The end of the file before it in the chain (0 for the first).
-    after: u64,
+    /// The file's first and last commit: it starts where the file before it ended.
     start: u64,
     end: u64,
 }
@@ -85,37 +85,36 @@ impl Head {
         bytes[12..16].copy_from_slice(&self.shard.to_le_bytes());
         bytes[16..20].copy_from_slice(&self.level.to_le_bytes());
         bytes[20..24].copy_from_slice(&self.names_from.to_le_bytes());
-        bytes[24..32].copy_from_slice(&self.after.to_le_bytes());
-        bytes[32..40].copy_from_slice(&self.start.to_le_bytes());
-        bytes[40..48].copy_from_slice(&self.end.to_le_bytes());
-        bytes[48..52].copy_from_slice(&checksum(payload).to_le_bytes());
-        let sum = checksum(&bytes[..52]);
-        bytes[52..56].copy_from_slice(&sum.to_le_bytes());
+        bytes[24..32].copy_from_slice(&self.start.to_le_bytes());
+        bytes[32..40].copy_from_slice(&self.end.to_le_bytes());
+        bytes[40..44].copy_from_slice(&checksum(payload).to_le_bytes());
+        let sum = checksum(&bytes[..44]);
+        bytes[44..48].copy_from_slice(&sum.to_le_bytes());
         bytes
     }
 }
 
-/// One shard's batch files: where its chain ends, and how to add to it.
+/// One shard's batch files: where they end, and how to add to them.
 #[derive(Debug)]
 pub(crate) struct Checkpoint<S> {
     storage: S,
     dir: PathBuf,
     shard: u32,
-    /// Where the chain ends: commits up to `frontier` are in files, ids below `names` named.
+    /// Where the files end: commits up to `frontier` are in files, ids below `names` named.
     tip: Tip,
     /// The file being built, kept from file to file.
     buf: Vec<u8>,
 }
 
 impl<S: Storage> Checkpoint<S> {
-    /// Where the chain ends.
+    /// Where the files end.
     pub(crate) fn tip(&self) -> Tip {
         self.tip
     }
 
-    /// Saves `batch` (a top-level batch starting after the chain's end; `None`: an empty file
-    /// carrying the chain to `end`), naming ids from the chain's `names` on with `names`.
-    /// Returns once the file and its name are synced.
+    /// Saves the file of commits from the files' end to `end`, holding `batches` (the shard's
+    /// top-level batches in that range, ascending) and naming ids from the files' `names` on
+    /// with `names`. Returns once the file and its name are synced.
     ///
     /// # Errors
     ///
@@ -123,7 +122,7 @@ impl<S: Storage> Checkpoint<S> {
     pub(crate) fn save<M: Merge>(
         &mut self,
         merge: &M,
-        batch: Option<&Batch<M>>,
+        batches: &[Arc<Batch<M>>],
         end: u64,
         level: u32,
         names: &[Arc<str>],
@@ -131,15 +130,15 @@ impl<S: Storage> Checkpoint<S> {
     where
         M::Output: Serialize,
     {
-        let after = self.tip.frontier;
-        let start = batch.map_or(after + 1, |b| b.start);
-        debug_assert!(start > after && end >= start, "a file starts after the chain's end");
-        let head = Head { shard: self.shard, level, names_from: self.tip.names, after, start, end };
+        let start = self.tip.frontier + 1;
+        debug_assert!(end >= start, "a file holds one commit at least");
+        debug_assert!(batches.iter().all(|b| b.start >= start && b.end <= end));
+        let head = Head { shard: self.shard, level, names_from: self.tip.names, start, end };
         self.buf.clear();
         self.buf.resize(HEADER_LEN, 0);
-        if let Err(why) = encode(&mut self.buf, merge, batch, names) {
+        if let Err(why) = encode(&mut self.buf, merge, start, batches, names) {
             return Err(Error::Io {
-                what: format!("saving batch {start}..={end} of shard {}", self.shard),
+                what: format!("saving commits {start}..={end} of shard {}", self.shard),
                 kind: io::ErrorKind::InvalidData,
                 message: format!("an output does not encode: {why}"),
             });
@@ -173,12 +172,13 @@ fn write_atomically<S: Storage>(storage: &S, dir: &Path, path: &Path, bytes: &[u
     storage.sync_dir(dir).map_err(|e| Error::io(what("syncing", dir), &e))
 }
 
-/// Appends the payload: the names, the paths and their segment counts, the segments' ends
-/// (unless the batch is one block), the outputs.
+/// Appends the payload: the names, then each batch: its range, its paths and their segment
+/// counts, its segments' ends (unless it is one block), its outputs.
 fn encode<M: Merge>(
     buf: &mut Vec<u8>,
     merge: &M,
-    batch: Option<&Batch<M>>,
+    start: u64,
+    batches: &[Arc<Batch<M>>],
     names: &[Arc<str>],
 ) -> postcard::Result<()>
 where
@@ -189,33 +189,36 @@ where
         put_varint(buf, name.len() as u64);
         buf.extend_from_slice(name.as_bytes());
     }
-    let Some(batch) = batch else {
-        put_varint(buf, 0);
-        return Ok(());
-    };
-    put_varint(buf, batch.paths() as u64);
-    let mut next = 0;
-    for i in 0..batch.paths() {
-        let (id, segments) = batch.path(i);
-        put_varint(buf, u64::from(id - next));
-        put_varint(buf, segments.len() as u64);
-        next = id + 1;
-    }
-    buf.push(u8::from(batch.is_block()));
-    if !batch.is_block() {
-        for segment in 0..batch.segments() {
-            put_varint(buf, batch.end_of(segment) - batch.start);
+    put_varint(buf, batches.len() as u64);
+    let mut from = start;
+    for batch in batches {
+        put_varint(buf, batch.start - from);
+        put_varint(buf, batch.end - batch.start);
+        from = batch.end + 1;
+        put_varint(buf, batch.paths() as u64);
+        let mut next = 0;
+        for i in 0..batch.paths() {
+            let (id, segments) = batch.path(i);
+            put_varint(buf, u64::from(id - next));
+            put_varint(buf, segments.len() as u64);
+            next = id + 1;
         }
-    }
-    for segment in 0..batch.segments() {
-        put_record(buf, &M::Column::read(merge, &[batch.part(segment)]))?;
+        buf.push(u8::from(batch.is_block()));
+        if !batch.is_block() {
+            for segment in 0..batch.segments() {
+                put_varint(buf, batch.end_of(segment) - batch.start);
+            }
+        }
+        for segment in 0..batch.segments() {
+            put_record(buf, &M::Column::read(merge, &[batch.part(segment)]))?;
+        }
     }
     Ok(())
 }
 
-/// A batch file read back: its batch (`None` for an empty one) and the names it adds.
+/// A batch file read back: its batches and the names it adds.
 pub(crate) struct Loaded<M: Merge> {
-    pub(crate) batch: Option<Batch<M>>,
+    pub(crate) batches: Vec<Batch<M>>,
     /// The file's last commit.
     pub(crate) end: u64,
     /// The names of path ids `names_from..`.
@@ -224,13 +227,13 @@ pub(crate) struct Loaded<M: Merge> {
 }
 
 /// Opens shard `shard`'s batch files in `dir`: removes files left half-written by a crash,
-/// checks the chain, and hands each file's content to `each` in order. Returns the
-/// checkpoint, to add files to.
+/// checks that they follow one another without a gap, and hands each file's content to `each`
+/// in order. Returns the checkpoint, to add files to.
 ///
 /// # Errors
 ///
-/// [`Error::Corrupt`] for a file damaged or missing from the chain, naming it;
-/// [`Error::Incompatible`] for another format version; [`Error::Io`]; or what `each` returns.
+/// [`Error::Corrupt`] for a file damaged or missing, naming it; [`Error::Incompatible`] for
+/// another format version; [`Error::Io`]; or what `each` returns.
 pub(crate) fn open<S: Storage, M: Merge>(
     storage: S,
     dir: &Path,
@@ -258,15 +261,15 @@ where
     for (start, end) in ranges {
         let path = dir.join(file_name(start, end));
         let file = path.display().to_string();
+        if start != tip.frontier + 1 {
+            let why = format!(
+                "it starts at commit {start}, but the files before it end at {}: a batch file is missing",
+                tip.frontier
+            );
+            return Err(Error::Corrupt { file, offset: 0, why });
+        }
         let bytes = storage.read(&path).map_err(|error| Error::io(format!("reading {file}"), &error))?;
-        let expected = Head {
-            shard,
-            level: geometry.max_level(),
-            names_from: tip.names,
-            after: tip.frontier,
-            start,
-            end,
-        };
+        let expected = Head { shard, level: geometry.max_level(), names_from: tip.names, start, end };
         let loaded = decode(&bytes, expected, geometry, merge).map_err(|refused| refused.into_error(file))?;
         tip = Tip { frontier: end, names: tip.names + loaded.names.len() as u32 };
         each(loaded)?;
@@ -292,7 +295,8 @@ impl Refused {
     }
 }
 
-/// Reads a batch file that must be `expected` (its name gives the range, the chain the rest).
+/// Reads a batch file that must be `expected` (its name gives the range, the files before it
+/// the rest).
 fn decode<M: Merge>(
     bytes: &[u8],
     expected: Head,
@@ -314,40 +318,28 @@ where
         VERSION => {}
         other => return Err(Refused::Version(other)),
     }
-    if u32_at(bytes, 52) != checksum(&bytes[..52]) {
+    if u32_at(bytes, 44) != checksum(&bytes[..44]) {
         return Err(corrupt(0, "the header fails its checksum".into()));
     }
     let head = Head {
         shard: u32_at(bytes, 12),
         level: u32_at(bytes, 16),
         names_from: u32_at(bytes, 20),
-        after: u64_at(bytes, 24),
-        start: u64_at(bytes, 32),
-        end: u64_at(bytes, 40),
+        start: u64_at(bytes, 24),
+        end: u64_at(bytes, 32),
     };
-    if head.start <= head.after || head.end < head.start {
-        return Err(corrupt(
-            0,
-            format!("the range {}..={} does not follow {}", head.start, head.end, head.after),
-        ));
-    }
     if head != expected {
-        let why = if head.after != expected.after {
-            format!(
-                "it follows the file ending at {}, but the chain ends at {} here: a batch file is missing",
-                head.after, expected.after
-            )
-        } else {
-            format!("the header says {head:?} where {expected:?} belongs")
-        };
-        return Err(corrupt(0, why));
+        return Err(corrupt(0, format!("the header says {head:?} where {expected:?} belongs")));
     }
     let payload = &bytes[HEADER_LEN..];
-    if u32_at(bytes, 48) != checksum(payload) {
+    if u32_at(bytes, 40) != checksum(payload) {
         return Err(corrupt(HEADER_LEN, "the payload fails its checksum".into()));
     }
     decode_payload(payload, head, geometry, merge).map_err(|(at, why)| corrupt(HEADER_LEN + at, why))
 }
+
+/// Where a payload is refused, and why.
+type Bad = (usize, String);
 
 /// The payload of a file whose header is `head`, checked to the last byte.
 fn decode_payload<M: Merge>(
@@ -355,95 +347,124 @@ fn decode_payload<M: Merge>(
     head: Head,
     geometry: &Geometry,
     merge: &M,
-) -> Result<Loaded<M>, (usize, String)>
+) -> Result<Loaded<M>, Bad>
 where
     M::Output: DeserializeOwned,
     M::Column: Restore<M>,
 {
     let mut cursor = Cursor::new(payload);
-    let at = |cursor: &Cursor<'_>, why: String| (cursor.position(), why);
-    let count = cursor.varint().map_err(|why| at(&cursor, why))?;
+    let count = varint(&mut cursor)?;
     // Each name takes a byte at least: a count past the bytes left is damage, not an allocation.
     let mut names = Vec::with_capacity(count.min(cursor.remaining() as u64) as usize);
     for _ in 0..count {
-        let len = cursor.varint().map_err(|why| at(&cursor, why))?;
-        let bytes = cursor.bytes(len).map_err(|why| at(&cursor, why))?;
-        let name = std::str::from_utf8(bytes).map_err(|_| at(&cursor, "a path name is not UTF-8".into()))?;
+        let len = varint(&mut cursor)?;
+        let bytes = cursor.bytes(len).map_err(|why| (cursor.position(), why))?;
+        let name =
+            std::str::from_utf8(bytes).map_err(|_| (cursor.position(), "a path name is not UTF-8".into()))?;
         names.push(name.to_owned());
     }
     let named = u64::from(head.names_from) + names.len() as u64;
-    let paths = cursor.varint().map_err(|why| at(&cursor, why))?;
-    if paths == 0 {
-        if cursor.remaining() > 0 {
-            return Err(at(&cursor, "bytes after an empty batch".into()));
-        }
-        return Ok(Loaded { batch: None, end: head.end, names_from: head.names_from, names });
+    let count = varint(&mut cursor)?;
+    let mut batches = Vec::with_capacity(count.min(cursor.remaining() as u64) as usize);
+    let mut from = head.start;
+    for _ in 0..count {
+        let batch = decode_batch(&mut cursor, from, head, named, geometry, merge)?;
+        from = batch.end + 1;
+        batches.push(batch);
     }
+    if cursor.remaining() > 0 {
+        return Err((cursor.position(), format!("{} bytes after the last batch", cursor.remaining())));
+    }
+    Ok(Loaded { batches, end: head.end, names_from: head.names_from, names })
+}
+
+fn varint(cursor: &mut Cursor<'_>) -> Result<u64, Bad> {
+    cursor.varint().map_err(|why| (cursor.position(), why))
+}
+
+/// One batch of a file, starting at `from` or later; every path id below `named`.
+fn decode_batch<M: Merge>(
+    cursor: &mut Cursor<'_>,
+    from: u64,
+    head: Head,
+    named: u64,
+    geometry: &Geometry,
+    merge: &M,
+) -> Result<Batch<M>, Bad>
+where
+    M::Output: DeserializeOwned,
+    M::Column: Restore<M>,
+{
+    let at = cursor.position();
+    let start = from.checked_add(varint(cursor)?);
+    let end = start.and_then(|start| start.checked_add(varint(cursor).ok()?));
     let span = geometry.span(head.level);
-    if !(head.start - 1).is_multiple_of(span) || !head.end.is_multiple_of(span) {
-        return Err(at(
-            &cursor,
-            format!("{}..={} is not a run of level-{} blocks", head.start, head.end, head.level),
-        ));
+    let (start, end) = match (start, end) {
+        (Some(start), Some(end))
+            if end <= head.end && (start - 1).is_multiple_of(span) && end.is_multiple_of(span) =>
+        {
+            (start, end)
+        }
+        _ => {
+            return Err((
+                at,
+                format!("a batch that is not a run of level-{} blocks in the file's range", head.level),
+            ))
+        }
+    };
+    let paths = varint(cursor)?;
+    if paths == 0 {
+        return Err((cursor.position(), "a batch without paths".into()));
     }
     let mut ids = Vec::with_capacity(paths.min(cursor.remaining() as u64) as usize);
     let (mut next, mut segments) = (0u64, 0u64);
     for _ in 0..paths {
-        let id = next + cursor.varint().map_err(|why| at(&cursor, why))?;
-        let count = cursor.varint().map_err(|why| at(&cursor, why))?;
+        let id = next.saturating_add(varint(cursor)?);
+        let count = varint(cursor)?;
         if id >= named {
-            return Err(at(&cursor, format!("path id {id} is not named (ids below {named} are)")));
+            return Err((cursor.position(), format!("path id {id} is not named (ids below {named} are)")));
         }
-        if count == 0 || count > head.end - head.start + 1 {
-            return Err(at(&cursor, format!("path {id} has {count} segments")));
+        if count == 0 || count > (end - start + 1) / span {
+            return Err((cursor.position(), format!("path {id} has {count} segments")));
         }
-        // In range: `id < named <= u32::MAX + 1` and `count` is at most the range.
-        ids.push((id as u32, u32::try_from(count).map_err(|_| at(&cursor, "too many segments".into()))?));
+        // In range: `id < named <= u32::MAX + 1`, and `count` is at most the blocks in range.
+        ids.push((id as u32, count as u32));
         segments += count;
         next = id + 1;
     }
     if segments > u64::from(u32::MAX) {
-        return Err(at(&cursor, format!("{segments} segments, more than a batch holds")));
+        return Err((cursor.position(), format!("{segments} segments, more than a batch holds")));
     }
-    let block = match cursor.bytes(1).map_err(|why| at(&cursor, why))? {
+    let block = match cursor.bytes(1).map_err(|why| (cursor.position(), why))? {
         [1] => true,
         [0] => false,
-        other => return Err(at(&cursor, format!("{other:?} where the one-block flag belongs"))),
+        other => return Err((cursor.position(), format!("{other:?} where the one-block flag belongs"))),
     };
     let ends = if block {
-        let aligned = head.end.is_multiple_of(span) && head.end - head.start + 1 == span;
-        if !aligned || segments != paths {
-            return Err(at(&cursor, "a one-block batch that is not one aligned block".into()));
+        if end - start + 1 != span || segments != paths {
+            return Err((cursor.position(), "a one-block batch that is not one block".into()));
         }
         None
     } else {
         let mut ends = Vec::with_capacity(segments.min(cursor.remaining() as u64) as usize);
-        let mut offset = 0;
         for &(_, count) in &ids {
             let mut last = 0;
             for _ in 0..count {
-                let delta = cursor.varint().map_err(|why| at(&cursor, why))?;
-                let end = head.start.saturating_add(delta);
-                if !end.is_multiple_of(span) || end <= last || end > head.end {
-                    return Err(at(
-                        &cursor,
-                        format!("segment {offset} ends at {end}, not a block end in order"),
-                    ));
+                let segment_end = start.saturating_add(varint(cursor)?);
+                if !segment_end.is_multiple_of(span) || segment_end <= last || segment_end > end {
+                    let why = format!("a segment ends at {segment_end}, not a block end in order");
+                    return Err((cursor.position(), why));
                 }
-                (last, offset) = (end, offset + 1);
-                ends.push(end);
+                last = segment_end;
+                ends.push(segment_end);
             }
         }
         Some(ends)
     };
     let mut outputs = Vec::with_capacity(segments.min(cursor.remaining() as u64) as usize);
     for _ in 0..segments {
-        outputs.push(cursor.record::<M::Output>().map_err(|why| at(&cursor, why))?);
-    }
-    if cursor.remaining() > 0 {
-        return Err(at(&cursor, format!("{} bytes after the last output", cursor.remaining())));
+        outputs.push(cursor.record::<M::Output>().map_err(|why| (cursor.position(), why))?);
     }
     let column = <M::Column as Restore<M>>::restore(merge, outputs);
-    let parts = Parts { level: head.level, start: head.start, end: head.end, paths: ids, ends, column };
-    Ok(Loaded { batch: Some(Batch::restore(parts)), end: head.end, names_from: head.names_from, names })
+    Ok(Batch::restore(Parts { level: head.level, start, end, paths: ids, ends, column }))
 }

@@ -7,6 +7,14 @@
 //! it so; `wait_durable` loads every shard's (Acquire): a reader that sees a frontier sees it
 //! only once the log's `write` or `fdatasync` has returned. A log error is set once, then
 //! `failed` (Release); readers load `failed` (Acquire) before the error.
+//!
+//! Batch files need more than the durable frontier at `Durability::Written`: a file may be
+//! written only once every shard's log is *synced* past its end (`crate::durable::checkpoint`).
+//! Each worker stores its synced frontier (Release, after the fsync returned), and a worker
+//! about to save a file raises `wanted` to the file's end; every worker syncs its log once its
+//! tip reaches `wanted` and its synced frontier is below it. `wanted` is Relaxed on both sides:
+//! a worker that reads it stale syncs a turn or an idle park later, and the saving worker keeps
+//! asking until every synced frontier has reached its file's end (Acquire on those).
 
 use crossbeam::utils::CachePadded;
 
@@ -20,6 +28,10 @@ use crate::sync::{AtomicBool, AtomicU64, OnceLock, Ordering};
 pub(crate) struct DurableState {
     pub(crate) durability: Durability,
     frontiers: Box<[CachePadded<AtomicU64>]>,
+    /// Per shard: every commit at or below it is synced in its log.
+    synced: Box<[CachePadded<AtomicU64>]>,
+    /// The highest synced frontier a worker saving a batch file has asked for.
+    wanted: AtomicU64,
     error: OnceLock<Error>,
     failed: AtomicBool,
     /// The directory, locked while the pipeline lives.
@@ -32,6 +44,9 @@ impl DurableState {
         Self {
             durability,
             frontiers: (0..shards).map(|_| CachePadded::new(AtomicU64::new(recovered))).collect(),
+            // Opening syncs every log it continues (`crate::durable::writer`).
+            synced: (0..shards).map(|_| CachePadded::new(AtomicU64::new(recovered))).collect(),
+            wanted: AtomicU64::new(0),
             error: OnceLock::new(),
             failed: AtomicBool::new(false),
             _directory: directory,
@@ -48,6 +63,36 @@ impl DurableState {
     pub(crate) fn advance(&self, shard: usize, frontier: u64) {
         // Release: the write or sync behind it happened before; see the module doc.
         self.frontiers[shard].store(frontier, Ordering::Release);
+    }
+
+    /// Every commit at or below it is synced in every shard's log.
+    pub(crate) fn synced(&self) -> u64 {
+        // Acquire: pairs with `advance_synced` (the fsync happened before).
+        self.synced.iter().map(|f| f.load(Ordering::Acquire)).min().unwrap_or(0)
+    }
+
+    /// Shard `shard`'s log is synced up to `frontier`.
+    pub(crate) fn advance_synced(&self, shard: usize, frontier: u64) {
+        // Release: the fsync behind it returned before.
+        self.synced[shard].store(frontier, Ordering::Release);
+    }
+
+    /// Shard `shard`'s own synced frontier.
+    pub(crate) fn synced_of(&self, shard: usize) -> u64 {
+        // Relaxed: only this shard's worker stores it, and only it asks here.
+        self.synced[shard].load(Ordering::Relaxed)
+    }
+
+    /// Asks every shard to sync its log up to `frontier`.
+    pub(crate) fn want_synced(&self, frontier: u64) {
+        // Relaxed: see the module doc (the asker keeps asking).
+        self.wanted.fetch_max(frontier, Ordering::Relaxed);
+    }
+
+    /// The highest synced frontier asked for.
+    pub(crate) fn wanted(&self) -> u64 {
+        // Relaxed: see the module doc.
+        self.wanted.load(Ordering::Relaxed)
     }
 
     /// A log failed: durability stops for good (a failed write or fsync is never retried).

@@ -75,14 +75,16 @@ pub(crate) trait ShardStore<M: Merge>: Send {
     fn tip(&self) -> Tip;
     /// Where the batch files end.
     fn saved(&self) -> Tip;
-    /// Where the log's second-oldest segment starts: the oldest goes once the files reach it.
-    fn next_start(&self) -> Option<Tip>;
-    /// Saves a top-level batch ending at `end` (`None`: an empty stretch) to its file, with
-    /// the names interned since the files' end; then removes the log segments the files cover.
+    /// Where the next batch file ends at the least: the first multiple of the checkpoint
+    /// span past the files' end (`crate::durable::checkpoint`).
+    fn boundary(&self) -> u64;
+    /// Saves the file of commits from the files' end to `end`, holding `batches` (the shard's
+    /// top-level batches there) and the names interned since the files' end; then removes the
+    /// log segments the files cover.
     fn save(
         &mut self,
         merge: &M,
-        batch: Option<&Batch<M>>,
+        batches: &[Arc<Batch<M>>],
         end: u64,
         names: &[Arc<str>],
     ) -> Result<(), Error>;
@@ -93,6 +95,8 @@ struct Store<S: Storage> {
     log: LogWriter<S>,
     files: Checkpoint<S>,
     level: u32,
+    /// Files end at multiples of it (or past, at the end of a run that crosses one).
+    checkpoint_span: u64,
 }
 
 impl<S: Storage, M: Persist> ShardStore<M> for Store<S> {
@@ -112,18 +116,19 @@ impl<S: Storage, M: Persist> ShardStore<M> for Store<S> {
         self.files.tip()
     }
 
-    fn next_start(&self) -> Option<Tip> {
-        self.log.next_start()
+    fn boundary(&self) -> u64 {
+        let span = self.checkpoint_span;
+        (self.files.tip().frontier / span + 1).saturating_mul(span)
     }
 
     fn save(
         &mut self,
         merge: &M,
-        batch: Option<&Batch<M>>,
+        batches: &[Arc<Batch<M>>],
         end: u64,
         names: &[Arc<str>],
     ) -> Result<(), Error> {
-        self.files.save(merge, batch, end, self.level, names)?;
+        self.files.save(merge, batches, end, self.level, names)?;
         self.log.forget(self.files.tip()).map(|_| ())
     }
 }
@@ -192,7 +197,9 @@ impl<S: Storage, M: Persist> Files<M> for On<S> {
             });
         }
         let (log, recovered) = LogWriter::open_at(self.0.clone(), dir, shard, options, saved, cut, turn)?;
-        let store = Store { log, files, level: geometry.max_level() };
+        let top = geometry.span(geometry.max_level());
+        let checkpoint_span = options.checkpoint_commits.div_ceil(top).max(1).saturating_mul(top);
+        let store = Store { log, files, level: geometry.max_level(), checkpoint_span };
         Ok((Box::new(store), recovered.torn))
     }
 }
@@ -270,7 +277,7 @@ pub(crate) fn recover<M: Merge>(
             for (i, path) in loaded.names.iter().enumerate() {
                 name(loaded.names_from + i as u32, path)?;
             }
-            spine.borrow_mut().restore(loaded.batch, loaded.end);
+            spine.borrow_mut().restore(loaded.batches, loaded.end);
             Ok(())
         };
         let mut rows = Vec::new();

@@ -40,13 +40,18 @@ pub(crate) struct LogOptions {
     /// A segment is cut when the next turn would take it past this many bytes. A turn larger
     /// than that alone gets a segment of its own: a turn never spans segments.
     pub(crate) segment_bytes: u64,
+    /// About how many commits a batch file covers (whole top-level blocks, at least one): the
+    /// syncs a file costs are paid once per that many commits, and the log above the files
+    /// holds about that many at most, besides its newest segment.
+    pub(crate) checkpoint_commits: u64,
 }
 
 impl Default for LogOptions {
     fn default() -> Self {
-        // Large enough that rotation's two fsyncs are rare; small enough that a segment is a
-        // modest read at recovery and can be deleted soon after the batch files cover it.
-        Self { segment_bytes: 64 << 20 }
+        // Large enough that rotation's fsyncs are rare; small enough that a segment is a
+        // modest read at recovery (it is read whole) and goes soon after the batch files cover
+        // it, so the log above the files stays a segment or two.
+        Self { segment_bytes: 8 << 20, checkpoint_commits: 1 << 20 }
     }
 }
 
@@ -334,7 +339,7 @@ impl<S: Storage> LogWriter<S> {
 
     /// Where the second-oldest segment starts: what the batch files must cover for the oldest
     /// to go (`None`: one segment, the one being written, which stays).
-    pub(crate) fn next_start(&self) -> Option<Tip> {
+    fn next_start(&self) -> Option<Tip> {
         self.segments.get(1).map(|&(_, start)| start)
     }
 

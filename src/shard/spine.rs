@@ -115,13 +115,15 @@ impl<M: Merge> Spine<M> {
         &self.geometry
     }
 
-    /// Recovery: takes a top-level batch read back from its file, ending at `end`, or (with
-    /// `None`) an empty stretch up to `end`; every commit up to `end` is formed.
-    pub(crate) fn restore(&mut self, batch: Option<Batch<M>>, end: u64) {
+    /// Recovery: takes the top-level batches read back from a file ending at `end`; every
+    /// commit up to `end` is formed.
+    pub(crate) fn restore(&mut self, batches: Vec<Batch<M>>, end: u64) {
         debug_assert!(self.batches.is_empty() && self.tail.is_none() && self.merges.is_empty());
         debug_assert!(end > self.frontier);
-        if let (Some(batch), Some(history)) = (batch, &mut self.history) {
-            history.append(Arc::new(batch));
+        if let Some(history) = &mut self.history {
+            for batch in batches {
+                history.append(Arc::new(batch));
+            }
         }
         (self.formed, self.frontier) = (end, end);
     }

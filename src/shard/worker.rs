@@ -224,7 +224,7 @@ impl<M: Merge> Worker<M> {
             let mut fuel = policy::fuel(shared.config.merge_budget, turn.drained as usize);
             merged = self.spine.work(merge, &mut fuel).batches;
         }
-        let saved = self.save();
+        let saved = self.save() | self.sync_if_wanted();
         if formed || merged {
             turn.merge_nanos = Some(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
         }
@@ -332,16 +332,17 @@ impl<M: Merge> Worker<M> {
         // The names interned since the last turn.
         visible_names(&self.directory, tip.names, &mut self.names);
         let mut logged = log.append(frontier, &self.names, &self.sealed);
-        // A turn that crosses a top-level boundary is synced whatever the durability, before
-        // its frontier counts: a durable frontier at or past a boundary then means every log is
-        // synced to it, which is when the batch files below it may be written (`save`).
-        let span = shared.config.geometry.span(shared.config.geometry.max_level());
-        let crossed = tip.frontier / span < frontier / span;
-        if logged.is_ok() && (durable.durability == Durability::Synced || crossed) {
+        let synced = durable.durability == Durability::Synced;
+        if logged.is_ok() && synced {
             logged = log.sync().map(|_| ());
         }
         match logged {
-            Ok(()) => durable.advance(self.shard, frontier),
+            Ok(()) => {
+                if synced {
+                    durable.advance_synced(self.shard, frontier);
+                }
+                durable.advance(self.shard, frontier);
+            }
             Err(error) => {
                 durable.fail(error);
                 self.log = None;
@@ -349,53 +350,73 @@ impl<M: Merge> Worker<M> {
         }
     }
 
-    /// Saves the top-level batches handed over to history to their files
-    /// (`crate::durable::checkpoint`); the log segments they cover go. When the oldest log
-    /// segment waits only on files across top-level blocks where this shard had no data, an
-    /// empty file carries the files' end there. True if it saved any.
-    ///
-    /// A file must never be ahead of any shard's synced log (recovery cuts every shard at the
-    /// lowest log end). Forming guarantees it: a block ends at or below every other shard's
-    /// published frontier (rule 1 of `crate::read::snapshot`), a shard publishes only what it
-    /// has logged, and a turn that crosses a top-level boundary is synced before anything
-    /// after it (`log_turn`).
+    /// Saves the top-level batches handed over to history to a batch file once they reach the
+    /// next checkpoint boundary (`crate::durable::checkpoint`), and every shard's log is synced
+    /// past the file's end: until then it asks every shard for that sync and tries again on a
+    /// later turn. The log segments the files cover go. True if it saved a file.
     fn save(&mut self) -> bool {
         let Some(log) = self.log.as_mut() else { return false };
         let shared = &*self.shared;
         let Some(durable) = &shared.durable else { return false };
         self.unsaved.extend(self.spine.take_saved());
-        let mut saved = false;
-        let mut result = Ok(());
-        while let Some(batch) = self.unsaved.front() {
-            visible_names(&self.directory, log.saved().names, &mut self.names);
-            result = log.save(&shared.merge, Some(batch), batch.end, &self.names);
-            if result.is_err() {
-                break;
+        let boundary = log.boundary();
+        if self.spine.handed_over() < boundary {
+            return false;
+        }
+        // Every top-level batch starting at or below the boundary (a run formed at once may
+        // cross it, and the file then ends with it).
+        let take = self.unsaved.iter().take_while(|batch| batch.start <= boundary).count();
+        let end = take
+            .checked_sub(1)
+            .and_then(|last| self.unsaved.get(last))
+            .map_or(boundary, |batch| batch.end.max(boundary));
+        if durable.synced() < end {
+            durable.want_synced(end);
+            // The others sync on their next turn, or now if they sleep.
+            shared.bells.ring_sleepers();
+            return false;
+        }
+        visible_names(&self.directory, log.saved().names, &mut self.names);
+        let batches = &self.unsaved.make_contiguous()[..take];
+        match log.save(&shared.merge, batches, end, &self.names) {
+            Ok(()) => {
+                self.unsaved.drain(..take);
+                true
             }
-            self.unsaved.pop_front();
-            saved = true;
+            Err(error) => {
+                durable.fail(error);
+                self.log = None;
+                false
+            }
         }
-        let files = log.saved();
-        let handed_over = self.spine.handed_over();
-        let waiting =
-            log.next_start().is_some_and(|next| next.frontier > files.frontier || next.names > files.names);
-        if result.is_ok() && waiting && self.unsaved.is_empty() && handed_over > files.frontier {
-            visible_names(&self.directory, files.names, &mut self.names);
-            result = log.save(&shared.merge, None, handed_over, &self.names);
-            saved = true;
-        }
-        if let Err(error) = result {
-            durable.fail(error);
-            self.log = None;
-        }
-        saved
     }
 
-    /// Syncs the log whatever the durability: a clean shutdown leaves every turn synced.
+    /// True if a worker saving a batch file waits on this shard's log being synced further
+    /// than it is (and it has logged further).
+    fn sync_wanted(&self) -> bool {
+        let (Some(log), Some(durable)) = (&self.log, &self.shared.durable) else { return false };
+        let synced = durable.synced_of(self.shard);
+        synced < durable.wanted().min(log.tip().frontier)
+    }
+
+    /// Syncs the log if a worker saving a batch file waits on it.
+    fn sync_if_wanted(&mut self) -> bool {
+        if !self.sync_wanted() {
+            return false;
+        }
+        self.sync_log();
+        true
+    }
+
+    /// Syncs the log whatever the durability: at shutdown (a clean one leaves every turn synced),
+    /// and when a worker saving a batch file waits on it.
     fn sync_log(&mut self) {
         let (Some(log), Some(durable)) = (self.log.as_mut(), &self.shared.durable) else { return };
         match log.sync() {
-            Ok(frontier) => durable.advance(self.shard, frontier),
+            Ok(frontier) => {
+                durable.advance_synced(self.shard, frontier);
+                durable.advance(self.shard, frontier);
+            }
             Err(error) => {
                 durable.fail(error);
                 self.log = None;
@@ -498,6 +519,7 @@ impl<M: Merge> Worker<M> {
         let shared = &self.shared;
         let frontier = self.spine.frontier();
         shared.clock.frontier() > frontier
+            || self.sync_wanted()
             || !self.included
             || self.spine.has_merges()
             || !self.spine.settled(shared.views.bound(self.shard, frontier))

@@ -13,7 +13,7 @@ fn a_power_cut_keeps_a_prefix_holding_every_synced_turn() -> Result<(), Error> {
     let (mut cut_mid_run, mut lost_unsynced, mut torn, mut kills) = (0, 0, 0, 0);
     for case in 0..cases {
         let mut rng = Rng::new(case);
-        let options = LogOptions { segment_bytes: 150 + rng.up_to(600) };
+        let options = LogOptions { segment_bytes: 150 + rng.up_to(600), ..LogOptions::default() };
         let storage = SimStorage::default();
         let (mut writer, ..) = open::<i64, _>(&storage, options)?;
         storage.cut_power_after(rng.up_to(150), case);
@@ -144,7 +144,8 @@ fn a_failed_sync_ends_the_writer() -> Result<(), Error> {
     assert_eq!(recovered, turns[..11]);
     // A sync failing inside a rotation ends the writer too.
     let storage = SimStorage::default();
-    let (mut writer, ..) = open::<i64, _>(&storage, LogOptions { segment_bytes: 1 })?;
+    let (mut writer, ..) =
+        open::<i64, _>(&storage, LogOptions { segment_bytes: 1, ..LogOptions::default() })?;
     turns[0].append(&mut writer)?;
     storage.fail_next_sync(Fault::Eio);
     assert!(turns[1].append(&mut writer).is_err() && writer.failed().is_some());

@@ -202,3 +202,34 @@ fn a_half_written_temporary_file_is_removed() -> Result<(), Error> {
     assert!(files(&storage, 1, "tmp-").is_empty(), "the temporary file is gone");
     Ok(())
 }
+
+/// A log that lost turns the batch files rely on (synced turns, which no crash takes) is
+/// refused as corrupt rather than read as a shorter history with rows of lost commits in it.
+#[test]
+fn a_log_that_lost_synced_turns_below_the_files_is_corruption() -> Result<(), Error> {
+    let storage = SimStorage::default();
+    first_life(&storage, 120)?;
+    // Shard 0's log loses its turns from a segment that starts below the files' end on: that
+    // segment keeps its header alone, the later ones go.
+    let saved = files(&storage, 0, "batch-");
+    let name = saved.last().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned());
+    let files_end: u64 =
+        name.and_then(|n| n.rsplit('-').next().and_then(|e| e.parse().ok())).expect("a file");
+    let segments = files(&storage, 0, "log-");
+    let start = |path: &PathBuf| -> u64 {
+        let bytes = storage.bytes(path).unwrap_or_default();
+        bytes.get(24..32).map_or(u64::MAX, |b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
+    };
+    let cut =
+        segments.iter().rposition(|path| start(path) < files_end).expect("a segment below the files' end");
+    let bytes = storage.bytes(&segments[cut]).map_err(|e| Error::io("reading", &e))?;
+    storage.put_bytes(&segments[cut], &bytes[..40]).map_err(|e| Error::io("cutting", &e))?;
+    for later in &segments[cut + 1..] {
+        storage.remove(later).map_err(|e| Error::io("removing", &e))?;
+    }
+    match open_damaged(&storage) {
+        Err(Error::Corrupt { why, .. }) => assert!(why.contains("batch files"), "{why}"),
+        other => panic!("a log that lost synced turns was opened: {other:?}"),
+    }
+    Ok(())
+}

@@ -24,7 +24,7 @@ fn dir() -> PathBuf {
 }
 
 fn small_segments() -> LogOptions {
-    LogOptions { segment_bytes: 400 }
+    LogOptions { segment_bytes: 400, ..LogOptions::default() }
 }
 
 /// A record type the tests can make, clone and compare.

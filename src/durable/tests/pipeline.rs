@@ -34,7 +34,7 @@ pub(super) fn open_with(
 
 /// Segments of a few turns each, so that a run rotates and removes many.
 pub(super) fn small_segments() -> LogOptions {
-    LogOptions { segment_bytes: 300 }
+    LogOptions { segment_bytes: 300, checkpoint_commits: 16 }
 }
 
 /// Commit `value`'s parts: 1 or 2 paths, records naming the commit's value.
