@@ -277,7 +277,9 @@ pub struct Args {
     #[arg(long, value_name = "PCT", requires = "baseline", value_parser = parse_percent)]
     pub fail_on_regression: Option<f64>,
 
-    /// Draw the progress bar even when stderr is not a terminal.
+    /// Show progress even when stderr is not a terminal (a file, a pipe, a CI log): there, plain
+    /// lines instead of a bar, one as each engine's warm-up and measured window begin and one a
+    /// second after that.
     #[arg(long, conflicts_with = "quiet")]
     pub progress: bool,
 

@@ -272,12 +272,7 @@ fn write(
         ok &= wrote("percentile distribution", &target.path.clone(), result);
     }
     if let Some(target) = &mut outputs.plot {
-        let title = format!(
-            "loadgen at {}: {}; {}",
-            report::COMMIT,
-            report::workload_line(settings, workload),
-            report::mode_line(settings)
-        );
+        let title = plot::title(settings, workload);
         let result = plot::render(&title, runs).and_then(|svg| target.write(svg.as_bytes()));
         ok &= wrote("latency chart", &target.path.clone(), result);
     }
