@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use crate::durable::Disk;
 use crate::engine::Kind;
 use crate::format::{group, mib, micros, ratio};
+use crate::json::Results;
 use crate::latency::{Summary, QUANTILES};
 use crate::limit::Limit;
 use crate::run::{Measured, Settings, SAMPLE_EVERY};
@@ -40,22 +41,50 @@ pub fn ratios(runs: &[Measured]) -> Vec<RatioRow> {
         .collect()
 }
 
+/// At a fixed rate, an engine that keeps less than this share of the rate asked is overloaded:
+/// the commits pile up behind the schedule, and its latencies measure that backlog.
+pub const KEPT_AT_LEAST: f64 = 0.9;
+
+/// At a fixed rate: the commits/s the engine kept over the rate asked; `None` in a closed loop.
+pub fn rate_kept(rate: Option<u64>, m: &Measured) -> Option<f64> {
+    rate.filter(|&r| r > 0).map(|r| m.commits_per_sec() / r as f64)
+}
+
+/// The warnings of a fixed-rate run that asked more than an engine could take, one per such
+/// engine: printed in the report and, loudly, on stderr.
+pub fn overload_warnings(settings: &Settings, runs: &[Measured]) -> Vec<String> {
+    let Some(rate) = settings.rate else { return Vec::new() };
+    runs.iter()
+        .filter_map(|m| {
+            let kept = rate_kept(Some(rate), m)?;
+            (kept < KEPT_AT_LEAST).then(|| {
+                let due = m.commits + m.missed;
+                format!(
+                    "WARNING: {} could not keep --rate {}: it made {} commits/s ({:.1}% of the rate); {} of {} commits due \
+                     in the window never started. Its latencies measure the backlog, not the engine: lower --rate \
+                     (a closed loop, without --rate, finds what it can take)",
+                    m.kind.name(),
+                    group(rate),
+                    group(m.commits_per_sec() as u64),
+                    kept * 100.0,
+                    group(m.missed),
+                    group(due),
+                )
+            })
+        })
+        .collect()
+}
+
 /// Each engine's records/s divided by the limit's.
 pub fn of_limit(limit: Option<&Limit>, m: &Measured) -> Option<f64> {
     limit.filter(|l| l.records_per_sec > 0.0).map(|l| m.records_per_sec() / l.records_per_sec)
 }
 
 /// The whole report, ready to print.
-pub fn render(
-    settings: &Settings,
-    workload: &Workload,
-    limit: Option<&Limit>,
-    disk: Option<&Disk>,
-    runs: &[Measured],
-) -> String {
+pub fn render(settings: &Settings, workload: &Workload, results: &Results<'_>) -> String {
     let mut out = String::new();
     // Writing to a String cannot fail.
-    let _ = write_report(&mut out, settings, workload, limit, disk, runs);
+    let _ = write_report(&mut out, settings, workload, results);
     out
 }
 
@@ -90,10 +119,9 @@ fn write_report(
     out: &mut String,
     settings: &Settings,
     workload: &Workload,
-    limit: Option<&Limit>,
-    disk: Option<&Disk>,
-    runs: &[Measured],
+    results: &Results<'_>,
 ) -> std::fmt::Result {
+    let (limit, disk, runs) = (results.limit, results.disk, results.runs);
     let config = &settings.engine;
     writeln!(
         out,
@@ -128,14 +156,40 @@ fn write_report(
             rate as f64 / config.producers as f64
         ),
     };
+    let repeat = if results.samples.iter().any(|s| s.len() > 1) {
+        let n = results.samples.iter().map(Vec::len).max().unwrap_or(1);
+        format!(", {n} times each (the figures below are each engine's median run)")
+    } else {
+        String::new()
+    };
     writeln!(
         out,
-        "{mode}; each engine measured {:.2} s after a {:.2} s warm-up",
+        "{mode}; each engine asked {:.2} s after a {:.2} s warm-up{repeat}",
         settings.duration.as_secs_f64(),
         settings.warmup.as_secs_f64()
     )?;
+    // The real windows, when one differs from the asked (Ctrl-C, a late coordinator).
+    let asked = settings.duration.as_secs_f64();
+    let off: Vec<String> = runs
+        .iter()
+        .filter(|m| m.interrupted || (m.window.as_secs_f64() - asked).abs() > asked * 0.01)
+        .map(|m| {
+            let why = if m.interrupted { ", cut short by Ctrl-C" } else { "" };
+            format!("{} {:.2} s{why}", m.kind.name(), m.window.as_secs_f64())
+        })
+        .collect();
+    if !off.is_empty() {
+        writeln!(out, "measured: {}", off.join("; "))?;
+    }
+    if results.interrupted {
+        writeln!(out, "INTERRUPTED by Ctrl-C: only what was measured before it is reported")?;
+    }
     writeln!(out)?;
     throughput(out, settings, workload, limit, runs)?;
+    if results.samples.iter().any(|s| s.len() > 1) {
+        writeln!(out)?;
+        repeats(out, runs, results.samples)?;
+    }
     writeln!(out)?;
     if let Some(disk) = disk {
         durable(out, disk, runs)?;
@@ -143,7 +197,7 @@ fn write_report(
     }
     latencies(out, runs)?;
     writeln!(out)?;
-    layouts(out, runs)?;
+    layouts(out, settings, workload, runs)?;
     let ratios = ratios(runs);
     if !ratios.is_empty() {
         writeln!(out)?;
@@ -162,7 +216,33 @@ fn write_report(
     }
     writeln!(out)?;
     checks(out, runs)?;
+    let warnings = overload_warnings(settings, runs);
+    if !warnings.is_empty() {
+        writeln!(out)?;
+        for warning in warnings {
+            writeln!(out, "{warning}")?;
+        }
+    }
     Ok(())
+}
+
+/// Each engine's repetitions: the median, the range and the spread the baseline gate allows for.
+fn repeats(out: &mut String, runs: &[Measured], samples: &[Vec<f64>]) -> std::fmt::Result {
+    writeln!(out, "{:<10}{:>8}{:>14}{:>14}{:>14}{:>10}", "repeats", "runs", "median", "min", "max", "spread")?;
+    for (m, samples) in runs.iter().zip(samples) {
+        let Some((median, min, max, pct)) = crate::json::spread(samples) else { continue };
+        writeln!(
+            out,
+            "{:<10}{:>8}{:>14}{:>14}{:>14}{:>10}",
+            m.kind.name(),
+            samples.len(),
+            group(median as u64),
+            group(min as u64),
+            group(max as u64),
+            format!("±{pct:.1}%")
+        )?;
+    }
+    writeln!(out, "  (records/s of each repetition; spread: half the range, in % of the median)")
 }
 
 fn throughput(
@@ -174,10 +254,17 @@ fn throughput(
 ) -> std::fmt::Result {
     let fixed = settings.rate.is_some();
     let bytes = settings.record.bytes_per_record(workload.record_bytes()) as f64;
+    // At a fixed rate an engine moves what the schedule asks, not what it can: its share of the
+    // limit says nothing, the share of the rate it kept does.
     write!(
         out,
         "{:<10}{:>14}{:>10}{:>14}{:>10}{:>12}",
-        "engine", "records/s", "÷ limit", "commits/s", "MB/s", "peak RSS"
+        "engine",
+        "records/s",
+        if fixed { "÷ rate" } else { "÷ limit" },
+        "commits/s",
+        "MB/s",
+        "peak RSS"
     )?;
     if fixed {
         write!(out, "{:>12}", "missed")?;
@@ -189,7 +276,7 @@ fn throughput(
             "{:<10}{:>14}{:>10}{:>14}{:>10.1}{:>12}",
             "limit",
             group(limit.records_per_sec as u64),
-            "1x",
+            if fixed { "-" } else { "1x" },
             "-",
             limit.records_per_sec * bytes / 1e6,
             "-"
@@ -198,7 +285,11 @@ fn throughput(
     for m in runs {
         let megabytes = m.records_per_sec() * bytes / 1e6;
         let rss = m.rss.peak.map_or("-".to_owned(), mib);
-        let share = of_limit(limit, m).map_or("-".to_owned(), |r| format!("{}x", ratio(r)));
+        let share = if fixed {
+            rate_kept(settings.rate, m).map_or("-".to_owned(), |r| format!("{}x", ratio(r)))
+        } else {
+            of_limit(limit, m).map_or("-".to_owned(), |r| format!("{}x", ratio(r)))
+        };
         write!(
             out,
             "{:<10}{:>14}{:>10}{:>14}{:>10.1}{:>12}",
@@ -234,8 +325,10 @@ fn throughput(
     if fixed {
         writeln!(
             out,
-            "  (missed: commits due before the end that never started; in the commit latency at their lower bound)"
+            "  (÷ rate: commits/s over the {} asked, 1x when the schedule was kept; missed: commits due",
+            group(settings.rate.unwrap_or(0))
         )?;
+        writeln!(out, "   before the end that never started, in the commit latency at their lower bound)")?;
     }
     Ok(())
 }
@@ -318,45 +411,65 @@ fn latency_row(out: &mut String, engine: &str, what: &str, summary: Option<Summa
     writeln!(out, "{:>10}", micros(columns[QUANTILES.len()]))
 }
 
-fn layouts(out: &mut String, runs: &[Measured]) -> std::fmt::Result {
-    // Only the levels some engine has segments on.
-    let levels =
-        runs.iter().filter_map(|m| m.finish.layout.as_ref()).map(|l| l.per_level.len()).max().unwrap_or(0);
-    let shown: Vec<usize> = (0..levels)
-        .filter(|&level| {
-            runs.iter()
-                .filter_map(|m| m.finish.layout.as_ref())
-                .any(|l| l.per_level.get(level).copied().unwrap_or(0) > 0)
-        })
-        .collect();
+fn layouts(out: &mut String, settings: &Settings, workload: &Workload, runs: &[Measured]) -> std::fmt::Result {
+    // Every level of the geometry, L0 to --max-level, empty ones included: the same columns for
+    // the same geometry, run after run (a level an engine went past is added).
+    let levels = runs
+        .iter()
+        .filter_map(|m| m.finish.layout.as_ref())
+        .map(|l| l.per_level.len())
+        .fold(settings.engine.max_level as usize + 1, usize::max);
     write!(out, "{:<20}", "segments per level")?;
-    for level in &shown {
+    for level in 0..levels {
         write!(out, "{:>10}", format!("L{level}"))?;
     }
     writeln!(out, "  aligned")?;
+    let mut fewer_paths = false;
     for m in runs {
         write!(out, "{:<20}", m.kind.name())?;
         let Some(layout) = &m.finish.layout else {
-            for _ in &shown {
+            for _ in 0..levels {
                 write!(out, "{:>10}", "-")?;
             }
             writeln!(out, "  - (keeps no segments)")?;
             continue;
         };
-        for &level in &shown {
+        for level in 0..levels {
             write!(out, "{:>10}", group(layout.per_level.get(level).copied().unwrap_or(0)))?;
         }
+        let paths = if layout.paths < workload.paths() as u64 {
+            fewer_paths = true;
+            format!("{} of {} paths hold segments*", group(layout.paths), group(workload.paths() as u64))
+        } else {
+            format!("{} paths", group(layout.paths))
+        };
         let verdict = if layout.aligned() {
-            format!("yes ({} paths, {} segments on the grid)", group(layout.paths), group(layout.segments))
+            format!("yes ({paths}, {} segments on the grid)", group(layout.segments))
         } else {
             let why = if m.kind == Kind::Lockstep { "FAILED" } else { "count-driven compaction; expected" };
             format!(
-                "no: {} of {} segments off the grid ({why})",
+                "no: {} of {} segments off the grid ({why}; {paths})",
                 group(layout.off_grid),
                 group(layout.segments)
             )
         };
         writeln!(out, "  {verdict}")?;
+    }
+    if fewer_paths {
+        let why = if settings.engine.retain_all {
+            "  (* at the end; every segment is kept (--retain-all), so the others were never written: the run drew"
+        } else {
+            "  (* at the end: a compacted top-level segment goes to the sink, which discards it and keeps only each"
+        };
+        writeln!(out, "{why}")?;
+        if settings.engine.retain_all {
+            writeln!(out, "   no commit for them)")?;
+        } else {
+            writeln!(
+                out,
+                "   path's newest; a path whose records all lie in discarded top-level ranges holds none; --retain-all keeps them)"
+            )?;
+        }
     }
     Ok(())
 }

@@ -254,8 +254,8 @@ fn a_durable_run_reports_its_log_and_leaves_the_directory_as_it_was() {
 
     for (args, says) in [
         (&["--durable", data_arg, "--engine", "mutex"][..], "--engine lockstep"),
-        (&["--durable", data_arg, "--baseline", "synced"], "this run is durable, written"),
-        (&["--baseline", "synced"], "this run is memory only"),
+        (&["--durable", data_arg, "--baseline", "synced"], "durability: synced in baseline \"synced\", written in this run"),
+        (&["--baseline", "synced"], "durability: synced in baseline \"synced\", none (memory only) in this run"),
     ] {
         let out = loadgen(args, &dir);
         let stderr = text(&out.stderr);

@@ -42,6 +42,9 @@ pub struct Measured {
     pub problems: Vec<String>,
     /// Ctrl-C ended the window early.
     pub interrupted: bool,
+    /// Ctrl-C came during the warm-up: the window never opened and nothing was measured (main
+    /// reports the engine as not run and writes nothing for it).
+    pub warmup_only: bool,
     /// The engine's frontier when the window opened and closed, where it has one.
     pub frontier: Option<(u64, u64)>,
     pub rss: Rss,
@@ -82,6 +85,10 @@ impl Measured {
 /// Why a run's figures cannot be trusted.
 pub fn problems(m: &Measured) -> Vec<String> {
     let mut problems = Vec::new();
+    if m.interrupted && m.commits == 0 {
+        // Not the engine's fault: Ctrl-C closed the window before a commit finished in it.
+        return problems;
+    }
     if m.commits == 0 {
         problems.push("no commit finished in the measured window: the engine did not keep up".to_owned());
     } else if let Some((before, _)) = m.frontier.filter(|(before, after)| before == after) {
@@ -137,6 +144,7 @@ impl Measured {
             intervals: (0..4).map(interval).collect(),
             problems: Vec::new(),
             interrupted: false,
+            warmup_only: false,
             frontier: None,
             rss: Rss { reset: true, at_start: None, peak: None },
             finish: Finish { visible_latency: latency, ..Finish::default() },
