@@ -309,14 +309,17 @@ impl Comparison {
 
     /// Whether some checked figure has no noise model (a side with a single sample).
     pub fn unrepeated(&self) -> bool {
-        self.rows.iter().any(|row| row.checked && (row.baseline_samples.len() < 2 || row.now_samples.len() < 2))
+        self.rows
+            .iter()
+            .any(|row| row.checked && (row.baseline_samples.len() < 2 || row.now_samples.len() < 2))
     }
 
     /// The comparison as a table: `then` names the baseline and `now` this side. `pct` is the
     /// threshold of the verdicts (`--fail-on-regression`; 0 without it: beyond the noise).
     pub fn render(&self, then: (&str, &Value), now: (&str, &Value), pct: Option<f64>) -> String {
         let mut out = String::new();
-        let commit = |report: &Value| report["config"]["commit"].as_str().unwrap_or("unknown commit").to_owned();
+        let commit =
+            |report: &Value| report["config"]["commit"].as_str().unwrap_or("unknown commit").to_owned();
         let _ = writeln!(
             out,
             "{} (at {}, {} run{}) against {} (at {}, {} run{}):",
@@ -496,8 +499,14 @@ mod tests {
         fixed["config"]["mode"] = json!("fixed-rate");
         fixed["config"]["rate"] = json!(100_000);
         let refused = same_workload(("baseline \"main\"", &closed), ("this run", &fixed)).unwrap_err();
-        assert!(refused.contains("mode: closed-loop in baseline \"main\", fixed-rate in this run"), "{refused}");
-        assert!(refused.contains("rate: none (closed loop) in baseline \"main\", 100000 in this run"), "{refused}");
+        assert!(
+            refused.contains("mode: closed-loop in baseline \"main\", fixed-rate in this run"),
+            "{refused}"
+        );
+        assert!(
+            refused.contains("rate: none (closed loop) in baseline \"main\", 100000 in this run"),
+            "{refused}"
+        );
 
         let mut shared = closed.clone();
         shared["config"]["record"] = json!("shared");

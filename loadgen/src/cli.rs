@@ -373,7 +373,10 @@ impl Args {
         if to_stdout.len() > 1 {
             return Err((
                 ErrorKind::ArgumentConflict,
-                format!("{} all write to stdout (`-`); send all but one of them to a file", to_stdout.join(" and ")),
+                format!(
+                    "{} all write to stdout (`-`); send all but one of them to a file",
+                    to_stdout.join(" and ")
+                ),
             ));
         }
         if self.hgrm.as_deref() == Some("-") {

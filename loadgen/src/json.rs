@@ -450,9 +450,9 @@ mod tests {
             median_records_per_sec: 7000.0,
             window: Duration::from_secs(1),
         };
-        let results =
-            |limit| Results { limit, disk: None, runs: &runs, samples: &[], interrupted: false };
-        let value = serde_json::to_value(document(&args, &settings, &workload, results(Some(&limit)))).unwrap();
+        let results = |limit| Results { limit, disk: None, runs: &runs, samples: &[], interrupted: false };
+        let value =
+            serde_json::to_value(document(&args, &settings, &workload, results(Some(&limit)))).unwrap();
         assert_eq!(value["schema"], SCHEMA);
         assert_eq!(value["interrupted"], false);
         assert_eq!(value["limit"]["records_per_sec"].as_f64(), Some(8000.0));

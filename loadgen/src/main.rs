@@ -122,17 +122,24 @@ fn main() -> ExitCode {
     let measurement = measure(&args, &settings, &workload, &kinds);
     let interrupted = INTERRUPTED.load(Ordering::Relaxed);
     if interrupted && !measurement.failed {
-        let skipped: Vec<&str> =
-            kinds.iter().filter(|k| !measurement.runs.iter().any(|m| m.kind == **k)).map(|k| k.name()).collect();
+        let skipped: Vec<&str> = kinds
+            .iter()
+            .filter(|k| !measurement.runs.iter().any(|m| m.kind == **k))
+            .map(|k| k.name())
+            .collect();
         if !skipped.is_empty() {
-            warn(&format!("interrupted by Ctrl-C: not measured: {}; nothing is written for them", skipped.join(", ")));
+            warn(&format!(
+                "interrupted by Ctrl-C: not measured: {}; nothing is written for them",
+                skipped.join(", ")
+            ));
         }
     }
     if measurement.runs.is_empty() && (interrupted || measurement.failed) {
         warn("no engine was measured: no report, and no file written");
         return if measurement.failed { ExitCode::FAILURE } else { ExitCode::from(INTERRUPTED_STATUS) };
     }
-    let (written, regressed) = write(&args, &settings, &workload, started, &measurement, interrupted, &mut outputs);
+    let (written, regressed) =
+        write(&args, &settings, &workload, started, &measurement, interrupted, &mut outputs);
 
     // A misaligned lockstep layout or an engine that lost data is a failed run; the baselines'
     // misalignment is expected and is only reported.

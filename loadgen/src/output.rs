@@ -73,7 +73,11 @@ impl Target {
                 OpenOptions::new().write(true).open(path).map_err(|e| refuse(e.to_string()))?;
             }
             Found::Missing => {
-                OpenOptions::new().write(true).create_new(true).open(path).map_err(|e| refuse(e.to_string()))?;
+                OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(path)
+                    .map_err(|e| refuse(e.to_string()))?;
                 std::fs::remove_file(path).map_err(|e| refuse(e.to_string()))?;
             }
         }
@@ -271,10 +275,7 @@ mod tests {
         let inside = dir.display().to_string();
         assert_eq!(hgrm_path(&inside, Kind::Lockstep, "visible"), dir.join("lockstep.visible.hgrm"));
         assert_eq!(hgrm_path("out/", Kind::Raw, "commit"), Path::new("out/raw.commit.hgrm"));
-        assert_eq!(
-            hgrm_path(&format!("{inside}/run"), Kind::Raw, "commit"),
-            dir.join("run.raw.commit.hgrm")
-        );
+        assert_eq!(hgrm_path(&format!("{inside}/run"), Kind::Raw, "commit"), dir.join("run.raw.commit.hgrm"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

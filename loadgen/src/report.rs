@@ -228,7 +228,11 @@ fn write_report(
 
 /// Each engine's repetitions: the median, the range and the spread the baseline gate allows for.
 fn repeats(out: &mut String, runs: &[Measured], samples: &[Vec<f64>]) -> std::fmt::Result {
-    writeln!(out, "{:<10}{:>8}{:>14}{:>14}{:>14}{:>10}", "repeats", "runs", "median", "min", "max", "spread")?;
+    writeln!(
+        out,
+        "{:<10}{:>8}{:>14}{:>14}{:>14}{:>10}",
+        "repeats", "runs", "median", "min", "max", "spread"
+    )?;
     for (m, samples) in runs.iter().zip(samples) {
         let Some((median, min, max, pct)) = crate::json::spread(samples) else { continue };
         writeln!(
@@ -411,7 +415,12 @@ fn latency_row(out: &mut String, engine: &str, what: &str, summary: Option<Summa
     writeln!(out, "{:>10}", micros(columns[QUANTILES.len()]))
 }
 
-fn layouts(out: &mut String, settings: &Settings, workload: &Workload, runs: &[Measured]) -> std::fmt::Result {
+fn layouts(
+    out: &mut String,
+    settings: &Settings,
+    workload: &Workload,
+    runs: &[Measured],
+) -> std::fmt::Result {
     // Every level of the geometry, L0 to --max-level, empty ones included: the same columns for
     // the same geometry, run after run (a level an engine went past is added).
     let levels = runs
@@ -456,18 +465,23 @@ fn layouts(out: &mut String, settings: &Settings, workload: &Workload, runs: &[M
         writeln!(out, "  {verdict}")?;
     }
     if fewer_paths {
-        let why = if settings.engine.retain_all {
-            "  (* at the end; every segment is kept (--retain-all), so the others were never written: the run drew"
-        } else {
-            "  (* at the end: a compacted top-level segment goes to the sink, which discards it and keeps only each"
-        };
-        writeln!(out, "{why}")?;
+        writeln!(
+            out,
+            "  (* at the end. A path holds no segment when the run never drew it, or when all its records"
+        )?;
         if settings.engine.retain_all {
-            writeln!(out, "   no commit for them)")?;
+            writeln!(
+                out,
+                "   are in it; with --retain-all every segment stays, so these paths were never drawn)"
+            )?;
         } else {
             writeln!(
                 out,
-                "   path's newest; a path whose records all lie in discarded top-level ranges holds none; --retain-all keeps them)"
+                "   lie in compacted top-level segments, which the sink took and discarded, keeping only each path's"
+            )?;
+            writeln!(
+                out,
+                "   newest: the engines run with a sink that discards, and --retain-all keeps them all)"
             )?;
         }
     }
