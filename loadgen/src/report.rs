@@ -465,24 +465,15 @@ fn layouts(
         writeln!(out, "  {verdict}")?;
     }
     if fewer_paths {
-        writeln!(
-            out,
-            "  (* at the end. A path holds no segment when the run never drew it, or when all its records"
-        )?;
         if settings.engine.retain_all {
-            writeln!(
-                out,
-                "   are in it; with --retain-all every segment stays, so these paths were never drawn)"
-            )?;
+            writeln!(out, "  (* at the end: with --retain-all every segment stays, so a path without one was never drawn)")?;
         } else {
+            writeln!(out, "  (* at the end: a path holds no segment when the run never drew it, or when all its records")?;
             writeln!(
                 out,
-                "   lie in compacted top-level segments, which the sink took and discarded, keeping only each path's"
+                "   lie in compacted top-level segments, which the sink took and discarded (it keeps only each"
             )?;
-            writeln!(
-                out,
-                "   newest: the engines run with a sink that discards, and --retain-all keeps them all)"
-            )?;
+            writeln!(out, "   path's newest); --retain-all keeps every segment)")?;
         }
     }
     Ok(())
