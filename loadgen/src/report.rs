@@ -561,3 +561,71 @@ fn equal(what: &str, got: u64, against: &str, expected: u64) -> String {
     let sign = if got == expected { "==" } else { "!=" };
     format!("{what} {} {sign} {against} {}", group(got), group(expected))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn settings(rate: Option<u64>) -> Settings {
+        Settings {
+            engine: crate::engine::Config {
+                producers: 1,
+                shards: 1,
+                divisor: 4,
+                max_level: 4,
+                queue_capacity: 16,
+                pin: false,
+                retain_all: false,
+                durable: None,
+            },
+            record: crate::record::RecordKind::I64,
+            duration: Duration::from_secs(1),
+            warmup: Duration::ZERO,
+            rate,
+            progress: false,
+            interval: None,
+        }
+    }
+
+    fn table(settings: &Settings, runs: &[Measured]) -> String {
+        let workload = Workload::new(10_000, crate::workload::Distribution::Uniform, 16, 1);
+        let results = Results { limit: None, disk: None, runs, samples: &[], interrupted: false };
+        render(settings, &workload, &results)
+    }
+
+    /// The same geometry shows the same columns, empty levels included, and a path count below
+    /// the workload's says why.
+    #[test]
+    fn every_level_of_the_geometry_is_a_column_and_missing_paths_are_explained() {
+        let mut lockstep = Measured::example(Kind::Lockstep);
+        let mut layout = crate::align::Layout::new(4);
+        layout.per_level[4] = 7;
+        layout.paths = 440;
+        layout.segments = 7;
+        lockstep.finish.layout = Some(layout);
+        let text = table(&settings(None), &[lockstep]);
+        let header = text.lines().find(|l| l.starts_with("segments per level")).unwrap();
+        for level in ["L0", "L1", "L2", "L3", "L4"] {
+            assert!(header.contains(level), "{header}");
+        }
+        assert!(text.contains("440 of 10,000 paths hold segments*"), "{text}");
+        assert!(text.contains("which the sink took and discarded"), "{text}");
+    }
+
+    /// At a fixed rate the share of the limit means nothing: the share of the rate kept is shown,
+    /// and an engine far below the rate gets a warning.
+    #[test]
+    fn a_fixed_rate_shows_the_rate_kept_and_warns_when_overloaded() {
+        // 1,000 commits in 1 s against 100,000 asked.
+        let runs = [Measured::example(Kind::Raw)];
+        let text = table(&settings(Some(100_000)), &runs);
+        assert!(text.contains("÷ rate") && !text.contains("÷ limit"), "{text}");
+        assert!(text.contains("0.01x"), "{text}");
+        assert!(text.contains("WARNING: raw could not keep --rate 100,000"), "{text}");
+        assert_eq!(rate_kept(Some(100_000), &runs[0]), Some(0.01));
+        // Kept: no warning.
+        assert!(overload_warnings(&settings(Some(1_000)), &runs).is_empty());
+        assert!(!table(&settings(None), &runs).contains("÷ rate"));
+    }
+}
