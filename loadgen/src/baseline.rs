@@ -337,8 +337,8 @@ impl Comparison {
         }
         let _ = writeln!(
             out,
-            "{:<36}{:>16}{:>16}{:>10}{:>9}  {}",
-            "figure", "baseline", "this run", "change", "noise", "verdict"
+            "{:<36}{:>16}{:>16}{:>10}{:>9}  verdict",
+            "figure", "baseline", "this run", "change", "noise"
         );
         let show = |v: Option<f64>, samples: &[f64]| {
             let value = v.map_or("-".to_owned(), crate::format::figure);

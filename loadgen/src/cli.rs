@@ -58,8 +58,9 @@ pub const DEFAULT_RECORD_BYTES: usize = 16;
 /// Engines (`--engine`, run one after another with `all`): `lockstep`; `mutex`, one global
 /// lock around the commit counter and a per-path index with a count-driven compaction check on
 /// each insert (the commit-callback design lockstep replaces); `channel`, a thread per shard fed
-/// by crossbeam channels, compacting each path by count; `raw`, the same records handed through
-/// crossbeam ArrayQueues to consumers that only read them. Compacted top-level segments are
+/// by crossbeam channels, compacting each path by count; `raw`, lockstep's transport alone (the
+/// same single-writer rings, drained and woken the same way) to consumers that only read the
+/// records. Compacted top-level segments are
 /// discarded, and only each path's newest stays in memory, in every engine. With `--durable`:
 /// `fjall`, an embedded LSM store writing every record at the matching persist mode (not part of
 /// `all`).

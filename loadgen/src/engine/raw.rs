@@ -52,6 +52,9 @@ const ROOM_PARK: Duration = Duration::from_millis(5);
 /// hands the same item between two threads.
 pub type Item<K> = (u64, <K as Kind>::Record);
 
+/// One thread's ends of its rings, until that thread takes them.
+type Ends<T> = Box<[Mutex<Option<Vec<T>>>]>;
+
 /// The sleeping side of both handshakes, as lockstep's: says it sleeps through `flag`, fences,
 /// looks once more (`ready`), and parks (`park`, which may return early) unless ready.
 fn doze(flag: &AtomicBool, ready: impl FnOnce() -> bool, park: impl FnOnce()) {
@@ -73,9 +76,9 @@ struct Shared<K: Kind> {
     producers: usize,
     consumers: usize,
     /// Each consumer's ends of its rings (one per producer), taken by its thread.
-    receivers: Box<[Mutex<Option<Vec<Consumer<Item<K>>>>>]>,
+    receivers: Ends<Consumer<Item<K>>>,
     /// Each producer's ends of its rings (one per consumer), taken by its committer.
-    senders: Box<[Mutex<Option<Vec<Producer<Item<K>>>>>]>,
+    senders: Ends<Producer<Item<K>>>,
     marks: Watermarks,
     stamps: Stamps,
     /// Consumer `c` is about to park, or parked.
