@@ -58,8 +58,9 @@ pub const DEFAULT_RECORD_BYTES: usize = 16;
 /// Engines (`--engine`, run one after another with `all`): `lockstep`; `mutex`, one global
 /// lock around the commit counter and a per-path index with a count-driven compaction check on
 /// each insert (the commit-callback design lockstep replaces); `channel`, a thread per shard fed
-/// by crossbeam channels, compacting each path by count; `raw`, the same records handed through
-/// crossbeam ArrayQueues to consumers that only read them. Compacted top-level segments are
+/// by crossbeam channels, compacting each path by count; `raw`, lockstep's transport alone (the
+/// same single-writer rings, drained and woken the same way) to consumers that only read the
+/// records. Compacted top-level segments are
 /// discarded, and only each path's newest stays in memory, in every engine. With `--durable`:
 /// `fjall`, an embedded LSM store writing every record at the matching persist mode (not part of
 /// `all`).
@@ -75,6 +76,8 @@ pub const DEFAULT_RECORD_BYTES: usize = 16;
 ///
 /// Ctrl-C ends the run early and still prints and writes what was measured (a second Ctrl-C
 /// quits at once).
+///
+/// Saved reports compare offline: `loadgen compare BASELINE NEW [--fail-on-regression PCT]`.
 ///
 /// Exit status: 0; 1 if lockstep's segments are not all on the aligned grid, if an engine ends
 /// without every commit or record it was handed, if a run could not be measured as asked (the
@@ -228,18 +231,21 @@ pub struct Args {
     pub no_limit: bool,
 
     /// Also write the report as JSON to FILE; `-` writes it to stdout (the table then goes to
-    /// stderr).
+    /// stderr); a device such as /dev/null is written as it is.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
 
     /// Also write HdrHistogram percentile-distribution files (.hgrm), values in microseconds.
     ///
-    /// One per engine and latency: PREFIX.ENGINE.commit.hgrm and PREFIX.ENGINE.visible.hgrm.
-    /// Any HdrHistogram plotter reads them.
+    /// One per engine and latency: PREFIX.ENGINE.commit.hgrm and PREFIX.ENGINE.visible.hgrm;
+    /// with a directory (existing, or ending in /), DIR/ENGINE.commit.hgrm and so on; a device
+    /// such as /dev/null receives them all. Only engines that were measured get files. Any
+    /// HdrHistogram plotter reads them.
     #[arg(long, value_name = "PREFIX")]
     pub hgrm: Option<String>,
 
-    /// Also draw the latency of every engine run on one SVG chart (the name must end in .svg).
+    /// Also draw the latency of every engine run on one SVG chart (the name must end in .svg;
+    /// `-` writes it to stdout and a device such as /dev/null takes it as it is).
     ///
     /// Top: percentile curves, the x axis the percentile on a log scale of 1/(1-p), as
     /// HdrHistogram plots are; the commit call solid, commit-to-visible dashed. Bottom: p50, p99
@@ -248,7 +254,8 @@ pub struct Args {
     pub plot: Option<PathBuf>,
 
     /// Also write an HdrHistogram interval log to FILE (the format HdrHistogram's
-    /// HistogramLogProcessor and log readers take), values in nanoseconds.
+    /// HistogramLogProcessor and log readers take), values in nanoseconds; `-` writes it to
+    /// stdout.
     ///
     /// One histogram per --hlog-interval, engine and latency, tagged ENGINE.commit and
     /// ENGINE.visible; interval start times are seconds since the run started.
@@ -267,17 +274,31 @@ pub struct Args {
     pub save_baseline: Option<String>,
 
     /// Compare this run with the saved baseline NAME: each figure beside the saved one, with
-    /// the change.
+    /// the change (refused before the run when the baseline's workload differs).
+    ///
+    /// Two saved reports compare without a run: `loadgen compare A.json B.json` (see
+    /// `loadgen compare --help`).
     #[arg(long, value_name = "NAME", value_parser = parse_baseline_name)]
     pub baseline: Option<String>,
 
     /// With --baseline: exit with status 1 when any engine's records/s is more than PCT percent
-    /// below the baseline's (0 to 100). The limit is shown beside its baseline but not checked:
-    /// it measures the machine, not the code.
+    /// below the baseline's (0 to 100) and more than the noise (see --repeat). The limit is shown
+    /// beside its baseline but not checked: it measures the machine, not the code.
     #[arg(long, value_name = "PCT", requires = "baseline", value_parser = parse_percent)]
     pub fail_on_regression: Option<f64>,
 
-    /// Draw the progress bar even when stderr is not a terminal.
+    /// Run each engine N times in this process (1 to 100), round after round, and report each
+    /// engine's median run with the spread of all N (records/s).
+    ///
+    /// The noise model of the baseline gate: a saved report keeps every run's records/s, and a
+    /// comparison calls a regression only when the medians' change exceeds both
+    /// --fail-on-regression and the spread of both sides.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = RangedU64ValueParser::<usize>::new().range(1..=100))]
+    pub repeat: usize,
+
+    /// Show progress even when stderr is not a terminal (a file, a pipe, a CI log): there, plain
+    /// lines instead of a bar, one as each engine's warm-up and measured window begin and one a
+    /// second after that.
     #[arg(long, conflicts_with = "quiet")]
     pub progress: bool,
 
@@ -345,8 +366,33 @@ impl Args {
                 "--retain-all is a setting of the lockstep engine (use --engine lockstep)".to_owned(),
             ));
         }
+        let to_stdout: Vec<&str> = [("--json", &self.json), ("--plot", &self.plot), ("--hlog", &self.hlog)]
+            .into_iter()
+            .filter(|(_, path)| path.as_deref().is_some_and(crate::output::is_stdout))
+            .map(|(flag, _)| flag)
+            .collect();
+        if to_stdout.len() > 1 {
+            return Err((
+                ErrorKind::ArgumentConflict,
+                format!(
+                    "{} all write to stdout (`-`); send all but one of them to a file",
+                    to_stdout.join(" and ")
+                ),
+            ));
+        }
+        if self.hgrm.as_deref() == Some("-") {
+            return Err((
+                ErrorKind::ValueValidation,
+                "--hgrm - : it writes one file per engine and latency, which stdout cannot tell apart; \
+                 give a prefix, a directory, or /dev/null"
+                    .to_owned(),
+            ));
+        }
         if let Some(plot) = &self.plot {
-            let svg = plot.extension().is_some_and(|e| e.eq_ignore_ascii_case("svg"));
+            // `-` and a device (`/dev/null`) take the SVG whatever their name.
+            let svg = plot.extension().is_some_and(|e| e.eq_ignore_ascii_case("svg"))
+                || crate::output::is_stdout(plot)
+                || crate::output::is_special(plot);
             if !svg {
                 return Err((
                     ErrorKind::ValueValidation,
@@ -391,11 +437,6 @@ impl Args {
     pub fn record_bytes(&self) -> usize {
         self.record_bytes.unwrap_or(DEFAULT_RECORD_BYTES)
     }
-
-    /// Whether the JSON report goes to stdout.
-    pub fn json_to_stdout(&self) -> bool {
-        self.json.as_deref().is_some_and(|p| p.as_os_str() == "-")
-    }
 }
 
 fn parse_divisor(text: &str) -> Result<u64, String> {
@@ -432,7 +473,7 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
-fn parse_percent(text: &str) -> Result<f64, String> {
+pub fn parse_percent(text: &str) -> Result<f64, String> {
     match text.trim_end_matches('%').parse::<f64>() {
         Ok(pct) if (0.0..=100.0).contains(&pct) => Ok(pct),
         Ok(_) => Err("must be between 0 and 100".into()),
@@ -486,8 +527,14 @@ mod tests {
         assert!(!args.pinned());
         assert_eq!(args.record, RecordKind::I64);
         assert_eq!(args.record_bytes(), DEFAULT_RECORD_BYTES);
-        assert!(!args.json_to_stdout());
-        assert!(parse(&["--json", "-"]).unwrap().json_to_stdout());
+        assert_eq!(args.repeat, 1);
+        assert!(parse(&["--json", "-"]).unwrap().json.as_deref().is_some_and(crate::output::is_stdout));
+        // `-` where one output can take stdout; a device wherever a file goes.
+        assert!(parse(&["--plot", "-"]).is_ok());
+        assert!(parse(&["--hlog", "-"]).is_ok());
+        assert!(parse(&["--plot", "/dev/null"]).is_ok(), "a device needs no .svg");
+        assert!(parse(&["--hgrm", "/dev/null", "--json", "/dev/null"]).is_ok());
+        assert_eq!(parse(&["--repeat", "5"]).unwrap().repeat, 5);
         assert_eq!(parse(&["--record", "shared", "--record-bytes", "0"]).unwrap().record_bytes(), 0);
         assert_eq!(
             parse(&["--duration", "24h", "--warmup", "0s"]).unwrap().duration,
@@ -610,6 +657,11 @@ mod tests {
             &["--baseline", "x", "--fail-on-regression", "150"],
             &["--baseline", "x", "--fail-on-regression", "lots"],
             &["--progress", "--quiet"],
+            &["--json", "-", "--hlog", "-"],
+            &["--json", "-", "--plot", "-"],
+            &["--hgrm", "-"],
+            &["--repeat", "0"],
+            &["--repeat", "101"],
             &["--durability", "synced"],
             &["--keep-durable"],
             &["--durable", "/tmp/x", "--engine", "mutex"],

@@ -94,6 +94,7 @@ mod tests {
             intervals,
             problems: Vec::new(),
             interrupted: false,
+            warmup_only: false,
             frontier: None,
             rss: Rss::default(),
             finish: Finish::default(),

@@ -1,5 +1,11 @@
 //! The report as JSON, for scripts and baselines:
-//! `{"config": {...}, "limit": {...}, "runs": [...], "ratios": [...]}`.
+//! `{"schema": 2, "interrupted": false, "config": {...}, "limit": {...}, "runs": [...],
+//! "ratios": [...]}`.
+//!
+//! Schema 2 (this loadgen) only adds to schema 1 (reports without a `schema` field): the
+//! top-level `schema` and `interrupted`, `config.repeat`, and per run `rate_kept`,
+//! `overloaded` and `repeats` (every repeated sample's records/s, with `--repeat N`). A run's
+//! figures are those of its median repetition. Every reader takes both.
 //!
 //! Latencies are in microseconds; a latency with no sample is `null`. `limit` is `null` with
 //! `--no-limit`; `aligned` is `null` for `raw`, which keeps no segments; `peak_rss_bytes` is
@@ -15,8 +21,15 @@ use crate::report::{of_limit, ratios, COMMIT};
 use crate::run::{Measured, Settings, SAMPLE_EVERY};
 use crate::workload::Workload;
 
+/// The version of this document's layout (module doc).
+pub const SCHEMA: u32 = 2;
+
 #[derive(Debug, Serialize)]
 pub struct Document {
+    /// [`SCHEMA`]; reports without it are schema 1.
+    pub schema: u32,
+    /// Ctrl-C ended the run early: the engines after the one interrupted did not run.
+    pub interrupted: bool,
     pub config: Config,
     /// The hand-off limit measured before the engines.
     pub limit: Option<Limit>,
@@ -96,6 +109,9 @@ pub struct Config {
     pub durability: Option<&'static str>,
     /// lockstep keeps every segment, no sink (`--retain-all`, and every durable run).
     pub retain_all: bool,
+    /// `--repeat`: how many times each engine ran in this process (each run's figures are its
+    /// median repetition's).
+    pub repeat: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -124,6 +140,15 @@ pub struct Run {
     pub visible_means: &'static str,
     /// Fixed rate: commits due before the end of the window that never started.
     pub missed: u64,
+    /// Fixed rate: commits/s over the rate asked (1: the schedule was kept); `null` in a closed
+    /// loop.
+    pub rate_kept: Option<f64>,
+    /// Fixed rate: the engine kept less than [`crate::report::KEPT_AT_LEAST`] of the rate asked,
+    /// so its latencies are those of a growing backlog; `null` in a closed loop.
+    pub overloaded: Option<bool>,
+    /// With `--repeat N`, N > 1: every repetition's records/s (this run's figures are the
+    /// median one's); `null` for a single run.
+    pub repeats: Option<Repeats>,
     pub peak_rss_bytes: Option<u64>,
     pub rss_at_start_bytes: Option<u64>,
     /// Whether the peak was reset before this engine (else it is the process's peak so far).
@@ -140,6 +165,18 @@ pub struct Run {
     pub durable: Option<Durable>,
 }
 
+/// The repetitions of one engine's run (`--repeat N`).
+#[derive(Debug, Serialize)]
+pub struct Repeats {
+    /// Each repetition's records/s, in the order they ran.
+    pub records_per_sec: Vec<f64>,
+    pub median_records_per_sec: f64,
+    pub min_records_per_sec: f64,
+    pub max_records_per_sec: f64,
+    /// Half the range, in percent of the median: the noise the baseline gate allows for.
+    pub spread_pct: f64,
+}
+
 #[derive(Debug, Serialize)]
 pub struct Ratio {
     /// The engine lockstep is compared with.
@@ -150,15 +187,22 @@ pub struct Ratio {
     pub visible_p99: Option<f64>,
 }
 
-pub fn document(
-    args: &Args,
-    settings: &Settings,
-    workload: &Workload,
-    limit: Option<&limit::Limit>,
-    disk: Option<&crate::durable::Disk>,
-    runs: &[Measured],
-) -> Document {
-    let config = Config {
+/// What a whole run measured, for [`document`].
+#[derive(Debug, Clone, Copy)]
+pub struct Results<'a> {
+    pub limit: Option<&'a limit::Limit>,
+    pub disk: Option<&'a crate::durable::Disk>,
+    /// Each engine's median repetition.
+    pub runs: &'a [Measured],
+    /// Each engine's records/s, repetition by repetition (same order as `runs`).
+    pub samples: &'a [Vec<f64>],
+    pub interrupted: bool,
+}
+
+/// The settings of a run, as the report states them (known before it runs: a baseline of
+/// another workload is refused before anything runs).
+pub fn config(args: &Args, settings: &Settings, workload: &Workload) -> Config {
+    Config {
         commit: COMMIT,
         taken_at_unix: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -186,9 +230,19 @@ pub fn document(
         durable: args.durable.is_some(),
         durability: args.durability().map(|d| d.name()),
         retain_all: settings.engine.retain_all,
-    };
+        repeat: args.repeat,
+    }
+}
+
+pub fn document(args: &Args, settings: &Settings, workload: &Workload, results: Results<'_>) -> Document {
+    let Results { limit, disk, runs, samples, interrupted } = results;
+    let config = config(args, settings, workload);
     let bytes = settings.record.bytes_per_record(workload.record_bytes());
-    let runs_json = runs.iter().map(|m| run(m, bytes, limit)).collect();
+    let runs_json = runs
+        .iter()
+        .enumerate()
+        .map(|(i, m)| run(m, bytes, limit, settings.rate, samples.get(i).map(Vec::as_slice)))
+        .collect();
     let ratios = ratios(runs)
         .into_iter()
         .map(|r| Ratio {
@@ -208,11 +262,33 @@ pub fn document(
         fdatasyncs_per_sec: d.fdatasyncs_per_sec,
         fdatasync_latency_us: Summary::of(&d.fdatasync_latency),
     });
-    Document { config, limit, disk, runs: runs_json, ratios }
+    Document { schema: SCHEMA, interrupted, config, limit, disk, runs: runs_json, ratios }
 }
 
-fn run(m: &Measured, record_bytes: usize, limit: Option<&limit::Limit>) -> Run {
+/// The spread of repeated samples: `(median, min, max, half the range in % of the median)`;
+/// `None` for fewer than two.
+pub fn spread(samples: &[f64]) -> Option<(f64, f64, f64, f64)> {
+    if samples.len() < 2 {
+        return None;
+    }
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    let median = if n % 2 == 1 { sorted[n / 2] } else { (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0 };
+    let (min, max) = (sorted[0], sorted[n - 1]);
+    let pct = if median > 0.0 { (max - min) / 2.0 / median * 100.0 } else { 0.0 };
+    Some((median, min, max, pct))
+}
+
+fn run(
+    m: &Measured,
+    record_bytes: usize,
+    limit: Option<&limit::Limit>,
+    rate: Option<u64>,
+    samples: Option<&[f64]>,
+) -> Run {
     let layout = m.finish.layout.as_ref();
+    let rate_kept = crate::report::rate_kept(rate, m);
     Run {
         engine: m.kind.name(),
         window_secs: m.window.as_secs_f64(),
@@ -230,6 +306,17 @@ fn run(m: &Measured, record_bytes: usize, limit: Option<&limit::Limit>) -> Run {
         visible_latency_us: Summary::of(&m.visible_latency),
         visible_means: m.kind.visible_means(),
         missed: m.missed,
+        rate_kept,
+        overloaded: rate_kept.map(|kept| kept < crate::report::KEPT_AT_LEAST),
+        repeats: samples.and_then(|samples| {
+            spread(samples).map(|(median, min, max, spread_pct)| Repeats {
+                records_per_sec: samples.to_vec(),
+                median_records_per_sec: median,
+                min_records_per_sec: min,
+                max_records_per_sec: max,
+                spread_pct,
+            })
+        }),
         peak_rss_bytes: m.rss.peak,
         rss_at_start_bytes: m.rss.at_start,
         peak_rss_reset: m.rss.reset,
@@ -301,6 +388,7 @@ mod tests {
             intervals: Vec::new(),
             problems: Vec::new(),
             interrupted: false,
+            warmup_only: false,
             frontier: None,
             rss: Rss { reset: true, at_start: Some(1 << 20), peak: Some(2 << 20) },
             finish: Finish {
@@ -362,12 +450,15 @@ mod tests {
             median_records_per_sec: 7000.0,
             window: Duration::from_secs(1),
         };
+        let results = |limit| Results { limit, disk: None, runs: &runs, samples: &[], interrupted: false };
         let value =
-            serde_json::to_value(document(&args, &settings, &workload, Some(&limit), None, &runs)).unwrap();
+            serde_json::to_value(document(&args, &settings, &workload, results(Some(&limit)))).unwrap();
+        assert_eq!(value["schema"], SCHEMA);
+        assert_eq!(value["interrupted"], false);
         assert_eq!(value["limit"]["records_per_sec"].as_f64(), Some(8000.0));
         assert_eq!(value["limit"]["median_records_per_sec"].as_f64(), Some(7000.0));
         assert_eq!(value["limit"]["window_secs"].as_f64(), Some(1.0));
-        let without = serde_json::to_value(document(&args, &settings, &workload, None, None, &runs)).unwrap();
+        let without = serde_json::to_value(document(&args, &settings, &workload, results(None))).unwrap();
         assert_eq!(without["limit"], Value::Null);
         assert_eq!(without["runs"][0]["records_per_limit"], Value::Null);
 

@@ -2,6 +2,8 @@
 //! reports throughput (beside the machine's hand-off limit, measured in the same run), latency
 //! percentiles, memory and segment layout side by side.
 //!
+//! `loadgen compare A B` compares two saved reports without running anything (`compare`).
+//!
 //! The modules, in the order a run uses them: `cli` is the command line; `output` opens every
 //! output before the run; `record` the record kinds; `workload` makes paths and records (drawn
 //! with `rng` and `zipf`); `limit` measures the hand-off limit; `engine` holds the engines
@@ -13,8 +15,8 @@
 //! which prints it, writes what was measured before it to the outputs already opened, and
 //! exits with status 1.
 
+use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
@@ -22,6 +24,7 @@ use std::time::SystemTime;
 mod align;
 mod baseline;
 mod cli;
+mod compare;
 mod durable;
 mod engine;
 mod format;
@@ -60,17 +63,28 @@ struct Measurement {
     limit: Option<limit::Limit>,
     /// The disk's limit in `--durable DIR`.
     disk: Option<durable::Disk>,
+    /// Each engine's median repetition, in the order the engines ran.
     runs: Vec<run::Measured>,
+    /// Each engine's records/s, repetition by repetition (same order as `runs`).
+    samples: Vec<Vec<f64>>,
     /// Something failed (its message is printed): the engines after it did not run.
     failed: bool,
 }
 
 fn main() -> ExitCode {
+    // `loadgen compare A B`: saved reports, nothing run.
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    if argv.get(1).is_some_and(|first| first == "compare") {
+        return compare::main(argv.into_iter().skip(1));
+    }
     let args = match cli::Args::parse_checked() {
         Ok(args) => args,
         Err(error) => error.exit(),
     };
     let kinds = args.choice().kinds();
+    let settings = settings(&args);
+    let workload =
+        workload::Workload::new(args.paths, args.distribution, args.record_bytes(), args.parts_per_commit);
     let mut outputs = match output::Outputs::open(&args, &kinds) {
         Ok(outputs) => outputs,
         Err(message) => {
@@ -78,6 +92,18 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // A baseline of another workload is refused now, not after the run.
+    if let Some((name, saved)) = &outputs.baseline {
+        let planned = serde_json::to_value(json::config(&args, &settings, &workload))
+            .map(|config| serde_json::json!({ "config": config }));
+        let refused = planned.map_err(|e| e.to_string()).and_then(|planned| {
+            baseline::same_workload((&format!("baseline {name:?}"), saved), ("this run", &planned))
+        });
+        if let Err(message) = refused {
+            eprintln!("loadgen: {message}");
+            return ExitCode::from(2);
+        }
+    }
     let handler = ctrlc::set_handler(|| {
         // Relaxed: a flag polled by the coordinating thread.
         if INTERRUPTED.swap(true, Ordering::Relaxed) {
@@ -92,17 +118,28 @@ fn main() -> ExitCode {
         eprintln!("loadgen: cannot catch Ctrl-C ({error}); an interrupted run will report nothing");
     }
 
-    let settings = settings(&args);
-    let workload =
-        workload::Workload::new(args.paths, args.distribution, args.record_bytes(), args.parts_per_commit);
     let started = SystemTime::now();
     let measurement = measure(&args, &settings, &workload, &kinds);
     let interrupted = INTERRUPTED.load(Ordering::Relaxed);
-    if interrupted && !measurement.failed && measurement.runs.len() < kinds.len() {
-        let skipped: Vec<&str> = kinds[measurement.runs.len()..].iter().map(|k| k.name()).collect();
-        note(&args, &format!("interrupted: not run: {}", skipped.join(", ")));
+    if interrupted && !measurement.failed {
+        let skipped: Vec<&str> = kinds
+            .iter()
+            .filter(|k| !measurement.runs.iter().any(|m| m.kind == **k))
+            .map(|k| k.name())
+            .collect();
+        if !skipped.is_empty() {
+            warn(&format!(
+                "interrupted by Ctrl-C: not measured: {}; nothing is written for them",
+                skipped.join(", ")
+            ));
+        }
     }
-    let (written, regressed) = write(&args, &settings, &workload, started, &measurement, &mut outputs);
+    if measurement.runs.is_empty() && (interrupted || measurement.failed) {
+        warn("no engine was measured: no report, and no file written");
+        return if measurement.failed { ExitCode::FAILURE } else { ExitCode::from(INTERRUPTED_STATUS) };
+    }
+    let (written, regressed) =
+        write(&args, &settings, &workload, started, &measurement, interrupted, &mut outputs);
 
     // A misaligned lockstep layout or an engine that lost data is a failed run; the baselines'
     // misalignment is expected and is only reported.
@@ -128,6 +165,11 @@ fn note(args: &cli::Args, text: &str) {
     if !args.quiet {
         eprintln!("loadgen: {text}");
     }
+}
+
+/// A warning on stderr, even with `--quiet`: something the user must know about the figures.
+fn warn(text: &str) {
+    eprintln!("loadgen: {text}");
 }
 
 fn settings(args: &cli::Args) -> run::Settings {
@@ -157,14 +199,16 @@ fn settings(args: &cli::Args) -> run::Settings {
     }
 }
 
-/// The hand-off limit, then each engine in turn, until Ctrl-C or the first failure.
+/// The hand-off limit, then each engine in turn (`--repeat` rounds of them), until Ctrl-C or
+/// the first failure.
 fn measure(
     args: &cli::Args,
     settings: &run::Settings,
     workload: &workload::Workload,
     kinds: &[engine::Kind],
 ) -> Measurement {
-    let mut measurement = Measurement { limit: None, disk: None, runs: Vec::new(), failed: false };
+    let mut measurement =
+        Measurement { limit: None, disk: None, runs: Vec::new(), samples: Vec::new(), failed: false };
     if !args.no_limit {
         note(
             args,
@@ -201,21 +245,44 @@ fn measure(
             }
         }
     }
-    for &kind in kinds {
-        // Relaxed: see `INTERRUPTED`.
-        if INTERRUPTED.load(Ordering::Relaxed) {
-            break;
-        }
-        match run::run(kind, settings, workload, &INTERRUPTED) {
-            Ok(measured) => measurement.runs.push(measured),
-            Err(error) => {
-                eprintln!("loadgen: engine {kind}: {error}");
-                measurement.failed = true;
-                break;
+    // Round after round, so a slow spell of the machine spreads over every engine's runs
+    // rather than landing on one engine's.
+    let mut all: Vec<Vec<run::Measured>> = kinds.iter().map(|_| Vec::new()).collect();
+    'rounds: for round in 0..args.repeat {
+        for (k, &kind) in kinds.iter().enumerate() {
+            // Relaxed: see `INTERRUPTED`.
+            if INTERRUPTED.load(Ordering::Relaxed) {
+                break 'rounds;
+            }
+            if args.repeat > 1 {
+                note(args, &format!("{kind}: run {} of {}", round + 1, args.repeat));
+            }
+            match run::run(kind, settings, workload, &INTERRUPTED) {
+                // Ctrl-C in the warm-up: nothing was measured, so nothing is reported.
+                Ok(measured) if measured.warmup_only => break 'rounds,
+                Ok(measured) => all[k].push(measured),
+                Err(error) => {
+                    eprintln!("loadgen: engine {kind}: {error}");
+                    measurement.failed = true;
+                    break 'rounds;
+                }
             }
         }
     }
+    for runs in all.into_iter().filter(|runs| !runs.is_empty()) {
+        let samples: Vec<f64> = runs.iter().map(run::Measured::records_per_sec).collect();
+        measurement.runs.push(median_run(runs));
+        measurement.samples.push(samples);
+    }
     measurement
+}
+
+/// The run whose records/s is the median (the lower of the two middle ones for an even count):
+/// its latencies, layout and checks stand for the engine.
+fn median_run(mut runs: Vec<run::Measured>) -> run::Measured {
+    runs.sort_by(|a, b| a.records_per_sec().total_cmp(&b.records_per_sec()));
+    let middle = (runs.len() - 1) / 2;
+    runs.swap_remove(middle)
 }
 
 /// Prints the report and writes every output asked for. Returns whether every output was
@@ -226,83 +293,83 @@ fn write(
     workload: &workload::Workload,
     started: SystemTime,
     measurement: &Measurement,
+    interrupted: bool,
     outputs: &mut output::Outputs,
 ) -> (bool, bool) {
-    let (limit, disk, runs) = (measurement.limit.as_ref(), measurement.disk.as_ref(), &measurement.runs);
-    // With the JSON on stdout, the table goes to stderr, so stdout stays parseable.
-    let mut table: Box<dyn Write> = if matches!(outputs.json, Some(output::Json::Stdout)) {
-        Box::new(std::io::stderr())
-    } else {
-        Box::new(std::io::stdout())
+    let runs = &measurement.runs;
+    let results = json::Results {
+        limit: measurement.limit.as_ref(),
+        disk: measurement.disk.as_ref(),
+        runs,
+        samples: &measurement.samples,
+        interrupted,
     };
-    let _ = table.write_all(report::render(settings, workload, limit, disk, runs).as_bytes());
+    // With an output on stdout, the table goes to stderr, so stdout holds that output alone.
+    let mut table: Box<dyn Write> =
+        if outputs.stdout_taken() { Box::new(std::io::stderr()) } else { Box::new(std::io::stdout()) };
+    let _ = table.write_all(report::render(settings, workload, &results).as_bytes());
+    // Loud, and on stderr too, even with --quiet: figures of an overloaded engine mislead.
+    for warning in report::overload_warnings(settings, runs) {
+        warn(&warning);
+    }
 
     let mut ok = true;
-    let wrote = |what: &str, path: &Path, result: Result<(), String>| match result {
-        Ok(()) => {
-            note(args, &format!("wrote {what} to {}", path.display()));
-            true
-        }
+    let mut wrote = |what: &str, dest: &str, result: Result<(), String>| match result {
+        Ok(()) => note(args, &format!("wrote {what} to {dest}")),
         Err(error) => {
-            eprintln!("loadgen: cannot write {what} to {}: {error}", path.display());
-            false
-        }
-    };
-    let document = json::document(args, settings, workload, limit, disk, runs);
-    let document_text = json::text(&document);
-    match (&mut outputs.json, &document_text) {
-        (Some(output::Json::Stdout), Ok(text)) => {
-            let _ = std::io::stdout().write_all(text.as_bytes());
-        }
-        (Some(output::Json::File(target)), Ok(text)) => {
-            let result = target.write(text.as_bytes());
-            ok &= wrote("JSON report", &target.path.clone(), result);
-        }
-        (Some(_), Err(error)) => {
-            eprintln!("loadgen: cannot make the JSON report: {error}");
+            eprintln!("loadgen: cannot write {what} to {dest}: {error}");
             ok = false;
         }
-        (None, _) => {}
+    };
+    let document = json::document(args, settings, workload, results);
+    let document_text = json::text(&document);
+    if let Some(dest) = &mut outputs.json {
+        let result = document_text.clone().and_then(|text| dest.write(text.as_bytes()));
+        wrote("JSON report", &dest.describe(), result);
     }
     for (kind, latency, target) in &mut outputs.hgrm {
+        // Only the engines measured: no empty file for one that did not run.
         let Some(measured) = runs.iter().find(|m| m.kind == *kind) else { continue };
         let histogram =
             if *latency == "commit" { &measured.commit_latency } else { &measured.visible_latency };
         let result = target.write(hgrm::render(histogram).as_bytes());
-        ok &= wrote("percentile distribution", &target.path.clone(), result);
+        wrote("percentile distribution", &target.path.display().to_string(), result);
     }
-    if let Some(target) = &mut outputs.plot {
-        let title = format!(
-            "loadgen at {}: {}; {}",
-            report::COMMIT,
-            report::workload_line(settings, workload),
-            report::mode_line(settings)
-        );
-        let result = plot::render(&title, runs).and_then(|svg| target.write(svg.as_bytes()));
-        ok &= wrote("latency chart", &target.path.clone(), result);
+    if let Some(dest) = &mut outputs.plot {
+        let title = plot::title(settings, workload);
+        let result = plot::render(&title, runs).and_then(|svg| dest.write(svg.as_bytes()));
+        wrote("latency chart", &dest.describe(), result);
     }
-    if let Some(target) = &mut outputs.hlog {
+    if let Some(dest) = &mut outputs.hlog {
         let timed: Vec<_> = runs.iter().map(|m| (m.opened, m)).collect();
-        let result = hlog::render(started, &timed).and_then(|text| target.write(&text));
-        ok &= wrote("interval log", &target.path.clone(), result);
+        let result = hlog::render(started, &timed).and_then(|text| dest.write(&text));
+        wrote("interval log", &dest.describe(), result);
     }
-    if let (Some(target), Ok(text)) = (&mut outputs.save_baseline, &document_text) {
-        let result = target.write(text.as_bytes());
-        ok &= wrote("baseline", &target.path.clone(), result);
+    if let Some(target) = &mut outputs.save_baseline {
+        let path = target.path.display().to_string();
+        if interrupted {
+            // A baseline is what later runs are judged by: never a run cut short.
+            warn(&format!("interrupted: the baseline was not saved to {path}"));
+        } else {
+            let result = document_text.clone().and_then(|text| target.write(text.as_bytes()));
+            wrote("baseline", &path, result);
+        }
     }
     let mut regressed = false;
     if let Some((name, saved)) = &outputs.baseline {
         match serde_json::to_value(&document) {
             Ok(now) => {
                 let comparison = baseline::compare(saved, &now);
+                let then = format!("baseline {name:?}");
                 let _ = writeln!(table);
-                let _ = table.write_all(comparison.render(name, saved).as_bytes());
+                let rendered = comparison.render((&then, saved), ("this run", &now), args.fail_on_regression);
+                let _ = table.write_all(rendered.as_bytes());
                 if let Some(pct) = args.fail_on_regression {
                     let regressions = comparison.regressions(pct);
                     for row in &regressions {
                         let _ = writeln!(
                             table,
-                            "REGRESSION: {} dropped {:.1}% (more than --fail-on-regression {pct}%)",
+                            "REGRESSION: {} dropped {:.1}% (more than --fail-on-regression {pct}% and the noise)",
                             row.figure,
                             -row.change().unwrap_or(0.0)
                         );
@@ -311,7 +378,7 @@ fn write(
                 }
             }
             Err(error) => {
-                eprintln!("loadgen: cannot compare with baseline {name}: {error}");
+                eprintln!("loadgen: cannot compare with baseline {name:?}: {error}");
                 ok = false;
             }
         }

@@ -3,8 +3,9 @@
 //! As HdrHistogram plots do, the x axis is the percentile on a log scale of `1 / (1 - p)`, so
 //! 0%, 90%, 99%, 99.9%, 99.99% are evenly spaced, and the y axis is latency in microseconds,
 //! also on a log scale. One colour per engine; the commit call solid, commit-to-visible dashed.
-//! Below, when the run kept intervals, commit-to-visible p50, p99 and max of each interval over
-//! time, engine after engine, so a stall shows where it happened. Legends sit in a strip of
+//! Below, when the run kept intervals, commit-to-visible p50 (thin, faint), p99 (thick) and max
+//! (dashed) of each interval over time, engine after engine, so a stall shows where it
+//! happened; the legend draws each sample with the curve's own style. Legends sit in a strip of
 //! their own, clear of the curves; the title says what ran, in which mode, at which commit.
 //! The SVG backend needs no font library: text is left to whatever displays the file.
 
@@ -21,12 +22,37 @@ const LEGEND_WIDTH: u32 = 300;
 /// Ticks per half distance to 100%, as in the `.hgrm` files.
 const TICKS_PER_HALF_DISTANCE: u32 = 5;
 
+/// How a line is drawn: the legend draws its sample with the same style, so what the legend
+/// says is what the chart shows. Three properties, each visible on its own (in the SVG: the
+/// `opacity` and `stroke-width` attributes, and a dashed line drawn as separate segments).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Style {
+    /// 0 (invisible) to 1 (opaque).
+    opacity: f64,
+    width: u32,
+    dashed: bool,
+}
+
+impl Style {
+    /// The top panel: the commit call, and commit-to-visible.
+    const CALL: Style = Style { opacity: 1.0, width: 2, dashed: false };
+    const VISIBLE: Style = Style { opacity: 1.0, width: 2, dashed: true };
+    /// The bottom panel: p50 thin and faint, p99 thick and solid, max thin and dashed.
+    const P50: Style = Style { opacity: 0.45, width: 1, dashed: false };
+    const P99: Style = Style { opacity: 1.0, width: 3, dashed: false };
+    const MAX: Style = Style { opacity: 1.0, width: 1, dashed: true };
+
+    fn shape(self, color: RGBColor) -> ShapeStyle {
+        color.mix(self.opacity).stroke_width(self.width)
+    }
+}
+
 /// One curve: (nines, microseconds) points, where nines = log10(1 / (1 - p)).
 #[derive(Debug, Clone, PartialEq)]
 struct Curve {
     label: String,
     color: RGBColor,
-    dashed: bool,
+    style: Style,
     points: Vec<(f64, f64)>,
 }
 
@@ -51,15 +77,16 @@ fn points(histogram: &Histogram<u64>) -> Vec<(f64, f64)> {
 fn curves(runs: &[Measured]) -> Vec<Curve> {
     let mut curves = Vec::new();
     for m in runs {
-        for (what, histogram, dashed) in
-            [("commit call", &m.commit_latency, false), ("commit-to-visible", &m.visible_latency, true)]
-        {
+        for (what, histogram, style) in [
+            ("commit call", &m.commit_latency, Style::CALL),
+            ("commit-to-visible", &m.visible_latency, Style::VISIBLE),
+        ] {
             let points = points(histogram);
             if !points.is_empty() {
                 curves.push(Curve {
                     label: format!("{} {what}", m.kind),
                     color: color(m.kind),
-                    dashed,
+                    style,
                     points,
                 });
             }
@@ -90,8 +117,8 @@ fn micros_label(us: f64) -> String {
 fn over_time(runs: &[(f64, &Measured)]) -> Vec<Curve> {
     let mut curves = Vec::new();
     for &(offset, m) in runs {
-        for (what, quantile, dashed) in
-            [("p50", Some(0.5), false), ("p99", Some(0.99), false), ("max", None, true)]
+        for (what, quantile, style) in
+            [("p50", Some(0.5), Style::P50), ("p99", Some(0.99), Style::P99), ("max", None, Style::MAX)]
         {
             let points: Vec<(f64, f64)> = m
                 .intervals
@@ -106,12 +133,10 @@ fn over_time(runs: &[(f64, &Measured)]) -> Vec<Curve> {
                 })
                 .collect();
             if !points.is_empty() {
-                let color = if what == "p50" { color(m.kind).mix(0.55) } else { color(m.kind).to_rgba() };
-                let RGBAColor(r, g, b, _) = color;
                 curves.push(Curve {
                     label: format!("{} visible {what}", m.kind),
-                    color: RGBColor(r, g, b),
-                    dashed,
+                    color: color(m.kind),
+                    style,
                     points,
                 });
             }
@@ -136,8 +161,8 @@ fn draw_curves<DB: DrawingBackend, X: Ranged<ValueType = f64>, Y: Ranged<ValueTy
     curves: &[Curve],
 ) -> Result<(), String> {
     for curve in curves {
-        let style = curve.color.stroke_width(2);
-        if curve.dashed {
+        let style = curve.style.shape(curve.color);
+        if curve.style.dashed {
             chart.draw_series(DashedLineSeries::new(curve.points.iter().copied(), 6, 4, style))
         } else {
             chart.draw_series(LineSeries::new(curve.points.iter().copied(), style))
@@ -159,16 +184,29 @@ fn legend<DB: DrawingBackend>(
         .map_err(|e| error(&e))?;
     for (i, curve) in curves.iter().enumerate() {
         let y = 26 + 18 * i as i32;
-        let style = curve.color.stroke_width(2);
+        let style = curve.style.shape(curve.color);
         let line: Vec<(i32, i32)> =
-            if curve.dashed { vec![(4, y + 6), (10, y + 6)] } else { vec![(4, y + 6), (26, y + 6)] };
+            if curve.style.dashed { vec![(4, y + 6), (10, y + 6)] } else { vec![(4, y + 6), (26, y + 6)] };
         area.draw(&PathElement::new(line, style)).map_err(|e| error(&e))?;
-        if curve.dashed {
+        if curve.style.dashed {
             area.draw(&PathElement::new(vec![(16, y + 6), (26, y + 6)], style)).map_err(|e| error(&e))?;
         }
         area.draw(&Text::new(curve.label.clone(), (32, y), font.clone())).map_err(|e| error(&e))?;
     }
     Ok(())
+}
+
+/// The chart's title: the commit, the workload (producers, shards, paths and their
+/// distribution, parts per commit, the record, the geometry) and the mode.
+pub fn title(settings: &crate::run::Settings, workload: &crate::workload::Workload) -> String {
+    format!(
+        "loadgen at {}: {}, divisor {}, max level {}; {}",
+        crate::report::COMMIT,
+        crate::report::workload_line(settings, workload),
+        settings.engine.divisor,
+        settings.engine.max_level,
+        crate::report::mode_line(settings)
+    )
 }
 
 /// Every run's curves as an SVG document: percentile curves on top, commit-to-visible per
@@ -248,7 +286,7 @@ fn draw(svg: &mut String, title: &str, runs: &[Measured]) -> Result<(), String> 
             .draw()
             .map_err(|e| error(&e))?;
         draw_curves(&mut chart, &lines)?;
-        legend(&legend_area, "faint: p50; solid: p99; dashed: max", &lines)?;
+        legend(&legend_area, "p50 thin, faint; p99 thick; max dashed", &lines)?;
     }
     root.present().map_err(|e| error(&e))?;
     Ok(())
@@ -286,5 +324,80 @@ mod tests {
         }
         assert!(points.last().unwrap().0 > 3.0);
         assert!(super::points(&histogram()).is_empty());
+    }
+}
+
+#[cfg(test)]
+mod svg_tests {
+    use super::*;
+
+    /// One `<polyline>` of the SVG: its colour, opacity, width and number of points.
+    #[derive(Debug, Clone, PartialEq)]
+    struct Line {
+        stroke: String,
+        opacity: f64,
+        width: u32,
+        points: usize,
+    }
+
+    fn attribute<'a>(element: &'a str, name: &str) -> Option<&'a str> {
+        let start = element.find(&format!(" {name}=\""))? + name.len() + 3;
+        let end = start + element[start..].find('"')?;
+        Some(&element[start..end])
+    }
+
+    fn lines(svg: &str) -> Vec<Line> {
+        svg.split("<polyline")
+            .skip(1)
+            .map(|rest| {
+                let element = &rest[..rest.find("/>").expect("a closed polyline")];
+                Line {
+                    stroke: attribute(element, "stroke").expect("stroke").to_owned(),
+                    opacity: attribute(element, "opacity").map_or(1.0, |o| o.parse().expect("a number")),
+                    width: attribute(element, "stroke-width").map_or(1, |w| w.parse().expect("a number")),
+                    points: attribute(element, "points").map_or(0, |p| p.split_whitespace().count()),
+                }
+            })
+            .collect()
+    }
+
+    /// The legend's promise, checked in the SVG itself: each of p50, p99 and max has a style of
+    /// its own (opacity, width, dashes), the curves are drawn with it, and so is the legend's
+    /// sample of it. The bug this guards against: every line at opacity 1 and width 2.
+    #[test]
+    fn the_chart_draws_each_line_as_its_legend_says() {
+        let title = "loadgen at abc: 1 producer, 1 shard, 10,000 paths (uniform); closed loop";
+        let svg = render(title, &[Measured::example(Kind::Raw)]).unwrap();
+        assert!(svg.contains(title), "the title names the workload and the mode");
+        assert!(svg.contains("p50 thin, faint; p99 thick; max dashed"), "the legend says how to read it");
+        let raw = {
+            let (r, g, b) = palette::rgb("raw");
+            format!("#{r:02X}{g:02X}{b:02X}")
+        };
+        let mine: Vec<Line> =
+            lines(&svg).into_iter().filter(|l| l.stroke.eq_ignore_ascii_case(&raw)).collect();
+        let styled = |style: Style| -> Vec<&Line> {
+            mine.iter()
+                .filter(|l| (l.opacity - style.opacity).abs() < 1e-3 && l.width == style.width)
+                .collect()
+        };
+        // Solid: one polyline through every interval's point (4 of them), and the legend's sample.
+        for style in [Style::P50, Style::P99] {
+            let drawn = styled(style);
+            assert!(drawn.iter().any(|l| l.points == 4), "{style:?}: no solid curve in {mine:?}");
+            assert!(drawn.iter().any(|l| l.points == 2), "{style:?}: no legend sample in {mine:?}");
+        }
+        // Dashed: many short pieces (one may turn a corner), none through all 4 points.
+        let max = styled(Style::MAX);
+        assert!(max.len() >= 8 && max.iter().all(|l| l.points < 4), "max is not dashed: {max:?}");
+        // Visibly distinct, pairwise: opacity, width or dashes.
+        let styles = [Style::P50, Style::P99, Style::MAX];
+        for (i, a) in styles.iter().enumerate() {
+            for b in &styles[i + 1..] {
+                assert!(a.opacity != b.opacity || a.width != b.width || a.dashed != b.dashed, "{a:?} {b:?}");
+            }
+        }
+        const { assert!(Style::P50.opacity < 0.6, "p50 is faint") };
+        assert!(mine.iter().any(|l| l.opacity < 1.0), "the alpha reaches the SVG");
     }
 }

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use crate::durable::Disk;
 use crate::engine::Kind;
 use crate::format::{group, mib, micros, ratio};
+use crate::json::Results;
 use crate::latency::{Summary, QUANTILES};
 use crate::limit::Limit;
 use crate::run::{Measured, Settings, SAMPLE_EVERY};
@@ -40,22 +41,50 @@ pub fn ratios(runs: &[Measured]) -> Vec<RatioRow> {
         .collect()
 }
 
+/// At a fixed rate, an engine that keeps less than this share of the rate asked is overloaded:
+/// the commits pile up behind the schedule, and its latencies measure that backlog.
+pub const KEPT_AT_LEAST: f64 = 0.9;
+
+/// At a fixed rate: the commits/s the engine kept over the rate asked; `None` in a closed loop.
+pub fn rate_kept(rate: Option<u64>, m: &Measured) -> Option<f64> {
+    rate.filter(|&r| r > 0).map(|r| m.commits_per_sec() / r as f64)
+}
+
+/// The warnings of a fixed-rate run that asked more than an engine could take, one per such
+/// engine: printed in the report and, loudly, on stderr.
+pub fn overload_warnings(settings: &Settings, runs: &[Measured]) -> Vec<String> {
+    let Some(rate) = settings.rate else { return Vec::new() };
+    runs.iter()
+        .filter_map(|m| {
+            let kept = rate_kept(Some(rate), m)?;
+            (kept < KEPT_AT_LEAST).then(|| {
+                let due = m.commits + m.missed;
+                format!(
+                    "WARNING: {} could not keep --rate {}: it made {} commits/s ({:.1}% of the rate); {} of {} commits due \
+                     in the window never started. Its latencies measure the backlog, not the engine: lower --rate \
+                     (a closed loop, without --rate, finds what it can take)",
+                    m.kind.name(),
+                    group(rate),
+                    group(m.commits_per_sec() as u64),
+                    kept * 100.0,
+                    group(m.missed),
+                    group(due),
+                )
+            })
+        })
+        .collect()
+}
+
 /// Each engine's records/s divided by the limit's.
 pub fn of_limit(limit: Option<&Limit>, m: &Measured) -> Option<f64> {
     limit.filter(|l| l.records_per_sec > 0.0).map(|l| m.records_per_sec() / l.records_per_sec)
 }
 
 /// The whole report, ready to print.
-pub fn render(
-    settings: &Settings,
-    workload: &Workload,
-    limit: Option<&Limit>,
-    disk: Option<&Disk>,
-    runs: &[Measured],
-) -> String {
+pub fn render(settings: &Settings, workload: &Workload, results: &Results<'_>) -> String {
     let mut out = String::new();
     // Writing to a String cannot fail.
-    let _ = write_report(&mut out, settings, workload, limit, disk, runs);
+    let _ = write_report(&mut out, settings, workload, results);
     out
 }
 
@@ -90,10 +119,9 @@ fn write_report(
     out: &mut String,
     settings: &Settings,
     workload: &Workload,
-    limit: Option<&Limit>,
-    disk: Option<&Disk>,
-    runs: &[Measured],
+    results: &Results<'_>,
 ) -> std::fmt::Result {
+    let (limit, disk, runs) = (results.limit, results.disk, results.runs);
     let config = &settings.engine;
     writeln!(
         out,
@@ -128,14 +156,40 @@ fn write_report(
             rate as f64 / config.producers as f64
         ),
     };
+    let repeat = if results.samples.iter().any(|s| s.len() > 1) {
+        let n = results.samples.iter().map(Vec::len).max().unwrap_or(1);
+        format!(", {n} times each (the figures below are each engine's median run)")
+    } else {
+        String::new()
+    };
     writeln!(
         out,
-        "{mode}; each engine measured {:.2} s after a {:.2} s warm-up",
+        "{mode}; each engine asked {:.2} s after a {:.2} s warm-up{repeat}",
         settings.duration.as_secs_f64(),
         settings.warmup.as_secs_f64()
     )?;
+    // The real windows, when one differs from the asked (Ctrl-C, a late coordinator).
+    let asked = settings.duration.as_secs_f64();
+    let off: Vec<String> = runs
+        .iter()
+        .filter(|m| m.interrupted || (m.window.as_secs_f64() - asked).abs() > asked * 0.01)
+        .map(|m| {
+            let why = if m.interrupted { ", cut short by Ctrl-C" } else { "" };
+            format!("{} {:.2} s{why}", m.kind.name(), m.window.as_secs_f64())
+        })
+        .collect();
+    if !off.is_empty() {
+        writeln!(out, "measured: {}", off.join("; "))?;
+    }
+    if results.interrupted {
+        writeln!(out, "INTERRUPTED by Ctrl-C: only what was measured before it is reported")?;
+    }
     writeln!(out)?;
     throughput(out, settings, workload, limit, runs)?;
+    if results.samples.iter().any(|s| s.len() > 1) {
+        writeln!(out)?;
+        repeats(out, runs, results.samples)?;
+    }
     writeln!(out)?;
     if let Some(disk) = disk {
         durable(out, disk, runs)?;
@@ -143,7 +197,7 @@ fn write_report(
     }
     latencies(out, runs)?;
     writeln!(out)?;
-    layouts(out, runs)?;
+    layouts(out, settings, workload, runs)?;
     let ratios = ratios(runs);
     if !ratios.is_empty() {
         writeln!(out)?;
@@ -162,7 +216,37 @@ fn write_report(
     }
     writeln!(out)?;
     checks(out, runs)?;
+    let warnings = overload_warnings(settings, runs);
+    if !warnings.is_empty() {
+        writeln!(out)?;
+        for warning in warnings {
+            writeln!(out, "{warning}")?;
+        }
+    }
     Ok(())
+}
+
+/// Each engine's repetitions: the median, the range and the spread the baseline gate allows for.
+fn repeats(out: &mut String, runs: &[Measured], samples: &[Vec<f64>]) -> std::fmt::Result {
+    writeln!(
+        out,
+        "{:<10}{:>8}{:>14}{:>14}{:>14}{:>10}",
+        "repeats", "runs", "median", "min", "max", "spread"
+    )?;
+    for (m, samples) in runs.iter().zip(samples) {
+        let Some((median, min, max, pct)) = crate::json::spread(samples) else { continue };
+        writeln!(
+            out,
+            "{:<10}{:>8}{:>14}{:>14}{:>14}{:>10}",
+            m.kind.name(),
+            samples.len(),
+            group(median as u64),
+            group(min as u64),
+            group(max as u64),
+            format!("±{pct:.1}%")
+        )?;
+    }
+    writeln!(out, "  (records/s of each repetition; spread: half the range, in % of the median)")
 }
 
 fn throughput(
@@ -174,10 +258,17 @@ fn throughput(
 ) -> std::fmt::Result {
     let fixed = settings.rate.is_some();
     let bytes = settings.record.bytes_per_record(workload.record_bytes()) as f64;
+    // At a fixed rate an engine moves what the schedule asks, not what it can: its share of the
+    // limit says nothing, the share of the rate it kept does.
     write!(
         out,
         "{:<10}{:>14}{:>10}{:>14}{:>10}{:>12}",
-        "engine", "records/s", "÷ limit", "commits/s", "MB/s", "peak RSS"
+        "engine",
+        "records/s",
+        if fixed { "÷ rate" } else { "÷ limit" },
+        "commits/s",
+        "MB/s",
+        "peak RSS"
     )?;
     if fixed {
         write!(out, "{:>12}", "missed")?;
@@ -189,7 +280,7 @@ fn throughput(
             "{:<10}{:>14}{:>10}{:>14}{:>10.1}{:>12}",
             "limit",
             group(limit.records_per_sec as u64),
-            "1x",
+            if fixed { "-" } else { "1x" },
             "-",
             limit.records_per_sec * bytes / 1e6,
             "-"
@@ -198,7 +289,11 @@ fn throughput(
     for m in runs {
         let megabytes = m.records_per_sec() * bytes / 1e6;
         let rss = m.rss.peak.map_or("-".to_owned(), mib);
-        let share = of_limit(limit, m).map_or("-".to_owned(), |r| format!("{}x", ratio(r)));
+        let share = if fixed {
+            rate_kept(settings.rate, m).map_or("-".to_owned(), |r| format!("{}x", ratio(r)))
+        } else {
+            of_limit(limit, m).map_or("-".to_owned(), |r| format!("{}x", ratio(r)))
+        };
         write!(
             out,
             "{:<10}{:>14}{:>10}{:>14}{:>10.1}{:>12}",
@@ -234,8 +329,10 @@ fn throughput(
     if fixed {
         writeln!(
             out,
-            "  (missed: commits due before the end that never started; in the commit latency at their lower bound)"
+            "  (÷ rate: commits/s over the {} asked, 1x when the schedule was kept; missed: commits due",
+            group(settings.rate.unwrap_or(0))
         )?;
+        writeln!(out, "   before the end that never started, in the commit latency at their lower bound)")?;
     }
     Ok(())
 }
@@ -318,45 +415,66 @@ fn latency_row(out: &mut String, engine: &str, what: &str, summary: Option<Summa
     writeln!(out, "{:>10}", micros(columns[QUANTILES.len()]))
 }
 
-fn layouts(out: &mut String, runs: &[Measured]) -> std::fmt::Result {
-    // Only the levels some engine has segments on.
-    let levels =
-        runs.iter().filter_map(|m| m.finish.layout.as_ref()).map(|l| l.per_level.len()).max().unwrap_or(0);
-    let shown: Vec<usize> = (0..levels)
-        .filter(|&level| {
-            runs.iter()
-                .filter_map(|m| m.finish.layout.as_ref())
-                .any(|l| l.per_level.get(level).copied().unwrap_or(0) > 0)
-        })
-        .collect();
+fn layouts(
+    out: &mut String,
+    settings: &Settings,
+    workload: &Workload,
+    runs: &[Measured],
+) -> std::fmt::Result {
+    // Every level of the geometry, L0 to --max-level, empty ones included: the same columns for
+    // the same geometry, run after run (a level an engine went past is added).
+    let levels = runs
+        .iter()
+        .filter_map(|m| m.finish.layout.as_ref())
+        .map(|l| l.per_level.len())
+        .fold(settings.engine.max_level as usize + 1, usize::max);
     write!(out, "{:<20}", "segments per level")?;
-    for level in &shown {
+    for level in 0..levels {
         write!(out, "{:>10}", format!("L{level}"))?;
     }
     writeln!(out, "  aligned")?;
+    let mut fewer_paths = false;
     for m in runs {
         write!(out, "{:<20}", m.kind.name())?;
         let Some(layout) = &m.finish.layout else {
-            for _ in &shown {
+            for _ in 0..levels {
                 write!(out, "{:>10}", "-")?;
             }
             writeln!(out, "  - (keeps no segments)")?;
             continue;
         };
-        for &level in &shown {
+        for level in 0..levels {
             write!(out, "{:>10}", group(layout.per_level.get(level).copied().unwrap_or(0)))?;
         }
+        let paths = if layout.paths < workload.paths() as u64 {
+            fewer_paths = true;
+            format!("{} of {} paths hold segments*", group(layout.paths), group(workload.paths() as u64))
+        } else {
+            format!("{} paths", group(layout.paths))
+        };
         let verdict = if layout.aligned() {
-            format!("yes ({} paths, {} segments on the grid)", group(layout.paths), group(layout.segments))
+            format!("yes ({paths}, {} segments on the grid)", group(layout.segments))
         } else {
             let why = if m.kind == Kind::Lockstep { "FAILED" } else { "count-driven compaction; expected" };
             format!(
-                "no: {} of {} segments off the grid ({why})",
+                "no: {} of {} segments off the grid ({why}; {paths})",
                 group(layout.off_grid),
                 group(layout.segments)
             )
         };
         writeln!(out, "  {verdict}")?;
+    }
+    if fewer_paths {
+        if settings.engine.retain_all {
+            writeln!(out, "  (* at the end: with --retain-all every segment stays, so a path without one was never drawn)")?;
+        } else {
+            writeln!(out, "  (* at the end: a path holds no segment when the run never drew it, or when all its records")?;
+            writeln!(
+                out,
+                "   lie in compacted top-level segments, which the sink took and discarded (it keeps only each"
+            )?;
+            writeln!(out, "   path's newest); --retain-all keeps every segment)")?;
+        }
     }
     Ok(())
 }
@@ -442,4 +560,72 @@ fn checks(out: &mut String, runs: &[Measured]) -> std::fmt::Result {
 fn equal(what: &str, got: u64, against: &str, expected: u64) -> String {
     let sign = if got == expected { "==" } else { "!=" };
     format!("{what} {} {sign} {against} {}", group(got), group(expected))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn settings(rate: Option<u64>) -> Settings {
+        Settings {
+            engine: crate::engine::Config {
+                producers: 1,
+                shards: 1,
+                divisor: 4,
+                max_level: 4,
+                queue_capacity: 16,
+                pin: false,
+                retain_all: false,
+                durable: None,
+            },
+            record: crate::record::RecordKind::I64,
+            duration: Duration::from_secs(1),
+            warmup: Duration::ZERO,
+            rate,
+            progress: false,
+            interval: None,
+        }
+    }
+
+    fn table(settings: &Settings, runs: &[Measured]) -> String {
+        let workload = Workload::new(10_000, crate::workload::Distribution::Uniform, 16, 1);
+        let results = Results { limit: None, disk: None, runs, samples: &[], interrupted: false };
+        render(settings, &workload, &results)
+    }
+
+    /// The same geometry shows the same columns, empty levels included, and a path count below
+    /// the workload's says why.
+    #[test]
+    fn every_level_of_the_geometry_is_a_column_and_missing_paths_are_explained() {
+        let mut lockstep = Measured::example(Kind::Lockstep);
+        let mut layout = crate::align::Layout::new(4);
+        layout.per_level[4] = 7;
+        layout.paths = 440;
+        layout.segments = 7;
+        lockstep.finish.layout = Some(layout);
+        let text = table(&settings(None), &[lockstep]);
+        let header = text.lines().find(|l| l.starts_with("segments per level")).unwrap();
+        for level in ["L0", "L1", "L2", "L3", "L4"] {
+            assert!(header.contains(level), "{header}");
+        }
+        assert!(text.contains("440 of 10,000 paths hold segments*"), "{text}");
+        assert!(text.contains("which the sink took and discarded"), "{text}");
+    }
+
+    /// At a fixed rate the share of the limit means nothing: the share of the rate kept is shown,
+    /// and an engine far below the rate gets a warning.
+    #[test]
+    fn a_fixed_rate_shows_the_rate_kept_and_warns_when_overloaded() {
+        // 1,000 commits in 1 s against 100,000 asked.
+        let runs = [Measured::example(Kind::Raw)];
+        let text = table(&settings(Some(100_000)), &runs);
+        assert!(text.contains("÷ rate") && !text.contains("÷ limit"), "{text}");
+        assert!(text.contains("0.01x"), "{text}");
+        assert!(text.contains("WARNING: raw could not keep --rate 100,000"), "{text}");
+        assert_eq!(rate_kept(Some(100_000), &runs[0]), Some(0.01));
+        // Kept: no warning.
+        assert!(overload_warnings(&settings(Some(1_000)), &runs).is_empty());
+        assert!(!table(&settings(None), &runs).contains("÷ rate"));
+    }
 }

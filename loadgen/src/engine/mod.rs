@@ -5,8 +5,9 @@
 //!   count-driven compaction check on each insert: the commit-callback design lockstep replaces.
 //! - [`channel`]: a thread per shard fed by crossbeam channels, each owning its paths and
 //!   compacting each path by count.
-//! - [`raw`]: a bare hand-off of the same records through crossbeam `ArrayQueue`s to consumers
-//!   that only read them: what moving records between threads costs inside this harness.
+//! - [`raw`]: lockstep's transport alone: the same records through the same single-writer
+//!   rings, drained in turns and woken as lockstep's workers are, to consumers that only read
+//!   them. `lockstep ÷ raw` is the share of its transport's ceiling lockstep keeps.
 //!
 //! Every engine does the same work for a record kind (see [`crate::record`]): sums per path for
 //! `i64`, keeps every record otherwise (`raw` reads each record and drops it).
@@ -50,7 +51,8 @@ pub enum Choice {
     Mutex,
     /// A thread per shard fed by crossbeam channels, count-driven compaction per path.
     Channel,
-    /// Records handed through crossbeam ArrayQueues to consumers that only read them.
+    /// lockstep's transport alone: records through single-writer rings to consumers that only
+    /// read them.
     Raw,
     /// All four (lockstep, mutex, channel, raw), one after another, with ratios.
     All,

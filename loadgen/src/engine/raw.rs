@@ -1,67 +1,114 @@
-//! Reference: a bare hand-off of the same records between threads, and nothing else.
+//! Reference: lockstep's transport alone: the same hand-off of the same records between
+//! threads, and nothing else.
 //!
-//! One crossbeam `ArrayQueue` per (producer, consumer) pair, each with `queue_capacity` slots,
-//! as lockstep has per (producer, shard): single producer, single consumer, lock-free. A commit
-//! takes a per-producer sequence number (no shared counter) and pushes each record, tagged with
-//! it, round-robin over the consumers, ignoring its path (no hashing, no routing). One consumer
-//! thread per shard pops from its queues, reads each record (sums the values, or the lengths)
-//! and drops it. This is what lockstep would cost if sequencing, indexing, compaction and
-//! snapshots were free; the `limit` row (the same item type between two threads, outside the
-//! harness) says how close the harness lets it come to the machine.
+//! What it shares with lockstep, piece by piece, so that `lockstep ÷ raw` is the share of its
+//! transport's ceiling lockstep keeps, and `raw ÷ limit` what that transport costs:
+//! - **Lanes.** One bounded single-writer ring (`rtrb`, as lockstep's queues) per (producer,
+//!   consumer) pair, `queue_capacity` slots each: a push is a store, never a compare-and-swap.
+//! - **Draining.** A consumer turn pops up to a queue's capacity from each of its queues, as a
+//!   lockstep worker's turn drains, then publishes what it popped (a watermark per producer)
+//!   and wakes the producers waiting for room.
+//! - **Waking.** The same two handshakes as lockstep's bells and waiters: an idle consumer spins,
+//!   yields for [`IDLE_SPIN`] (lockstep's default `idle_spin`), then says it sleeps, fences,
+//!   looks once more and parks; a producer fences after its commit and unparks the sleeping
+//!   consumers it handed records to. A producer facing a full ring rings its consumer, spins,
+//!   then says it waits, fences, looks once more and parks until the consumer that drains the
+//!   ring wakes it.
 //!
-//! Waiting: a producer facing a full queue spins, yields, then sleeps 50 µs at a time (as
-//! lockstep's producers do); an idle consumer spins, yields, then parks, and producers wake it.
+//! What it leaves out is everything lockstep does beyond the transport: no commit numbers from a
+//! shared clock (a per-producer sequence), no frontier, no routing by path (records are dealt
+//! round-robin over the consumers), no sorting, indexing, compaction or snapshots. A consumer
+//! reads each record (sums the values, or the lengths) and drops it.
 //!
 //! Visible: a commit is visible once a consumer has popped every one of its records. Each
-//! consumer publishes, after each batch, the last sequence number it has popped from each
+//! consumer publishes, after each turn, the last sequence number it has popped from each
 //! producer, and then resolves the stamps of sampled commits (see [`super::stamps`]); nothing is
 //! indexed, so nothing more is visible to anyone.
 
 use std::sync::atomic::{fence, AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
-use crossbeam::queue::ArrayQueue;
 use crossbeam::utils::{Backoff, CachePadded};
 use hdrhistogram::Histogram;
+use rtrb::{Consumer, Producer, PushError, RingBuffer};
 
 use super::stamps::{Resolver, Stamps};
 use super::{pin_current, Committer, Config, Engine, Failure, Finish, Watermarks};
 use crate::record::Kind;
 use crate::workload::Part;
 
-/// Records a consumer pops from one queue before it moves on to the next.
-const BATCH: usize = 1024;
+/// How long an idle consumer keeps looking (yielding its core) before it parks: lockstep's
+/// default `Builder::idle_spin`.
+pub const IDLE_SPIN: Duration = Duration::from_micros(50);
+/// How long an idle consumer parks unwoken (a safety net: producers wake it), as lockstep's
+/// idle workers.
+const IDLE_PARK: Duration = Duration::from_millis(50);
+/// How long a producer waiting for room parks unwoken (a safety net), as lockstep's.
+const ROOM_PARK: Duration = Duration::from_millis(5);
 
 /// What a raw queue carries: the producer's sequence number and the record. The `limit` row
 /// hands the same item between two threads.
 pub type Item<K> = (u64, <K as Kind>::Record);
 
+/// One thread's ends of its rings, until that thread takes them.
+type Ends<T> = Box<[Mutex<Option<Vec<T>>>]>;
+
+/// The sleeping side of both handshakes, as lockstep's: says it sleeps through `flag`, fences,
+/// looks once more (`ready`), and parks (`park`, which may return early) unless ready.
+fn doze(flag: &AtomicBool, ready: impl FnOnce() -> bool, park: impl FnOnce()) {
+    // Relaxed: ordered before the recheck by the SeqCst fence just after.
+    flag.store(true, Ordering::Relaxed);
+    // SeqCst: pairs with the waking side's fence. Whichever comes first in the single SeqCst
+    // order, the other side sees the store before it: either the work (or room) is seen here,
+    // or the waking side sees `flag` and unparks this thread.
+    fence(Ordering::SeqCst);
+    if !ready() {
+        park();
+    }
+    // Relaxed: only a hint to the waking side; a stale `true` costs one spurious unpark.
+    flag.store(false, Ordering::Relaxed);
+}
+
 #[derive(Debug)]
 struct Shared<K: Kind> {
     producers: usize,
     consumers: usize,
-    /// Queue of (producer p, consumer c) at `c * producers + p`.
-    queues: Box<[ArrayQueue<Item<K>>]>,
+    /// Each consumer's ends of its rings (one per producer), taken by its thread.
+    receivers: Ends<Consumer<Item<K>>>,
+    /// Each producer's ends of its rings (one per consumer), taken by its committer.
+    senders: Ends<Producer<Item<K>>>,
     marks: Watermarks,
     stamps: Stamps,
     /// Consumer `c` is about to park, or parked.
     sleeping: Box<[CachePadded<AtomicBool>]>,
     threads: Box<[OnceLock<Thread>]>,
+    /// Producer `p` waits for room, and its thread (set on each wait).
+    waiting: Box<[CachePadded<AtomicBool>]>,
+    waiters: Box<[Mutex<Option<Thread>>]>,
     /// Set once every producer is done: consumers drain and return.
     stop: AtomicBool,
 }
 
 impl<K: Kind> Shared<K> {
-    fn queue(&self, producer: usize, consumer: usize) -> &ArrayQueue<Item<K>> {
-        &self.queues[consumer * self.producers + producer]
-    }
-
-    fn wake(&self, consumer: usize) {
-        // Relaxed: ordered by the SeqCst fence before it (see `RawCommitter::commit`).
+    /// Wakes consumer `consumer` if it sleeps.
+    fn ring(&self, consumer: usize) {
+        // Relaxed: ordered by the caller's SeqCst fence (see `doze`).
         if self.sleeping[consumer].load(Ordering::Relaxed) {
             if let Some(thread) = self.threads[consumer].get() {
+                thread.unpark();
+            }
+        }
+    }
+
+    /// Wakes producer `producer` if it waits for room.
+    fn wake_producer(&self, producer: usize) {
+        // Relaxed: ordered by the consumer's SeqCst fence after its pops (see `consume`).
+        if self.waiting[producer].load(Ordering::Relaxed) {
+            // Cloned out first: the unpark happens with no lock held.
+            let thread = self.waiters[producer].lock().unwrap_or_else(PoisonError::into_inner).clone();
+            if let Some(thread) = thread {
                 thread.unpark();
             }
         }
@@ -78,6 +125,8 @@ pub struct Raw<K: Kind> {
 pub struct RawCommitter<K: Kind> {
     shared: Arc<Shared<K>>,
     producer: usize,
+    /// This producer's rings, one per consumer.
+    rings: Vec<Producer<Item<K>>>,
     sequence: u64,
     touched: Vec<u32>,
 }
@@ -87,14 +136,26 @@ impl<K: Kind> Engine<K> for Raw<K> {
 
     fn build(config: &Config) -> Result<Self, Failure> {
         let (producers, consumers) = (config.producers, config.shards);
+        let mut senders: Vec<Vec<Producer<Item<K>>>> = (0..producers).map(|_| Vec::new()).collect();
+        let mut receivers: Vec<Vec<Consumer<Item<K>>>> = (0..consumers).map(|_| Vec::new()).collect();
+        for sending in &mut senders {
+            for receiving in &mut receivers {
+                let (tx, rx) = RingBuffer::new(config.queue_capacity);
+                sending.push(tx);
+                receiving.push(rx);
+            }
+        }
         let shared = Arc::new(Shared {
             producers,
             consumers,
-            queues: (0..producers * consumers).map(|_| ArrayQueue::new(config.queue_capacity)).collect(),
+            receivers: receivers.into_iter().map(|r| Mutex::new(Some(r))).collect(),
+            senders: senders.into_iter().map(|s| Mutex::new(Some(s))).collect(),
             marks: Watermarks::new(consumers, producers),
             stamps: Stamps::new(consumers, producers),
             sleeping: (0..consumers).map(|_| Default::default()).collect(),
             threads: (0..consumers).map(|_| OnceLock::new()).collect(),
+            waiting: (0..producers).map(|_| Default::default()).collect(),
+            waiters: (0..producers).map(|_| Mutex::new(None)).collect(),
             stop: AtomicBool::new(false),
         });
         let mut engine = Self { shared: shared.clone(), consumers: Vec::with_capacity(consumers) };
@@ -119,7 +180,18 @@ impl<K: Kind> Engine<K> for Raw<K> {
     }
 
     fn committer(&self, index: usize) -> Result<RawCommitter<K>, Failure> {
-        Ok(RawCommitter { shared: self.shared.clone(), producer: index, sequence: 0, touched: Vec::new() })
+        let rings = self.shared.senders[index]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .ok_or_else(|| format!("raw: producer {index}'s rings were already taken"))?;
+        Ok(RawCommitter {
+            shared: self.shared.clone(),
+            producer: index,
+            rings,
+            sequence: 0,
+            touched: Vec::new(),
+        })
     }
 
     fn visible(&self) -> Histogram<u64> {
@@ -127,8 +199,8 @@ impl<K: Kind> Engine<K> for Raw<K> {
     }
 
     fn progress(&self) -> Option<String> {
-        let queued: usize = self.shared.queues.iter().map(ArrayQueue::len).sum();
-        Some(format!("{queued} records waiting in the queues"))
+        let stuck = self.shared.waiting.iter().filter(|w| w.load(Ordering::Relaxed)).count();
+        Some(format!("{stuck} producers waiting for room"))
     }
 
     fn finish(mut self) -> Result<Finish, Failure> {
@@ -167,57 +239,64 @@ impl<K: Kind> Drop for Raw<K> {
     }
 }
 
-/// One consumer: pops, reads, drops, until stopped and empty. Returns (records, what it read:
-/// the sum of the values or of the lengths).
+/// One consumer: turn after turn, pops, reads and drops, until stopped and empty. Returns
+/// (records, what it read: the sum of the values or of the lengths).
 fn consume<K: Kind>(shared: &Shared<K>, consumer: usize) -> (u64, u64) {
     let (mut records, mut read) = (0u64, 0u64);
+    let Some(mut rings) = shared.receivers[consumer].lock().unwrap_or_else(PoisonError::into_inner).take()
+    else {
+        return (0, 0);
+    };
     let mut resolver = Resolver::new(consumer, shared.producers);
     let backoff = Backoff::new();
+    let mut idle_since: Option<Instant> = None;
+    let mut drained = vec![false; rings.len()];
     loop {
-        let mut popped = 0;
+        // A turn: at most a ring's capacity from each ring, as a lockstep worker's turn.
+        let mut popped = false;
         let mut now = None;
-        for producer in 0..shared.producers {
-            let queue = shared.queue(producer, consumer);
+        for (producer, ring) in rings.iter_mut().enumerate() {
             let mut last = None;
-            for _ in 0..BATCH {
-                let Some((sequence, record)) = queue.pop() else { break };
+            for _ in 0..ring.buffer().capacity() {
+                let Ok((sequence, record)) = ring.pop() else { break };
                 records += 1;
                 read = read.wrapping_add(K::touch(&record));
                 last = Some(sequence);
             }
+            drained[producer] = last.is_some();
             if let Some(sequence) = last {
-                popped += 1;
+                popped = true;
                 shared.marks.set(consumer, producer, sequence);
                 resolver.published(&shared.stamps, producer, sequence, &mut now);
             }
         }
-        if popped > 0 {
+        if popped {
+            // SeqCst: the waking side of the room handshake (`doze`): the pops above come
+            // before the `waiting` loads.
+            fence(Ordering::SeqCst);
+            for producer in drained.iter().enumerate().filter(|(_, d)| **d).map(|(p, _)| p) {
+                shared.wake_producer(producer);
+            }
             backoff.reset();
+            idle_since = None;
             continue;
         }
         // Acquire: pairs with the Release in `Raw::stop`; the producers are done, and a last
-        // pass found every queue empty.
-        if shared.stop.load(Ordering::Acquire) && all_empty(shared, consumer) {
+        // pass found every ring empty.
+        if shared.stop.load(Ordering::Acquire) && rings.iter().all(Consumer::is_empty) {
             return (records, read);
         }
         if !backoff.is_completed() {
             backoff.snooze();
-            continue;
+        } else if idle_since.get_or_insert_with(Instant::now).elapsed() < IDLE_SPIN {
+            std::thread::yield_now();
+        } else {
+            let ready = || !rings.iter().all(Consumer::is_empty) || shared.stop.load(Ordering::Acquire);
+            doze(&shared.sleeping[consumer], ready, || std::thread::park_timeout(IDLE_PARK));
+            backoff.reset();
+            idle_since = None;
         }
-        // Park. Relaxed store, then a SeqCst fence: either a producer's fence comes after ours
-        // and it sees `sleeping` (and unparks us), or ours comes after its and we see its push.
-        shared.sleeping[consumer].store(true, Ordering::Relaxed);
-        fence(Ordering::SeqCst);
-        if all_empty(shared, consumer) && !shared.stop.load(Ordering::Acquire) {
-            // The timeout is only a safety net.
-            std::thread::park_timeout(Duration::from_millis(10));
-        }
-        shared.sleeping[consumer].store(false, Ordering::Relaxed);
     }
-}
-
-fn all_empty<K: Kind>(shared: &Shared<K>, consumer: usize) -> bool {
-    (0..shared.producers).all(|producer| shared.queue(producer, consumer).is_empty())
 }
 
 impl<K: Kind> Committer<K> for RawCommitter<K> {
@@ -238,40 +317,51 @@ impl<K: Kind> Committer<K> for RawCommitter<K> {
         }
         let mut consumer = first;
         for (_path, record) in parts.drain(..) {
-            let queue = shared.queue(self.producer, consumer);
-            let mut item = (self.sequence, record);
-            if let Err(back) = queue.push(item) {
-                item = back;
-                push_slowly(shared, queue, consumer, item);
+            let ring = &mut self.rings[consumer];
+            if let Err(PushError::Full(item)) = ring.push((self.sequence, record)) {
+                push_waiting(shared, self.producer, ring, consumer, item);
             }
             consumer += 1;
             if consumer == consumers {
                 consumer = 0;
             }
         }
-        // SeqCst: pairs with the consumer's fence before it parks (see `consume`).
+        // SeqCst: the waking side of the consumers' handshake (`doze`): the pushes above come
+        // before the `sleeping` loads.
         fence(Ordering::SeqCst);
         for i in 0..touched {
-            shared.wake((first + i) % consumers);
+            shared.ring((first + i) % consumers);
         }
         Ok(())
     }
 }
 
-/// A full queue: wakes its consumer and waits for room, spinning, yielding, then sleeping.
+/// A full ring: wakes its consumer, spins, then parks until the consumer that drains it wakes
+/// this producer (as lockstep's producers wait for room).
 #[cold]
-fn push_slowly<K: Kind>(shared: &Shared<K>, queue: &ArrayQueue<Item<K>>, consumer: usize, mut item: Item<K>) {
+fn push_waiting<K: Kind>(
+    shared: &Shared<K>,
+    producer: usize,
+    ring: &mut Producer<Item<K>>,
+    consumer: usize,
+    mut item: Item<K>,
+) {
+    // SeqCst: the consumer may be asleep: the records pushed so far come before its flag's load.
+    fence(Ordering::SeqCst);
     let backoff = Backoff::new();
     loop {
-        shared.wake(consumer);
+        shared.ring(consumer);
         if backoff.is_completed() {
-            std::thread::park_timeout(Duration::from_micros(50));
+            *shared.waiters[producer].lock().unwrap_or_else(PoisonError::into_inner) =
+                Some(std::thread::current());
+            let room = || ring.slots() > 0;
+            doze(&shared.waiting[producer], room, || std::thread::park_timeout(ROOM_PARK));
         } else {
             backoff.snooze();
         }
-        match queue.push(item) {
+        match ring.push(item) {
             Ok(()) => return,
-            Err(back) => item = back,
+            Err(PushError::Full(back)) => item = back,
         }
     }
 }

@@ -9,8 +9,9 @@
 //! allocation per sampled commit, and one look at an (almost always empty) queue per batch.
 //!
 //! Orderings: the stamp is pushed before the records it belongs to, by the same thread, and a
-//! consumer takes stamps only after it popped those records (`ArrayQueue` push and pop are
-//! Release and Acquire), so a stamp is always there by the time its mark is published.
+//! consumer takes stamps only after it popped those records (the records' queue push and pop,
+//! an `rtrb` ring for `raw` and a channel for `channel`, are Release and Acquire), so a stamp
+//! is always there by the time its mark is published.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

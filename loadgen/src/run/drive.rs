@@ -77,6 +77,8 @@ struct Window {
     intervals: Vec<Interval>,
     /// Ctrl-C closed it early.
     interrupted: bool,
+    /// Ctrl-C came during the warm-up: the window never opened, nothing was measured.
+    warmup_only: bool,
     /// The engine's frontier when it opened and when it closed, where it has one.
     frontier: Option<(u64, u64)>,
 }
@@ -137,6 +139,7 @@ where
         intervals: window.intervals,
         problems: Vec::new(),
         interrupted: window.interrupted,
+        warmup_only: window.warmup_only,
         frontier: window.frontier,
         rss,
         finish,
@@ -215,6 +218,7 @@ fn window<K: record::Kind, E: Engine<K>>(
     let flags = &shared.flags;
     let progress = Progress::new(kind, settings, &shared.slots);
     let mut interrupt = !progress.wait_until(plan.measure_from, "warm-up", flags, interrupted);
+    let warmup_only = interrupt;
     let before = shared.issued();
     let frontier_before = engine.frontier();
     // Relaxed: see `Flags`.
@@ -253,6 +257,7 @@ fn window<K: record::Kind, E: Engine<K>>(
         opened,
         intervals,
         interrupted: interrupt,
+        warmup_only,
         frontier,
     }
 }

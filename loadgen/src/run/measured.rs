@@ -42,6 +42,9 @@ pub struct Measured {
     pub problems: Vec<String>,
     /// Ctrl-C ended the window early.
     pub interrupted: bool,
+    /// Ctrl-C came during the warm-up: the window never opened and nothing was measured (main
+    /// reports the engine as not run and writes nothing for it).
+    pub warmup_only: bool,
     /// The engine's frontier when the window opened and closed, where it has one.
     pub frontier: Option<(u64, u64)>,
     pub rss: Rss,
@@ -82,6 +85,10 @@ impl Measured {
 /// Why a run's figures cannot be trusted.
 pub fn problems(m: &Measured) -> Vec<String> {
     let mut problems = Vec::new();
+    if m.interrupted && m.commits == 0 {
+        // Not the engine's fault: Ctrl-C closed the window before a commit finished in it.
+        return problems;
+    }
     if m.commits == 0 {
         problems.push("no commit finished in the measured window: the engine did not keep up".to_owned());
     } else if let Some((before, _)) = m.frontier.filter(|(before, after)| before == after) {
@@ -102,4 +109,45 @@ pub fn problems(m: &Measured) -> Vec<String> {
         ));
     }
     problems
+}
+
+#[cfg(test)]
+impl Measured {
+    /// A run of `kind` for the tests of what reads one: 1,000 commits of one part in a 1 s
+    /// window, every latency 1 µs to 1 ms, and four 250 ms intervals.
+    pub fn example(kind: Kind) -> Self {
+        use crate::latency::histogram;
+        let mut latency = histogram();
+        for v in 1..=1000u64 {
+            crate::latency::record(&mut latency, v * 1000);
+        }
+        let interval = |i: u32| Interval {
+            start: Duration::from_millis(250) * i,
+            length: Duration::from_millis(250),
+            commit: latency.clone(),
+            visible: latency.clone(),
+        };
+        Measured {
+            kind,
+            window: Duration::from_secs(1),
+            opened: SystemTime::UNIX_EPOCH,
+            asked: Duration::from_secs(1),
+            commits: 1000,
+            records: 1000,
+            issued_commits: 1000,
+            issued_records: 1000,
+            commit_latency: latency.clone(),
+            visible_latency: latency.clone(),
+            missed: 0,
+            idle_producers: 0,
+            producers: 1,
+            intervals: (0..4).map(interval).collect(),
+            problems: Vec::new(),
+            interrupted: false,
+            warmup_only: false,
+            frontier: None,
+            rss: Rss { reset: true, at_start: None, peak: None },
+            finish: Finish { visible_latency: latency, ..Finish::default() },
+        }
+    }
 }

@@ -1,5 +1,7 @@
-//! The progress bar, and the coordinating thread's waits that draw it.
+//! The progress display, and the coordinating thread's waits that draw it.
 
+use std::cell::{Cell, RefCell};
+use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -11,18 +13,42 @@ use crate::engine::Kind;
 
 /// How often the progress bar is redrawn.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+/// How often a progress line is written when stderr is not a terminal (a log file, a CI
+/// console): a line a second keeps such a log short and still shows a run that hangs.
+const LINE_EVERY: Duration = Duration::from_secs(1);
 
-/// The progress bar: drawn from the coordinating thread only, about four times a second, on
-/// stderr, and only when asked to (main decides: stderr is a terminal, or `--progress`).
+/// Where progress goes.
+enum Display {
+    None,
+    /// A terminal: a bar redrawn in place.
+    Bar(ProgressBar),
+    /// Anything else: plain lines, one when a phase starts and one a second after that.
+    Lines {
+        kind: Kind,
+        started: Instant,
+        total: Duration,
+        /// The phase of the last line and when it was written.
+        last: RefCell<Option<(String, Instant)>>,
+    },
+}
+
+/// The progress display: drawn from the coordinating thread only, on stderr, and only when
+/// asked to (main decides: stderr is a terminal, or `--progress`). A bar on a terminal;
+/// elsewhere (`--progress` into a file or a pipe), where a bar draws nothing, a plain line now
+/// and then.
 pub struct Progress<'a> {
-    bar: Option<ProgressBar>,
+    display: Display,
     slots: &'a [Slot],
+    /// The count and time of the last rate reading.
+    last_count: Cell<(u64, Instant)>,
 }
 
 impl<'a> Progress<'a> {
     pub fn new(kind: Kind, settings: &Settings, slots: &'a [Slot]) -> Self {
-        let bar = settings.progress.then(|| {
-            let total = settings.warmup + settings.duration;
+        let total = settings.warmup + settings.duration;
+        let display = if !settings.progress {
+            Display::None
+        } else if std::io::stderr().is_terminal() {
             let bar = ProgressBar::with_draw_target(
                 Some(total.as_millis() as u64),
                 ProgressDrawTarget::stderr_with_hz(4),
@@ -32,9 +58,13 @@ impl<'a> Progress<'a> {
                 .progress_chars("=> ");
             bar.set_style(style);
             bar.set_prefix(kind.name());
-            bar
-        });
-        Self { bar, slots }
+            Display::Bar(bar)
+        } else {
+            Display::Lines { kind, started: Instant::now(), total, last: RefCell::new(None) }
+        };
+        let progress = Self { display, slots, last_count: Cell::new((0, Instant::now())) };
+        progress.last_count.set((progress.total(), Instant::now()));
+        progress
     }
 
     fn total(&self) -> u64 {
@@ -42,7 +72,7 @@ impl<'a> Progress<'a> {
         self.slots.iter().map(|s| s.issued.load(Ordering::Relaxed)).sum()
     }
 
-    /// Sleeps until `deadline` (or until the producers stop on an error), redrawing the bar.
+    /// Sleeps until `deadline` (or until the producers stop on an error), drawing the progress.
     /// False if Ctrl-C came first.
     pub fn wait_until(
         &self,
@@ -51,7 +81,6 @@ impl<'a> Progress<'a> {
         flags: &Flags,
         interrupted: &AtomicBool,
     ) -> bool {
-        let (mut last_count, mut last_at) = (self.total(), Instant::now());
         loop {
             // Relaxed: a flag set by the Ctrl-C handler, polled.
             if interrupted.load(Ordering::Relaxed) {
@@ -64,14 +93,26 @@ impl<'a> Progress<'a> {
             }
             // Short sleeps, so Ctrl-C is seen within 50 ms.
             std::thread::sleep((deadline - now).min(Duration::from_millis(50)));
-            if let Some(bar) = &self.bar {
-                let at = Instant::now();
-                if at - last_at < PROGRESS_EVERY {
-                    continue;
+            self.draw(phase);
+        }
+    }
+
+    /// Commits a second since the last reading.
+    fn rate(&self) -> f64 {
+        let (last_count, last_at) = self.last_count.get();
+        let (count, at) = (self.total(), Instant::now());
+        self.last_count.set((count, at));
+        count.saturating_sub(last_count) as f64 / (at - last_at).as_secs_f64().max(1e-9)
+    }
+
+    fn draw(&self, phase: &str) {
+        match &self.display {
+            Display::None => {}
+            Display::Bar(bar) => {
+                if self.last_count.get().1.elapsed() < PROGRESS_EVERY {
+                    return;
                 }
-                let count = self.total();
-                let rate = count.saturating_sub(last_count) as f64 / (at - last_at).as_secs_f64().max(1e-9);
-                (last_count, last_at) = (count, at);
+                let rate = self.rate();
                 let elapsed = bar.elapsed();
                 bar.set_message(format!(
                     "{phase} {:.1}/{:.1} s, {} commits/s",
@@ -81,11 +122,30 @@ impl<'a> Progress<'a> {
                 ));
                 bar.set_position(elapsed.as_millis() as u64);
             }
+            Display::Lines { kind, started, total, last } => {
+                let due = match &*last.borrow() {
+                    None => true,
+                    Some((last_phase, at)) => last_phase != phase || at.elapsed() >= LINE_EVERY,
+                };
+                if !due {
+                    return;
+                }
+                let rate = self.rate();
+                // Failing to write progress is no reason to stop a run.
+                let _ = writeln!(
+                    std::io::stderr().lock(),
+                    "loadgen: {kind} {phase} {:.1}/{:.1} s, {} commits/s",
+                    started.elapsed().as_secs_f64(),
+                    total.as_secs_f64(),
+                    crate::format::si(rate)
+                );
+                *last.borrow_mut() = Some((phase.to_owned(), Instant::now()));
+            }
         }
     }
 
     pub fn finish(&self) {
-        if let Some(bar) = &self.bar {
+        if let Display::Bar(bar) = &self.display {
             bar.finish_and_clear();
         }
     }
