@@ -238,7 +238,7 @@ impl<M: Merge> Builder<M> {
     /// producers or path length (past [`limits`](crate::limits)), queues too large to
     /// allocate, a zero merge budget, a flush level above `max_level`, a retention other than
     /// `All` without a sink, a durability without [`durable`](Builder::durable), a durable
-    /// pipeline with a sink. [`Error::Io`] if the OS refuses a worker thread. A durable
+    /// pipeline with a retention other than `All`. [`Error::Io`] if the OS refuses a worker thread. A durable
     /// pipeline also opens its directory: [`Error::Locked`] while another pipeline holds it,
     /// [`Error::Io`] for a file system refusal, [`Error::Corrupt`] or
     /// [`Error::Incompatible`] for files it will not recover from (nothing is changed then).
@@ -308,10 +308,10 @@ impl<M: Merge> Builder<M> {
             }
             _ => {}
         }
-        if durable.is_some() && self.sink.0.is_some() {
-            // Which flush-level segments a sink has across a crash is kept in the batch files,
-            // which come with the next step of durability; until then the two do not mix.
-            return invalid("a durable pipeline does not take a sink yet".into());
+        if durable.is_some() && self.retention != Retention::All {
+            // Its batch files hold every top-level batch for good: a window would drop from
+            // memory what the files still hold, and recovery would bring it back.
+            return invalid("a durable pipeline keeps every segment: its retention is All".into());
         }
         let config = Config {
             shards: self.shards,
@@ -355,7 +355,15 @@ where
     /// [`Error::Locked`] if another pipeline holds the directory, [`Error::Incompatible`] if it
     /// was made with other settings (the message names them) or by another format version,
     /// [`Error::Corrupt`] for damage no crash explains, [`Error::Io`] if the disk refuses.
-    /// A durable pipeline does not take a sink yet.
+    ///
+    /// A durable pipeline keeps every segment ([`Retention::All`]). With a [`sink`](Self::sink),
+    /// every flush-level segment reaches it at least once across crashes, and exactly once
+    /// without one: a segment the sink has not taken yet is never saved to a batch file, so the
+    /// log above the files still holds it, and reopening hands the sink every flush-level
+    /// segment above the files again (some of which it may have had before the crash:
+    /// deduplicate by `(path, segment)`, which names the same data every time). A segment the
+    /// sink still refuses at [`shutdown`](crate::Pipeline::shutdown) is handed back in
+    /// [`ShutdownError`](crate::ShutdownError) *and* kept for the next open.
     ///
     /// ```
     /// use std::time::Duration;

@@ -231,6 +231,14 @@ impl SimStorage {
         Self::from_state(self.state().crash(seed))
     }
 
+    /// What a process killed now leaves: every byte handed over, unsynced ones included, and
+    /// no lock (the kernel lets a dead process's locks go), as a new file system.
+    pub(crate) fn kill(&self) -> SimStorage {
+        let mut state = self.state().clone();
+        state.locks.clear();
+        Self::from_state(state)
+    }
+
     /// An independent copy of the file system as it is now, unsynced bytes included.
     pub(crate) fn fork(&self) -> SimStorage {
         Self::from_state(self.state().clone())

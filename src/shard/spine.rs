@@ -183,6 +183,12 @@ impl<M: Merge> Spine<M> {
         self.flushed.drain(..ready).collect()
     }
 
+    /// True if a flush-level batch starting at or below `end` waits for the sink (held back by
+    /// a merge in progress, or not taken yet).
+    pub(crate) fn flushing_through(&self, end: u64) -> bool {
+        self.flushed.iter().any(|(batch, _)| batch.start <= end)
+    }
+
     /// The highest end forming may reach under `bound`.
     fn formable(&self, bound: u64) -> u64 {
         self.policy.formable(self.formed, bound)

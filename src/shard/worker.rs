@@ -224,12 +224,13 @@ impl<M: Merge> Worker<M> {
             let mut fuel = policy::fuel(shared.config.merge_budget, turn.drained as usize);
             merged = self.spine.work(merge, &mut fuel).batches;
         }
-        let saved = self.save() | self.sync_if_wanted();
         if formed || merged {
             turn.merge_nanos = Some(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
         }
         self.dirty |= changes.batches || merged;
         self.flush();
+        // After the sink writes: a file holds only segments the sink has taken.
+        let saved = self.save() | self.sync_if_wanted();
         // After the sink writes: a block can be dropped in the turn that formed it (its batch
         // stays alive for the sink), and the stats never show a drop before its write.
         if changes.dropped > 0 {
@@ -351,9 +352,10 @@ impl<M: Merge> Worker<M> {
     }
 
     /// Saves the top-level batches handed over to history to a batch file once they reach the
-    /// next checkpoint boundary (`crate::durable::checkpoint`), and every shard's log is synced
-    /// past the file's end: until then it asks every shard for that sync and tries again on a
-    /// later turn. The log segments the files cover go. True if it saved a file.
+    /// next checkpoint boundary (`crate::durable::checkpoint`), the sink has taken every
+    /// flush-level segment up to the file's end, and every shard's log is synced past it: until
+    /// then it asks every shard for that sync and tries again on a later turn. The log
+    /// segments the files cover go. True if it saved a file.
     fn save(&mut self) -> bool {
         let Some(log) = self.log.as_mut() else { return false };
         let shared = &*self.shared;
@@ -370,6 +372,12 @@ impl<M: Merge> Worker<M> {
             .checked_sub(1)
             .and_then(|last| self.unsaved.get(last))
             .map_or(boundary, |batch| batch.end.max(boundary));
+        // A flush-level segment the sink has not taken stays above the files (the log holds
+        // it, so reopening hands it to the sink again): at least once across crashes.
+        let undelivered = self.retries.iter().any(|retry| retry.info.end <= end);
+        if undelivered || self.spine.flushing_through(end) {
+            return false;
+        }
         if durable.synced() < end {
             durable.want_synced(end);
             // The others sync on their next turn, or now if they sleep.

@@ -295,6 +295,7 @@ mod damage;
 mod faults;
 mod files;
 mod pipeline;
+mod sink;
 
 /// The turns a log cut at `cut` must hold: those up to it, then the first past it keeping its
 /// rows up to `cut` (as a turn ending at `cut`, with its names), if it has anything left to say.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::durable::sim::{Fault, Rng, SimStorage};
 use crate::durable::writer::LogOptions;
 use crate::merge::Concat;
-use crate::{Durability, Error, Pipeline};
+use crate::{Builder, Durability, Error, Pipeline};
 
 pub(super) const ROOT: &str = "/pipeline";
 
@@ -23,13 +23,21 @@ pub(super) fn open_with(
     durability: Durability,
     options: LogOptions,
 ) -> Result<Pipeline<Concat<u64>>, Error> {
+    builder(storage, durability, options).build()
+}
+
+/// The tests' pipeline: 2 shards, divisor 2, max level 3 (top-level blocks of 8 commits).
+pub(super) fn builder(
+    storage: &SimStorage,
+    durability: Durability,
+    options: LogOptions,
+) -> Builder<Concat<u64>> {
     Pipeline::builder(Concat::<u64>::default())
         .shards(2)
         .divisor(2)
         .max_level(3)
         .durable_on(storage.clone(), Path::new(ROOT), options)
         .durability(durability)
-        .build()
 }
 
 /// Segments of a few turns each, so that a run rotates and removes many.
