@@ -152,7 +152,8 @@ fn synced_commits_are_acknowledged_and_reopen() -> Result<(), Error> {
     Ok(())
 }
 
-/// Only durable pipelines wait for durability, and a durability level needs a directory.
+/// Only durable pipelines wait for durability, a durability level needs a directory, and a
+/// durable pipeline keeps every segment.
 #[test]
 fn durability_is_a_setting_of_durable_pipelines() -> Result<(), Error> {
     let pipeline = Pipeline::builder(Sum).build()?;
@@ -160,9 +161,15 @@ fn durability_is_a_setting_of_durable_pipelines() -> Result<(), Error> {
     assert_eq!(pipeline.durable_frontier(), 0);
     let refused = Pipeline::builder(Sum).durability(Durability::Synced).build();
     assert!(matches!(refused, Err(Error::InvalidConfig(why)) if why.contains("durable(dir)")));
-    let dir = TempDir::new("sink");
-    let with_sink = Pipeline::builder(Sum).durable(&dir.0).sink(lockstep::DiscardSink).build();
-    assert!(matches!(with_sink, Err(Error::InvalidConfig(why)) if why.contains("sink")));
+    let dir = TempDir::new("window");
+    let windowed = Pipeline::builder(Sum)
+        .durable(&dir.0)
+        .sink(lockstep::DiscardSink)
+        .retain(lockstep::Retention::Newest(4))
+        .build();
+    assert!(matches!(windowed, Err(Error::InvalidConfig(why)) if why.contains("retention is All")));
+    // A sink with every segment kept is fine.
+    Pipeline::builder(Sum).durable(&dir.0).sink(lockstep::DiscardSink).build()?;
     Ok(())
 }
 
