@@ -7,12 +7,17 @@
 //! it so; `wait_durable` loads every shard's (Acquire): a reader that sees a frontier sees it
 //! only once the log's `write` or `fdatasync` has returned. A log error is set once, then
 //! `failed` (Release); readers load `failed` (Acquire) before the error.
+//!
+//! Who waits for the durable frontier (`wait_durable` and its async twin) waits in a
+//! [`Watch`], rung after each store and after a failure: when nobody waits, a fence and one
+//! load (`crate::read::watch`, which states that handshake).
 
 use crossbeam::utils::CachePadded;
 
 use crate::durable::directory::Directory;
 use crate::durable::recovery::Durability;
 use crate::error::Error;
+use crate::read::watch::Watch;
 use crate::sync::{AtomicBool, AtomicU64, OnceLock, Ordering};
 
 /// What a durable pipeline shares about its durability.
@@ -22,6 +27,8 @@ pub(crate) struct DurableState {
     frontiers: Box<[CachePadded<AtomicU64>]>,
     error: OnceLock<Error>,
     failed: AtomicBool,
+    /// Who waits for the durable frontier.
+    watch: Watch,
     /// The directory, locked while the pipeline lives.
     _directory: Directory,
 }
@@ -34,6 +41,7 @@ impl DurableState {
             frontiers: (0..shards).map(|_| CachePadded::new(AtomicU64::new(recovered))).collect(),
             error: OnceLock::new(),
             failed: AtomicBool::new(false),
+            watch: Watch::default(),
             _directory: directory,
         }
     }
@@ -48,6 +56,9 @@ impl DurableState {
     pub(crate) fn advance(&self, shard: usize, frontier: u64) {
         // Release: the write or sync behind it happened before; see the module doc.
         self.frontiers[shard].store(frontier, Ordering::Release);
+        // The pipeline's frontier (the lowest shard's) is computed only if someone waits; loaded
+        // after the ring's fence, it sees every shard's store that came before that fence.
+        self.watch.ring(|| self.frontier());
     }
 
     /// A log failed: durability stops for good (a failed write or fsync is never retried).
@@ -55,6 +66,12 @@ impl DurableState {
         let _ = self.error.set(error);
         // Release: a reader that sees it finds the error set.
         self.failed.store(true, Ordering::Release);
+        self.watch.ring_all();
+    }
+
+    /// The waiters for the durable frontier.
+    pub(crate) fn watch(&self) -> &Watch {
+        &self.watch
     }
 
     /// The error that stopped durability, if one did.
