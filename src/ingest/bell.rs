@@ -238,6 +238,12 @@ impl<T: Wake + Clone> Waiters<T> {
         }
     }
 
+    /// Slot `slot` holds a waiting thread or task (the tests check that none is left behind).
+    #[cfg(test)]
+    pub(crate) fn holds(&self, slot: usize) -> bool {
+        self.sleeper(slot).is_some()
+    }
+
     /// Wakes every waiting producer (a worker failed, or the pipeline is shutting down: they
     /// look again and find out).
     pub(crate) fn wake_all(&self) {
@@ -309,6 +315,42 @@ mod loom_models {
                 thread::spawn(move || {
                     // Relaxed on purpose: only the handshake's fences may order it.
                     waiters.wait(0, thread::current(), || room.load(Ordering::Relaxed), thread::park);
+                })
+            };
+            // The worker: makes room (a pop), fences, wakes.
+            room.store(true, Ordering::Relaxed);
+            waiters.fence();
+            waiters.wake(0);
+            producer.join().expect("producer thread");
+        });
+    }
+
+    /// The task's side of the room handshake: a future registers its waker, looks for room and
+    /// returns `Pending`, while the worker pops, fences and wakes. loom's `block_on` parks the
+    /// thread while the future is pending, so a lost wake-up is a deadlock. Then a second wait,
+    /// polled once and cancelled while nothing wakes it, leaves the slot empty.
+    #[test]
+    fn loom_no_lost_room_wakeup_for_a_task() {
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(3);
+        builder.check(|| {
+            let waiters = Arc::new(Waiters::<loom::thread::Thread>::new(1));
+            let room = Arc::new(AtomicBool::new(false));
+            let producer = {
+                let (waiters, room) = (waiters.clone(), room.clone());
+                thread::spawn(move || {
+                    loom::future::block_on(std::future::poll_fn(|cx| {
+                        // Relaxed on purpose: only the handshake's fences may order it.
+                        if waiters.poll(0, cx.waker(), || room.load(Ordering::Relaxed)) {
+                            std::task::Poll::Ready(())
+                        } else {
+                            std::task::Poll::Pending
+                        }
+                    }));
+                    assert!(!waiters.holds(0), "a finished wait holds no place");
+                    assert!(!waiters.poll(0, Waker::noop(), || false));
+                    waiters.cancel(0);
+                    assert!(!waiters.holds(0), "a cancelled wait holds no place");
                 })
             };
             // The worker: makes room (a pop), fences, wakes.
