@@ -329,27 +329,30 @@ impl<M: Merge> Pipeline<M> {
     /// `select!` against a sleep); dropping the future stops the wait and leaves nothing behind.
     ///
     /// No runtime is needed: the worker that moves the frontier wakes the task's waker, and
-    /// the future never polls. It is `Send` and borrows the pipeline, so shutdown cannot run
-    /// while it is alive (as with `wait_sealed`).
+    /// the future never polls. It is `Send` and `Unpin`, and borrows the pipeline, so shutdown
+    /// cannot run while it is alive (as with `wait_sealed`). (The README's "Async" section
+    /// shows the example below.)
     ///
     /// # Errors
     ///
     /// [`Error::WorkerPanicked`] once a worker has failed and `commit` is not visible.
     ///
     /// ```
+    /// use std::time::Duration;
+    ///
     /// use lockstep::{merge::Sum, Pipeline};
     ///
-    /// # fn main() -> Result<(), lockstep::Error> {
-    /// let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
-    /// let pipeline = Pipeline::builder(Sum).build()?;
-    /// let mut producer = pipeline.producer()?;
-    /// runtime.block_on(async {
-    ///     let commit = producer.commit_async([("/hits", 3)]).await?;
-    ///     let snapshot = pipeline.wait_sealed_async(commit).await?;
-    ///     assert_eq!(snapshot.read("/hits"), Some(3));
+    /// #[tokio::main]
+    /// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let pipeline = Pipeline::builder(Sum).build()?;
+    ///     let mut producer = pipeline.producer()?;
+    ///     // Awaits room if a queue is full; dropping the future leaves nothing half-committed.
+    ///     let commit = producer.commit_async([("/hits", 1), ("/bytes", 512)]).await?;
+    ///     // Resolves once a snapshot covers the commit; the timeout is the runtime's.
+    ///     let snapshot = tokio::time::timeout(Duration::from_secs(10), pipeline.wait_sealed_async(commit)).await??;
+    ///     assert_eq!(snapshot.read("/bytes"), Some(512));
     ///     Ok(())
-    /// })
-    /// # }
+    /// }
     /// ```
     pub fn wait_sealed_async(
         &self,

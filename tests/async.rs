@@ -379,3 +379,20 @@ fn open_once_pending(gate: Arc<Gate>, waited: Arc<AtomicBool>) -> std::thread::J
         gate.open();
     })
 }
+
+/// The README's "Async" example is `Pipeline::wait_sealed_async`'s doc example, word for word,
+/// so `cargo test --doc` runs what the README shows.
+#[test]
+fn the_readme_async_example_is_a_doc_test() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let section = readme.split("### Async\n").nth(1).expect("an Async section");
+    let block =
+        section.split("```rust\n").nth(1).and_then(|rest| rest.split("```\n").next()).expect("a block");
+    let doc: String = block
+        .lines()
+        .map(|line| if line.is_empty() { "    ///\n".to_owned() } else { format!("    /// {line}\n") })
+        .collect();
+    let source = std::fs::read_to_string(root.join("src/pipeline.rs")).expect("src/pipeline.rs");
+    assert!(source.contains(&doc), "the README's Async example differs from wait_sealed_async's:\n{doc}");
+}
