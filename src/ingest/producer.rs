@@ -208,8 +208,13 @@ impl<M: Merge> Producer<M> {
         parts: impl IntoIterator<Item = (P, M::Record)>,
     ) -> impl Future<Output = Result<u64, Error>> + Send + Unpin + '_ {
         let started = self.start_call();
-        let refused = self.stage(parts).and_then(|()| self.tally_staged()).err();
-        awaiting::CommitAsync::new(self, refused, started)
+        // Only a commit of more parts than a queue holds may have too many for one shard: the
+        // others are counted per shard only if they have to wait.
+        let capacity = self.shared.lanes.capacity();
+        let staged = self.stage(parts);
+        let tallied = staged.is_ok() && self.staged.len() > capacity;
+        let refused = staged.and_then(|()| if tallied { self.tally_staged() } else { Ok(()) }).err();
+        awaiting::CommitAsync::new(self, refused, tallied, started)
     }
 
     /// Commits several commits in one call: each item is one commit's parts. They are numbered
@@ -482,10 +487,22 @@ impl<M: Merge> Producer<M> {
         }
     }
 
+    /// Every shard's queue has room for all the staged parts, as last seen: enough for any
+    /// split of them among the shards, found without counting them per shard or loading the
+    /// worker's cache line (the room last seen only underestimates).
+    fn fits_at_once(&self) -> bool {
+        let parts = self.staged.len();
+        self.senders.iter().all(|queue| parts <= queue.cached_slots())
+    }
+
     /// Every shard's queue has room for the parts `need` counts for it now (and keeps it: only
     /// this producer pushes to its queues).
     fn fits(&self) -> bool {
-        self.need.iter().zip(self.senders.iter()).all(|(&parts, queue)| parts == 0 || parts <= queue.slots())
+        self.need.iter().zip(self.senders.iter()).all(|(&parts, queue)| {
+            // The room last seen first (it only underestimates: the worker only frees slots),
+            // which costs no load of the worker's cache line; the exact room only if short.
+            parts <= queue.cached_slots() || parts <= queue.slots()
+        })
     }
 
     /// Takes the next commit number, unless the pipeline refuses.

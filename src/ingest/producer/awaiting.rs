@@ -29,6 +29,8 @@ pub(super) struct CommitAsync<'a, M: Merge> {
     producer: &'a mut Producer<M>,
     /// What validating the parts refused, given on the first poll.
     refused: Option<Error>,
+    /// The parts are counted per shard in the producer's `need`.
+    tallied: bool,
     /// When the call started, if it is one of the timed ones.
     started: Option<Instant>,
     /// The waker is registered in the producer slot's place.
@@ -39,9 +41,10 @@ impl<'a, M: Merge> CommitAsync<'a, M> {
     pub(super) fn new(
         producer: &'a mut Producer<M>,
         refused: Option<Error>,
+        tallied: bool,
         started: Option<Instant>,
     ) -> Self {
-        Self { producer, refused, started, waiting: false }
+        Self { producer, refused, tallied, started, waiting: false }
     }
 
     /// The commit's outcome: the staged parts are gone (enqueued or dropped), the call timed.
@@ -53,7 +56,15 @@ impl<'a, M: Merge> CommitAsync<'a, M> {
 
     /// True once there is room for every part; or an error that ends the wait, with nothing
     /// taken.
-    fn room(&self) -> Result<bool, Error> {
+    fn room(&mut self) -> Result<bool, Error> {
+        if self.producer.fits_at_once() {
+            return Ok(true);
+        }
+        if !self.tallied {
+            // No more parts than a queue holds: none too many for one shard.
+            self.producer.tally_staged()?;
+            self.tallied = true;
+        }
         let producer = &*self.producer;
         if producer.fits() {
             return Ok(true);
@@ -85,40 +96,65 @@ impl<'a, M: Merge> CommitAsync<'a, M> {
     }
 }
 
-impl<M: Merge> Future for CommitAsync<'_, M> {
-    type Output = Result<u64, Error>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
-        if let Some(error) = this.refused.take() {
-            return this.finish(Err(error));
-        }
-        if this.producer.staged.is_empty() {
-            // Polled again after it finished: there is nothing left to commit.
-            return Poll::Ready(Err(Error::EmptyCommit));
-        }
-        loop {
-            match this.room() {
-                Ok(true) => break,
-                Ok(false) if this.wait(cx) => continue,
-                Ok(false) => return Poll::Pending,
-                Err(error) => return this.finish(Err(error)),
-            }
-        }
-        if this.waiting {
-            // Room came between a wake-up and this poll.
-            this.producer.shared.waiters.cancel(this.producer.slot);
-            this.waiting = false;
-        }
-        let producer = &mut *this.producer;
+impl<M: Merge> CommitAsync<'_, M> {
+    /// Takes the number and enqueues every part: there is room for all of them.
+    #[inline]
+    fn commit_now(&mut self) -> Poll<Result<u64, Error>> {
+        let producer = &mut *self.producer;
         let outcome = producer.take_number().and_then(|commit| {
             let mut staged = std::mem::take(&mut producer.staged);
-            // Every part fits (checked above): `Refuse` never meets a full queue here.
+            // Every part fits (checked by the caller): `Refuse` never meets a full queue here.
             let enqueued = producer.enqueue(commit, staged.drain(..), Wait::Refuse);
             producer.staged = staged;
             enqueued
         });
-        this.finish(outcome)
+        self.finish(outcome)
+    }
+
+    /// Everything but a first poll with room at hand: a refusal to give, a wait for room, a
+    /// poll after a wake-up.
+    #[cold]
+    #[inline(never)]
+    fn poll_slow(&mut self, cx: &mut Context<'_>) -> Poll<Result<u64, Error>> {
+        if let Some(error) = self.refused.take() {
+            return self.finish(Err(error));
+        }
+        if self.producer.staged.is_empty() {
+            // Polled again after it finished: there is nothing left to commit.
+            return Poll::Ready(Err(Error::EmptyCommit));
+        }
+        loop {
+            match self.room() {
+                Ok(true) => break,
+                Ok(false) if self.wait(cx) => continue,
+                Ok(false) => return Poll::Pending,
+                Err(error) => return self.finish(Err(error)),
+            }
+        }
+        if self.waiting {
+            // Room came between a wake-up and this poll.
+            self.producer.shared.waiters.cancel(self.producer.slot);
+            self.waiting = false;
+        }
+        self.commit_now()
+    }
+}
+
+impl<M: Merge> Future for CommitAsync<'_, M> {
+    type Output = Result<u64, Error>;
+
+    #[inline]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        // The hot path, with room at hand: nothing refused, nothing waited for, every part fits.
+        if this.refused.is_none()
+            && !this.waiting
+            && !this.producer.staged.is_empty()
+            && this.producer.fits_at_once()
+        {
+            return this.commit_now();
+        }
+        this.poll_slow(cx)
     }
 }
 
