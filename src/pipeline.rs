@@ -1,8 +1,9 @@
 //! The pipeline handle: starts the workers, hands out producers and snapshots, shuts down.
 
 use std::fmt;
+use std::future::Future;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam::utils::Backoff;
 
@@ -23,13 +24,11 @@ use crate::out::sink::{SharedSink, Undelivered};
 use crate::out::stats::{Recorder, Stats};
 use crate::read::snapshot::Snapshot;
 use crate::read::view::{Layout, Views};
+use crate::read::wait::{self, WaitDurable, WaitSealed};
 use crate::shard::spine::Spine;
 use crate::shard::worker::Worker;
 use crate::shared::{Lifecycle, Shared};
 use crate::sync::Arc;
-
-/// How long `wait_sealed` sleeps between looks, once spinning has not been enough.
-const WAIT_POLL: Duration = Duration::from_micros(100);
 
 /// A running pipeline: shard workers fed by lock-free queues, publishing consistent snapshots.
 /// `Pipeline` is `Send + Sync`: share it (or an `Arc` of it) between threads that take
@@ -283,7 +282,9 @@ impl<M: Merge> Pipeline<M> {
 
     /// Waits until the published frontier reaches `commit` and returns that snapshot.
     ///
-    /// It returns the snapshot as soon as one covers `commit` (at once if one already does,
+    /// The calling thread spins briefly, then parks until the worker that publishes a frontier
+    /// at or past `commit` wakes it (never polling). It returns the snapshot as soon as one
+    /// covers `commit` (at once if one already does,
     /// whatever the timeout, and even after a worker failed: a snapshot is sound once
     /// published). A timeout too long for the clock to add — [`Duration::MAX`] is the way to
     /// say it — waits without a deadline, also for a commit no producer has issued yet.
@@ -319,28 +320,45 @@ impl<M: Merge> Pipeline<M> {
     /// # Ok::<(), lockstep::Error>(())
     /// ```
     pub fn wait_sealed(&self, commit: u64, timeout: Duration) -> Result<Snapshot<M>, Error> {
-        // None: past what `Instant` can represent, which no wait reaches: no deadline.
-        let deadline = Instant::now().checked_add(timeout);
-        let backoff = Backoff::new();
-        loop {
-            let view = self.shared.views.global();
-            if view.frontier >= commit {
-                return Ok(Snapshot::new(view, self.shared.merge.clone()));
-            }
-            if self.shared.lifecycle.has_failed() {
-                return Err(Error::WorkerPanicked);
-            }
-            let now = Instant::now();
-            if deadline.is_some_and(|deadline| now >= deadline) {
-                return Err(Error::Timeout { commit, frontier: view.frontier });
-            }
-            if backoff.is_completed() {
-                let left = deadline.map_or(WAIT_POLL, |deadline| deadline.saturating_duration_since(now));
-                std::thread::sleep(left.min(WAIT_POLL));
-            } else {
-                backoff.snooze();
-            }
-        }
+        wait::wait_sealed(&self.shared, commit, timeout)
+    }
+
+    /// Waits, as a future, until the published frontier reaches `commit`, and gives that
+    /// snapshot: [`wait_sealed`](Pipeline::wait_sealed) for async code, with the same outcomes
+    /// but no timeout. Compose one with your runtime's timer (`tokio::time::timeout`, a
+    /// `select!` against a sleep); dropping the future stops the wait and leaves nothing behind.
+    ///
+    /// No runtime is needed: the worker that moves the frontier wakes the task's waker, and
+    /// the future never polls. It is `Send` and `Unpin`, and borrows the pipeline, so shutdown
+    /// cannot run while it is alive (as with `wait_sealed`). (The README's "Async" section
+    /// shows the example below.)
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WorkerPanicked`] once a worker has failed and `commit` is not visible.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// use lockstep::{merge::Sum, Pipeline};
+    ///
+    /// #[tokio::main]
+    /// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let pipeline = Pipeline::builder(Sum).build()?;
+    ///     let mut producer = pipeline.producer()?;
+    ///     // Awaits room if a queue is full; dropping the future leaves nothing half-committed.
+    ///     let commit = producer.commit_async([("/hits", 1), ("/bytes", 512)]).await?;
+    ///     // Resolves once a snapshot covers the commit; the timeout is the runtime's.
+    ///     let snapshot = tokio::time::timeout(Duration::from_secs(10), pipeline.wait_sealed_async(commit)).await??;
+    ///     assert_eq!(snapshot.read("/bytes"), Some(512));
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn wait_sealed_async(
+        &self,
+        commit: u64,
+    ) -> impl Future<Output = Result<Snapshot<M>, Error>> + Send + Unpin + '_ {
+        WaitSealed::new(&self.shared, commit)
     }
 
     /// Every commit at or below it is durable at the pipeline's [`Durability`](crate::Durability):
@@ -361,31 +379,36 @@ impl<M: Merge> Pipeline<M> {
     /// `timeout` (its `frontier` is the durable frontier then). [`Duration::MAX`] waits without
     /// a deadline.
     pub fn wait_durable(&self, commit: u64, timeout: Duration) -> Result<u64, Error> {
-        let Some(durable) = &self.shared.durable else { return Err(Error::NotDurable) };
-        let deadline = Instant::now().checked_add(timeout);
-        let backoff = Backoff::new();
-        loop {
-            let frontier = durable.frontier();
-            if frontier >= commit {
-                return Ok(frontier);
-            }
-            if let Some(error) = durable.error() {
-                return Err(error);
-            }
-            if self.shared.lifecycle.has_failed() {
-                return Err(Error::WorkerPanicked);
-            }
-            let now = Instant::now();
-            if deadline.is_some_and(|deadline| now >= deadline) {
-                return Err(Error::Timeout { commit, frontier });
-            }
-            if backoff.is_completed() {
-                let left = deadline.map_or(WAIT_POLL, |deadline| deadline.saturating_duration_since(now));
-                std::thread::sleep(left.min(WAIT_POLL));
-            } else {
-                backoff.snooze();
-            }
-        }
+        wait::wait_durable(&self.shared, commit, timeout)
+    }
+
+    /// Waits, as a future, until every commit up to `commit` is durable, and gives the durable
+    /// frontier then (`>= commit`): [`wait_durable`](Pipeline::wait_durable) for async code,
+    /// with the same outcomes but no timeout (compose one with your runtime's timer; dropping
+    /// the future stops the wait and leaves nothing behind). The worker whose log write or
+    /// sync moves the durable frontier wakes the task; the future never polls.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotDurable`] on a pipeline built without [`Builder::durable`]; the
+    /// [`Error::Io`] that stopped durability for good; [`Error::WorkerPanicked`].
+    ///
+    /// ```
+    /// use lockstep::{merge::Sum, Error, Pipeline};
+    ///
+    /// # fn main() -> Result<(), Error> {
+    /// let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
+    /// let pipeline = Pipeline::builder(Sum).build()?; // not durable
+    /// let outcome = runtime.block_on(pipeline.wait_durable_async(1));
+    /// assert_eq!(outcome, Err(Error::NotDurable));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn wait_durable_async(
+        &self,
+        commit: u64,
+    ) -> impl Future<Output = Result<u64, Error>> + Send + Unpin + '_ {
+        WaitDurable::new(&self.shared, commit)
     }
 
     /// The pipeline's counters and latency histograms so far, read without a lock (see
@@ -430,6 +453,8 @@ impl<M: Merge> Pipeline<M> {
         }
         let shared = &self.shared;
         let last = shared.clock.close();
+        // Tasks awaiting room have no commit number yet: they find the clock closed and give up.
+        shared.waiters.wake_all();
         // Commits already under way finish: the workers keep draining their queues.
         let backoff = Backoff::new();
         while !shared.clock.all_idle() {

@@ -9,8 +9,11 @@
 //!   and sees it set reads the final `last` ([`Lifecycle::finish_line`]). The closer does so
 //!   only once the clock is closed and every issued commit retired, so `last` is final.
 //! - **failed** (a worker's panic): the worker sets it with Release after its last write, and
-//!   rings every bell; producers, waiters and the closer load it with Acquire
-//!   ([`Lifecycle::has_failed`]) and stop waiting for that worker. A failure seen by any call
+//!   wakes everyone who may wait for it ([`Shared::fail`]: the workers' bells, the producers
+//!   waiting for room, the sealed and durable waiters); producers, waiters and the closer load
+//!   it with Acquire ([`Lifecycle::has_failed`]) and stop waiting for that worker. Each wake-up
+//!   fences before it looks for sleepers, so a waiter that registered before the failure is
+//!   woken and one that registers after it sees it. A failure seen by any call
 //!   that returned `WorkerPanicked` is seen by every later call on any thread that learnt of
 //!   it, which is what lets a refusal come before a commit number is taken.
 
@@ -43,6 +46,20 @@ pub(crate) struct Shared<M: Merge> {
     pub(crate) lifecycle: Lifecycle,
     /// A durable pipeline's durable frontier and log failure.
     pub(crate) durable: Option<DurableState>,
+}
+
+impl<M: Merge> Shared<M> {
+    /// A worker failed: marks the pipeline failed and wakes everyone who may be waiting for
+    /// it, threads and tasks alike, so they find out.
+    pub(crate) fn fail(&self) {
+        self.lifecycle.fail();
+        self.bells.ring_all();
+        self.waiters.wake_all();
+        self.views.sealed().ring_all();
+        if let Some(durable) = &self.durable {
+            durable.watch().ring_all();
+        }
+    }
 }
 
 /// Running, finishing (shutdown has begun), or failed; see the module's `# Orderings`.

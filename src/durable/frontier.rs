@@ -15,12 +15,17 @@
 //! tip reaches `wanted` and its synced frontier is below it. `wanted` is Relaxed on both sides:
 //! a worker that reads it stale syncs a turn or an idle park later, and the saving worker keeps
 //! asking until every synced frontier has reached its file's end (Acquire on those).
+//!
+//! Who waits for the durable frontier (`wait_durable` and its async twin) waits in a
+//! [`Watch`], rung after each store and after a failure: when nobody waits, a fence and one
+//! load (`crate::read::watch`, which states that handshake).
 
 use crossbeam::utils::CachePadded;
 
 use crate::durable::directory::Directory;
 use crate::durable::recovery::Durability;
 use crate::error::Error;
+use crate::read::watch::Watch;
 use crate::sync::{AtomicBool, AtomicU64, OnceLock, Ordering};
 
 /// What a durable pipeline shares about its durability.
@@ -34,6 +39,8 @@ pub(crate) struct DurableState {
     wanted: AtomicU64,
     error: OnceLock<Error>,
     failed: AtomicBool,
+    /// Who waits for the durable frontier.
+    watch: Watch,
     /// The directory, locked while the pipeline lives.
     _directory: Directory,
 }
@@ -49,6 +56,7 @@ impl DurableState {
             wanted: AtomicU64::new(0),
             error: OnceLock::new(),
             failed: AtomicBool::new(false),
+            watch: Watch::default(),
             _directory: directory,
         }
     }
@@ -63,6 +71,9 @@ impl DurableState {
     pub(crate) fn advance(&self, shard: usize, frontier: u64) {
         // Release: the write or sync behind it happened before; see the module doc.
         self.frontiers[shard].store(frontier, Ordering::Release);
+        // The pipeline's frontier (the lowest shard's) is computed only if someone waits; loaded
+        // after the ring's fence, it sees every shard's store that came before that fence.
+        self.watch.ring(|| self.frontier());
     }
 
     /// Every commit at or below it is synced in every shard's log.
@@ -100,6 +111,12 @@ impl DurableState {
         let _ = self.error.set(error);
         // Release: a reader that sees it finds the error set.
         self.failed.store(true, Ordering::Release);
+        self.watch.ring_all();
+    }
+
+    /// The waiters for the durable frontier.
+    pub(crate) fn watch(&self) -> &Watch {
+        &self.watch
     }
 
     /// The error that stopped durability, if one did.

@@ -1,8 +1,10 @@
-//! The producer handle: validates a commit, takes its number and enqueues its parts.
+//! The producer handle: validates a commit, takes its number and enqueues its parts; or,
+//! in async code, awaits room for all of them first (`awaiting`).
 
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
 use std::marker::PhantomData;
 use std::time::Instant;
 
@@ -18,6 +20,9 @@ use crate::merge::Merge;
 use crate::out::stats::{Recorder, SAMPLE_EVERY};
 use crate::shared::Shared;
 use crate::sync::Arc;
+
+/// `commit_async`'s future.
+mod awaiting;
 
 /// The most parts one `commit_many` call takes: where each commit ends is kept as a `u32`, and
 /// one step of the clock takes at most 2^32 numbers (`crate::ingest::clock`, "Closing").
@@ -148,6 +153,69 @@ impl<M: Merge> Producer<M> {
         self.staged.clear();
         self.end_call(started);
         result
+    }
+
+    /// Commits every part as one commit and returns its number, like
+    /// [`commit`](Producer::commit), but as a future that awaits room in a full queue instead
+    /// of parking the thread: for async code (tokio, async-std, smol, or any executor: the
+    /// future needs no runtime, the worker that drains the queue wakes its task).
+    ///
+    /// The parts are validated when it is called, and the future borrows the producer. When
+    /// polled, it waits until every shard's queue has room for all of the commit's parts
+    /// (only this producer pushes to its queues, so room only grows while it waits), and only
+    /// then takes the commit number and enqueues the parts in one go, without waiting again.
+    /// So it is cancel-safe: a future dropped before it finishes has taken no number and
+    /// enqueued nothing, and leaves no registration behind; the commit just did not happen.
+    /// Unlike `commit`, it never holds the frontier back while it waits.
+    ///
+    /// With room available it is ready at its first poll and costs no more than `commit`
+    /// (`benches/commit_async.rs`); it allocates nothing.
+    ///
+    /// # Errors
+    ///
+    /// What [`commit`](Producer::commit) refuses, and [`Error::CommitTooLarge`] when one
+    /// shard's parts exceed its queue's capacity: they can never all be in the queue at once,
+    /// so waiting for room for all of them would wait for good, and taking the number first
+    /// would let a dropped future leave the commit half enqueued, holding the frontier back
+    /// forever. Use `commit` for such a commit (on a blocking thread), or a larger
+    /// [`Builder::queue_capacity`](crate::Builder::queue_capacity). Once the pipeline shuts
+    /// down, a waiting future gives [`Error::Shutdown`]; once a worker fails,
+    /// [`Error::WorkerPanicked`]; in both cases nothing was taken or enqueued.
+    ///
+    /// ```
+    /// use lockstep::{merge::Sum, Error, Pipeline};
+    ///
+    /// # fn main() -> Result<(), Error> {
+    /// let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
+    /// let pipeline = Pipeline::builder(Sum).queue_capacity(2).build()?;
+    /// let mut producer = pipeline.producer()?;
+    /// runtime.block_on(async {
+    ///     // Far more commits than the queue holds: each waits for room when it is full.
+    ///     for i in 1..=100 {
+    ///         producer.commit_async([("/a", i), ("/b", 1)]).await?;
+    ///     }
+    ///     // Three parts for one shard never fit a queue of two.
+    ///     let wide = producer.commit_async([("/a", 1), ("/a", 2), ("/a", 3)]).await;
+    ///     assert_eq!(wide, Err(Error::CommitTooLarge { parts: 3, capacity: 2 }));
+    ///     Ok::<(), Error>(())
+    /// })?;
+    /// let last = pipeline.shutdown()?;
+    /// assert_eq!((last.frontier(), last.read("/a"), last.read("/b")), (100, Some(5050), Some(100)));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn commit_async<P: AsPath>(
+        &mut self,
+        parts: impl IntoIterator<Item = (P, M::Record)>,
+    ) -> impl Future<Output = Result<u64, Error>> + Send + Unpin + '_ {
+        let started = self.start_call();
+        // Only a commit of more parts than a queue holds may have too many for one shard: the
+        // others are counted per shard only if they have to wait.
+        let capacity = self.shared.lanes.capacity();
+        let staged = self.stage(parts);
+        let tallied = staged.is_ok() && self.staged.len() > capacity;
+        let refused = staged.and_then(|()| if tallied { self.tally_staged() } else { Ok(()) }).err();
+        awaiting::CommitAsync::new(self, refused, tallied, started)
     }
 
     /// Commits several commits in one call: each item is one commit's parts. They are numbered
@@ -391,20 +459,51 @@ impl<M: Merge> Producer<M> {
 
     /// Refuses unless every part fits now. Exact: this producer is its queues' only writer.
     fn check_room(&mut self, routes: &[Route]) -> Result<(), Error> {
-        let capacity = self.shared.lanes.capacity();
+        self.tally(routes.iter())?;
+        if self.fits() {
+            Ok(())
+        } else {
+            Err(full_or_failed(&self.shared))
+        }
+    }
+
+    /// Counts the staged parts per shard into `need`, as [`tally`](Producer::tally) does.
+    fn tally_staged(&mut self) -> Result<(), Error> {
+        let staged = std::mem::take(&mut self.staged);
+        let tallied = self.tally(staged.iter().map(|(route, _)| route));
+        self.staged = staged;
+        tallied
+    }
+
+    /// Counts the parts per shard into `need`; refuses if a shard's would never fit its queue.
+    fn tally<'r>(&mut self, routes: impl Iterator<Item = &'r Route>) -> Result<(), Error> {
         self.need.iter_mut().for_each(|n| *n = 0);
         for route in routes {
             self.need[route.shard as usize] += 1;
         }
-        for (shard, &parts) in self.need.iter().enumerate() {
-            if parts > capacity {
-                return Err(Error::CommitTooLarge { parts, capacity });
-            }
-            if parts > self.senders[shard].slots() {
-                return Err(full_or_failed(&self.shared));
-            }
+        let capacity = self.shared.lanes.capacity();
+        match self.need.iter().find(|&&parts| parts > capacity) {
+            Some(&parts) => Err(Error::CommitTooLarge { parts, capacity }),
+            None => Ok(()),
         }
-        Ok(())
+    }
+
+    /// Every shard's queue has room for all the staged parts, as last seen: enough for any
+    /// split of them among the shards, found without counting them per shard or loading the
+    /// worker's cache line (the room last seen only underestimates).
+    fn fits_at_once(&self) -> bool {
+        let parts = self.staged.len();
+        self.senders.iter().all(|queue| parts <= queue.cached_slots())
+    }
+
+    /// Every shard's queue has room for the parts `need` counts for it now (and keeps it: only
+    /// this producer pushes to its queues).
+    fn fits(&self) -> bool {
+        self.need.iter().zip(self.senders.iter()).all(|(&parts, queue)| {
+            // The room last seen first (it only underestimates: the worker only frees slots),
+            // which costs no load of the worker's cache line; the exact room only if short.
+            parts <= queue.cached_slots() || parts <= queue.slots()
+        })
     }
 
     /// Takes the next commit number, unless the pipeline refuses.

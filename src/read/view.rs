@@ -38,6 +38,7 @@ use std::fmt;
 
 use crate::ingest::router::Router;
 use crate::merge::Merge;
+use crate::read::watch::Watch;
 use crate::shard::batch::{Batch, Found};
 use crate::shard::history::History;
 use crate::sync::{Arc, ArcCell};
@@ -104,6 +105,9 @@ pub(crate) struct Views<M: Merge> {
     shards: Box<[ArcCell<ShardView<M>>]>,
     global: ArcCell<View<M>>,
     layout: Arc<Layout>,
+    /// Who waits for the global frontier (`wait_sealed` and its async twin), rung whenever a
+    /// publish moves it.
+    sealed: Watch,
 }
 
 impl<M: Merge> Views<M> {
@@ -118,12 +122,18 @@ impl<M: Merge> Views<M> {
                 layout: layout.clone(),
             })),
             layout,
+            sealed: Watch::default(),
         }
     }
 
     /// The published global view.
     pub(crate) fn global(&self) -> Arc<View<M>> {
         self.global.load()
+    }
+
+    /// The waiters for the global frontier.
+    pub(crate) fn sealed(&self) -> &Watch {
+        &self.sealed
     }
 
     /// The frontier of the published global view.
@@ -168,6 +178,11 @@ impl<M: Merge> Views<M> {
             let mine = shards[shard].clone();
             let view = View { frontier: cut, shards, layout: self.layout.clone() };
             if self.global.compare_and_swap(&current, Arc::new(view)) {
+                if cut > before {
+                    // After the swap: a waiter woken (or looking after the ring's fence) loads
+                    // this view or a later one.
+                    self.sealed.ring(|| cut);
+                }
                 return Published { advanced: (cut > before).then_some((before, cut)), included: true };
             }
             // Another worker published first; if its view already holds ours, we are done.

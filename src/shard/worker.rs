@@ -157,8 +157,7 @@ impl<M: Merge> Worker<M> {
     pub(crate) fn run(mut self) -> Vec<Undelivered<M::Output>> {
         let shared = self.shared.clone();
         if catch_unwind(AssertUnwindSafe(|| self.work())).is_err() {
-            shared.lifecycle.fail();
-            shared.bells.ring_all();
+            shared.fail();
         }
         let directory = &self.directory;
         self.retries

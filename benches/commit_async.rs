@@ -1,0 +1,127 @@
+//! `Producer::commit_async` against `Producer::commit` with room available, in one run: the
+//! cost of the future (validate, check room for every part, take a number, enqueue) next to the
+//! blocking call's (validate, take a number, enqueue), `Sum` records by name, one shard.
+//!
+//! Each id is timed in bursts of at most one queue's worth of parts (4096 one-part or 256
+//! sixteen-part commits), then the bench waits, untimed, until the worker has published them,
+//! as `commit.rs`'s `burst` ids do: the queue never fills, so a commit never waits. The future
+//! is driven by the most trivial executor: polled once with a no-op waker, where it is ready
+//! (room is there); were it ever pending, the bench panics rather than time a wait.
+//!
+//! `commit_async/burst/{commit,commit_async}/{1,16}`; the ratio of their medians is the
+//! figure (README.md).
+
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use lockstep::merge::Sum;
+use lockstep::{DiscardSink, Pipeline, Retention};
+
+mod common;
+
+/// 16 distinct paths; a commit of `n` parts writes the first `n`.
+const PATHS: [&str; 16] = [
+    "/bench/00",
+    "/bench/01",
+    "/bench/02",
+    "/bench/03",
+    "/bench/04",
+    "/bench/05",
+    "/bench/06",
+    "/bench/07",
+    "/bench/08",
+    "/bench/09",
+    "/bench/10",
+    "/bench/11",
+    "/bench/12",
+    "/bench/13",
+    "/bench/14",
+    "/bench/15",
+];
+
+/// Parts each queue holds: the builder's default, restated to size the bursts.
+const CAPACITY: usize = 4096;
+
+fn start() -> Pipeline<Sum> {
+    Pipeline::builder(Sum)
+        .shards(1)
+        .sink(DiscardSink)
+        .retain(Retention::Newest(2))
+        .build()
+        .expect("a valid benchmark configuration")
+}
+
+/// Polls `future` once: with room available a commit is ready at its first poll.
+fn ready<F: Future>(future: F, cx: &mut Context<'_>) -> F::Output {
+    match pin!(future).poll(cx) {
+        Poll::Ready(output) => output,
+        Poll::Pending => panic!("a commit waited for room: the burst is larger than the queue"),
+    }
+}
+
+/// Times `commit` in bursts of at most `burst` calls, waiting (untimed) after each burst until
+/// the worker has published it, so the queue never fills.
+fn bursts(pipeline: &Pipeline<Sum>, iters: u64, burst: u64, mut commit: impl FnMut() -> u64) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        let n = left.min(burst);
+        let started = Instant::now();
+        let mut last = 0;
+        for _ in 0..n {
+            last = black_box(commit());
+        }
+        total += started.elapsed();
+        pipeline.wait_sealed(last, Duration::from_secs(60)).expect("the worker keeps up");
+        left -= n;
+    }
+    total
+}
+
+fn commit_async(c: &mut Criterion) {
+    let mut group = c.benchmark_group("commit_async");
+    for parts in [1usize, 16] {
+        group.throughput(Throughput::Elements(parts as u64));
+        let burst = (CAPACITY / parts) as u64;
+        let paths = &PATHS[..parts];
+
+        let pipeline = start();
+        let mut producer = pipeline.producer().expect("a free producer slot");
+        group.bench_function(BenchmarkId::new("burst/commit", parts), |b| {
+            b.iter_custom(|iters| {
+                bursts(&pipeline, iters, burst, || {
+                    let parts = paths.iter().map(|&path| (path, black_box(1i64)));
+                    producer.commit(parts).expect("the pipeline is running")
+                })
+            })
+        });
+        drop(producer);
+        pipeline.shutdown().expect("clean shutdown");
+
+        let pipeline = start();
+        let mut producer = pipeline.producer().expect("a free producer slot");
+        let mut cx = Context::from_waker(Waker::noop());
+        group.bench_function(BenchmarkId::new("burst/commit_async", parts), |b| {
+            b.iter_custom(|iters| {
+                bursts(&pipeline, iters, burst, || {
+                    let parts = paths.iter().map(|&path| (path, black_box(1i64)));
+                    ready(producer.commit_async(parts), &mut cx).expect("the pipeline is running")
+                })
+            })
+        });
+        drop(producer);
+        pipeline.shutdown().expect("clean shutdown");
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = common::config();
+    targets = commit_async
+}
+criterion_main!(benches);
