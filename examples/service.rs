@@ -194,7 +194,9 @@ mod tests {
         const CLIENTS: usize = 4;
         const REQUESTS: usize = 25;
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-        let pipeline = Pipeline::builder(Sum).shards(2).queue_capacity(2).build()?;
+        // Room for one commit of three parts whatever the routing (its random key may send all
+        // three to one shard), and no more.
+        let pipeline = Pipeline::builder(Sum).shards(2).queue_capacity(3).build()?;
         let service = Arc::new(Service::new(pipeline));
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
         let base = format!("http://{}", listener.local_addr()?);

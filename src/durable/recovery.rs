@@ -5,10 +5,10 @@
 //! lowest of those ends as the recovered frontier `R` (a commit above it is missing from some
 //! shard's log: it was never durable, and its number is issued again). Then, per shard, it
 //! loads the batch files (`crate::durable::checkpoint`: the top-level batches, whole, up to
-//! the files' end `C <= R`) into a fresh spine, and replays the log cut at `R`, turn by turn
-//! and without the rows at or below `C`, as the shard's worker would have sealed those turns.
-//! The layout is a function of commit numbers alone, so the spine equals the one that would
-//! have been built without the crash; memory stays what the spine holds plus one file or turn.
+//! the files' end `C <= R`) into a fresh spine, and replays the log cut at `R` without the rows
+//! at or below `C`, sealing the rows of many turns at once. The layout is a function of commit
+//! numbers alone, so the spine holds the same segments as the one built without the crash;
+//! memory stays what the spine holds plus one file or a few turns.
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -31,6 +31,13 @@ use crate::shard::sort::Row;
 use crate::shard::spine::Spine;
 use crate::sync::Arc;
 use crate::tier::Geometry;
+
+/// About how many rows recovery gathers from the log before it seals them: a few turns' worth
+/// at most in memory, and large seals. Small in the unit tests, so their logs take several.
+#[cfg(not(test))]
+const REPLAY_ROWS: usize = 1 << 14;
+#[cfg(test)]
+const REPLAY_ROWS: usize = 16;
 
 /// What survives a crash, and so what [`Pipeline::wait_durable`](crate::Pipeline::wait_durable)
 /// waits for.
@@ -280,7 +287,11 @@ pub(crate) fn recover<M: Merge>(
             spine.borrow_mut().restore(loaded.batches, loaded.end);
             Ok(())
         };
+        // Rows of several turns sealed at once: the layout is a function of commit numbers
+        // alone, so fewer, larger seals build the same segments with far less merging (forming
+        // builds the higher levels directly).
         let mut rows = Vec::new();
+        let mut pending = 0;
         let mut turn = |turn: LoggedTurn<M::Record>| -> Result<(), Error> {
             for (i, path) in turn.names.iter().enumerate() {
                 name(turn.names_from + i as u32, path)?;
@@ -291,14 +302,16 @@ pub(crate) fn recover<M: Merge>(
             if turn.frontier <= saved {
                 return Ok(());
             }
-            rows.clear();
             rows.extend(turn.rows.into_iter().filter(|row| row.commit > saved));
-            let drained = rows.len();
-            // The turn as its worker sealed it; every other shard reaches `frontier` too, so
-            // the turn's own frontier bounds forming (rule 1 of `crate::read::view`).
-            spine.seal(merge, &mut rows, turn.frontier, turn.frontier);
-            let mut fuel = policy::fuel(budget, drained);
-            spine.work(merge, &mut fuel);
+            pending = turn.frontier;
+            if rows.len() >= REPLAY_ROWS {
+                let drained = rows.len();
+                // Every other shard reaches `pending` too, so it bounds forming (rule 1 of
+                // `crate::read::view`).
+                spine.seal(merge, &mut rows, pending, pending);
+                let mut fuel = policy::fuel(budget, drained);
+                spine.work(merge, &mut fuel);
+            }
             Ok(())
         };
         let geometry = spine.borrow().geometry().clone();
@@ -306,8 +319,10 @@ pub(crate) fn recover<M: Merge>(
         let (log, torn) = spec.files.open(&dir, shard, spec.options, frontier, replay)?;
         recovered.torn_tails += u64::from(torn.is_some());
         let mut spine = spine.into_inner();
-        // Shards whose log ends at `frontier` without a turn of their own there still move to it.
-        spine.seal(merge, &mut Vec::new(), frontier, frontier);
+        // The rows left, and the frontier moved to the cut (a shard whose log ends there without
+        // a turn of its own moves too).
+        debug_assert!(pending <= frontier);
+        spine.seal(merge, &mut rows, frontier, frontier);
         let mut fuel = usize::MAX;
         spine.work(merge, &mut fuel);
         recovered.shards.push((spine, log));
