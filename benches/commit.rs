@@ -32,26 +32,6 @@ use lockstep::{DiscardSink, Merge, PathKey, Pipeline, Producer, Retention};
 
 mod common;
 
-/// 16 distinct paths; a commit of `n` parts writes the first `n`.
-const PATHS: [&str; 16] = [
-    "/bench/00",
-    "/bench/01",
-    "/bench/02",
-    "/bench/03",
-    "/bench/04",
-    "/bench/05",
-    "/bench/06",
-    "/bench/07",
-    "/bench/08",
-    "/bench/09",
-    "/bench/10",
-    "/bench/11",
-    "/bench/12",
-    "/bench/13",
-    "/bench/14",
-    "/bench/15",
-];
-
 /// Parts each queue holds: the builder's default, restated to size the bursts.
 const CAPACITY: usize = 4096;
 
@@ -88,7 +68,9 @@ fn commit_parts<M: Merge>(
     parts: usize,
     record: &mut impl FnMut() -> M::Record,
 ) -> u64 {
-    producer.commit(PATHS[..parts].iter().map(|&path| (path, record()))).expect("the pipeline is running")
+    producer
+        .commit(common::PATHS[..parts].iter().map(|&path| (path, record())))
+        .expect("the pipeline is running")
 }
 
 /// Times `commit` in bursts of at most `burst` calls, waiting (untimed) after each burst until
@@ -153,7 +135,8 @@ fn commit_benches<M: Merge>(
 /// The burst bench for `Sum` commits of `parts` parts named by key.
 fn keyed_burst(group: &mut BenchmarkGroup<'_, WallTime>, parts: usize) {
     let pipeline = start(Sum);
-    let keys: Vec<PathKey> = PATHS.iter().map(|path| pipeline.key(path).expect("a valid path")).collect();
+    let keys: Vec<PathKey> =
+        common::PATHS.iter().map(|path| pipeline.key(path).expect("a valid path")).collect();
     let mut producer = pipeline.producer().expect("a free producer slot");
     let burst = (CAPACITY / parts) as u64;
     group.bench_function(BenchmarkId::new("burst/sum_key", parts), |b| {

@@ -23,26 +23,6 @@ use lockstep::{DiscardSink, Pipeline, Retention};
 
 mod common;
 
-/// 16 distinct paths; a commit of `n` parts writes the first `n`.
-const PATHS: [&str; 16] = [
-    "/bench/00",
-    "/bench/01",
-    "/bench/02",
-    "/bench/03",
-    "/bench/04",
-    "/bench/05",
-    "/bench/06",
-    "/bench/07",
-    "/bench/08",
-    "/bench/09",
-    "/bench/10",
-    "/bench/11",
-    "/bench/12",
-    "/bench/13",
-    "/bench/14",
-    "/bench/15",
-];
-
 /// Parts each queue holds: the builder's default, restated to size the bursts.
 const CAPACITY: usize = 4096;
 
@@ -87,7 +67,7 @@ fn commit_async(c: &mut Criterion) {
     for parts in [1usize, 16] {
         group.throughput(Throughput::Elements(parts as u64));
         let burst = (CAPACITY / parts) as u64;
-        let paths = &PATHS[..parts];
+        let paths = &common::PATHS[..parts];
 
         let pipeline = start();
         let mut producer = pipeline.producer().expect("a free producer slot");

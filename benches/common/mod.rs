@@ -13,3 +13,24 @@ pub fn config() -> Criterion {
         .measurement_time(Duration::from_secs(2))
         .warm_up_time(Duration::from_millis(500))
 }
+
+/// 16 distinct paths; a commit of `n` parts writes the first `n`.
+#[allow(dead_code, reason = "not every bench uses it")]
+pub const PATHS: [&str; 16] = [
+    "/bench/00",
+    "/bench/01",
+    "/bench/02",
+    "/bench/03",
+    "/bench/04",
+    "/bench/05",
+    "/bench/06",
+    "/bench/07",
+    "/bench/08",
+    "/bench/09",
+    "/bench/10",
+    "/bench/11",
+    "/bench/12",
+    "/bench/13",
+    "/bench/14",
+    "/bench/15",
+];
