@@ -55,6 +55,8 @@ pub struct Builder<M: Merge> {
     durable: Option<DurableSpec<M>>,
     /// Set by `durability` without `durable`: refused at `build`.
     durability: Option<Durability>,
+    /// Commit numbers are given, through the pipeline's `Sequencer`.
+    sequenced: bool,
 }
 
 impl<M: Merge + fmt::Debug> fmt::Debug for Builder<M> {
@@ -90,6 +92,7 @@ impl<M: Merge> Builder<M> {
             sink: SharedSink(None),
             durable: None,
             durability: None,
+            sequenced: false,
         }
     }
 
@@ -319,7 +322,8 @@ impl<M: Merge> Builder<M> {
             geometry,
             queue_capacity: self.queue_capacity,
             pin_workers: self.pin_workers,
-            max_producers: self.max_producers,
+            // A sequenced pipeline has one feeding handle, so one producer slot.
+            max_producers: if self.sequenced { 1 } else { self.max_producers },
             max_path_len: self.max_path_len,
             max_record_bytes: self.max_record_bytes,
             flush_level,
@@ -327,9 +331,43 @@ impl<M: Merge> Builder<M> {
             merge_budget: self.merge_budget,
             idle_spin: self.idle_spin,
         };
-        Pipeline::start(config, self.merge, self.sink, durable)
+        let pipeline = Pipeline::start(config, self.merge, self.sink, durable)?;
+        Ok(if self.sequenced { pipeline.into_sequenced() } else { pipeline })
     }
 }
+
+// ---- Sequenced pipelines ----
+
+impl<M: Merge> Builder<M> {
+    /// Makes the pipeline *sequenced*: its commit numbers are given, not taken. It is fed by
+    /// its one [`Sequencer`](crate::Sequencer) ([`Pipeline::sequencer`]), which commits at a
+    /// number strictly above the last one, and every number skipped is a commit with nothing
+    /// for this pipeline; [`Pipeline::producer`] refuses with [`Error::Sequenced`]. Everything
+    /// else is as in any pipeline: shards, compaction, snapshots, sink, durability (a durable
+    /// sequenced pipeline reopens at its recovered frontier, and its sequencer goes on after it).
+    ///
+    /// Instances fed the same numbered commits from one replicated sequence (a log's offsets, a
+    /// stream's sequence numbers) cut the same aligned ranges on every machine: ranges are
+    /// arithmetic on commit numbers.
+    ///
+    /// ```
+    /// use lockstep::{merge::Sum, Pipeline};
+    ///
+    /// let pipeline = Pipeline::builder(Sum).divisor(2).sequenced().build()?;
+    /// let mut sequencer = pipeline.sequencer()?;
+    /// sequencer.commit_at(5, [("/a", 1)])?;
+    /// let last = { drop(sequencer); pipeline.shutdown()? };
+    /// assert_eq!(last.frontier(), 5);
+    /// assert_eq!(last.segments("/a")[0].end, 5);
+    /// # Ok::<(), lockstep::Error>(())
+    /// ```
+    pub fn sequenced(mut self) -> Self {
+        self.sequenced = true;
+        self
+    }
+}
+
+// ---- end of sequenced pipelines ----
 
 impl<M: Merge> Builder<M>
 where

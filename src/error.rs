@@ -130,6 +130,32 @@ pub enum Error {
         /// Segments the sink did not take.
         segments: usize,
     },
+    /// [`Pipeline::producer`](crate::Pipeline::producer) on a sequenced pipeline
+    /// ([`Builder::sequenced`](crate::Builder::sequenced)): its commit numbers are given, and it
+    /// takes commits only through its [`Sequencer`](crate::Sequencer).
+    Sequenced,
+    /// [`Pipeline::sequencer`](crate::Pipeline::sequencer) on a pipeline built without
+    /// [`Builder::sequenced`](crate::Builder::sequenced).
+    NotSequenced,
+    /// [`Pipeline::sequencer`](crate::Pipeline::sequencer) was already called: a sequenced
+    /// pipeline has one feeding handle.
+    SequencerTaken,
+    /// [`Sequencer::commit_at`](crate::Sequencer::commit_at) was given a number not above the
+    /// last one issued (committed or advanced to, or recovered): numbers strictly increase.
+    NotAhead {
+        /// The number refused.
+        number: u64,
+        /// The last number issued.
+        last: u64,
+    },
+    /// A [`Sequencer`](crate::Sequencer) was given a number past the largest a pipeline numbers
+    /// commits with.
+    NumberTooLarge {
+        /// The number refused.
+        number: u64,
+        /// The largest number accepted.
+        max: u64,
+    },
 }
 
 impl fmt::Display for Error {
@@ -171,6 +197,17 @@ impl fmt::Display for Error {
                 f,
                 "the sink still refused {segments} segments at shutdown; ShutdownError::undelivered holds them"
             ),
+            Error::Sequenced => {
+                f.write_str("a sequenced pipeline takes commits through its sequencer, not a producer")
+            }
+            Error::NotSequenced => f.write_str("the pipeline is not sequenced (Builder::sequenced)"),
+            Error::SequencerTaken => f.write_str("the pipeline's sequencer was already taken"),
+            Error::NotAhead { number, last } => {
+                write!(f, "commit number {number} is not above the last one issued, {last}")
+            }
+            Error::NumberTooLarge { number, max } => {
+                write!(f, "commit number {number} is past the largest a pipeline takes, {max}")
+            }
         }
     }
 }

@@ -128,6 +128,7 @@ pub use durable::recovery::Durability;
 pub use error::{Error, TryCommitError};
 pub use ingest::key::{AsPath, PathKey, PathRef};
 pub use ingest::producer::Producer;
+pub use ingest::sequencer::Sequencer;
 pub use merge::Merge;
 #[cfg(feature = "metrics")]
 pub use out::metrics::MetricsExport;

@@ -19,6 +19,7 @@ use crate::ingest::key::PathKey;
 use crate::ingest::producer::Producer;
 use crate::ingest::queue::Lanes;
 use crate::ingest::router::Router;
+use crate::ingest::sequencer::Sequencer;
 use crate::merge::Merge;
 use crate::out::sink::{SharedSink, Undelivered};
 use crate::out::stats::{Recorder, Stats};
@@ -28,7 +29,7 @@ use crate::read::wait::{self, WaitDurable, WaitSealed};
 use crate::shard::spine::Spine;
 use crate::shard::worker::Worker;
 use crate::shared::{Lifecycle, Shared};
-use crate::sync::Arc;
+use crate::sync::{Arc, AtomicBool, Ordering};
 
 /// A running pipeline: shard workers fed by lock-free queues, publishing consistent snapshots.
 /// `Pipeline` is `Send + Sync`: share it (or an `Arc` of it) between threads that take
@@ -52,6 +53,8 @@ use crate::sync::Arc;
 pub struct Pipeline<M: Merge> {
     shared: Arc<Shared<M>>,
     workers: Vec<JoinHandle<Vec<Undelivered<M::Output>>>>,
+    /// A sequenced pipeline's flag: set once its sequencer is taken. `None`: not sequenced.
+    sequencer: Option<AtomicBool>,
 }
 
 /// Why [`Pipeline::shutdown`] did not end cleanly, with what it can still hand back.
@@ -203,7 +206,7 @@ impl<M: Merge> Pipeline<M> {
             Vec::new()
         };
         let pin = cores.len() >= shared.config.shards;
-        let mut pipeline = Pipeline { shared: shared.clone(), workers: Vec::new() };
+        let mut pipeline = Pipeline { shared: shared.clone(), workers: Vec::new(), sequencer: None };
         for (shard, (spine, log)) in shards.into_iter().enumerate() {
             let core = if pin { cores.get(shard).copied() } else { None };
             let worker = Worker::new(shared.clone(), shard, spine, log);
@@ -271,8 +274,38 @@ impl<M: Merge> Pipeline<M> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn producer(&self) -> Result<Producer<M>, Error> {
+        if self.sequencer.is_some() {
+            return Err(Error::Sequenced);
+        }
         Producer::new(self.shared.clone())
     }
+
+    // ---- Sequenced pipelines (`Builder::sequenced`) ----
+
+    /// Marks a pipeline just started as sequenced: its numbers come from its sequencer.
+    pub(crate) fn into_sequenced(mut self) -> Self {
+        self.sequencer = Some(AtomicBool::new(false));
+        self
+    }
+
+    /// The one feeding handle of a sequenced pipeline ([`Builder::sequenced`]): it commits at
+    /// given numbers (see [`Sequencer`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotSequenced`] on a pipeline built without [`Builder::sequenced`];
+    /// [`Error::SequencerTaken`] on the second call, even once the first is dropped;
+    /// [`Error::Shutdown`] and [`Error::WorkerPanicked`] as for [`producer`](Pipeline::producer).
+    pub fn sequencer(&self) -> Result<Sequencer<M>, Error> {
+        let taken = self.sequencer.as_ref().ok_or(Error::NotSequenced)?;
+        // Relaxed: only the flag's own value matters; the clock slot orders what follows.
+        if taken.swap(true, Ordering::Relaxed) {
+            return Err(Error::SequencerTaken);
+        }
+        Sequencer::new(self.shared.clone())
+    }
+
+    // ---- end of sequenced pipelines ----
 
     /// The latest published snapshot: one lock-free load, never blocking writers. It cannot
     /// fail: after a worker failure it is the last snapshot published before it.

@@ -39,6 +39,20 @@
 //! stayed below the whole batch while the batch waited for room the workers would only make
 //! once the frontier moved (`crate::shard::worker`, "Producers ahead wait").
 //!
+//! **Given numbers** (a sequenced pipeline, `crate::ingest::sequencer`). One slot, the only
+//! one that ever takes a number, takes numbers it is given instead of the next one:
+//! [`Clock::begin_at`] loads the counter (`seen`, Relaxed), announces the given number `g >=
+//! seen` (Release), and takes by compare-and-swap from `seen` to `g + 1` (Release). The
+//! numbers `seen..g` are commits with nothing in them: nothing of theirs is ever enqueued, so
+//! the frontier may pass them, and it does so only through the take, which also carries the
+//! announcement of `g`. The argument above holds with `g` for `a`: a reading that sees the take
+//! sees the announcement (the take is a read-modify-write of the counter, in the same release
+//! sequence as every other write to it) or a later store of the slot. With no other taker the
+//! swap fails only when a close set [`CLOSED`] in between: the number is then not issued, and
+//! the slot withdraws its announcement. [`Clock::advance_to`] moves the counter the same way
+//! with no announcement (the slot is idle: every earlier commit retired), so a reading that
+//! sees it passes only numbers with nothing in them, and the retires before it.
+//!
 //! **The frontier is a safe lower bound, not a monotone one.** A producer may load `a`, be
 //! descheduled while others take and retire `a, a + 1, …`, and announce the stale `a` after a
 //! reading that already counted those commits; the next reading then returns less. Each reading
@@ -67,6 +81,10 @@ pub(crate) const IDLE: u64 = u64::MAX;
 /// The counter's top bit: set once the clock is closed; the number is in the bits below.
 const CLOSED: u64 = 1 << 63;
 
+/// The largest number [`Clock::begin_at`] and [`Clock::advance_to`] take: the counter then
+/// holds one more, still below [`CLOSED`].
+pub(crate) const MAX_GIVEN: u64 = CLOSED - 2;
+
 /// The commit counter, the producer slots and the closed flag.
 #[derive(Debug)]
 pub(crate) struct Clock {
@@ -90,6 +108,18 @@ struct Slot {
 /// The clock took no commit number: it is closed.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Closed;
+
+/// Why the clock took no given number.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Given {
+    /// It is closed.
+    Closed,
+    /// The number is not above `last`, the last one issued.
+    Behind {
+        /// The last number issued.
+        last: u64,
+    },
+}
 
 impl Clock {
     #[cfg(any(test, feature = "internal-bench"))]
@@ -166,6 +196,55 @@ impl Clock {
         // Release: publishes the enqueues of the commits below `commit` to the frontier reader
         // that loads this slot, as a retire does (module doc, "Batches").
         self.slots[slot].announced.store(commit, Ordering::Release);
+    }
+
+    /// Announces and takes the given commit number `number` for `slot`, the clock's only taker
+    /// (module doc, "Given numbers"). Refuses a number below the next one without touching
+    /// anything ([`Given::Behind`], with the last number issued), and refuses once closed.
+    /// The caller keeps `number + 1` below [`CLOSED`].
+    pub(crate) fn begin_at(&self, slot: usize, number: u64) -> Result<(), Given> {
+        debug_assert!(number <= MAX_GIVEN);
+        let announced = &self.slots[slot].announced;
+        // Relaxed: with no other taker only a close can change it; the swap below checks that.
+        let seen = self.next.load(Ordering::Relaxed);
+        if seen & CLOSED != 0 {
+            return Err(Given::Closed);
+        }
+        if number < seen {
+            return Err(Given::Behind { last: seen - 1 });
+        }
+        // Release: a reader that sees this in place of the previous retire sees what it carried.
+        announced.store(number, Ordering::Release);
+        // Release: a frontier reader or closer that sees this take sees the announcement above.
+        match self.next.compare_exchange(seen, number + 1, Ordering::Release, Ordering::Relaxed) {
+            Ok(_) => Ok(()),
+            Err(_) => {
+                // Release: like the announcement, it may be read in place of the previous retire.
+                announced.store(IDLE, Ordering::Release);
+                Err(Given::Closed)
+            }
+        }
+    }
+
+    /// Issues every number up to `number` as a commit with nothing in it, by the clock's only
+    /// taker while its slot is idle (module doc, "Given numbers"). A number at or below the last
+    /// issued changes nothing. Refuses once closed. The caller keeps `number + 1` below
+    /// [`CLOSED`].
+    pub(crate) fn advance_to(&self, number: u64) -> Result<(), Given> {
+        debug_assert!(number <= MAX_GIVEN);
+        // Relaxed: with no other taker only a close can change it; the swap below checks that.
+        let seen = self.next.load(Ordering::Relaxed);
+        if seen & CLOSED != 0 {
+            return Err(Given::Closed);
+        }
+        if number < seen {
+            return Ok(());
+        }
+        // Release: a reader that sees the new count sees the retires before it (the taker's).
+        match self.next.compare_exchange(seen, number + 1, Ordering::Release, Ordering::Relaxed) {
+            Ok(_) => Ok(()),
+            Err(_) => Err(Given::Closed),
+        }
     }
 
     /// Marks the commit `slot` began as fully enqueued.

@@ -17,3 +17,5 @@ pub(crate) mod queue;
 pub(crate) mod room;
 /// Which shard owns a path, and its id there.
 pub(crate) mod router;
+/// The feeding handle of a sequenced pipeline: commits at given numbers.
+pub(crate) mod sequencer;

@@ -204,3 +204,91 @@ fn loom_racing_closers_agree() {
         assert_eq!(clock.issued(), taken);
     });
 }
+
+/// The clock's only taker commits at given numbers with gaps (2 and 4: 1 and 3 hold nothing),
+/// retiring each, then advances to 5, while a reader takes two readings: no reading passes a
+/// given commit before its parts, and some execution reads the frontier inside a gap (so the
+/// model does explore readings between the takes).
+#[test]
+fn loom_given_numbers_never_pass_an_unfinished_commit() {
+    static IN_GAP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    model(|| {
+        let clock = Arc::new(Clock::new(1));
+        // parts[c - 1]: commit c's parts are in the queue; 1, 3 and 5 have none, so are set.
+        let parts = Arc::new([
+            AtomicBool::new(true),
+            AtomicBool::new(false),
+            AtomicBool::new(true),
+            AtomicBool::new(false),
+            AtomicBool::new(true),
+        ]);
+        let slot = clock.claim().expect("free slot");
+        let taker = {
+            let (clock, parts) = (clock.clone(), parts.clone());
+            thread::spawn(move || {
+                for number in [2u64, 4] {
+                    clock.begin_at(slot, number).expect("open, and ahead");
+                    parts[number as usize - 1].store(true, Ordering::Relaxed);
+                    clock.retire(slot);
+                }
+                clock.advance_to(5).expect("open");
+            })
+        };
+        let reader = {
+            let (clock, parts) = (clock.clone(), parts.clone());
+            thread::spawn(move || {
+                for _ in 0..2 {
+                    let frontier = clock.frontier();
+                    assert!(
+                        enqueued(&parts[..], frontier),
+                        "frontier {frontier} passes an unfinished commit"
+                    );
+                    if frontier == 1 || frontier == 3 {
+                        IN_GAP.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            })
+        };
+        taker.join().expect("taker thread");
+        reader.join().expect("reader thread");
+        assert_eq!((clock.issued(), clock.frontier()), (5, 5));
+    });
+    assert!(
+        IN_GAP.load(std::sync::atomic::Ordering::Relaxed),
+        "no execution read the frontier at a given commit's gap"
+    );
+}
+
+/// A closer races the taker of given numbers: the number `close` returns is the last number
+/// issued (a take the close beat is refused and not issued), and once `all_idle` holds the
+/// closer sees the parts of every commit at or below it.
+#[test]
+fn loom_close_is_exact_with_given_numbers() {
+    model(|| {
+        let clock = Arc::new(Clock::new(1));
+        let parts = Arc::new([AtomicBool::new(true), AtomicBool::new(false), AtomicBool::new(true)]);
+        let slot = clock.claim().expect("free slot");
+        let taker = {
+            let (clock, parts) = (clock.clone(), parts.clone());
+            thread::spawn(move || match clock.begin_at(slot, 2) {
+                Ok(()) => {
+                    parts[1].store(true, Ordering::Relaxed);
+                    clock.retire(slot);
+                    clock.advance_to(3).map_or(2, |()| 3)
+                }
+                Err(refused) => {
+                    assert_eq!(refused, Given::Closed);
+                    assert_eq!(clock.advance_to(3), Err(Given::Closed));
+                    0
+                }
+            })
+        };
+        let last = clock.close();
+        while !clock.all_idle() {
+            thread::yield_now();
+        }
+        assert!(enqueued(&parts[..], last), "all_idle before commit {last} was enqueued");
+        let issued = taker.join().expect("taker thread");
+        assert_eq!((issued, clock.issued(), clock.frontier()), (last, last, last));
+    });
+}

@@ -1,0 +1,113 @@
+//! One commit is one message: its parts, `(path, record)` in order, encoded with serde in
+//! postcard's compact varint format, as the durable log encodes records. A path is a length
+//! and its bytes; a record is whatever its `Serialize` writes.
+
+use serde::de::DeserializeOwned;
+use serde::ser::{Serialize, SerializeSeq, Serializer};
+
+use crate::error::Error;
+
+/// The parts of a commit, serialized as a sequence of `(path, record)` without a copy.
+struct Parts<'a, P, R>(&'a [(P, R)]);
+
+impl<P: AsRef<str>, R: Serialize> Serialize for Parts<'_, P, R> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+        for (path, record) in self.0 {
+            seq.serialize_element(&(path.as_ref(), record))?;
+        }
+        seq.end()
+    }
+}
+
+/// A commit's message payload.
+pub(crate) fn encode<P: AsRef<str>, R: Serialize>(parts: &[(P, R)]) -> Result<Vec<u8>, Error> {
+    postcard::to_allocvec(&Parts(parts)).map_err(|error| Error::Encode { why: error.to_string() })
+}
+
+/// A commit's parts from its message payload.
+pub(crate) fn decode<R: DeserializeOwned>(sequence: u64, payload: &[u8]) -> Result<Vec<(String, R)>, Error> {
+    postcard::from_bytes(payload).map_err(|error| Error::Decode { sequence, why: error.to_string() })
+}
+
+/// Which paths a follower keeps: all of them (a replica), or those whose stable hash falls in
+/// `index` of `count` partitions.
+///
+/// The hash is FNV-1a (64 bits) of the path's bytes, modulo `count`: fixed, so every follower
+/// on every machine and version agrees on it (unlike a pipeline's shard routing, which is keyed
+/// at random per pipeline).
+///
+/// ```
+/// use lockstep_nats::Partition;
+///
+/// let halves = [Partition::of(0, 2)?, Partition::of(1, 2)?];
+/// let path = "/a/b";
+/// assert_eq!(halves.iter().filter(|half| half.keeps(path)).count(), 1);
+/// assert!(Partition::All.keeps(path));
+/// assert!(Partition::of(2, 2).is_err());
+/// # Ok::<(), lockstep_nats::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Partition {
+    /// Every path.
+    All,
+    /// The paths whose hash modulo `count` is `index`.
+    Of {
+        /// This follower's part, below `count`.
+        index: u32,
+        /// How many parts the paths are split into.
+        count: u32,
+    },
+}
+
+impl Partition {
+    /// Part `index` of `count`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidPartition`] unless `index < count`.
+    pub fn of(index: u32, count: u32) -> Result<Self, Error> {
+        if index >= count {
+            return Err(Error::InvalidPartition { index, count });
+        }
+        Ok(Partition::Of { index, count })
+    }
+
+    /// True if a follower of this partition keeps `path`.
+    pub fn keeps(&self, path: &str) -> bool {
+        match *self {
+            Partition::All => true,
+            Partition::Of { index, count } => fnv1a(path.as_bytes()) % u64::from(count) == u64::from(index),
+        }
+    }
+}
+
+/// FNV-1a, 64 bits: the partition hash. Fixed by its definition, so stable everywhere.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    bytes.iter().fold(OFFSET, |hash, &byte| (hash ^ u64::from(byte)).wrapping_mul(PRIME))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_round_trip() -> Result<(), Error> {
+        let parts = [("/a", 1u64), ("/b", 300)];
+        let decoded: Vec<(String, u64)> = decode(7, &encode(&parts)?)?;
+        assert_eq!(decoded, [("/a".to_string(), 1), ("/b".to_string(), 300)]);
+        let bad = decode::<u64>(9, &[0xff]);
+        assert!(matches!(bad, Err(Error::Decode { sequence: 9, .. })));
+        Ok(())
+    }
+
+    /// The published FNV-1a test vectors: the hash is the standard one.
+    #[test]
+    fn fnv1a_is_the_standard_one() {
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+}
