@@ -209,7 +209,7 @@ impl<M: Merge> Pipeline<M> {
         let mut pipeline = Pipeline { shared: shared.clone(), workers: Vec::new(), sequencer: None };
         for (shard, (spine, log)) in shards.into_iter().enumerate() {
             let core = if pin { cores.get(shard).copied() } else { None };
-            let worker = Worker::new(shared.clone(), shard, spine, log);
+            let worker = Worker::new(shared.clone(), shard, spine, log)?;
             let spawned =
                 std::thread::Builder::new().name(format!("lockstep-shard-{shard}")).spawn(move || {
                     if let Some(core) = core {

@@ -3,8 +3,8 @@
 //!
 //! # Orderings
 //!
-//! A shard's worker stores its durable frontier (Release) after the write or the sync that made
-//! it so; `wait_durable` loads every shard's (Acquire): a reader that sees a frontier sees it
+//! A shard's worker (or, at `Durability::Synced`, its sync thread: `crate::durable::syncer`)
+//! raises its durable frontier (Release) after the write or the sync that made it so; `wait_durable` loads every shard's (Acquire): a reader that sees a frontier sees it
 //! only once the log's `write` or `fdatasync` has returned. A log error is set once, then
 //! `failed` (Release); readers load `failed` (Acquire) before the error.
 //!
@@ -69,8 +69,9 @@ impl DurableState {
 
     /// Shard `shard`'s log holds every commit up to `frontier` at the pipeline's durability.
     pub(crate) fn advance(&self, shard: usize, frontier: u64) {
-        // Release: the write or sync behind it happened before; see the module doc.
-        self.frontiers[shard].store(frontier, Ordering::Release);
+        // Release: the write or sync behind it happened before; see the module doc. The highest
+        // wins: the sync thread and the worker's own sync at shutdown may report out of order.
+        self.frontiers[shard].fetch_max(frontier, Ordering::Release);
         // The pipeline's frontier (the lowest shard's) is computed only if someone waits; loaded
         // after the ring's fence, it sees every shard's store that came before that fence.
         self.watch.ring(|| self.frontier());
@@ -84,8 +85,8 @@ impl DurableState {
 
     /// Shard `shard`'s log is synced up to `frontier`.
     pub(crate) fn advance_synced(&self, shard: usize, frontier: u64) {
-        // Release: the fsync behind it returned before.
-        self.synced[shard].store(frontier, Ordering::Release);
+        // Release: the fsync behind it returned before. The highest wins, as in `advance`.
+        self.synced[shard].fetch_max(frontier, Ordering::Release);
     }
 
     /// Shard `shard`'s own synced frontier.

@@ -134,6 +134,8 @@ pub(crate) mod reader;
 pub(crate) mod recovery;
 /// What the log needs from a directory; the real file system.
 pub(crate) mod storage;
+/// A shard's log synced on a thread of its own, at `Durability::Synced`.
+pub(crate) mod syncer;
 /// Writing a shard's log: append, sync, rotate; opening after a crash.
 pub(crate) mod writer;
 

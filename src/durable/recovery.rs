@@ -21,6 +21,7 @@ use crate::durable::directory::{Directory, Manifest};
 use crate::durable::format::{LoggedTurn, Tip, Turn};
 use crate::durable::reader::{read_tip, shard_dir, TornTail};
 use crate::durable::storage::{DiskStorage, Storage};
+use crate::durable::syncer::{OnSynced, Syncer};
 use crate::durable::writer::{LogOptions, LogWriter};
 use crate::error::Error;
 use crate::ingest::router::Router;
@@ -55,7 +56,11 @@ pub enum Durability {
     #[default]
     Written,
     /// Durable once its turn was `fdatasync`ed, with every file and directory entry it depends
-    /// on: it survives a power cut. A commit becomes visible only once it is synced.
+    /// on: it survives a power cut. The sync runs on a thread of its own, one fdatasync for
+    /// every turn written meanwhile, so the shard's worker goes on draining and publishing: a
+    /// commit may be visible to snapshots before it is durable (a power cut can then take it
+    /// back), and [`Pipeline::wait_durable`](crate::Pipeline::wait_durable) is the
+    /// acknowledgment. A sink is handed a segment only once every commit in it is synced.
     Synced,
 }
 
@@ -80,6 +85,9 @@ pub(crate) trait ShardStore<M: Merge>: Send {
     fn sync(&mut self) -> Result<u64, Error>;
     /// Where the log stands.
     fn tip(&self) -> Tip;
+    /// From now on, syncs every turn appended on a thread of its own, reporting each frontier
+    /// synced (or the error that ended it) to `on_synced` (`crate::durable::syncer`).
+    fn sync_in_background(&mut self, shard: usize, on_synced: OnSynced) -> Result<(), Error>;
     /// Where the batch files end.
     fn saved(&self) -> Tip;
     /// Where the next batch file ends at the least: the first multiple of the checkpoint
@@ -104,11 +112,28 @@ struct Store<S: Storage> {
     level: u32,
     /// Files end at multiples of it (or past, at the end of a run that crosses one).
     checkpoint_span: u64,
+    /// Syncing in the background, with the segment last handed to it.
+    syncer: Option<(Syncer, u64)>,
 }
 
 impl<S: Storage, M: Persist> ShardStore<M> for Store<S> {
     fn append(&mut self, frontier: u64, names: &[Arc<str>], rows: &[Row<M::Record>]) -> Result<(), Error> {
-        self.log.append(&Turn { frontier, names, rows })
+        self.log.append(&Turn { frontier, names, rows })?;
+        if let Some((syncer, segment)) = &mut self.syncer {
+            let sequence = self.log.sequence();
+            // The log rotated: the thread syncs the new segment from now on.
+            let handle = if sequence == *segment { None } else { Some(self.log.sync_handle()?) };
+            *segment = sequence;
+            syncer.written(self.log.tip().frontier, handle);
+        }
+        Ok(())
+    }
+
+    fn sync_in_background(&mut self, shard: usize, on_synced: OnSynced) -> Result<(), Error> {
+        let handle = self.log.sync_handle()?;
+        let syncer = Syncer::start(shard, handle, self.log.tip().frontier, on_synced)?;
+        self.syncer = Some((syncer, self.log.sequence()));
+        Ok(())
     }
 
     fn sync(&mut self) -> Result<u64, Error> {
@@ -206,7 +231,7 @@ impl<S: Storage, M: Persist> Files<M> for On<S> {
         let (log, recovered) = LogWriter::open_at(self.0.clone(), dir, shard, options, saved, cut, turn)?;
         let top = geometry.span(geometry.max_level());
         let checkpoint_span = options.checkpoint_commits.div_ceil(top).max(1).saturating_mul(top);
-        let store = Store { log, files, level: geometry.max_level(), checkpoint_span };
+        let store = Store { log, files, level: geometry.max_level(), checkpoint_span, syncer: None };
         Ok((Box::new(store), recovered.torn))
     }
 }

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::durable::storage::{Storage, StorageFile, StorageLock};
+use crate::durable::storage::{Storage, StorageFile, StorageLock, SyncHandle};
 use crate::sync::{Arc, Mutex, MutexGuard};
 
 /// A fault to inject.
@@ -386,6 +386,18 @@ pub(crate) struct SimFile {
     inode: usize,
 }
 
+/// Syncs an inode: its bytes now are what a crash keeps.
+fn sync_inode(storage: &SimStorage, inode: usize) -> io::Result<()> {
+    let mut state = storage.state();
+    state.op()?;
+    if let Some(fault) = state.faults.sync.take() {
+        return Err(fault.error());
+    }
+    let inode = &mut state.inodes[inode];
+    inode.synced.clone_from(&inode.data);
+    Ok(())
+}
+
 impl StorageFile for SimFile {
     fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
         let mut state = self.state.state();
@@ -400,14 +412,12 @@ impl StorageFile for SimFile {
     }
 
     fn sync(&mut self) -> io::Result<()> {
-        let mut state = self.state.state();
-        state.op()?;
-        if let Some(fault) = state.faults.sync.take() {
-            return Err(fault.error());
-        }
-        let inode = &mut state.inodes[self.inode];
-        inode.synced.clone_from(&inode.data);
-        Ok(())
+        sync_inode(&self.state, self.inode)
+    }
+
+    fn sync_handle(&self) -> io::Result<SyncHandle> {
+        let (storage, inode) = (self.state.clone(), self.inode);
+        Ok(SyncHandle::new(move || sync_inode(&storage, inode)))
     }
 
     fn truncate(&mut self, len: u64) -> io::Result<()> {

@@ -65,6 +65,29 @@ pub(crate) trait StorageFile: fmt::Debug + Send {
 
     /// Cuts the file to `len` bytes, durably.
     fn truncate(&mut self, len: u64) -> io::Result<()>;
+
+    /// A handle that syncs this file from another thread while this one appends: each sync
+    /// makes durable every byte appended before it started.
+    fn sync_handle(&self) -> io::Result<SyncHandle>;
+}
+
+/// Syncs one file (`fdatasync`), from any thread.
+pub(crate) struct SyncHandle(Box<dyn Fn() -> io::Result<()> + Send + Sync>);
+
+impl SyncHandle {
+    pub(crate) fn new(sync: impl Fn() -> io::Result<()> + Send + Sync + 'static) -> Self {
+        Self(Box::new(sync))
+    }
+
+    pub(crate) fn sync(&self) -> io::Result<()> {
+        (self.0)()
+    }
+}
+
+impl fmt::Debug for SyncHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SyncHandle")
+    }
 }
 
 /// The real file system, through `std::fs`.
@@ -147,5 +170,12 @@ impl StorageFile for DiskFile {
         self.0.set_len(len)?;
         // All, not data: the new length is metadata.
         self.0.sync_all()
+    }
+
+    fn sync_handle(&self) -> io::Result<SyncHandle> {
+        // A second descriptor of the same open file: fdatasync on it covers every byte written
+        // through either.
+        let file = self.0.try_clone()?;
+        Ok(SyncHandle::new(move || file.sync_data()))
     }
 }

@@ -31,7 +31,7 @@ use crate::durable::format::{
     decode_tip, decode_turn, encode_turn, open_frame, seal_frame, Header, LoggedTurn, Tip, Turn, HEADER_LEN,
 };
 use crate::durable::reader::{read_frames, segment_name, Position, Recovered, Visit, Visitor};
-use crate::durable::storage::{Storage, StorageFile};
+use crate::durable::storage::{Storage, StorageFile, SyncHandle};
 use crate::error::Error;
 
 /// A log's settings.
@@ -241,6 +241,23 @@ impl<S: Storage> LogWriter<S> {
     /// holds (a turn's `names` start at this id).
     pub(crate) fn tip(&self) -> Tip {
         self.tip
+    }
+
+    /// The number of the segment being written (it changes when the log rotates).
+    pub(crate) fn sequence(&self) -> u64 {
+        self.sequence
+    }
+
+    /// A handle that syncs the segment being written from another thread; every segment
+    /// before it is synced whole already (rotation syncs it).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if the OS refuses a second handle of the file.
+    pub(crate) fn sync_handle(&self) -> Result<SyncHandle, Error> {
+        self.file
+            .sync_handle()
+            .map_err(|e| Error::io(format!("opening {} to sync it", self.path.display()), &e))
     }
 
     /// The frontier of the last turn synced.

@@ -172,15 +172,21 @@ impl<M: Merge> Spine<M> {
     }
 
     /// New flush-level batches ready for the sink, in range order, each with the end after
-    /// which its segments are new. A merge in progress at or below the flush level will make a
+    /// which its segments are new; none reaching past `through`. A merge in progress at or below the flush level will make a
     /// flush-level block before the later ones, so those wait for it.
-    pub(crate) fn take_flushed(&mut self) -> Vec<(Arc<Batch<M>>, u64)> {
+    pub(crate) fn take_flushed(&mut self, through: u64) -> Vec<(Arc<Batch<M>>, u64)> {
         let Some(flush) = self.flush.filter(|_| !self.flushed.is_empty()) else { return Vec::new() };
         let merging = self.merges.iter().filter(|m| !m.combine && m.out.level() <= flush);
-        let hold = merging.map(Merging::start).min().unwrap_or(u64::MAX);
+        // Batches past `through` wait too, and so do the later ones (range order per path).
+        let hold = merging.map(Merging::start).min().unwrap_or(u64::MAX).min(through.saturating_add(1));
         self.flushed.sort_by_key(|(batch, after)| (batch.start, *after));
         let ready = self.flushed.partition_point(|(batch, _)| batch.end < hold);
         self.flushed.drain(..ready).collect()
+    }
+
+    /// True if a flush-level batch ending at or below `through` waits for the sink.
+    pub(crate) fn has_flushed_through(&self, through: u64) -> bool {
+        self.flushed.iter().any(|(batch, _)| batch.end <= through)
     }
 
     /// True if a flush-level batch starting at or below `end` waits for the sink (held back by

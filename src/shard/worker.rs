@@ -51,6 +51,8 @@ use std::time::{Duration, Instant};
 use crossbeam::utils::Backoff;
 
 use crate::durable::recovery::{Durability, ShardLog};
+use crate::durable::syncer::OnSynced;
+use crate::error::Error;
 use crate::ingest::queue::Receiver;
 use crate::merge::{Column, Merge};
 use crate::out::sink::Undelivered;
@@ -126,10 +128,15 @@ impl<M: Merge> Worker<M> {
         shared: Arc<Shared<M>>,
         shard: usize,
         spine: Spine<M>,
-        log: Option<ShardLog<M>>,
-    ) -> Self {
+        mut log: Option<ShardLog<M>>,
+    ) -> Result<Self, Error> {
+        if let (Some(log), Some(durable)) = (log.as_mut(), &shared.durable) {
+            if durable.durability == Durability::Synced {
+                log.sync_in_background(shard, Self::on_synced(shared.clone(), shard))?;
+            }
+        }
         let slots = shared.config.max_producers;
-        Self {
+        Ok(Self {
             published_frontier: spine.frontier(),
             log,
             names: Vec::new(),
@@ -148,7 +155,24 @@ impl<M: Merge> Worker<M> {
             included: true,
             retries: VecDeque::new(),
             last_retry: Instant::now(),
-        }
+        })
+    }
+
+    /// What shard `shard`'s sync thread reports to (`Durability::Synced`): the shard's durable
+    /// frontier moves (waking `wait_durable`), and the workers look again (a sink write or a
+    /// batch file may have waited for it); or durability stops for good.
+    fn on_synced(shared: Arc<Shared<M>>, shard: usize) -> OnSynced {
+        Box::new(move |synced| {
+            let Some(durable) = &shared.durable else { return };
+            match synced {
+                Ok(frontier) => {
+                    durable.advance_synced(shard, frontier);
+                    durable.advance(shard, frontier);
+                    shared.bells.ring_sleepers();
+                }
+                Err(error) => durable.fail(error),
+            }
+        })
     }
 
     /// The thread body; returns the sink writes still failing when it stopped (shutdown hands
@@ -325,24 +349,21 @@ impl<M: Merge> Worker<M> {
         let Some(log) = self.log.as_mut() else { return };
         let shared = &*self.shared;
         let Some(durable) = &shared.durable else { return };
+        if durable.error().is_some() {
+            // The sync thread failed: nothing written from now on would ever be durable.
+            self.log = None;
+            return;
+        }
         let tip = log.tip();
         if frontier <= tip.frontier && self.sealed.is_empty() {
             return;
         }
         // The names interned since the last turn.
         visible_names(&self.directory, tip.names, &mut self.names);
-        let mut logged = log.append(frontier, &self.names, &self.sealed);
-        let synced = durable.durability == Durability::Synced;
-        if logged.is_ok() && synced {
-            logged = log.sync().map(|_| ());
-        }
-        match logged {
-            Ok(()) => {
-                if synced {
-                    durable.advance_synced(self.shard, frontier);
-                }
-                durable.advance(self.shard, frontier);
-            }
+        match log.append(frontier, &self.names, &self.sealed) {
+            // At `Synced`, the sync thread moves the durable frontier once the turn is synced.
+            Ok(()) if durable.durability == Durability::Synced => {}
+            Ok(()) => durable.advance(self.shard, frontier),
             Err(error) => {
                 durable.fail(error);
                 self.log = None;
@@ -431,6 +452,16 @@ impl<M: Merge> Worker<M> {
         }
     }
 
+    /// The last commit a segment handed to the sink may reach: at `Durability::Synced`, the
+    /// synced frontier, so that a sink never holds a segment of commits a power cut can take
+    /// back (their numbers would be issued again, with other records).
+    fn flushable(&self) -> u64 {
+        match &self.shared.durable {
+            Some(durable) if durable.durability == Durability::Synced => durable.synced(),
+            _ => u64::MAX,
+        }
+    }
+
     /// Hands the new flush-level segments to the sink, in ascending order per path.
     fn flush(&mut self) {
         let shared = self.shared.clone();
@@ -438,7 +469,7 @@ impl<M: Merge> Worker<M> {
         let geometry = &shared.config.geometry;
         let mut written = 0;
         let directory = self.directory.clone();
-        for (batch, after) in self.spine.take_flushed() {
+        for (batch, after) in self.spine.take_flushed(self.flushable()) {
             // All the batch's names first, in one tight loop: with a million paths each is a
             // cache miss, and there they overlap instead of waiting one by one behind a write.
             let names: Vec<&Arc<str>> = batch.ids().iter().map(|&id| directory.name(id)).collect();
@@ -508,7 +539,8 @@ impl<M: Merge> Worker<M> {
     }
 
     /// True once shutdown can end for this worker: everything up to `last` is drained, formed,
-    /// merged and published.
+    /// merged, published and handed to the sink (at `Durability::Synced`, the sync thread
+    /// syncs the last turns meanwhile).
     fn finished(&self, last: u64) -> bool {
         let shared = &self.shared;
         self.spine.frontier() == last
@@ -519,6 +551,13 @@ impl<M: Merge> Worker<M> {
             && self.spine.settled(shared.views.bound(self.shard, last))
             && self.pending.iter().all(VecDeque::is_empty)
             && self.receivers.iter().all(|(_, queue)| queue.is_empty())
+            && (!self.spine.has_flushed_through(u64::MAX) || self.durability_failed())
+    }
+
+    /// True once durability has stopped for good: segments held for the sync that would make
+    /// them durable are held for good too (the log keeps what was written, for the next open).
+    fn durability_failed(&self) -> bool {
+        self.shared.durable.as_ref().is_some_and(|durable| durable.error().is_some())
     }
 
     /// True if a loop turn would find something to do.
@@ -527,6 +566,7 @@ impl<M: Merge> Worker<M> {
         let frontier = self.spine.frontier();
         shared.clock.frontier() > frontier
             || self.sync_wanted()
+            || self.spine.has_flushed_through(self.flushable())
             || !self.included
             || self.spine.has_merges()
             || !self.spine.settled(shared.views.bound(self.shard, frontier))

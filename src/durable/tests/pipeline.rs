@@ -149,3 +149,30 @@ fn a_full_disk_stops_durability_and_loses_nothing_acknowledged() -> Result<(), E
     assert!(recovered >= acknowledged, "recovered {recovered} < acknowledged {acknowledged}");
     Ok(())
 }
+
+/// At `Synced` the sync runs on a thread of its own; when it fails, durability stops for good
+/// just the same: `wait_durable` and later commits say so, and what was durable stays so.
+#[test]
+fn a_failed_background_sync_stops_durability() -> Result<(), Error> {
+    let storage = SimStorage::default();
+    let pipeline = open(&storage, Durability::Synced)?;
+    let mut producer = pipeline.producer()?;
+    let mut last = 0;
+    for value in 0..20 {
+        last = producer.commit(parts(value))?;
+    }
+    let acknowledged = pipeline.wait_durable(last, Duration::from_secs(10))?;
+    storage.fail_next_sync(Fault::Eio);
+    let doomed = producer.commit(parts(99))?;
+    let error = pipeline.wait_durable(doomed, Duration::from_secs(10)).expect_err("the sync failed");
+    assert!(matches!(&error, Error::Io { .. }), "{error:?}");
+    assert_eq!(pipeline.wait_durable(1, Duration::ZERO), Ok(acknowledged), "what was durable stays so");
+    let refused = (0..100).map(|value| producer.commit(parts(value))).find(Result::is_err);
+    assert_eq!(refused, Some(Err(error)), "later commits are refused with it");
+    drop(producer);
+    drop(pipeline);
+    let reopened = open(&storage, Durability::Synced)?;
+    let (recovered, _) = commits_in(&reopened);
+    assert!(recovered >= acknowledged, "recovered {recovered} < acknowledged {acknowledged}");
+    Ok(())
+}

@@ -134,12 +134,12 @@ fn run(case: Case<'_>) -> Result<(), TestCaseError> {
         frontier = next;
         let mut fuel = fuel;
         spine.work(&merge, &mut fuel);
-        flushed.extend(spine.take_flushed());
+        flushed.extend(spine.take_flushed(u64::MAX));
         check_view(&spine, window, highest_bound)?;
     }
     let mut fuel = usize::MAX;
     spine.work(&merge, &mut fuel);
-    flushed.extend(spine.take_flushed());
+    flushed.extend(spine.take_flushed(u64::MAX));
     // One more turn with nothing new, as a worker's next loop turn: retention sees the
     // merges that just finished.
     spine.seal(&merge, &mut Vec::new(), total, total);
