@@ -9,12 +9,13 @@ use std::marker::PhantomData;
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
+use rtrb::PushError;
 
 use crate::durable::frontier::DurableState;
 use crate::error::{Error, TryCommitError};
 use crate::ingest::key::{AsPath, PathKey, PathRef};
 use crate::ingest::queue::{QueuedPart, Sender};
-use crate::ingest::room::{self, full_or_failed};
+use crate::ingest::room::{full_or_failed, push_waiting};
 use crate::merge::Merge;
 use crate::out::stats::{Recorder, SAMPLE_EVERY};
 use crate::shared::Shared;
@@ -558,10 +559,25 @@ impl<M: Merge> Producer<M> {
         parts: impl Iterator<Item = (u64, (Route, M::Record))>,
         wait: Wait,
     ) -> Result<(), Error> {
-        let parts = parts.map(|(commit, (route, record))| {
-            (route.shard as usize, QueuedPart { commit, path: route.id, record })
-        });
-        room::enqueue(&self.shared, self.slot, &mut self.senders, parts, wait == Wait::Block)
+        let shared = &*self.shared;
+        let mut failed = false;
+        for (commit, (route, record)) in parts {
+            let part = QueuedPart { commit, path: route.id, record };
+            let queue = &mut self.senders[route.shard as usize];
+            if let Err(PushError::Full(part)) = queue.push(part) {
+                debug_assert!(wait == Wait::Block, "try_commit checked for room");
+                if !push_waiting(shared, self.slot, queue, route.shard as usize, part) {
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        shared.clock.retire(self.slot);
+        shared.bells.ring_sleepers();
+        if failed {
+            return Err(Error::WorkerPanicked);
+        }
+        Ok(())
     }
 }
 

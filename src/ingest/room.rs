@@ -62,37 +62,3 @@ pub(crate) fn push_waiting<M: Merge>(
         }
     }
 }
-
-/// Pushes each part to its shard's queue (waiting for room where one is full, which only a
-/// caller that `may_wait` meets: the others checked for room), then retires the slot's commits
-/// and rings the workers: the end of every commit, a producer's or a sequencer's.
-///
-/// # Errors
-///
-/// [`Error::WorkerPanicked`] if a full queue's worker is gone (the parts after it are not
-/// pushed; the slot is retired all the same).
-pub(crate) fn enqueue<M: Merge>(
-    shared: &Shared<M>,
-    slot: usize,
-    senders: &mut [Sender<M::Record>],
-    parts: impl Iterator<Item = (usize, QueuedPart<M::Record>)>,
-    may_wait: bool,
-) -> Result<(), Error> {
-    let mut failed = false;
-    for (shard, part) in parts {
-        let queue = &mut senders[shard];
-        if let Err(PushError::Full(part)) = queue.push(part) {
-            debug_assert!(may_wait, "the caller checked for room");
-            if !push_waiting(shared, slot, queue, shard, part) {
-                failed = true;
-                break;
-            }
-        }
-    }
-    shared.clock.retire(slot);
-    shared.bells.ring_sleepers();
-    if failed {
-        return Err(Error::WorkerPanicked);
-    }
-    Ok(())
-}

@@ -14,12 +14,14 @@ use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
 
+use rtrb::PushError;
+
 use crate::durable::frontier::DurableState;
 use crate::error::Error;
 use crate::ingest::clock::{Given, MAX_GIVEN};
 use crate::ingest::key::{AsPath, PathKey, PathRef};
 use crate::ingest::queue::{QueuedPart, Sender};
-use crate::ingest::room;
+use crate::ingest::room::push_waiting;
 use crate::merge::Merge;
 use crate::shared::Shared;
 use crate::sync::Arc;
@@ -223,11 +225,22 @@ impl<M: Merge> Sequencer<M> {
             Err(Given::Closed) => return Err(Error::Shutdown),
         }
         shared.stats.stamp(number);
-        let parts = self
-            .staged
-            .drain(..)
-            .map(|(shard, path, record)| (shard as usize, QueuedPart { commit: number, path, record }));
-        room::enqueue(shared, self.slot, &mut self.senders, parts, true)
+        let mut failed = false;
+        for (shard, path, record) in self.staged.drain(..) {
+            let queue = &mut self.senders[shard as usize];
+            if let Err(PushError::Full(part)) = queue.push(QueuedPart { commit: number, path, record }) {
+                if !push_waiting(shared, self.slot, queue, shard as usize, part) {
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        shared.clock.retire(self.slot);
+        shared.bells.ring_sleepers();
+        if failed {
+            return Err(Error::WorkerPanicked);
+        }
+        Ok(())
     }
 }
 
