@@ -21,7 +21,6 @@
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
 use criterion::{
@@ -81,22 +80,7 @@ fn bursts<M: Merge>(
     burst: u64,
     mut commit: impl FnMut() -> u64,
 ) {
-    b.iter_custom(|iters| {
-        let mut total = Duration::ZERO;
-        let mut left = iters;
-        while left > 0 {
-            let n = left.min(burst);
-            let started = Instant::now();
-            let mut last = 0;
-            for _ in 0..n {
-                last = black_box(commit());
-            }
-            total += started.elapsed();
-            pipeline.wait_sealed(last, Duration::from_secs(60)).expect("the worker keeps up");
-            left -= n;
-        }
-        total
-    })
+    b.iter_custom(|iters| common::timed_bursts(pipeline, iters, burst, &mut commit))
 }
 
 /// Both benches for one merge and one commit size, each on a fresh pipeline.

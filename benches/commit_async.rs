@@ -15,7 +15,6 @@ use std::future::Future;
 use std::hint::black_box;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use lockstep::merge::Sum;
@@ -43,25 +42,6 @@ fn ready<F: Future>(future: F, cx: &mut Context<'_>) -> F::Output {
     }
 }
 
-/// Times `commit` in bursts of at most `burst` calls, waiting (untimed) after each burst until
-/// the worker has published it, so the queue never fills.
-fn bursts(pipeline: &Pipeline<Sum>, iters: u64, burst: u64, mut commit: impl FnMut() -> u64) -> Duration {
-    let mut total = Duration::ZERO;
-    let mut left = iters;
-    while left > 0 {
-        let n = left.min(burst);
-        let started = Instant::now();
-        let mut last = 0;
-        for _ in 0..n {
-            last = black_box(commit());
-        }
-        total += started.elapsed();
-        pipeline.wait_sealed(last, Duration::from_secs(60)).expect("the worker keeps up");
-        left -= n;
-    }
-    total
-}
-
 fn commit_async(c: &mut Criterion) {
     let mut group = c.benchmark_group("commit_async");
     for parts in [1usize, 16] {
@@ -73,7 +53,7 @@ fn commit_async(c: &mut Criterion) {
         let mut producer = pipeline.producer().expect("a free producer slot");
         group.bench_function(BenchmarkId::new("burst/commit", parts), |b| {
             b.iter_custom(|iters| {
-                bursts(&pipeline, iters, burst, || {
+                common::timed_bursts(&pipeline, iters, burst, || {
                     let parts = paths.iter().map(|&path| (path, black_box(1i64)));
                     producer.commit(parts).expect("the pipeline is running")
                 })
@@ -87,7 +67,7 @@ fn commit_async(c: &mut Criterion) {
         let mut cx = Context::from_waker(Waker::noop());
         group.bench_function(BenchmarkId::new("burst/commit_async", parts), |b| {
             b.iter_custom(|iters| {
-                bursts(&pipeline, iters, burst, || {
+                common::timed_bursts(&pipeline, iters, burst, || {
                     let parts = paths.iter().map(|&path| (path, black_box(1i64)));
                     ready(producer.commit_async(parts), &mut cx).expect("the pipeline is running")
                 })

@@ -34,3 +34,28 @@ pub const PATHS: [&str; 16] = [
     "/bench/14",
     "/bench/15",
 ];
+
+/// Times `commit` over `iters` calls in bursts of at most `burst`, waiting (untimed) after each
+/// burst until the worker has published it, so the queue never fills: the commit's own cost.
+#[allow(dead_code, reason = "not every bench uses it")]
+pub fn timed_bursts<M: lockstep::Merge>(
+    pipeline: &lockstep::Pipeline<M>,
+    iters: u64,
+    burst: u64,
+    mut commit: impl FnMut() -> u64,
+) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        let n = left.min(burst);
+        let started = std::time::Instant::now();
+        let mut last = 0;
+        for _ in 0..n {
+            last = std::hint::black_box(commit());
+        }
+        total += started.elapsed();
+        pipeline.wait_sealed(last, Duration::from_secs(60)).expect("the worker keeps up");
+        left -= n;
+    }
+    total
+}
