@@ -26,12 +26,32 @@ fn a_batch_over_the_limit_is_refused_with_its_own_error() -> Result<(), Error> {
 }
 
 /// `Sum` over `u64` whose `seal` waits until the test opens it (bounded), so queues stay full.
-struct Held(Arc<(Mutex<bool>, Condvar)>);
+/// The gate also records that a seal has begun, so the test knows the worker is inside one
+/// and takes nothing more from its queue (an empty queue alone does not say that: the worker
+/// may still be gathering the turn).
+struct Held(Arc<(Mutex<Gate>, Condvar)>);
+
+#[derive(Default)]
+struct Gate {
+    open: bool,
+    sealing: bool,
+}
 
 impl Held {
     fn open(&self) {
-        *self.0 .0.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        self.0 .0.lock().unwrap_or_else(PoisonError::into_inner).open = true;
         self.0 .1.notify_all();
+    }
+
+    /// Waits (bounded) until the worker is inside `seal`.
+    fn wait_sealing(&self) -> bool {
+        let (gate, changed) = &*self.0;
+        let guard = gate.lock().unwrap_or_else(PoisonError::into_inner);
+        let timeout = Duration::from_secs(30);
+        let (gate, _) = changed
+            .wait_timeout_while(guard, timeout, |gate| !gate.sealing)
+            .unwrap_or_else(PoisonError::into_inner);
+        gate.sealing
     }
 }
 
@@ -41,9 +61,11 @@ impl Merge for Held {
     type Column = Outputs<u64>;
 
     fn seal(&self, records: impl Iterator<Item = (u64, u64)>) -> u64 {
-        let (open, opened) = &*self.0;
-        let guard = open.lock().unwrap_or_else(PoisonError::into_inner);
-        let _open = opened.wait_timeout_while(guard, Duration::from_secs(30), |open| !*open);
+        let (gate, changed) = &*self.0;
+        let mut guard = gate.lock().unwrap_or_else(PoisonError::into_inner);
+        guard.sealing = true;
+        changed.notify_all();
+        let _open = changed.wait_timeout_while(guard, Duration::from_secs(30), |gate| !gate.open);
         records.map(|(_, r)| r).sum()
     }
 
@@ -57,15 +79,14 @@ impl Merge for Held {
 /// waiters' list is empty.
 #[test]
 fn dropped_futures_leave_no_registration() -> Result<(), Error> {
-    let gate = Arc::new((Mutex::new(false), Condvar::new()));
-    let pipeline = Pipeline::builder(Held(gate.clone())).shards(1).queue_capacity(2).build()?;
+    let gate = Held(Arc::new((Mutex::new(Gate::default()), Condvar::new())));
+    let pipeline = Pipeline::builder(Held(gate.0.clone())).shards(1).queue_capacity(2).build()?;
     let mut producer = pipeline.producer()?;
     let shared = producer.shared.clone();
     // The worker takes commit 1 and waits in `seal`; commit 2 fills the queue.
     assert_eq!(producer.commit([("/a", 1)])?, 1);
-    while producer.senders[0].slots() < 2 {
-        std::thread::yield_now();
-    }
+    assert!(gate.wait_sealing(), "the worker sealed commit 1 within the bound");
+    assert_eq!(producer.senders[0].slots(), 2, "and took it from the queue");
     assert_eq!(producer.commit([("/a", 2), ("/a", 3)])?, 2);
     let mut cx = Context::from_waker(Waker::noop());
     {
@@ -85,7 +106,7 @@ fn dropped_futures_leave_no_registration() -> Result<(), Error> {
     }
     assert_eq!(shared.views.sealed().len(), 0, "dropped waits leave their places");
     assert_eq!(pipeline.stats().commits, 2, "the dropped commit took no number");
-    Held(gate).open();
+    gate.open();
     assert_eq!(producer.commit([("/a", 4)])?, 3);
     assert_eq!(pipeline.shutdown()?.read("/a"), Some(10));
     Ok(())
