@@ -132,8 +132,12 @@ pub(crate) mod frontier;
 pub(crate) mod reader;
 /// Opening a durable pipeline: every shard's log cut at one frontier and replayed.
 pub(crate) mod recovery;
+/// A shard's batch files saved, and the log below them removed, on a thread of its own.
+pub(crate) mod saver;
 /// What the log needs from a directory; the real file system.
 pub(crate) mod storage;
+/// A shard's log and batch files as its worker uses them.
+pub(crate) mod store;
 /// A shard's log synced on a thread of its own, at `Durability::Synced`.
 pub(crate) mod syncer;
 /// Writing a shard's log: append, sync, rotate; opening after a crash.

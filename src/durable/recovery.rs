@@ -16,19 +16,17 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::durable::checkpoint::{self, Checkpoint, Loaded};
+use crate::durable::checkpoint::{self, Loaded};
 use crate::durable::directory::{Directory, Manifest};
-use crate::durable::format::{LoggedTurn, Tip, Turn};
+use crate::durable::format::{LoggedTurn, Tip};
 use crate::durable::reader::{read_tip, shard_dir, TornTail};
 use crate::durable::storage::{DiskStorage, Storage};
-use crate::durable::syncer::{OnSynced, Syncer};
+use crate::durable::store::{ShardLog, Store};
 use crate::durable::writer::{LogOptions, LogWriter};
 use crate::error::Error;
 use crate::ingest::router::Router;
 use crate::merge::{Merge, Restore};
-use crate::shard::batch::Batch;
 use crate::shard::policy;
-use crate::shard::sort::Row;
 use crate::shard::spine::Spine;
 use crate::sync::Arc;
 use crate::tier::Geometry;
@@ -75,98 +73,6 @@ impl<M> Persist for M where
     M: Merge<Record: Serialize + DeserializeOwned, Output: Serialize + DeserializeOwned, Column: Restore<M>>
 {
 }
-
-/// A shard's log and batch files as its worker uses them, whatever the codec and the disk.
-pub(crate) trait ShardStore<M: Merge>: Send {
-    /// Logs a turn: every row of the shard's commits in `(tip, frontier]`, and the path
-    /// names interned since the tip (ids from `tip().names` on).
-    fn append(&mut self, frontier: u64, names: &[Arc<str>], rows: &[Row<M::Record>]) -> Result<(), Error>;
-    /// Syncs every turn logged; returns the frontier synced.
-    fn sync(&mut self) -> Result<u64, Error>;
-    /// Where the log stands.
-    fn tip(&self) -> Tip;
-    /// From now on, syncs every turn appended on a thread of its own, reporting each frontier
-    /// synced (or the error that ended it) to `on_synced` (`crate::durable::syncer`).
-    fn sync_in_background(&mut self, shard: usize, on_synced: OnSynced) -> Result<(), Error>;
-    /// Where the batch files end.
-    fn saved(&self) -> Tip;
-    /// Where the next batch file ends at the least: the first multiple of the checkpoint
-    /// span past the files' end (`crate::durable::checkpoint`).
-    fn boundary(&self) -> u64;
-    /// Saves the file of commits from the files' end to `end`, holding `batches` (the shard's
-    /// top-level batches there) and the names interned since the files' end; then removes the
-    /// log segments the files cover.
-    fn save(
-        &mut self,
-        merge: &M,
-        batches: &[Arc<Batch<M>>],
-        end: u64,
-        names: &[Arc<str>],
-    ) -> Result<(), Error>;
-}
-
-/// A shard's log and batch files on one [`Storage`].
-struct Store<S: Storage> {
-    log: LogWriter<S>,
-    files: Checkpoint<S>,
-    level: u32,
-    /// Files end at multiples of it (or past, at the end of a run that crosses one).
-    checkpoint_span: u64,
-    /// Syncing in the background, with the segment last handed to it.
-    syncer: Option<(Syncer, u64)>,
-}
-
-impl<S: Storage, M: Persist> ShardStore<M> for Store<S> {
-    fn append(&mut self, frontier: u64, names: &[Arc<str>], rows: &[Row<M::Record>]) -> Result<(), Error> {
-        self.log.append(&Turn { frontier, names, rows })?;
-        if let Some((syncer, segment)) = &mut self.syncer {
-            let sequence = self.log.sequence();
-            // The log rotated: the thread syncs the new segment from now on.
-            let handle = if sequence == *segment { None } else { Some(self.log.sync_handle()?) };
-            *segment = sequence;
-            syncer.written(self.log.tip().frontier, handle);
-        }
-        Ok(())
-    }
-
-    fn sync_in_background(&mut self, shard: usize, on_synced: OnSynced) -> Result<(), Error> {
-        let handle = self.log.sync_handle()?;
-        let syncer = Syncer::start(shard, handle, self.log.tip().frontier, on_synced)?;
-        self.syncer = Some((syncer, self.log.sequence()));
-        Ok(())
-    }
-
-    fn sync(&mut self) -> Result<u64, Error> {
-        self.log.sync()
-    }
-
-    fn tip(&self) -> Tip {
-        self.log.tip()
-    }
-
-    fn saved(&self) -> Tip {
-        self.files.tip()
-    }
-
-    fn boundary(&self) -> u64 {
-        let span = self.checkpoint_span;
-        (self.files.tip().frontier / span + 1).saturating_mul(span)
-    }
-
-    fn save(
-        &mut self,
-        merge: &M,
-        batches: &[Arc<Batch<M>>],
-        end: u64,
-        names: &[Arc<str>],
-    ) -> Result<(), Error> {
-        self.files.save(merge, batches, end, self.level, names)?;
-        self.log.forget(self.files.tip()).map(|_| ())
-    }
-}
-
-/// A shard's log and files as its worker holds them.
-pub(crate) type ShardLog<M> = Box<dyn ShardStore<M>>;
 
 /// A shard's store opened: the store to continue, and the log's torn tail dropped, if any.
 type Opened<M> = (ShardLog<M>, Option<TornTail>);
@@ -231,7 +137,7 @@ impl<S: Storage, M: Persist> Files<M> for On<S> {
         let (log, recovered) = LogWriter::open_at(self.0.clone(), dir, shard, options, saved, cut, turn)?;
         let top = geometry.span(geometry.max_level());
         let checkpoint_span = options.checkpoint_commits.div_ceil(top).max(1).saturating_mul(top);
-        let store = Store { log, files, level: geometry.max_level(), checkpoint_span, syncer: None };
+        let store = Store::new(log, files, geometry.max_level(), checkpoint_span, self.0.clone());
         Ok((Box::new(store), recovered.torn))
     }
 }

@@ -360,32 +360,19 @@ impl<S: Storage> LogWriter<S> {
         self.segments.get(1).map(|&(_, start)| start)
     }
 
-    /// Removes the oldest segments while the one after each starts at or below `saved` (the
-    /// batch files hold everything before it), oldest first, each removal synced before the
-    /// next: a power cut leaves the segments without a gap. Returns how many went.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Io`] if a removal or the directory sync fails; it ends the writer.
-    pub(crate) fn forget(&mut self, saved: Tip) -> Result<usize, Error> {
-        self.check()?;
-        let mut removed = 0;
+    /// Takes the oldest segments off the writer's list while the one after each starts at or
+    /// below `saved` (the batch files ending there hold everything before it), oldest first, and
+    /// returns their paths: [`remove_segments`] removes them once those files are synced.
+    pub(crate) fn release(&mut self, saved: Tip) -> Vec<PathBuf> {
+        let mut released = Vec::new();
         while let Some(next) = self.next_start() {
             if next.frontier > saved.frontier || next.names > saved.names {
                 break;
             }
-            let Some(&(sequence, _)) = self.segments.front() else { break };
-            let path = self.dir.join(segment_name(sequence));
-            if let Err(error) = self.storage.remove(&path) {
-                return self.fail(Error::io(format!("removing {}", path.display()), &error));
-            }
-            if let Err(error) = self.storage.sync_dir(&self.dir) {
-                return self.fail(Error::io(format!("syncing {}", self.dir.display()), &error));
-            }
-            self.segments.pop_front();
-            removed += 1;
+            let Some((sequence, _)) = self.segments.pop_front() else { break };
+            released.push(self.dir.join(segment_name(sequence)));
         }
-        Ok(removed)
+        released
     }
 
     fn unloggable(&self, why: String) -> Error {
@@ -438,6 +425,21 @@ impl<R: DeserializeOwned, F: FnMut(LoggedTurn<R>) -> Result<(), Error>> Visitor 
         }
         Ok(after)
     }
+}
+
+/// Removes log segments `paths`, oldest first, each removal synced (its directory) before the
+/// next: a power cut leaves the segments without a gap.
+///
+/// # Errors
+///
+/// [`Error::Io`] if a removal or a directory sync fails.
+pub(crate) fn remove_segments<S: Storage>(storage: &S, paths: &[PathBuf]) -> Result<(), Error> {
+    for path in paths {
+        storage.remove(path).map_err(|e| Error::io(format!("removing {}", path.display()), &e))?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        storage.sync_dir(dir).map_err(|e| Error::io(format!("syncing {}", dir.display()), &e))?;
+    }
+    Ok(())
 }
 
 /// Creates the segment `header` names, with its header written and synced and its name made

@@ -50,7 +50,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam::utils::Backoff;
 
-use crate::durable::recovery::{Durability, ShardLog};
+use crate::durable::recovery::Durability;
+use crate::durable::saver::OnFailed;
+use crate::durable::store::ShardLog;
 use crate::durable::syncer::OnSynced;
 use crate::error::Error;
 use crate::ingest::queue::Receiver;
@@ -131,9 +133,9 @@ impl<M: Merge> Worker<M> {
         mut log: Option<ShardLog<M>>,
     ) -> Result<Self, Error> {
         if let (Some(log), Some(durable)) = (log.as_mut(), &shared.durable) {
-            if durable.durability == Durability::Synced {
-                log.sync_in_background(shard, Self::on_synced(shared.clone(), shard))?;
-            }
+            let on_synced =
+                (durable.durability == Durability::Synced).then(|| Self::on_synced(shared.clone(), shard));
+            log.start(shard, shared.merge.clone(), Self::on_failed(shared.clone()), on_synced)?;
         }
         let slots = shared.config.max_producers;
         Ok(Self {
@@ -171,6 +173,16 @@ impl<M: Merge> Worker<M> {
                     shared.bells.ring_sleepers();
                 }
                 Err(error) => durable.fail(error),
+            }
+        })
+    }
+
+    /// What shard `shard`'s saving thread reports a failed batch file to: durability stops for
+    /// good, as after a failed log write.
+    fn on_failed(shared: Arc<Shared<M>>) -> OnFailed {
+        Box::new(move |error| {
+            if let Some(durable) = &shared.durable {
+                durable.fail(error);
             }
         })
     }
@@ -371,17 +383,17 @@ impl<M: Merge> Worker<M> {
         }
     }
 
-    /// Saves the top-level batches handed over to history to a batch file once they reach the
-    /// next checkpoint boundary (`crate::durable::checkpoint`), the sink has taken every
-    /// flush-level segment up to the file's end, and every shard's log is synced past it: until
-    /// then it asks every shard for that sync and tries again on a later turn. The log
-    /// segments the files cover go. True if it saved a file.
+    /// Hands the top-level batches handed over to history to the saving thread as a batch file
+    /// (`crate::durable::saver`) once the last file is saved and they reach the next checkpoint
+    /// boundary (`crate::durable::checkpoint`), the sink has taken every flush-level segment up
+    /// to the file's end, and every shard's log is synced past it: until then it asks every
+    /// shard for that sync and tries again on a later turn. True if it handed a file over.
     fn save(&mut self) -> bool {
         let Some(log) = self.log.as_mut() else { return false };
         let shared = &*self.shared;
         let Some(durable) = &shared.durable else { return false };
         self.unsaved.extend(self.spine.take_saved());
-        let boundary = log.boundary();
+        let Some((saved, boundary)) = log.files() else { return false };
         if self.spine.handed_over() < boundary {
             return false;
         }
@@ -404,19 +416,10 @@ impl<M: Merge> Worker<M> {
             shared.bells.ring_sleepers();
             return false;
         }
-        visible_names(&self.directory, log.saved().names, &mut self.names);
-        let batches = &self.unsaved.make_contiguous()[..take];
-        match log.save(&shared.merge, batches, end, &self.names) {
-            Ok(()) => {
-                self.unsaved.drain(..take);
-                true
-            }
-            Err(error) => {
-                durable.fail(error);
-                self.log = None;
-                false
-            }
-        }
+        visible_names(&self.directory, saved.names, &mut self.names);
+        let batches = self.unsaved.drain(..take).collect();
+        log.save(batches, end, self.names.clone());
+        true
     }
 
     /// True if a worker saving a batch file waits on this shard's log being synced further

@@ -12,8 +12,8 @@ use crate::durable::reader::shard_dir;
 use crate::durable::sim::SimStorage;
 use crate::durable::storage::Storage;
 use crate::durable::writer::LogOptions;
-use crate::merge::Concat;
-use crate::{Durability, Error, Pipeline};
+use crate::merge::{Concat, Outputs};
+use crate::{Durability, Error, Merge, Pipeline};
 
 /// Commit number to its sorted parts.
 type Found = BTreeMap<u64, Vec<(String, u64)>>;
@@ -92,19 +92,32 @@ fn top_level_batches_go_to_files_and_the_log_goes_below_them() -> Result<(), Err
 #[test]
 fn a_power_cut_at_any_step_of_saving_or_removing_loses_nothing_acknowledged() -> Result<(), Error> {
     for durability in [Durability::Synced, Durability::Written] {
-        let mut ops = 0;
-        loop {
+        let (mut ops, mut uncut) = (0, 0);
+        // Files are saved on a thread of their own, so lives differ in how many operations
+        // they take: the sweep ends after three lives in a row ended before their cut.
+        while uncut < 3 {
             let storage = SimStorage::default();
             let first = first_life(&storage, 40)?;
+            let saved_before = files(&storage, 0, "batch-").len();
             let pipeline = open_with(&storage, durability, small_segments())?;
             storage.cut_power_after(ops, ops);
-            let (issued, acknowledged) = run(&pipeline, 1000..1060)?;
+            let (issued, acknowledged) = run(&pipeline, 1000..1080)?;
             drop(pipeline);
-            // The life ended before the cut: every operation has had its turn.
-            let Some(after) = storage.after_power_cut() else { break };
+            ops += 1;
+            let Some(after) = storage.after_power_cut() else {
+                // The life ended before the cut: every operation has had its turn, and the
+                // sweep covered saving files (and so removing the segments below them). The
+                // listing is not to be cut: the power stays on from now.
+                storage.cut_power_after(u64::MAX, 0);
+                let saved = files(&storage, 0, "batch-").len();
+                assert!(saved > saved_before, "{durability:?}: a life without files ({saved})");
+                uncut += 1;
+                continue;
+            };
+            uncut = 0;
             let reopened = open_with(&after, durability, small_segments())?;
             let (recovered, found) = commits_in(&reopened);
-            let case = format!("{durability:?}, power cut after {ops} operations");
+            let case = format!("{durability:?}, power cut after {} operations", ops - 1);
             assert!(recovered >= 40, "{case}: the first life's commits are lost ({recovered})");
             if durability == Durability::Synced {
                 assert!(
@@ -127,7 +140,6 @@ fn a_power_cut_at_any_step_of_saving_or_removing_loses_nothing_acknowledged() ->
             }
             assert!(found.keys().all(|&c| c <= recovered), "{case}: a commit past the frontier");
             assert_eq!(reopened.producer()?.commit(parts(7))?, recovered + 1, "{case}: numbering resumes");
-            ops += 1;
         }
         assert!(ops > 100, "{durability:?}: only {ops} operations to cut at");
     }
@@ -184,6 +196,100 @@ fn a_damaged_batch_file_is_refused_with_its_name() -> Result<(), Error> {
         Err(Error::Corrupt { why, .. }) => assert!(why.contains("missing"), "{why}"),
         Ok(recovered) => assert_eq!(recovered, (120, before.clone())),
         Err(other) => panic!("the newest file missing: {other:?}"),
+    }
+    Ok(())
+}
+
+/// `u64` sums whose `Serialize` fails, or panics: a batch file cannot hold them.
+#[derive(Debug, Clone, PartialEq)]
+struct Fragile {
+    sum: u64,
+    panics: bool,
+}
+
+impl serde::Serialize for Fragile {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        assert!(!self.panics, "a user's Serialize panicked");
+        Err(serde::ser::Error::custom("this output refuses to be saved"))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Fragile {
+    fn deserialize<D: serde::Deserializer<'de>>(from: D) -> Result<Self, D::Error> {
+        u64::deserialize(from).map(|sum| Fragile { sum, panics: false })
+    }
+}
+
+/// Sums into [`Fragile`] outputs that panic when saved if `.0`.
+struct Breaks(bool);
+
+impl Merge for Breaks {
+    type Record = u64;
+    type Output = Fragile;
+    type Column = Outputs<Fragile>;
+
+    fn seal(&self, records: impl Iterator<Item = (u64, u64)>) -> Fragile {
+        Fragile { sum: records.map(|(_, r)| r).sum(), panics: self.0 }
+    }
+
+    fn merge(&self, outputs: &[&Fragile]) -> Fragile {
+        Fragile { sum: outputs.iter().map(|o| o.sum).sum(), panics: self.0 }
+    }
+}
+
+/// A batch file that cannot be saved (an output whose `Serialize` fails or panics, on the
+/// saving thread) stops durability for good, as a failed log write does: a typed error from
+/// `wait_durable` and every later commit, what was durable stays so, and reopening with a merge
+/// that saves recovers every commit acknowledged.
+#[test]
+fn a_batch_file_that_cannot_be_saved_stops_durability() -> Result<(), Error> {
+    for panics in [false, true] {
+        let storage = SimStorage::default();
+        let open = |panics| {
+            Pipeline::builder(Breaks(panics))
+                .shards(1)
+                .divisor(2)
+                .max_level(3)
+                .durable_on(storage.clone(), Path::new(ROOT), small_segments())
+                .durability(Durability::Synced)
+                .build()
+        };
+        let pipeline = open(panics)?;
+        let mut producer = pipeline.producer()?;
+        let mut acknowledged = 0;
+        // The first file (16 commits) fails; commits go on until durability says so (bounded
+        // in time, not in commits: a panic's report may take the saving thread a while).
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let error = (1u64..)
+            .find_map(|value| {
+                assert!(std::time::Instant::now() < deadline, "panics {panics}: durability never stopped");
+                if value > 32 {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                let commit = match producer.commit([("/a", value)]) {
+                    Ok(commit) => commit,
+                    Err(error) => return Some(error),
+                };
+                match pipeline.wait_durable(commit, Duration::from_secs(10)) {
+                    Ok(frontier) => acknowledged = frontier,
+                    Err(error) => return Some(error),
+                }
+                None
+            })
+            .unwrap_or_else(|| unreachable!("the commits go on until the deadline"));
+        let case = format!("panics {panics}: {error:?}");
+        assert!(matches!(&error, Error::Io { kind: std::io::ErrorKind::InvalidData, .. }), "{case}");
+        assert_eq!(producer.commit([("/a", 1)]), Err(error.clone()), "{case}: later commits are refused");
+        assert_eq!(pipeline.wait_durable(1, Duration::ZERO), Ok(acknowledged), "{case}: durable stays so");
+        assert!(files(&storage, 0, "batch-").is_empty(), "{case}: no file was saved");
+        drop(producer);
+        drop(pipeline);
+        // Recovery needs no file: every acknowledged commit is in the log.
+        let reopened = open(false)?;
+        let snapshot = reopened.snapshot();
+        assert!(snapshot.frontier() >= acknowledged, "{case}: recovered {}", snapshot.frontier());
+        let sum = snapshot.read("/a").map(|o| o.sum);
+        assert_eq!(sum, Some((1..=snapshot.frontier()).sum()), "{case}: every commit whole");
     }
     Ok(())
 }

@@ -1,0 +1,158 @@
+//! A shard's log and batch files as its worker uses them: append each turn, sync, and hand the
+//! batch files to save; the syncing (`crate::durable::syncer`, at `Durability::Synced`) and the
+//! saving (`crate::durable::saver`) run on threads of their own, so the worker never waits on
+//! an fsync it does not need.
+
+use crate::durable::checkpoint::Checkpoint;
+use crate::durable::format::{Tip, Turn};
+use crate::durable::recovery::Persist;
+use crate::durable::saver::{File, OnFailed, Saver};
+use crate::durable::storage::Storage;
+use crate::durable::syncer::{OnSynced, Syncer};
+use crate::durable::writer::LogWriter;
+use crate::error::Error;
+use crate::merge::Merge;
+use crate::shard::batch::Batch;
+use crate::shard::sort::Row;
+use crate::sync::Arc;
+
+/// A shard's log and batch files as its worker uses them, whatever the codec and the disk.
+pub(crate) trait ShardStore<M: Merge>: Send {
+    /// Logs a turn: every row of the shard's commits in `(tip, frontier]`, and the path
+    /// names interned since the tip (ids from `tip().names` on).
+    fn append(&mut self, frontier: u64, names: &[Arc<str>], rows: &[Row<M::Record>]) -> Result<(), Error>;
+    /// Syncs every turn logged; returns the frontier synced.
+    fn sync(&mut self) -> Result<u64, Error>;
+    /// Where the log stands.
+    fn tip(&self) -> Tip;
+    /// Starts the shard's background threads: the saving one, which encodes the batch files
+    /// with `merge` and reports a failure to `on_failed`; and with `on_synced`, the syncing one,
+    /// which syncs every turn appended from now on and reports each frontier synced (or the
+    /// error that ended it) there.
+    fn start(
+        &mut self,
+        shard: usize,
+        merge: Arc<M>,
+        on_failed: OnFailed,
+        on_synced: Option<OnSynced>,
+    ) -> Result<(), Error>;
+    /// Where the batch files end and the next one ends at the least (the first multiple of the
+    /// checkpoint span past the files' end: `crate::durable::checkpoint`); `None` while a file
+    /// is still being saved, or before the threads start.
+    fn files(&mut self) -> Option<(Tip, u64)>;
+    /// Hands over the file of commits from the files' end to `end`, holding `batches` (the
+    /// shard's top-level batches there) and the names interned since the files' end: the
+    /// saving thread saves it, then removes the log segments the files then cover.
+    ///
+    /// # Panics
+    ///
+    /// If a file is still being saved (`files` said `None`).
+    fn save(&mut self, batches: Vec<Arc<Batch<M>>>, end: u64, names: Vec<Arc<str>>);
+}
+
+/// A shard's log and batch files on one [`Storage`].
+pub(crate) struct Store<S: Storage, M: Merge> {
+    log: LogWriter<S>,
+    /// The files, until the saving thread takes them.
+    files: Option<Checkpoint<S>>,
+    saver: Option<Saver<M>>,
+    /// Where the files end, as last read; a file was handed over since, and is not saved yet.
+    saved: Tip,
+    saving: bool,
+    level: u32,
+    /// Files end at multiples of it (or past, at the end of a run that crosses one).
+    checkpoint_span: u64,
+    /// Syncing in the background, with the segment last handed to it.
+    syncer: Option<(Syncer, u64)>,
+    storage: S,
+}
+
+impl<S: Storage, M: Merge> Store<S, M> {
+    pub(crate) fn new(
+        log: LogWriter<S>,
+        files: Checkpoint<S>,
+        level: u32,
+        checkpoint_span: u64,
+        storage: S,
+    ) -> Self {
+        let saved = files.tip();
+        Self {
+            log,
+            files: Some(files),
+            saver: None,
+            saved,
+            saving: false,
+            level,
+            checkpoint_span,
+            syncer: None,
+            storage,
+        }
+    }
+}
+
+impl<S: Storage, M: Persist> ShardStore<M> for Store<S, M> {
+    fn append(&mut self, frontier: u64, names: &[Arc<str>], rows: &[Row<M::Record>]) -> Result<(), Error> {
+        self.log.append(&Turn { frontier, names, rows })?;
+        if let Some((syncer, segment)) = &mut self.syncer {
+            let sequence = self.log.sequence();
+            // The log rotated: the thread syncs the new segment from now on.
+            let handle = if sequence == *segment { None } else { Some(self.log.sync_handle()?) };
+            *segment = sequence;
+            syncer.written(self.log.tip().frontier, handle);
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<u64, Error> {
+        self.log.sync()
+    }
+
+    fn tip(&self) -> Tip {
+        self.log.tip()
+    }
+
+    fn start(
+        &mut self,
+        shard: usize,
+        merge: Arc<M>,
+        on_failed: OnFailed,
+        on_synced: Option<OnSynced>,
+    ) -> Result<(), Error> {
+        if let Some(files) = self.files.take() {
+            let storage = self.storage.clone();
+            self.saver = Some(Saver::start(shard, files, merge, self.level, storage, on_failed)?);
+        }
+        if let Some(on_synced) = on_synced {
+            let handle = self.log.sync_handle()?;
+            let syncer = Syncer::start(shard, handle, self.log.tip().frontier, on_synced)?;
+            self.syncer = Some((syncer, self.log.sequence()));
+        }
+        Ok(())
+    }
+
+    fn files(&mut self) -> Option<(Tip, u64)> {
+        // Not started: nothing can save a file yet.
+        self.saver.as_ref()?;
+        if self.saving {
+            let (saved, busy) = self.saver.as_ref()?.saved();
+            (self.saved, self.saving) = (saved, busy);
+            if busy {
+                return None;
+            }
+        }
+        let span = self.checkpoint_span;
+        Some((self.saved, (self.saved.frontier / span + 1).saturating_mul(span)))
+    }
+
+    fn save(&mut self, batches: Vec<Arc<Batch<M>>>, end: u64, names: Vec<Arc<str>>) {
+        // `files` said `None` before the thread started: nothing to hand over to.
+        let Some(saver) = &self.saver else { return };
+        let names_to = self.saved.names.saturating_add(u32::try_from(names.len()).unwrap_or(u32::MAX));
+        let covered = self.log.release(Tip { frontier: end, names: names_to });
+        saver.save(File { batches, end, names, covered });
+        self.saving = true;
+    }
+}
+
+/// A shard's log and files as its worker holds them.
+pub(crate) type ShardLog<M> = Box<dyn ShardStore<M>>;
