@@ -341,17 +341,25 @@ pub(crate) fn recover<M: Merge>(
         let mut rows = Vec::new();
         let mut carry = Vec::new();
         let mut pending = 0;
-        let mut turn = |turn: LoggedTurn<M::Record>| -> Result<(), Error> {
+        // The frontier of the turn before: a turn's rows are all above it.
+        let mut before = 0;
+        let mut turn = |mut turn: LoggedTurn<M::Record>| -> Result<(), Error> {
             for (i, path) in turn.names.iter().enumerate() {
                 name(turn.names_from + i as u32, path)?;
             }
             let mut spine = spine.borrow_mut();
             // Turns (or their first rows) the batch files already hold.
             let saved = spine.frontier();
+            let previous = std::mem::replace(&mut before, turn.frontier);
             if turn.frontier <= saved {
                 return Ok(());
             }
-            rows.extend(turn.rows.into_iter().filter(|row| row.commit > saved));
+            if previous >= saved {
+                // Moved whole, not row by row.
+                rows.append(&mut turn.rows);
+            } else {
+                rows.extend(turn.rows.into_iter().filter(|row| row.commit > saved));
+            }
             pending = turn.frontier;
             if rows.len() >= REPLAY_ROWS {
                 let end = seal_end(spine.geometry(), spine.frontier(), pending);
