@@ -172,10 +172,20 @@ pub(crate) fn read_log<S: Storage, R: DeserializeOwned>(
     read_frames(storage, dir, shard, &mut Turns { each, turns: PhantomData })
 }
 
-/// Where shard `shard`'s log in `dir` ends, checking every frame but decoding no row: the
-/// first pass of recovery, which cuts every shard's log at the lowest of their ends.
+/// Where shard `shard`'s log in `dir` ends, decoding no row: the first pass of recovery, which
+/// cuts every shard's log at the lowest of their ends. The end is in the newest segment, read
+/// from the start its header gives (or in the one before, if the newest never got a header):
+/// the older segments are left to the replay, which reads and checks every one of them anyway,
+/// so each is read once.
 pub(crate) fn read_tip<S: Storage>(storage: &S, dir: &Path, shard: u32) -> Result<Tip, Error> {
-    read_frames(storage, dir, shard, &mut Tips).map(|recovered| recovered.tip)
+    let count = segments(storage, dir)?.len();
+    let newest = read_frames_in(storage, dir, shard, &mut Tips, PIECE, count.saturating_sub(1))?;
+    match newest.newest {
+        Some((_, None)) if count > 1 => {
+            read_frames_in(storage, dir, shard, &mut Tips, PIECE, count - 2).map(|recovered| recovered.tip)
+        }
+        _ => Ok(newest.tip),
+    }
 }
 
 /// How much of a segment reading asks for at a time: recovery holds about two pieces and the
@@ -189,7 +199,7 @@ pub(crate) fn read_frames<S: Storage>(
     shard: u32,
     visitor: &mut impl Visitor,
 ) -> Result<Recovered, Error> {
-    read_frames_in(storage, dir, shard, visitor, PIECE)
+    read_frames_in(storage, dir, shard, visitor, PIECE, 0)
 }
 
 /// A segment read in pieces: `bytes` holds its bytes from `base` on, as far as read.
@@ -229,13 +239,15 @@ impl<S: Storage> Pieces<'_, S> {
     }
 }
 
-/// [`read_frames`], reading `piece` bytes at a time (the tests vary it).
+/// [`read_frames`], reading `piece` bytes at a time (the tests vary it), from the segment at
+/// index `from` of the log's segments on: the tip before it is the one its header gives.
 pub(crate) fn read_frames_in<S: Storage>(
     storage: &S,
     dir: &Path,
     shard: u32,
     visitor: &mut impl Visitor,
     piece: usize,
+    from: usize,
 ) -> Result<Recovered, Error> {
     let numbers = segments(storage, dir)?;
     let mut recovered = Recovered {
@@ -248,7 +260,7 @@ pub(crate) fn read_frames_in<S: Storage>(
     };
     // One buffer for every segment.
     let mut buffer = Vec::new();
-    for (i, &sequence) in numbers.iter().enumerate() {
+    for (i, &sequence) in numbers.iter().enumerate().skip(from) {
         let newest = i + 1 == numbers.len();
         let path = dir.join(segment_name(sequence));
         let file = path.display().to_string();
@@ -297,7 +309,7 @@ pub(crate) fn read_frames_in<S: Storage>(
         }
         // Each segment starts where the one before ended: whole turns missing at the end of an
         // older segment (cut at a frame boundary) are found here.
-        if i > 0 && header.start != recovered.tip {
+        if i > from && header.start != recovered.tip {
             return Err(corrupt(
                 0,
                 format!(

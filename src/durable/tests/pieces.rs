@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::durable::format::decode_tip;
-use crate::durable::reader::{read_frames_in, Position, Visit, Visitor};
+use crate::durable::reader::{read_frames_in, read_tip, Position, Visit, Visitor};
 
 /// A frame's payload, the tip before it, and where it was.
 type Frame = (Vec<u8>, Tip, Position);
@@ -22,7 +22,7 @@ impl Visitor for Seen {
 /// The outcome of a read, comparable: the report and the frames, or the error's words.
 fn outcome(storage: &SimStorage, piece: usize) -> Result<(Recovered, Vec<Frame>), String> {
     let mut seen = Seen::default();
-    read_frames_in(storage, &dir(), SHARD, &mut seen, piece)
+    read_frames_in(storage, &dir(), SHARD, &mut seen, piece, 0)
         .map(|report| (report, seen.0))
         .map_err(|e| e.to_string())
 }
@@ -64,6 +64,34 @@ fn pieces_read_as_the_whole_segment_does() -> Result<(), Error> {
         let damaged = storage.fork();
         damaged.put_bytes(file, &[&bytes[..], &[0; 100]].concat()).map_err(|e| Error::io("writing", &e))?;
         same_in_every_piece_size(&damaged, &format!("{} with zeros after it", name(file)));
+    }
+    Ok(())
+}
+
+/// Where the log ends, read from its newest segment alone, is where reading it all ends,
+/// whatever the newest segment's damage; damage in an older segment is left to the replay.
+#[test]
+fn the_tip_read_from_the_newest_segment_is_the_whole_log_s() -> Result<(), Error> {
+    let turns = random_turns(22, 40, small_i64);
+    let storage = written(&turns)?;
+    let files = segment_files(&storage);
+    assert!(files.len() >= 3, "several segments");
+    let newest = files.last().cloned().unwrap_or_default();
+    let bytes = storage.bytes(&newest).map_err(|e| Error::io("reading", &e))?;
+    let tip = |storage: &SimStorage| read_tip(storage, &dir(), SHARD).map_err(|e| e.to_string());
+    let whole = |storage: &SimStorage| outcome(storage, 1 << 30).map(|(report, _)| report.tip);
+    assert_eq!(tip(&storage), whole(&storage));
+    let mut variants: Vec<Vec<u8>> = (0..bytes.len()).map(|cut| bytes[..cut].to_vec()).collect();
+    variants.extend((0..bytes.len()).map(|at| {
+        let mut flipped = bytes.clone();
+        flipped[at] ^= 0x40;
+        flipped
+    }));
+    variants.push([&bytes[..], &[0; 100]].concat());
+    for (i, variant) in variants.iter().enumerate() {
+        let damaged = storage.fork();
+        damaged.put_bytes(&newest, variant).map_err(|e| Error::io("writing", &e))?;
+        assert_eq!(tip(&damaged), whole(&damaged), "variant {i}");
     }
     Ok(())
 }
