@@ -398,6 +398,7 @@ pub(crate) fn recover<M: Merge>(
         spine.seal(merge, &mut rows, frontier, frontier);
         let mut fuel = usize::MAX;
         spine.work(merge, &mut fuel);
+        spine.release_buffers();
         recovered.shards.push((spine, log));
     }
     Ok((recovered, router))
