@@ -1,18 +1,20 @@
 //! Times reopening a durable pipeline (issue 18's recovery targets; perf/durable.sh runs it).
 //!
 //! ```text
-//! cargo run --release --example recover -- write DIR N [MAX_LEVEL]
-//! cargo run --release --example recover -- open DIR [MAX_LEVEL]
+//! cargo run --release --example recover -- write DIR N [MAX_LEVEL [SHARDS]]
+//! cargo run --release --example recover -- open DIR [MAX_LEVEL [SHARDS]]
 //! ```
 //!
 //! `write` makes DIR (it must not exist: nothing of anyone's is overwritten) and commits `N`
-//! commits of one `i64` part each to a durable (`Written`) pipeline with `Sum`, 1 shard, paths
+//! commits of one `i64` part each to a durable (`Written`) pipeline with `Sum`, 1 shard (or
+//! `SHARDS`, which `open` must be given too: the directory records it), paths
 //! drawn uniformly from 10,000, then waits until all are durable and shuts down. It prints the
 //! live pipeline's peak resident set (VmHWM, the process's own), the log's size and the rate.
 //! `open` builds a pipeline on DIR, which recovers it, and prints the time `build` took, the
 //! records recovered per second and the process's peak resident set. Run each in a process of
-//! its own, so each peak is its own. MAX_LEVEL defaults to the library's; the divisor is the
-//! library's default too. One `key=value` line each, for scripts.
+//! its own, so each peak is its own: recovery's peak over the live one is `peak_kib` of `open`
+//! over `live_peak_kib` of `write`. MAX_LEVEL defaults to the library's (`-` for it, before
+//! SHARDS); the divisor is the library's default too. One `key=value` line each, for scripts.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -24,33 +26,49 @@ const PATHS: usize = 10_000;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: recover write DIR N [MAX_LEVEL] | recover open DIR [MAX_LEVEL]";
+    let usage = "usage: recover write DIR N [MAX_LEVEL [SHARDS]] | recover open DIR [MAX_LEVEL [SHARDS]]";
     let (Some(what), Some(dir)) = (args.first(), args.get(1)) else { return Err(usage.into()) };
     let dir = Path::new(dir);
     match what.as_str() {
         "write" => {
             let n: u64 = args.get(2).ok_or(usage)?.parse()?;
-            let max_level = args.get(3).map(|l| l.parse()).transpose()?;
+            let settings = settings(&args[3..])?;
             if dir.exists() {
                 return Err(format!("{} exists: write makes a fresh directory", dir.display()).into());
             }
-            write(dir, n, max_level)
+            write(dir, n, settings)
         }
-        "open" => open(dir, args.get(2).map(|l| l.parse()).transpose()?),
+        "open" => open(dir, settings(&args[2..])?),
         _ => Err(usage.into()),
     }
 }
 
-fn builder(dir: &Path, max_level: Option<u32>) -> Builder<Sum> {
-    let builder = Pipeline::builder(Sum).shards(1).durable(dir).durability(Durability::Written);
+/// The optional MAX_LEVEL (`-`: the library's) and SHARDS (default 1).
+struct Settings {
+    max_level: Option<u32>,
+    shards: usize,
+}
+
+fn settings(args: &[String]) -> Result<Settings, Box<dyn std::error::Error>> {
+    let max_level = match args.first().map(String::as_str) {
+        None | Some("-") => None,
+        Some(level) => Some(level.parse()?),
+    };
+    let shards = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(1);
+    Ok(Settings { max_level, shards })
+}
+
+fn builder(dir: &Path, settings: &Settings) -> Builder<Sum> {
+    let Settings { max_level, shards } = *settings;
+    let builder = Pipeline::builder(Sum).shards(shards).durable(dir).durability(Durability::Written);
     match max_level {
         Some(level) => builder.max_level(level),
         None => builder,
     }
 }
 
-fn write(dir: &Path, n: u64, max_level: Option<u32>) -> Result<(), Box<dyn std::error::Error>> {
-    let pipeline = builder(dir, max_level).build()?;
+fn write(dir: &Path, n: u64, settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
+    let pipeline = builder(dir, &settings).build()?;
     let mut producer = pipeline.producer()?;
     let keys = (0..PATHS).map(|i| producer.key(&format!("/p/{i:08}"))).collect::<Result<Vec<_>, _>>()?;
     let mut x = 0x9e37_79b9_7f4a_7c15u64;
@@ -80,10 +98,10 @@ fn write(dir: &Path, n: u64, max_level: Option<u32>) -> Result<(), Box<dyn std::
     Ok(())
 }
 
-fn open(dir: &Path, max_level: Option<u32>) -> Result<(), Box<dyn std::error::Error>> {
+fn open(dir: &Path, settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
     let before = status_kib("VmRSS:").unwrap_or(0);
     let started = Instant::now();
-    let pipeline = builder(dir, max_level).build()?;
+    let pipeline = builder(dir, &settings).build()?;
     let took = started.elapsed();
     let records = pipeline.snapshot().frontier();
     println!(

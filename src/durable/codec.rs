@@ -86,6 +86,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Reads a varint.
+    #[inline]
     pub(crate) fn varint(&mut self) -> Result<u64, String> {
         let mut value = 0u64;
         for (i, &byte) in self.bytes[self.at..].iter().take(MAX_VARINT).enumerate() {
@@ -104,6 +105,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Reads a varint that must fit a `u32`.
+    #[inline]
     pub(crate) fn varint_u32(&mut self) -> Result<u32, String> {
         let at = self.at;
         let value = self.varint()?;
@@ -123,6 +125,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Reads a record in postcard's format.
+    #[inline]
     pub(crate) fn record<R: DeserializeOwned>(&mut self) -> Result<R, String> {
         match postcard::take_from_bytes(&self.bytes[self.at..]) {
             Ok((record, rest)) => {

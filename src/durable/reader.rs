@@ -34,8 +34,8 @@ use std::marker::PhantomData;
 use serde::de::DeserializeOwned;
 
 use crate::durable::format::{
-    decode_tip, frame_at, next_intact_frame, BadHeader, Damage, Header, Tip, FRAME_HEADER, HEADER_LEN,
-    VERSION,
+    decode_tip, frame_at, next_intact_frame, u32_at, BadHeader, Damage, Header, Tip, FRAME_HEADER,
+    HEADER_LEN, VERSION,
 };
 #[cfg(all(test, not(loom)))]
 use crate::durable::format::{decode_turn, LoggedTurn};
@@ -172,11 +172,25 @@ pub(crate) fn read_log<S: Storage, R: DeserializeOwned>(
     read_frames(storage, dir, shard, &mut Turns { each, turns: PhantomData })
 }
 
-/// Where shard `shard`'s log in `dir` ends, checking every frame but decoding no row: the
-/// first pass of recovery, which cuts every shard's log at the lowest of their ends.
+/// Where shard `shard`'s log in `dir` ends, decoding no row: the first pass of recovery, which
+/// cuts every shard's log at the lowest of their ends. The end is in the newest segment, read
+/// from the start its header gives (or in the one before, if the newest never got a header):
+/// the older segments are left to the replay, which reads and checks every one of them anyway,
+/// so each is read once.
 pub(crate) fn read_tip<S: Storage>(storage: &S, dir: &Path, shard: u32) -> Result<Tip, Error> {
-    read_frames(storage, dir, shard, &mut Tips).map(|recovered| recovered.tip)
+    let count = segments(storage, dir)?.len();
+    let newest = read_frames_in(storage, dir, shard, &mut Tips, PIECE, count.saturating_sub(1))?;
+    match newest.newest {
+        Some((_, None)) if count > 1 => {
+            read_frames_in(storage, dir, shard, &mut Tips, PIECE, count - 2).map(|recovered| recovered.tip)
+        }
+        _ => Ok(newest.tip),
+    }
 }
+
+/// How much of a segment reading asks for at a time: recovery holds about two pieces and the
+/// frame being read, not the whole segment.
+const PIECE: usize = 1 << 18;
 
 /// Reads shard `shard`'s log in `dir`, handing every intact frame to `visitor`.
 pub(crate) fn read_frames<S: Storage>(
@@ -184,6 +198,56 @@ pub(crate) fn read_frames<S: Storage>(
     dir: &Path,
     shard: u32,
     visitor: &mut impl Visitor,
+) -> Result<Recovered, Error> {
+    read_frames_in(storage, dir, shard, visitor, PIECE, 0)
+}
+
+/// A segment read in pieces: `bytes` holds its bytes from `base` on, as far as read.
+struct Pieces<'a, S> {
+    storage: &'a S,
+    path: &'a Path,
+    piece: usize,
+    bytes: Vec<u8>,
+    base: usize,
+    /// `bytes` reaches the end of the file.
+    end: bool,
+}
+
+impl<S: Storage> Pieces<'_, S> {
+    /// Reads on until `bytes` holds `len` bytes or the file ends.
+    fn fill(&mut self, len: usize) -> Result<(), Error> {
+        while !self.end && self.bytes.len() < len {
+            let had = self.bytes.len();
+            let want = (len - had).max(self.piece);
+            self.storage
+                .read_at(self.path, (self.base + had) as u64, want, &mut self.bytes)
+                .map_err(|error| Error::io(format!("reading {}", self.path.display()), &error))?;
+            self.end = self.bytes.len() - had < want;
+        }
+        Ok(())
+    }
+
+    /// Reads the rest of the file: deciding what damage is takes every byte after it.
+    fn rest(&mut self) -> Result<(), Error> {
+        self.fill(usize::MAX)
+    }
+
+    /// Drops the bytes before file offset `at`, read and done with.
+    fn drop_before(&mut self, at: usize) {
+        self.bytes.drain(..at - self.base);
+        self.base = at;
+    }
+}
+
+/// [`read_frames`], reading `piece` bytes at a time (the tests vary it), from the segment at
+/// index `from` of the log's segments on: the tip before it is the one its header gives.
+pub(crate) fn read_frames_in<S: Storage>(
+    storage: &S,
+    dir: &Path,
+    shard: u32,
+    visitor: &mut impl Visitor,
+    piece: usize,
+    from: usize,
 ) -> Result<Recovered, Error> {
     let numbers = segments(storage, dir)?;
     let mut recovered = Recovered {
@@ -194,19 +258,25 @@ pub(crate) fn read_frames<S: Storage>(
         newest: None,
         starts: Vec::new(),
     };
-    for (i, &sequence) in numbers.iter().enumerate() {
+    // One buffer for every segment.
+    let mut buffer = Vec::new();
+    for (i, &sequence) in numbers.iter().enumerate().skip(from) {
         let newest = i + 1 == numbers.len();
         let path = dir.join(segment_name(sequence));
         let file = path.display().to_string();
-        let bytes = storage.read(&path).map_err(|error| Error::io(format!("reading {file}"), &error))?;
+        buffer.clear();
+        let mut read =
+            Pieces { storage, path: &path, piece, bytes: std::mem::take(&mut buffer), base: 0, end: false };
+        read.fill(HEADER_LEN)?;
         let corrupt =
             |offset: usize, why: String| Error::Corrupt { file: file.clone(), offset: offset as u64, why };
         recovered.segments += 1;
-        let header = match Header::decode(&bytes) {
+        let header = match Header::decode(&read.bytes) {
             Ok(header) => header,
             Err(BadHeader::Unstarted) if newest => {
+                read.rest()?;
                 let damage = Damage::Unstarted;
-                let bytes = bytes.len() as u64;
+                let bytes = read.bytes.len() as u64;
                 recovered.torn = Some(TornTail { file: file.clone(), offset: 0, bytes, damage });
                 recovered.newest = Some((sequence, None));
                 break;
@@ -239,7 +309,7 @@ pub(crate) fn read_frames<S: Storage>(
         }
         // Each segment starts where the one before ended: whole turns missing at the end of an
         // older segment (cut at a frame boundary) are found here.
-        if i > 0 && header.start != recovered.tip {
+        if i > from && header.start != recovered.tip {
             return Err(corrupt(
                 0,
                 format!(
@@ -250,14 +320,29 @@ pub(crate) fn read_frames<S: Storage>(
         }
         recovered.tip = header.start;
         recovered.starts.push((sequence, header.start));
+        // `at` is an offset in the file; `at - read.base` the same byte in `read.bytes`.
         let mut at = HEADER_LEN;
-        while at < bytes.len() {
-            let payload = match frame_at(&bytes, at) {
+        loop {
+            read.fill(at - read.base + FRAME_HEADER)?;
+            let local = at - read.base;
+            if local >= read.bytes.len() {
+                // `fill` stops short only at the end of the file.
+                break;
+            }
+            if read.bytes.len() - local >= FRAME_HEADER {
+                // The whole frame, if its length is to be believed (`frame_at` checks it).
+                let len = u32_at(&read.bytes, local) as usize;
+                read.fill(local.saturating_add(FRAME_HEADER).saturating_add(len))?;
+            }
+            let payload = match frame_at(&read.bytes, local) {
                 Ok(payload) => payload,
                 Err(damage) => {
-                    let zeroed = bytes[at..].iter().all(|&b| b == 0);
+                    read.rest()?;
+                    let bytes = &read.bytes;
+                    let zeroed = bytes[local..].iter().all(|&b| b == 0);
                     let damage = if zeroed { Damage::Zeroed } else { damage };
-                    if let Some(intact) = next_intact_frame(&bytes, at).filter(|_| !zeroed) {
+                    if let Some(intact) = next_intact_frame(bytes, local).filter(|_| !zeroed) {
+                        let intact = read.base + intact;
                         let why =
                             format!("{}, yet an intact frame follows at byte {intact}", damage.describe());
                         return Err(corrupt(at, why));
@@ -266,7 +351,7 @@ pub(crate) fn read_frames<S: Storage>(
                         let why = format!("{}, in a segment that is not the newest", damage.describe());
                         return Err(corrupt(at, why));
                     }
-                    let dropped = (bytes.len() - at) as u64;
+                    let dropped = (bytes.len() - local) as u64;
                     recovered.torn =
                         Some(TornTail { file: file.clone(), offset: at as u64, bytes: dropped, damage });
                     break;
@@ -282,10 +367,14 @@ pub(crate) fn read_frames<S: Storage>(
             };
             recovered.turns += 1;
             at += FRAME_HEADER + payload.len();
+            if at - read.base >= piece {
+                read.drop_before(at);
+            }
         }
         if newest {
-            recovered.newest = Some((sequence, Some(at.min(bytes.len()) as u64)));
+            recovered.newest = Some((sequence, Some(at.min(read.base + read.bytes.len()) as u64)));
         }
+        buffer = read.bytes;
     }
     Ok(recovered)
 }

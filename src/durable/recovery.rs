@@ -1,9 +1,11 @@
 //! Opening a durable pipeline: the directory, every shard's batch files and log cut at the same
 //! frontier, and the shards' spines rebuilt from them exactly as a live pipeline builds them.
 //!
-//! Recovery reads where every shard's log ends (frames checked, rows not decoded), takes the
+//! Recovery reads where every shard's log ends (the newest segment's frames checked, rows not
+//! decoded; the replay checks the rest), takes the
 //! lowest of those ends as the recovered frontier `R` (a commit above it is missing from some
-//! shard's log: it was never durable, and its number is issued again). Then, per shard, it
+//! shard's log: it was never durable, and its number is issued again); shard 0's end is found
+//! by its replay instead, so a pipeline of one shard reads its log once. Then, per shard, it
 //! loads the batch files (`crate::durable::checkpoint`: the top-level batches, whole, up to
 //! the files' end `C <= R`) into a fresh spine, and replays the log cut at `R` without the rows
 //! at or below `C`, sealing the rows of many turns at once. The layout is a function of commit
@@ -34,9 +36,24 @@ use crate::tier::Geometry;
 /// About how many rows recovery gathers from the log before it seals them: a few turns' worth
 /// at most in memory, and large seals. Small in the unit tests, so their logs take several.
 #[cfg(not(test))]
-const REPLAY_ROWS: usize = 1 << 14;
+const REPLAY_ROWS: usize = 1 << 16;
 #[cfg(test)]
 const REPLAY_ROWS: usize = 16;
+
+/// Where recovery seals rows gathered up to the log's `pending` frontier, when the spine
+/// stands at `frontier`: the last multiple, at or below `pending`, of the largest block span
+/// that has one above `frontier`. A seal ending mid-block forms the blocks of every level
+/// below it, and each of them is merged up again once the block fills; a seal ending on a
+/// boundary of level `L` forms level-`L` blocks only (and the levels above merge from those),
+/// so the same layout costs a fraction of the merging.
+fn seal_end(geometry: &Geometry, frontier: u64, pending: u64) -> u64 {
+    (1..=geometry.max_level())
+        .rev()
+        .map(|level| pending / geometry.span(level) * geometry.span(level))
+        .find(|&end| end > frontier)
+        .unwrap_or(pending)
+        .max(frontier)
+}
 
 /// What survives a crash, and so what [`Pipeline::wait_durable`](crate::Pipeline::wait_durable)
 /// waits for.
@@ -125,20 +142,23 @@ impl<S: Storage, M: Persist> Files<M> for On<S> {
         let files = checkpoint::open(self.0.clone(), dir, shard, geometry, merge, file)?;
         let saved = files.tip();
         if saved.frontier > cut {
-            return Err(Error::Corrupt {
-                file: dir.display().to_string(),
-                offset: 0,
-                why: format!(
-                    "the batch files reach commit {}, past the end of some shard's log at {cut}",
-                    saved.frontier
-                ),
-            });
+            return Err(files_past_cut(dir, saved.frontier, cut));
         }
         let (log, recovered) = LogWriter::open_at(self.0.clone(), dir, shard, options, saved, cut, turn)?;
         let top = geometry.span(geometry.max_level());
         let checkpoint_span = options.checkpoint_commits.div_ceil(top).max(1).saturating_mul(top);
         let store = Store::new(log, files, geometry.max_level(), checkpoint_span, self.0.clone());
         Ok((Box::new(store), recovered.torn))
+    }
+}
+
+/// The error for batch files of the shard in `dir` that reach commit `saved`, past `cut`, the
+/// lowest end of the shards' logs.
+fn files_past_cut(dir: &Path, saved: u64, cut: u64) -> Error {
+    Error::Corrupt {
+        file: dir.display().to_string(),
+        offset: 0,
+        why: format!("the batch files reach commit {saved}, past the end of some shard's log at {cut}"),
     }
 }
 
@@ -191,8 +211,11 @@ pub(crate) fn recover<M: Merge>(
     let directory = spec.files.directory(&spec.root, manifest)?;
     let router = router(directory.manifest.routing);
     let shards = router.shards() as u32;
+    // The cut is the lowest end of the shards' logs. Shard 0's end is not read ahead: its
+    // replay is cut at the lowest end of the others (with one shard, nowhere), so it stops at
+    // the cut either way and its log is read once; its end then lowers the cut for the rest.
     let mut frontier = u64::MAX;
-    for shard in 0..shards {
+    for shard in 1..shards {
         frontier = frontier.min(spec.files.tip(&shard_dir(&spec.root, shard), shard)?.frontier);
     }
     let mut recovered = Recovered { directory, frontier, shards: Vec::new(), torn_tails: 0 };
@@ -220,26 +243,42 @@ pub(crate) fn recover<M: Merge>(
         };
         // Rows of several turns sealed at once: the layout is a function of commit numbers
         // alone, so fewer, larger seals build the same segments with far less merging (forming
-        // builds the higher levels directly).
+        // builds the higher levels directly). Each seal ends on a block boundary (see
+        // `seal_end`); the rows past it wait in `carry` for the next one.
         let mut rows = Vec::new();
+        let mut carry = Vec::new();
         let mut pending = 0;
-        let mut turn = |turn: LoggedTurn<M::Record>| -> Result<(), Error> {
+        // The frontier of the turn before: a turn's rows are all above it.
+        let mut before = 0;
+        let mut turn = |mut turn: LoggedTurn<M::Record>| -> Result<(), Error> {
             for (i, path) in turn.names.iter().enumerate() {
                 name(turn.names_from + i as u32, path)?;
             }
             let mut spine = spine.borrow_mut();
             // Turns (or their first rows) the batch files already hold.
             let saved = spine.frontier();
+            let previous = std::mem::replace(&mut before, turn.frontier);
             if turn.frontier <= saved {
                 return Ok(());
             }
-            rows.extend(turn.rows.into_iter().filter(|row| row.commit > saved));
+            if previous >= saved {
+                // Moved whole, not row by row.
+                rows.append(&mut turn.rows);
+            } else {
+                rows.extend(turn.rows.into_iter().filter(|row| row.commit > saved));
+            }
             pending = turn.frontier;
             if rows.len() >= REPLAY_ROWS {
+                let end = seal_end(spine.geometry(), spine.frontier(), pending);
+                // Rows keep their order on both sides: a merge may depend on the order of one
+                // path's parts within a commit.
+                carry.extend(rows.extract_if(.., |row| row.commit > end));
                 let drained = rows.len();
-                // Every other shard reaches `pending` too, so it bounds forming (rule 1 of
-                // `crate::read::view`).
-                spine.seal(merge, &mut rows, pending, pending);
+                // Every other shard reaches `pending`, and so `end`, too, so it bounds forming
+                // (rule 1 of `crate::read::view`).
+                spine.seal(merge, &mut rows, end, end);
+                debug_assert!(rows.is_empty(), "a seal takes every row");
+                rows.append(&mut carry);
                 let mut fuel = policy::fuel(budget, drained);
                 spine.work(merge, &mut fuel);
             }
@@ -249,6 +288,15 @@ pub(crate) fn recover<M: Merge>(
         let replay = Replay { geometry: &geometry, merge, file: &mut file, turn: &mut turn };
         let (log, torn) = spec.files.open(&dir, shard, spec.options, frontier, replay)?;
         recovered.torn_tails += u64::from(torn.is_some());
+        if shard == 0 {
+            // Replayed up to the others' lowest end or its own, whichever is lower: the cut.
+            frontier = frontier.min(log.tip().frontier);
+            recovered.frontier = frontier;
+            let saved = log.saved().frontier;
+            if saved > frontier {
+                return Err(files_past_cut(&dir, saved, frontier));
+            }
+        }
         let mut spine = spine.into_inner();
         // The rows left, and the frontier moved to the cut (a shard whose log ends there without
         // a turn of its own moves too).
@@ -256,6 +304,7 @@ pub(crate) fn recover<M: Merge>(
         spine.seal(merge, &mut rows, frontier, frontier);
         let mut fuel = usize::MAX;
         spine.work(merge, &mut fuel);
+        spine.release_buffers();
         recovered.shards.push((spine, log));
     }
     Ok((recovered, router))

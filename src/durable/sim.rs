@@ -338,6 +338,15 @@ impl Storage for SimStorage {
         Ok(state.inodes[state.inode(path)?].data.clone())
     }
 
+    fn read_at(&self, path: &Path, offset: u64, len: usize, buf: &mut Vec<u8>) -> io::Result<()> {
+        let mut state = self.state();
+        state.op()?;
+        let data = &state.inodes[state.inode(path)?].data;
+        let from = usize::try_from(offset).map_or(data.len(), |offset| offset.min(data.len()));
+        buf.extend_from_slice(&data[from..from + len.min(data.len() - from)]);
+        Ok(())
+    }
+
     fn remove(&self, path: &Path) -> io::Result<()> {
         let mut state = self.state();
         state.op()?;

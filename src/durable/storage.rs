@@ -6,7 +6,7 @@
 
 use std::fmt;
 use std::fs;
-use std::io::{self, Write};
+use std::io::{self, Read, Seek, Write};
 use std::path::Path;
 
 /// A directory tree the log keeps its files in.
@@ -32,6 +32,11 @@ pub(crate) trait Storage: Clone + fmt::Debug + Send + Sync + 'static {
 
     /// A whole file.
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+
+    /// Appends to `buf` up to `len` bytes of the file at `path` from byte `offset`: fewer only
+    /// where the file ends (none at or past its end). Recovery reads a log segment in pieces
+    /// with it, so it holds a piece at a time rather than the whole segment.
+    fn read_at(&self, path: &Path, offset: u64, len: usize, buf: &mut Vec<u8>) -> io::Result<()>;
 
     /// Removes a file.
     fn remove(&self, path: &Path) -> io::Result<()>;
@@ -131,6 +136,12 @@ impl Storage for DiskStorage {
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         fs::read(path)
+    }
+
+    fn read_at(&self, path: &Path, offset: u64, len: usize, buf: &mut Vec<u8>) -> io::Result<()> {
+        let mut file = fs::File::open(path)?;
+        file.seek(io::SeekFrom::Start(offset))?;
+        file.take(len as u64).read_to_end(buf).map(drop)
     }
 
     fn remove(&self, path: &Path) -> io::Result<()> {

@@ -115,6 +115,13 @@ impl<M: Merge> Spine<M> {
         &self.geometry
     }
 
+    /// Lets go of the sort's buffers. Recovery calls it when it is done: its seals are far
+    /// larger than a live turn, whose own size the buffers grow back to, and every shard would
+    /// otherwise keep a large seal's worth of them for good.
+    pub(crate) fn release_buffers(&mut self) {
+        self.sorter = Sorter::default();
+    }
+
     /// Recovery: takes the top-level batches read back from a file ending at `end`; every
     /// commit up to `end` is formed.
     pub(crate) fn restore(&mut self, batches: Vec<Batch<M>>, end: u64) {

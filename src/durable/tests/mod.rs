@@ -294,6 +294,7 @@ fn log_bytes_per_record() -> Result<(), Error> {
 mod damage;
 mod faults;
 mod files;
+mod pieces;
 mod pipeline;
 mod sink;
 
