@@ -36,6 +36,8 @@ pub(crate) trait ShardStore<M: Merge>: Send {
         on_failed: OnFailed,
         on_synced: Option<OnSynced>,
     ) -> Result<(), Error>;
+    /// Where the batch files end, as last read: exactly, until the threads start (recovery).
+    fn saved(&self) -> Tip;
     /// Where the batch files end and the next one ends at the least (the first multiple of the
     /// checkpoint span past the files' end: `crate::durable::checkpoint`); `None` while a file
     /// is still being saved, or before the threads start.
@@ -128,6 +130,10 @@ impl<S: Storage, M: Persist> ShardStore<M> for Store<S, M> {
             self.syncer = Some((syncer, self.log.sequence()));
         }
         Ok(())
+    }
+
+    fn saved(&self) -> Tip {
+        self.saved
     }
 
     fn files(&mut self) -> Option<(Tip, u64)> {
