@@ -43,13 +43,22 @@ pub struct StreamSpec {
     pub subject: String,
     /// Replicas of the stream (1 on one server, 3 on a cluster of three).
     pub replicas: usize,
+    /// Follow the stream even if it exists already without `deny_delete` or `deny_purge`
+    /// (made by someone else). Off by default: a [`Follower`] refuses such a stream with
+    /// [`Error::Unguarded`], because on it a deleted or purged message is a hole that no
+    /// follower started later can fill: it would stop at the hole with [`Error::Gap`] (and a
+    /// follower already past it would hold data the later one never can), so followers of one
+    /// stream could no longer all reach the same frontier. Opt in where deletes are a known,
+    /// accepted risk; a hole then still stops the follower with [`Error::Gap`], never a
+    /// silent misalignment.
+    pub accept_unguarded: bool,
 }
 
 impl StreamSpec {
     /// A stream `name` of subject `name`, one replica.
     pub fn new(name: impl Into<String>) -> Self {
         let name = name.into();
-        Self { subject: name.clone(), name, replicas: 1 }
+        Self { subject: name.clone(), name, replicas: 1, accept_unguarded: false }
     }
 
     /// The stream's config: file storage, and `deny_delete` and `deny_purge`, so no message
@@ -107,15 +116,26 @@ where
     /// # Errors
     ///
     /// [`lockstep::Error::NotSequenced`] or [`lockstep::Error::SequencerTaken`] (as
-    /// [`Error::Lockstep`]); [`Error::Nats`] if the stream cannot be had.
+    /// [`Error::Lockstep`]); [`Error::Nats`] if the stream cannot be had;
+    /// [`Error::Unguarded`] if the stream exists without `deny_delete` or `deny_purge` and
+    /// `spec` does not [accept](StreamSpec::accept_unguarded) that.
     pub async fn new(
         js: &Context,
         spec: &StreamSpec,
         pipeline: &Pipeline<M>,
         partition: Partition,
     ) -> Result<Self, Error> {
-        let sequencer = pipeline.sequencer()?;
         let stream = spec.get_or_create(js).await?;
+        let config = &stream.cached_info().config;
+        if !(spec.accept_unguarded || config.deny_delete && config.deny_purge) {
+            return Err(Error::Unguarded {
+                stream: config.name.clone(),
+                deny_delete: config.deny_delete,
+                deny_purge: config.deny_purge,
+            });
+        }
+        // Taken last: a refused follower leaves the pipeline's sequencer for the next try.
+        let sequencer = pipeline.sequencer()?;
         let next = sequencer.last() + 1;
         Ok(Self { stream, partition, sequencer: Some(sequencer), next })
     }

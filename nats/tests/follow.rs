@@ -190,13 +190,29 @@ async fn a_server_restart_mid_publish_loses_and_doubles_nothing() {
     agrees(&snapshot, &reference(&commits), Partition::All);
 }
 
-/// A message deleted from a stream made without `deny_delete` stops the follower with
-/// `Error::Gap`, at the sequence it expected.
+/// A stream that allows deletes or purges is refused with `Error::Unguarded` by default (and
+/// the pipeline's sequencer stays free for the next try); opted in, the follower reads it, and a
+/// message deleted from it stops the follower with `Error::Gap`, at the sequence it expected.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_message_stops_the_follower_with_a_gap() {
     let server = Server::start("gap");
     let js = connect(&server).await;
-    let spec = StreamSpec::new("gap");
+    let mut spec = StreamSpec::new("gap");
+    let pipeline = sequenced(1);
+    for (deny_delete, deny_purge) in [(false, true), (true, false), (false, false)] {
+        let mut config = spec.config();
+        config.name = format!("unguarded-{deny_delete}-{deny_purge}");
+        config.subjects = vec![config.name.clone()];
+        config.deny_delete = deny_delete;
+        config.deny_purge = deny_purge;
+        js.create_stream(config.clone()).await.expect("an unguarded stream");
+        let unguarded = StreamSpec::new(config.name.clone());
+        let refused = Follower::new(&js, &unguarded, &pipeline, Partition::All).await;
+        assert_eq!(
+            refused.map(|_| ()),
+            Err(Error::Unguarded { stream: config.name.clone(), deny_delete, deny_purge })
+        );
+    }
     let mut config = spec.config();
     config.deny_delete = false;
     let stream = js.create_stream(config).await.expect("a stream that allows deletes");
@@ -205,7 +221,7 @@ async fn a_deleted_message_stops_the_follower_with_a_gap() {
         publisher.publish(&[("/a", i)]).await.expect("published");
     }
     assert!(stream.delete_message(3).await.expect("deleted"));
-    let pipeline = sequenced(1);
+    spec.accept_unguarded = true;
     let mut follower = Follower::new(&js, &spec, &pipeline, Partition::All).await.expect("a follower");
     let outcome = tokio::time::timeout(PATIENCE, follower.run(std::future::pending())).await.expect("stops");
     assert_eq!(outcome, Err(Error::Gap { expected: 3, found: 4 }));
