@@ -9,14 +9,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, Context};
-use common::{Rng, Server, TempDir};
-use lockstep::merge::Concat;
-use lockstep::{Pipeline, Snapshot};
+use common::{agrees, reference, sequenced, Rng, Server, TempDir, M};
+use lockstep::Pipeline;
 use lockstep_nats::{Error, Follower, Partition, Publisher, StreamSpec};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-
-type M = Concat<u64>;
 
 /// Every wait in these tests: long enough for a slow shared machine, short enough to fail.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -24,17 +21,6 @@ const PATIENCE: Duration = Duration::from_secs(60);
 async fn connect(server: &Server) -> Context {
     let client = async_nats::connect(server.url()).await.expect("connects to the test server");
     jetstream::new(client)
-}
-
-/// A sequenced pipeline of `shards` shards, divisor 2, four levels.
-fn sequenced(shards: usize) -> Pipeline<M> {
-    Pipeline::builder(M::default())
-        .shards(shards)
-        .divisor(2)
-        .max_level(4)
-        .sequenced()
-        .build()
-        .expect("a pipeline")
 }
 
 /// Runs a follower until `stop` turns true; hands back the follower and how it ended.
@@ -84,39 +70,12 @@ async fn publish(
     all
 }
 
-/// The in-process pipeline fed the same sequence.
-fn reference(commits: &BTreeMap<u64, Vec<(String, u64)>>) -> Snapshot<M> {
-    let pipeline = sequenced(1);
-    let mut sequencer = pipeline.sequencer().expect("the sequencer");
-    for (&number, parts) in commits {
-        sequencer.commit_at(number, parts.iter().map(|(p, r)| (p.as_str(), *r))).expect("commit");
-    }
-    drop(sequencer);
-    pipeline.shutdown().expect("shutdown")
-}
-
 /// Waits (without blocking the runtime) until the pipeline's frontier reaches `commit`.
 async fn caught_up(pipeline: &Pipeline<M>, commit: u64) {
     tokio::time::timeout(PATIENCE, pipeline.wait_sealed_async(commit))
         .await
         .unwrap_or_else(|_| panic!("frontier {} never reached {commit}", pipeline.snapshot().frontier()))
         .expect("no worker failed");
-}
-
-/// Every path `snapshot` has equals the reference's, segments and read; a replica has every
-/// path, a partition exactly its own.
-fn agrees(snapshot: &Snapshot<M>, reference: &Snapshot<M>, partition: Partition) {
-    assert_eq!(snapshot.frontier(), reference.frontier());
-    let expected: Vec<String> = reference.paths().filter(|p| partition.keeps(p)).map(String::from).collect();
-    let mut got: Vec<String> = snapshot.paths().map(String::from).collect();
-    got.sort();
-    let mut expected_sorted = expected.clone();
-    expected_sorted.sort();
-    assert_eq!(got, expected_sorted, "{partition:?} keeps the wrong paths");
-    for path in &expected {
-        assert_eq!(snapshot.segments(path.as_str()), reference.segments(path.as_str()), "segments of {path}");
-        assert_eq!(snapshot.read(path.as_str()), reference.read(path.as_str()), "read of {path}");
-    }
 }
 
 /// Two replicas and one partition, fed by four publishers on two runtime threads, agree with
