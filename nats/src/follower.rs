@@ -28,6 +28,13 @@ use crate::error::Error;
 /// Commits decoded but not yet applied, at most.
 const IN_FLIGHT: usize = 1024;
 
+/// The longest a pull for messages waits on the server (see [`consume`]).
+const PULL_EXPIRES: Duration = Duration::from_secs(2);
+
+/// With no message for this long, the follower asks the stream whether it has the next one
+/// (see [`Follower::run`]'s loop).
+const STALL: Duration = Duration::from_secs(2);
+
 /// How long the follower keeps trying to (re)create its consumer before it gives up.
 const PATIENCE: Duration = Duration::from_secs(60);
 
@@ -213,6 +220,15 @@ where
                 let item = tokio::select! {
                     () = &mut stop => return Ok(()),
                     item = messages.next() => item,
+                    // Nothing for a while: an idle stream, or a consumer lost with its server
+                    // (a cluster's stream leader killed) that the client is slow to replace
+                    // (it waits for missed heartbeats, then retries with timeouts of its own;
+                    // 20 s measured). The stream says which: if it holds the next sequence,
+                    // the consumer is made anew from it.
+                    () = tokio::time::sleep(STALL) => match self.stream.get_info().await {
+                        Ok(info) if info.state.last_sequence >= self.next => break,
+                        _ => continue,
+                    },
                 };
                 // The ordered consumer ended or failed: make it again from the next sequence,
                 // after a pause (a server restarting refuses for a while).
@@ -254,6 +270,11 @@ async fn consume(
 ) -> Result<async_nats::jetstream::consumer::pull::Ordered, Error> {
     let config = OrderedConfig {
         deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: next },
+        // Each pull waits at most this long, and the server's idle heartbeat is half of it:
+        // the client recreates a consumer after two missed heartbeats, so a consumer lost with
+        // its server (a cluster's leader killed) is noticed within seconds, not after the
+        // client's default of two 15 s heartbeats.
+        max_expires: PULL_EXPIRES,
         ..OrderedConfig::default()
     };
     let consumer =

@@ -27,12 +27,10 @@ use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{agrees, reference, Rng, Server, TempDir, M};
+use common::{agrees, reference, Rng, Server, TempDir, M, PATIENCE};
 use lockstep::{Durability, Pipeline};
 use lockstep_nats::{Follower, Partition, Publisher, StreamSpec};
 
-/// Every wait: long enough for a slow shared machine, short enough to fail.
-const PATIENCE: Duration = Duration::from_secs(60);
 const STREAM: &str = "crash";
 
 /// Commits by stream sequence, as the publishers got them back.

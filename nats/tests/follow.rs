@@ -9,32 +9,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, Context};
-use common::{agrees, reference, sequenced, Rng, Server, TempDir, M};
+use common::{agrees, caught_up, reference, sequenced, spawn_follower, Rng, Server, TempDir, M, PATIENCE};
 use lockstep::Pipeline;
 use lockstep_nats::{Error, Follower, Partition, Publisher, StreamSpec};
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
-
-/// Every wait in these tests: long enough for a slow shared machine, short enough to fail.
-const PATIENCE: Duration = Duration::from_secs(60);
 
 async fn connect(server: &Server) -> Context {
     let client = async_nats::connect(server.url()).await.expect("connects to the test server");
     jetstream::new(client)
-}
-
-/// Runs a follower until `stop` turns true; hands back the follower and how it ended.
-fn spawn_follower(
-    mut follower: Follower<M>,
-    mut stop: watch::Receiver<bool>,
-) -> JoinHandle<(Follower<M>, Result<(), Error>)> {
-    tokio::spawn(async move {
-        let stopped = async move {
-            let _ = stop.wait_for(|stop| *stop).await;
-        };
-        let outcome = follower.run(stopped).await;
-        (follower, outcome)
-    })
 }
 
 /// `publishers` tasks publish `each` random commits each; returns every commit by sequence.
@@ -68,14 +50,6 @@ async fn publish(
         }
     }
     all
-}
-
-/// Waits (without blocking the runtime) until the pipeline's frontier reaches `commit`.
-async fn caught_up(pipeline: &Pipeline<M>, commit: u64) {
-    tokio::time::timeout(PATIENCE, pipeline.wait_sealed_async(commit))
-        .await
-        .unwrap_or_else(|_| panic!("frontier {} never reached {commit}", pipeline.snapshot().frontier()))
-        .expect("no worker failed");
 }
 
 /// Two replicas and one partition, fed by four publishers on two runtime threads, agree with

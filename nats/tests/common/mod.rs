@@ -12,7 +12,12 @@ use std::time::{Duration, Instant};
 
 use lockstep::merge::Concat;
 use lockstep::{Pipeline, Snapshot};
-use lockstep_nats::Partition;
+use lockstep_nats::{Error, Follower, Partition};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Every wait in these tests: long enough for a slow shared machine, short enough to fail.
+pub const PATIENCE: Duration = Duration::from_secs(60);
 
 /// The tests' records: every one kept with its commit, so a record missing or doubled shows.
 pub type M = Concat<u64>;
@@ -180,4 +185,26 @@ pub fn agrees(snapshot: &Snapshot<M>, reference: &Snapshot<M>, partition: Partit
         assert_eq!(snapshot.segments(path.as_str()), reference.segments(path.as_str()), "segments of {path}");
         assert_eq!(snapshot.read(path.as_str()), reference.read(path.as_str()), "read of {path}");
     }
+}
+
+/// Runs a follower until `stop` turns true; hands back the follower and how it ended.
+pub fn spawn_follower(
+    mut follower: Follower<M>,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<(Follower<M>, Result<(), Error>)> {
+    tokio::spawn(async move {
+        let stopped = async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        };
+        let outcome = follower.run(stopped).await;
+        (follower, outcome)
+    })
+}
+
+/// Waits (without blocking the runtime) until the pipeline's frontier reaches `commit`.
+pub async fn caught_up(pipeline: &Pipeline<M>, commit: u64) {
+    tokio::time::timeout(PATIENCE, pipeline.wait_sealed_async(commit))
+        .await
+        .unwrap_or_else(|_| panic!("frontier {} never reached {commit}", pipeline.snapshot().frontier()))
+        .expect("no worker failed");
 }
