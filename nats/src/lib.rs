@@ -29,4 +29,4 @@ mod publisher;
 pub use codec::Partition;
 pub use error::Error;
 pub use follower::{Follower, StreamSpec};
-pub use publisher::Publisher;
+pub use publisher::{InFlight, Publisher};

@@ -20,6 +20,7 @@ async fn connect(server: &Server) -> Context {
 }
 
 /// `publishers` tasks publish `each` random commits each; returns every commit by sequence.
+/// The odd ones keep up to eight commits in flight (`Publisher::send`), the even ones one.
 async fn publish(
     js: &Context,
     subject: &str,
@@ -31,13 +32,21 @@ async fn publish(
             let mut publisher = Publisher::new(js.clone(), subject).patience(Duration::from_secs(50));
             tokio::spawn(async move {
                 let mut rng = Rng::new(p + 1);
+                let window = if p % 2 == 1 { 8 } else { 1 };
+                let mut in_flight = std::collections::VecDeque::new();
                 let mut sent = Vec::new();
                 for i in 0..each {
                     let parts: Vec<(String, u64)> = (0..1 + rng.below(3))
                         .map(|_| (format!("/p{}", rng.below(9)), p * 1_000_000 + i))
                         .collect();
-                    let sequence = publisher.publish(&parts).await.expect("published");
-                    sent.push((sequence, parts));
+                    in_flight.push_back((publisher.send(&parts).await.expect("sent"), parts));
+                    if in_flight.len() == window {
+                        let (commit, parts) = in_flight.pop_front().expect("in flight");
+                        sent.push((commit.acked().await.expect("published"), parts));
+                    }
+                }
+                for (commit, parts) in in_flight {
+                    sent.push((commit.acked().await.expect("published"), parts));
                 }
                 sent
             })
