@@ -38,8 +38,10 @@ const STALL: Duration = Duration::from_secs(2);
 /// How long the follower keeps trying to (re)create its consumer before it gives up.
 const PATIENCE: Duration = Duration::from_secs(60);
 
-/// A commit on its way to the applying thread: its number and the parts this follower keeps.
-type Numbered<R> = (u64, Vec<(String, R)>);
+/// A commit on its way to the applying thread: its number and its message's payload, decoded
+/// there (so the thread that reads the connection only reads it, and each path is borrowed
+/// from the payload rather than allocated).
+type Numbered = (u64, bytes::Bytes);
 
 /// The stream a follower reads (and creates if missing).
 #[derive(Debug, Clone)]
@@ -166,12 +168,18 @@ where
         let Some(mut sequencer) = self.sequencer.take() else {
             return Err(Error::Lockstep(lockstep::Error::Shutdown));
         };
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Numbered<M::Record>>(IN_FLIGHT);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Numbered>(IN_FLIGHT);
+        let partition = self.partition;
         let applier = std::thread::Builder::new()
             .name("lockstep-nats-follower".into())
             .spawn(move || {
-                while let Some((number, parts)) = rx.blocking_recv() {
-                    if let Err(error) = sequencer.commit_at(number, parts) {
+                while let Some((number, payload)) = rx.blocking_recv() {
+                    let parts: Vec<(&str, M::Record)> = match decode(number, &payload) {
+                        Ok(parts) => parts,
+                        Err(error) => return (sequencer, Err(error)),
+                    };
+                    let kept = parts.into_iter().filter(|(path, _)| partition.keeps(path));
+                    if let Err(error) = sequencer.commit_at(number, kept) {
                         return (sequencer, Err(Error::Lockstep(error)));
                     }
                 }
@@ -189,14 +197,15 @@ where
         // What was handed on but not applied (the pipeline refused) is read again next run.
         self.next = sequencer.last() + 1;
         self.sequencer = Some(sequencer);
-        // The pipeline's refusal first: it is why the channel closed.
+        // The applying thread's error first (a refusal, a message that is not a commit): it is
+        // why the channel closed.
         applied.and(read)
     }
 
-    /// The consuming loop: reads, checks, decodes and hands on each message in order.
+    /// The consuming loop: reads, checks and hands on each message in order.
     async fn read(
         &mut self,
-        tx: &tokio::sync::mpsc::Sender<Numbered<M::Record>>,
+        tx: &tokio::sync::mpsc::Sender<Numbered>,
         stop: impl Future<Output = ()>,
     ) -> Result<(), Error> {
         tokio::pin!(stop);
@@ -250,9 +259,7 @@ where
                 if sequence > self.next {
                     return Err(Error::Gap { expected: self.next, found: sequence });
                 }
-                let mut parts: Vec<(String, M::Record)> = decode(sequence, &message.payload)?;
-                parts.retain(|(path, _)| self.partition.keeps(path));
-                if tx.send((sequence, parts)).await.is_err() {
+                if tx.send((sequence, message.message.payload)).await.is_err() {
                     // The applying thread stopped: its error says why.
                     return Ok(());
                 }
