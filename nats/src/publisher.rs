@@ -18,6 +18,10 @@ const DEFAULT_PATIENCE: Duration = Duration::from_secs(60);
 const FIRST_PAUSE: Duration = Duration::from_millis(50);
 const MAX_PAUSE: Duration = Duration::from_secs(1);
 
+/// How long after a send an acknowledgment is waited for before the message is sent again (the
+/// client's default request timeout).
+const ACK_WAIT: Duration = Duration::from_secs(5);
+
 /// Publishes commits to a stream's subject, each as one message, and returns each commit's
 /// number: the stream sequence the stream gave it, global across every publisher.
 ///
@@ -103,6 +107,7 @@ impl Publisher {
             msg_id: format!("{}-{}", self.id, self.sent),
             payload,
             started: Instant::now(),
+            sent_at: Instant::now(),
             patience: self.patience,
             ack: Err(String::new()),
         };
@@ -120,6 +125,8 @@ pub struct InFlight {
     msg_id: String,
     payload: bytes::Bytes,
     started: Instant,
+    /// When it was last handed to the connection.
+    sent_at: Instant,
     patience: Duration,
     /// The acknowledgment to wait for, or why the message could not be handed on.
     ack: Result<async_nats::jetstream::context::PublishAckFuture, String>,
@@ -158,10 +165,17 @@ impl InFlight {
     pub async fn acked(mut self) -> Result<u64, Error> {
         let mut pause = FIRST_PAUSE;
         loop {
+            // The wait counts from the send, not from here: commits in flight are waited for
+            // one after another, and a client's own timeout starts when its future is first
+            // polled, so after a server restart each lost acknowledgment would cost a whole
+            // timeout in turn. (A ready acknowledgment is taken even past the deadline: the
+            // future is polled before the timer.)
+            let deadline = tokio::time::Instant::from_std(self.sent_at + ACK_WAIT);
             let failure = match std::mem::replace(&mut self.ack, Err(String::new())) {
-                Ok(ack) => match ack.await {
-                    Ok(ack) => return Ok(ack.sequence),
-                    Err(error) => error.to_string(),
+                Ok(ack) => match tokio::time::timeout_at(deadline, ack).await {
+                    Ok(Ok(ack)) => return Ok(ack.sequence),
+                    Ok(Err(error)) => error.to_string(),
+                    Err(_) => format!("no acknowledgment within {ACK_WAIT:?} of the send"),
                 },
                 Err(failure) => failure,
             };
@@ -170,6 +184,7 @@ impl InFlight {
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(MAX_PAUSE);
+            self.sent_at = Instant::now();
             self.ack = self.try_send().await;
         }
     }
