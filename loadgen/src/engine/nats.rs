@@ -19,6 +19,8 @@
 //! - **Visible.** A sampled commit's latency runs from the producer's stamp, before the
 //!   publish, until the follower's pipeline shows it (`wait_sealed` of its sequence, called by a
 //!   thread of its own that takes the samples in turn; its lateness only adds to the figure).
+//!   The sequence is known once the acknowledgment is in, which the producer takes at its next
+//!   commit at the latest: at a low fixed rate, up to one interval between commits is added.
 //! - **Ingest.** After the window, the run's messages are read again from the stream twice: by
 //!   a bare ordered consumer that only counts them, and by a follower into a fresh pipeline of
 //!   the same shape. The ratio of the two rates is the follower's share of the rate at which
@@ -29,8 +31,10 @@
 //! ordered consumer reads them; no pipeline.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -40,10 +44,10 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::consumer::pull::OrderedConfig;
 use async_nats::jetstream::Context;
 use crossbeam::channel::{bounded, Sender};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use hdrhistogram::Histogram;
 use lockstep::{DiscardSink, Pipeline, Retention};
-use lockstep_nats::{Follower, InFlight, Partition, Publisher, StreamSpec};
+use lockstep_nats::{Follower, Partition, Publisher, StreamSpec};
 
 use super::{Committer, Config, Engine, Failure, Finish};
 use crate::align::Layout;
@@ -210,11 +214,14 @@ impl Setup {
     }
 }
 
+/// A commit in flight: its acknowledgment (the sequence), waited for by `InFlight::acked`.
+type Acked = Pin<Box<dyn Future<Output = Result<u64, lockstep_nats::Error>> + Send>>;
+
 /// One producer's publishing: a publisher and its commits in flight.
 struct Publishing<R> {
     handle: tokio::runtime::Handle,
     publisher: Publisher,
-    in_flight: VecDeque<(InFlight, Option<Instant>)>,
+    in_flight: VecDeque<(Acked, Option<Instant>)>,
     window: usize,
     /// The parts of the commit being published, by path name: reused, one allocation a run.
     named: Vec<(&'static str, R)>,
@@ -231,27 +238,41 @@ impl<R: serde::Serialize> Publishing<R> {
         }
     }
 
-    /// Hands one commit to the connection; returns the oldest one's sequence and stamp when
-    /// the window was full (it waited for its acknowledgment).
+    /// Hands one commit to the connection, after taking the acknowledgments already in (the
+    /// oldest first); waits for the oldest when the window is full. Calls `acked` with the
+    /// sequence and stamp of each commit acknowledged: a sampled commit is handed on as soon as
+    /// its producer sees the acknowledgment, at its next commit at the latest, never a whole
+    /// window later.
     fn send(
         &mut self,
         parts: &mut Vec<Part<R>>,
         stamp: Option<Instant>,
-    ) -> Result<Option<(u64, Option<Instant>)>, Failure> {
+        mut acked: impl FnMut(u64, Option<Instant>) -> Result<(), Failure>,
+    ) -> Result<(), Failure> {
+        {
+            // Polled once each, inside the runtime (their timers need it).
+            let _runtime = self.handle.enter();
+            while let Some((front, _)) = self.in_flight.front_mut() {
+                let Some(sequence) = front.as_mut().now_or_never() else { break };
+                let (_, stamp) = self.in_flight.pop_front().ok_or("no commit in flight")?;
+                acked(sequence?, stamp)?;
+            }
+        }
         self.named.clear();
         self.named.extend(parts.drain(..).map(|(path, record)| (path.name(), record)));
         let sent = self.handle.block_on(self.publisher.send(&self.named))?;
-        self.in_flight.push_back((sent, stamp));
+        self.in_flight.push_back((Box::pin(sent.acked()), stamp));
         if self.in_flight.len() > self.window {
-            return self.settle().map(Some);
+            let (sequence, stamp) = self.settle()?;
+            acked(sequence, stamp)?;
         }
-        Ok(None)
+        Ok(())
     }
 
     /// Waits for the oldest commit in flight.
     fn settle(&mut self) -> Result<(u64, Option<Instant>), Failure> {
         let (oldest, stamp) = self.in_flight.pop_front().ok_or("no commit in flight")?;
-        Ok((self.handle.block_on(oldest.acked())?, stamp))
+        Ok((self.handle.block_on(oldest)?, stamp))
     }
 
     /// Waits for every commit in flight.
@@ -500,16 +521,18 @@ fn config_parts(config: &Config) -> f64 {
 
 impl<K: Kind> Committer<K> for NatsCommitter<K> {
     fn commit(&mut self, parts: &mut Vec<Part<K::Record>>, stamp: Option<Instant>) -> Result<(), Failure> {
-        let Some((sequence, stamp)) = self.publishing.send(parts, stamp)? else { return Ok(()) };
-        if let Some(stamp) = stamp {
-            // Dropped when the sampling thread is that far behind (a figure, not a commit).
-            let _ = self.samples.try_send((sequence, stamp));
-        }
-        // The end-to-end bound: never more than LAG commits ahead of the follower.
-        if sequence > LAG && self.pipeline.snapshot().frontier() < sequence - LAG {
-            self.pipeline.wait_sealed(sequence - LAG, PATIENCE)?;
-        }
-        Ok(())
+        let (samples, pipeline) = (&self.samples, &self.pipeline);
+        self.publishing.send(parts, stamp, |sequence, stamp| {
+            if let Some(stamp) = stamp {
+                // Dropped when the sampling thread is that far behind (a figure, not a commit).
+                let _ = samples.try_send((sequence, stamp));
+            }
+            // The end-to-end bound: never more than LAG commits ahead of the follower.
+            if sequence > LAG && pipeline.snapshot().frontier() < sequence - LAG {
+                pipeline.wait_sealed(sequence - LAG, PATIENCE)?;
+            }
+            Ok(())
+        })
     }
 }
 
@@ -576,11 +599,15 @@ pub fn measure_limit<K: Kind>(
                     // Relaxed: a stop flag, polled.
                     while !stop.load(Ordering::Relaxed) {
                         generator.fill(&mut parts);
-                        let Some((sequence, _)) = publishing.send(&mut parts, None)? else { continue };
-                        // The engine's bound on running ahead of the reader.
-                        while sequence > LAG + read.load(Ordering::Relaxed) && !stop.load(Ordering::Relaxed) {
-                            std::thread::sleep(Duration::from_micros(200));
-                        }
+                        publishing.send(&mut parts, None, |sequence, _| {
+                            // The engine's bound on running ahead of the reader.
+                            while sequence > LAG + read.load(Ordering::Relaxed)
+                                && !stop.load(Ordering::Relaxed)
+                            {
+                                std::thread::sleep(Duration::from_micros(200));
+                            }
+                            Ok(())
+                        })?;
                     }
                     publishing.flush()
                 },
