@@ -65,7 +65,9 @@ pub const DEFAULT_RECORD_BYTES: usize = 16;
 /// records. Compacted top-level segments are
 /// discarded, and only each path's newest stays in memory, in every engine. With `--durable`:
 /// `fjall`, an embedded LSM store writing every record at the matching persist mode (not part of
-/// `all`).
+/// `all`). `nats`: lockstep behind NATS JetStream, each commit one message to a stream on a
+/// loopback nats-server the run starts (or --nats URL), followed into a sequenced pipeline; its
+/// limit row is JetStream alone, the same messages published and consumed (not part of `all`).
 ///
 /// What is timed: in a closed loop, one commit call in about 64 (at random gaps; two clock
 /// reads per sampled call, none on the others), and the same commits are followed to
