@@ -38,6 +38,8 @@ impl DurabilityChoice {
 
 /// The longest `--duration` or `--warmup` accepted.
 pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+/// `--in-flight` when it is not given.
+pub const DEFAULT_IN_FLIGHT: usize = 64;
 /// `--record-bytes` when it is not given.
 pub const DEFAULT_RECORD_BYTES: usize = 16;
 
@@ -63,7 +65,9 @@ pub const DEFAULT_RECORD_BYTES: usize = 16;
 /// records. Compacted top-level segments are
 /// discarded, and only each path's newest stays in memory, in every engine. With `--durable`:
 /// `fjall`, an embedded LSM store writing every record at the matching persist mode (not part of
-/// `all`).
+/// `all`). `nats`: lockstep behind NATS JetStream, each commit one message to a stream on a
+/// loopback nats-server the run starts (or --nats URL), followed into a sequenced pipeline; its
+/// limit row is JetStream alone, the same messages published and consumed (not part of `all`).
 ///
 /// What is timed: in a closed loop, one commit call in about 64 (at random gaps; two clock
 /// reads per sampled call, none on the others), and the same commits are followed to
@@ -230,6 +234,19 @@ pub struct Args {
     #[arg(long)]
     pub no_limit: bool,
 
+    /// With --engine nats: the NATS server to use (it must have JetStream), e.g.
+    /// nats://127.0.0.1:4222; without it, each run starts a `nats-server -js` of its own on a
+    /// free loopback port with its store in a fresh temp dir (found as $NATS_SERVER, on the
+    /// PATH, or at /usr/sbin/nats-server). Each run makes a stream of its own and removes it.
+    #[arg(long, value_name = "URL")]
+    pub nats: Option<String>,
+
+    /// With --engine nats: commits each producer keeps in flight, published but not yet
+    /// acknowledged (1 to 65,536; default 64). One commit is one message of --parts-per-commit
+    /// parts.
+    #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(1..=65_536))]
+    pub in_flight: Option<usize>,
+
     /// Also write the report as JSON to FILE; `-` writes it to stdout (the table then goes to
     /// stderr); a device such as /dev/null is written as it is.
     #[arg(long, value_name = "FILE")]
@@ -358,6 +375,12 @@ impl Args {
                 ErrorKind::ArgumentConflict,
                 "--engine fjall is the durable peer row: it needs --durable DIR and --record i64 or u64"
                     .to_owned(),
+            ));
+        }
+        if (self.nats.is_some() || self.in_flight.is_some()) && self.choice() != Choice::Nats {
+            return Err((
+                ErrorKind::ArgumentConflict,
+                "--nats and --in-flight are settings of the nats engine (use --engine nats)".to_owned(),
             ));
         }
         if self.retain_all && self.choice() != Choice::Lockstep {
@@ -622,6 +645,16 @@ mod tests {
     }
 
     #[test]
+    fn nats_runs_take_a_server_and_a_window() {
+        let args = parse(&["--engine", "nats"]).unwrap();
+        assert_eq!((args.nats, args.in_flight), (None, None));
+        let args =
+            parse(&["--engine", "nats", "--nats", "nats://127.0.0.1:4222", "--in-flight", "16"]).unwrap();
+        assert_eq!(args.nats.as_deref(), Some("nats://127.0.0.1:4222"));
+        assert_eq!(args.in_flight, Some(16));
+    }
+
+    #[test]
     fn bad_values_are_refused() {
         for bad in [
             &["--engine", "foo"][..],
@@ -670,6 +703,10 @@ mod tests {
             &["--retain-all", "--engine", "raw"],
             &["--engine", "fjall"],
             &["--engine", "fjall", "--durable", "/tmp/x", "--record", "bytes"],
+            &["--nats", "nats://127.0.0.1:4222"],
+            &["--in-flight", "8", "--engine", "lockstep"],
+            &["--engine", "nats", "--in-flight", "0"],
+            &["--engine", "nats", "--durable", "/tmp/x"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?} was accepted");
         }

@@ -435,6 +435,7 @@ mod tests {
                 pin: false,
                 retain_all: false,
                 durable: None,
+                nats: None,
             },
             record: args.record,
             duration: Duration::from_millis(2100),

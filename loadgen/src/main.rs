@@ -188,6 +188,11 @@ fn settings(args: &cli::Args) -> run::Settings {
                 keep: args.keep_durable,
                 wait_latency: args.rate.is_some(),
             }),
+            nats: (args.choice() == engine::Choice::Nats).then(|| engine::nats::NatsConfig {
+                url: args.nats.clone(),
+                in_flight: args.in_flight.unwrap_or(cli::DEFAULT_IN_FLIGHT),
+                parts_per_commit: args.parts_per_commit,
+            }),
         },
         record: args.record,
         duration: args.duration,
@@ -210,15 +215,27 @@ fn measure(
     let mut measurement =
         Measurement { limit: None, disk: None, runs: Vec::new(), samples: Vec::new(), failed: false };
     if !args.no_limit {
-        note(
-            args,
-            &format!(
-                "measuring the hand-off limit of {} items for {:.0} s",
-                args.record,
-                limit::MEASURE_FOR.as_secs_f64()
-            ),
-        );
-        match limit::measure_record(args.record, workload, args.queue_capacity, &INTERRUPTED) {
+        let measured = if args.choice() == engine::Choice::Nats {
+            note(
+                args,
+                &format!(
+                    "measuring the limit, JetStream alone (the same messages published and consumed, no pipeline), for {:.1} s",
+                    engine::nats::LIMIT_FOR.as_secs_f64()
+                ),
+            );
+            engine::nats::measure_limit_record(args.record, &settings.engine, workload, &INTERRUPTED)
+        } else {
+            note(
+                args,
+                &format!(
+                    "measuring the hand-off limit of {} items for {:.0} s",
+                    args.record,
+                    limit::MEASURE_FOR.as_secs_f64()
+                ),
+            );
+            limit::measure_record(args.record, workload, args.queue_capacity, &INTERRUPTED)
+        };
+        match measured {
             Ok(limit) => measurement.limit = Some(limit),
             Err(error) => {
                 eprintln!("loadgen: the hand-off limit: {error}");

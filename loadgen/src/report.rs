@@ -309,7 +309,26 @@ fn throughput(
         }
         writeln!(out)?;
     }
-    if limit.is_some() {
+    if limit.is_some() && settings.engine.nats.is_some() {
+        writeln!(
+            out,
+            "  (limit: JetStream alone: the same messages published the same way to a bare stream on a server of the same kind"
+        )?;
+        writeln!(
+            out,
+            "   and read by an ordered consumer that only counts them, before the engine; the best of five 400 ms windows;"
+        )?;
+        writeln!(
+            out,
+            "   their median {} records/s{})",
+            group(limit.map_or(0.0, |l| l.median_records_per_sec) as u64),
+            if limit.is_some_and(|l| l.median_records_per_sec < 0.8 * l.records_per_sec) {
+                ": far below the best, the machine was busy"
+            } else {
+                ""
+            }
+        )?;
+    } else if limit.is_some() {
         writeln!(
             out,
             "  (limit: the same {} items handed between two threads through one queue before the engines; the best of",
@@ -578,6 +597,7 @@ mod tests {
                 pin: false,
                 retain_all: false,
                 durable: None,
+                nats: None,
             },
             record: crate::record::RecordKind::I64,
             duration: Duration::from_secs(1),

@@ -22,6 +22,16 @@ fn loadgen(args: &[&str], baselines: &Path) -> Output {
         .expect("the loadgen binary runs")
 }
 
+/// [`loadgen`] with `TMPDIR` set to `tmp`.
+fn loadgen_in(tmp: &Path, args: &[&str]) -> Output {
+    let _one_at_a_time = RUNS.lock().unwrap_or_else(PoisonError::into_inner);
+    Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(args)
+        .env("TMPDIR", tmp)
+        .output()
+        .expect("the loadgen binary runs")
+}
+
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("loadgen-cli-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -270,6 +280,53 @@ fn a_durable_run_reports_its_log_and_leaves_the_directory_as_it_was() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(says), "{args:?}: {stderr}");
     }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `--engine nats` end to end: a nats-server started by the run (CI installs it), the limit row
+/// measured on JetStream alone, lockstep behind the stream with every commit accounted for, the
+/// ingest note, and nothing left in the temp dir.
+#[test]
+fn a_nats_run_publishes_follows_and_measures_its_limit() {
+    let dir = scratch("nats");
+    let json = dir.join("run.json");
+    // The server's store goes in the temp dir: a fresh one, to see that the run removed it.
+    let tmp = dir.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let out = loadgen_in(
+        &tmp,
+        &[
+            "--engine",
+            "nats",
+            "--producers",
+            "2",
+            "--parts-per-commit",
+            "8",
+            "--in-flight",
+            "16",
+            "--duration",
+            "500ms",
+            "--warmup",
+            "100ms",
+            "--paths",
+            "100",
+            "--quiet",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}\n{stdout}", text(&out.stderr));
+    assert!(stdout.contains("limit: JetStream alone"), "{stdout}");
+    assert!(stdout.contains("x the bare consume rate"), "{stdout}");
+    assert!(stdout.contains("final visible commit"), "{stdout}");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let run = &report["runs"][0];
+    assert_eq!(run["engine"], "nats");
+    assert!(run["records_per_sec"].as_f64().unwrap() > 0.0, "{run}");
+    assert!(report["limit"]["records_per_sec"].as_f64().unwrap() > 0.0, "{report}");
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "a run left a nats-server store behind: {left:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -2,8 +2,8 @@
 //! postcard's compact varint format, as the durable log encodes records. A path is a length
 //! and its bytes; a record is whatever its `Serialize` writes.
 
-use serde::de::DeserializeOwned;
 use serde::ser::{Serialize, SerializeSeq, Serializer};
+use serde::Deserialize;
 
 use crate::error::Error;
 
@@ -25,8 +25,9 @@ pub(crate) fn encode<P: AsRef<str>, R: Serialize>(parts: &[(P, R)]) -> Result<Ve
     postcard::to_allocvec(&Parts(parts)).map_err(|error| Error::Encode { why: error.to_string() })
 }
 
-/// A commit's parts from its message payload.
-pub(crate) fn decode<R: DeserializeOwned>(sequence: u64, payload: &[u8]) -> Result<Vec<(String, R)>, Error> {
+/// A commit's parts from its message payload: `Vec<(&str, R)>` borrows each path from the
+/// payload (no allocation per part), `Vec<(String, R)>` owns them.
+pub(crate) fn decode<'a, T: Deserialize<'a>>(sequence: u64, payload: &'a [u8]) -> Result<T, Error> {
     postcard::from_bytes(payload).map_err(|error| Error::Decode { sequence, why: error.to_string() })
 }
 
@@ -98,7 +99,10 @@ mod tests {
         let parts = [("/a", 1u64), ("/b", 300)];
         let decoded: Vec<(String, u64)> = decode(7, &encode(&parts)?)?;
         assert_eq!(decoded, [("/a".to_string(), 1), ("/b".to_string(), 300)]);
-        let bad = decode::<u64>(9, &[0xff]);
+        let encoded = encode(&parts)?;
+        let borrowed: Vec<(&str, u64)> = decode(7, &encoded)?;
+        assert_eq!(borrowed, [("/a", 1), ("/b", 300)]);
+        let bad = decode::<Vec<(&str, u64)>>(9, &[0xff]);
         assert!(matches!(bad, Err(Error::Decode { sequence: 9, .. })));
         Ok(())
     }

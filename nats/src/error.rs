@@ -54,6 +54,17 @@ pub enum Error {
     },
     /// A commit with no parts: it would take a sequence and hold nothing.
     EmptyCommit,
+    /// The stream exists without `deny_delete` or `deny_purge`, so a message deleted from it
+    /// would leave a hole no later follower can fill; a follower refuses it unless its
+    /// [`StreamSpec::accept_unguarded`](crate::StreamSpec::accept_unguarded) is set.
+    Unguarded {
+        /// The stream's name.
+        stream: String,
+        /// Whether the stream denies deletes.
+        deny_delete: bool,
+        /// Whether the stream denies purges.
+        deny_purge: bool,
+    },
 }
 
 impl fmt::Display for Error {
@@ -72,6 +83,16 @@ impl fmt::Display for Error {
                 write!(f, "partition {index} of {count} does not exist")
             }
             Error::EmptyCommit => f.write_str("a commit needs at least one part"),
+            Error::Unguarded { stream, deny_delete, deny_purge } => write!(
+                f,
+                "stream {stream} allows {}: a deleted message would be a hole no later follower can fill \
+                 (make it with deny_delete and deny_purge, or set StreamSpec::accept_unguarded)",
+                match (deny_delete, deny_purge) {
+                    (false, false) => "deletes and purges",
+                    (false, true) => "deletes",
+                    _ => "purges",
+                }
+            ),
         }
     }
 }

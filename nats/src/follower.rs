@@ -28,11 +28,20 @@ use crate::error::Error;
 /// Commits decoded but not yet applied, at most.
 const IN_FLIGHT: usize = 1024;
 
+/// The longest a pull for messages waits on the server (see [`consume`]).
+const PULL_EXPIRES: Duration = Duration::from_secs(2);
+
+/// With no message for this long, the follower asks the stream whether it has the next one
+/// (see [`Follower::run`]'s loop).
+const STALL: Duration = Duration::from_secs(2);
+
 /// How long the follower keeps trying to (re)create its consumer before it gives up.
 const PATIENCE: Duration = Duration::from_secs(60);
 
-/// A commit on its way to the applying thread: its number and the parts this follower keeps.
-type Numbered<R> = (u64, Vec<(String, R)>);
+/// A commit on its way to the applying thread: its number and its message's payload, decoded
+/// there (so the thread that reads the connection only reads it, and each path is borrowed
+/// from the payload rather than allocated).
+type Numbered = (u64, bytes::Bytes);
 
 /// The stream a follower reads (and creates if missing).
 #[derive(Debug, Clone)]
@@ -43,13 +52,22 @@ pub struct StreamSpec {
     pub subject: String,
     /// Replicas of the stream (1 on one server, 3 on a cluster of three).
     pub replicas: usize,
+    /// Follow the stream even if it exists already without `deny_delete` or `deny_purge`
+    /// (made by someone else). Off by default: a [`Follower`] refuses such a stream with
+    /// [`Error::Unguarded`], because on it a deleted or purged message is a hole that no
+    /// follower started later can fill: it would stop at the hole with [`Error::Gap`] (and a
+    /// follower already past it would hold data the later one never can), so followers of one
+    /// stream could no longer all reach the same frontier. Opt in where deletes are a known,
+    /// accepted risk; a hole then still stops the follower with [`Error::Gap`], never a
+    /// silent misalignment.
+    pub accept_unguarded: bool,
 }
 
 impl StreamSpec {
     /// A stream `name` of subject `name`, one replica.
     pub fn new(name: impl Into<String>) -> Self {
         let name = name.into();
-        Self { subject: name.clone(), name, replicas: 1 }
+        Self { subject: name.clone(), name, replicas: 1, accept_unguarded: false }
     }
 
     /// The stream's config: file storage, and `deny_delete` and `deny_purge`, so no message
@@ -107,15 +125,26 @@ where
     /// # Errors
     ///
     /// [`lockstep::Error::NotSequenced`] or [`lockstep::Error::SequencerTaken`] (as
-    /// [`Error::Lockstep`]); [`Error::Nats`] if the stream cannot be had.
+    /// [`Error::Lockstep`]); [`Error::Nats`] if the stream cannot be had;
+    /// [`Error::Unguarded`] if the stream exists without `deny_delete` or `deny_purge` and
+    /// `spec` does not [accept](StreamSpec::accept_unguarded) that.
     pub async fn new(
         js: &Context,
         spec: &StreamSpec,
         pipeline: &Pipeline<M>,
         partition: Partition,
     ) -> Result<Self, Error> {
-        let sequencer = pipeline.sequencer()?;
         let stream = spec.get_or_create(js).await?;
+        let config = &stream.cached_info().config;
+        if !(spec.accept_unguarded || config.deny_delete && config.deny_purge) {
+            return Err(Error::Unguarded {
+                stream: config.name.clone(),
+                deny_delete: config.deny_delete,
+                deny_purge: config.deny_purge,
+            });
+        }
+        // Taken last: a refused follower leaves the pipeline's sequencer for the next try.
+        let sequencer = pipeline.sequencer()?;
         let next = sequencer.last() + 1;
         Ok(Self { stream, partition, sequencer: Some(sequencer), next })
     }
@@ -139,12 +168,18 @@ where
         let Some(mut sequencer) = self.sequencer.take() else {
             return Err(Error::Lockstep(lockstep::Error::Shutdown));
         };
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Numbered<M::Record>>(IN_FLIGHT);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Numbered>(IN_FLIGHT);
+        let partition = self.partition;
         let applier = std::thread::Builder::new()
             .name("lockstep-nats-follower".into())
             .spawn(move || {
-                while let Some((number, parts)) = rx.blocking_recv() {
-                    if let Err(error) = sequencer.commit_at(number, parts) {
+                while let Some((number, payload)) = rx.blocking_recv() {
+                    let parts: Vec<(&str, M::Record)> = match decode(number, &payload) {
+                        Ok(parts) => parts,
+                        Err(error) => return (sequencer, Err(error)),
+                    };
+                    let kept = parts.into_iter().filter(|(path, _)| partition.keeps(path));
+                    if let Err(error) = sequencer.commit_at(number, kept) {
                         return (sequencer, Err(Error::Lockstep(error)));
                     }
                 }
@@ -162,14 +197,15 @@ where
         // What was handed on but not applied (the pipeline refused) is read again next run.
         self.next = sequencer.last() + 1;
         self.sequencer = Some(sequencer);
-        // The pipeline's refusal first: it is why the channel closed.
+        // The applying thread's error first (a refusal, a message that is not a commit): it is
+        // why the channel closed.
         applied.and(read)
     }
 
-    /// The consuming loop: reads, checks, decodes and hands on each message in order.
+    /// The consuming loop: reads, checks and hands on each message in order.
     async fn read(
         &mut self,
-        tx: &tokio::sync::mpsc::Sender<Numbered<M::Record>>,
+        tx: &tokio::sync::mpsc::Sender<Numbered>,
         stop: impl Future<Output = ()>,
     ) -> Result<(), Error> {
         tokio::pin!(stop);
@@ -193,6 +229,15 @@ where
                 let item = tokio::select! {
                     () = &mut stop => return Ok(()),
                     item = messages.next() => item,
+                    // Nothing for a while: an idle stream, or a consumer lost with its server
+                    // (a cluster's stream leader killed) that the client is slow to replace
+                    // (it waits for missed heartbeats, then retries with timeouts of its own;
+                    // 20 s measured). The stream says which: if it holds the next sequence,
+                    // the consumer is made anew from it.
+                    () = tokio::time::sleep(STALL) => match self.stream.get_info().await {
+                        Ok(info) if info.state.last_sequence >= self.next => break,
+                        _ => continue,
+                    },
                 };
                 // The ordered consumer ended or failed: make it again from the next sequence,
                 // after a pause (a server restarting refuses for a while).
@@ -214,9 +259,7 @@ where
                 if sequence > self.next {
                     return Err(Error::Gap { expected: self.next, found: sequence });
                 }
-                let mut parts: Vec<(String, M::Record)> = decode(sequence, &message.payload)?;
-                parts.retain(|(path, _)| self.partition.keeps(path));
-                if tx.send((sequence, parts)).await.is_err() {
+                if tx.send((sequence, message.message.payload)).await.is_err() {
                     // The applying thread stopped: its error says why.
                     return Ok(());
                 }
@@ -234,6 +277,11 @@ async fn consume(
 ) -> Result<async_nats::jetstream::consumer::pull::Ordered, Error> {
     let config = OrderedConfig {
         deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: next },
+        // Each pull waits at most this long, and the server's idle heartbeat is half of it:
+        // the client recreates a consumer after two missed heartbeats, so a consumer lost with
+        // its server (a cluster's leader killed) is noticed within seconds, not after the
+        // client's default of two 15 s heartbeats.
+        max_expires: PULL_EXPIRES,
         ..OrderedConfig::default()
     };
     let consumer =

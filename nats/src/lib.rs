@@ -8,6 +8,12 @@
 //! every follower of one stream cuts the same ranges: a path's segments and reads are the same
 //! on every follower that keeps it.
 //!
+//! [`Publisher::send`] keeps several commits in flight, each an [`InFlight`] with its own
+//! message id that waits for its acknowledgment (and publishes again under that id if it is
+//! lost). A follower refuses a stream that allows deletes or purges ([`Error::Unguarded`])
+//! unless [`StreamSpec::accept_unguarded`] says otherwise: a message deleted from it would be
+//! a hole no follower started later could fill.
+//!
 //! The stream is the write-ahead log; a durable follower's batch files are its checkpoint. A
 //! follower rebuilt on the same directory reopens at its recovered frontier and reads on from
 //! the stream. What an acknowledged publish survives is the server's to say (README,
@@ -29,4 +35,4 @@ mod publisher;
 pub use codec::Partition;
 pub use error::Error;
 pub use follower::{Follower, StreamSpec};
-pub use publisher::Publisher;
+pub use publisher::{InFlight, Publisher};

@@ -9,49 +9,18 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, Context};
-use common::{Rng, Server, TempDir};
-use lockstep::merge::Concat;
-use lockstep::{Pipeline, Snapshot};
+use common::{agrees, caught_up, reference, sequenced, spawn_follower, Rng, Server, TempDir, M, PATIENCE};
+use lockstep::Pipeline;
 use lockstep_nats::{Error, Follower, Partition, Publisher, StreamSpec};
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
-
-type M = Concat<u64>;
-
-/// Every wait in these tests: long enough for a slow shared machine, short enough to fail.
-const PATIENCE: Duration = Duration::from_secs(60);
 
 async fn connect(server: &Server) -> Context {
     let client = async_nats::connect(server.url()).await.expect("connects to the test server");
     jetstream::new(client)
 }
 
-/// A sequenced pipeline of `shards` shards, divisor 2, four levels.
-fn sequenced(shards: usize) -> Pipeline<M> {
-    Pipeline::builder(M::default())
-        .shards(shards)
-        .divisor(2)
-        .max_level(4)
-        .sequenced()
-        .build()
-        .expect("a pipeline")
-}
-
-/// Runs a follower until `stop` turns true; hands back the follower and how it ended.
-fn spawn_follower(
-    mut follower: Follower<M>,
-    mut stop: watch::Receiver<bool>,
-) -> JoinHandle<(Follower<M>, Result<(), Error>)> {
-    tokio::spawn(async move {
-        let stopped = async move {
-            let _ = stop.wait_for(|stop| *stop).await;
-        };
-        let outcome = follower.run(stopped).await;
-        (follower, outcome)
-    })
-}
-
 /// `publishers` tasks publish `each` random commits each; returns every commit by sequence.
+/// The odd ones keep up to eight commits in flight (`Publisher::send`), the even ones one.
 async fn publish(
     js: &Context,
     subject: &str,
@@ -63,13 +32,21 @@ async fn publish(
             let mut publisher = Publisher::new(js.clone(), subject).patience(Duration::from_secs(50));
             tokio::spawn(async move {
                 let mut rng = Rng::new(p + 1);
+                let window = if p % 2 == 1 { 8 } else { 1 };
+                let mut in_flight = std::collections::VecDeque::new();
                 let mut sent = Vec::new();
                 for i in 0..each {
                     let parts: Vec<(String, u64)> = (0..1 + rng.below(3))
                         .map(|_| (format!("/p{}", rng.below(9)), p * 1_000_000 + i))
                         .collect();
-                    let sequence = publisher.publish(&parts).await.expect("published");
-                    sent.push((sequence, parts));
+                    in_flight.push_back((publisher.send(&parts).await.expect("sent"), parts));
+                    if in_flight.len() == window {
+                        let (commit, parts) = in_flight.pop_front().expect("in flight");
+                        sent.push((commit.acked().await.expect("published"), parts));
+                    }
+                }
+                for (commit, parts) in in_flight {
+                    sent.push((commit.acked().await.expect("published"), parts));
                 }
                 sent
             })
@@ -82,41 +59,6 @@ async fn publish(
         }
     }
     all
-}
-
-/// The in-process pipeline fed the same sequence.
-fn reference(commits: &BTreeMap<u64, Vec<(String, u64)>>) -> Snapshot<M> {
-    let pipeline = sequenced(1);
-    let mut sequencer = pipeline.sequencer().expect("the sequencer");
-    for (&number, parts) in commits {
-        sequencer.commit_at(number, parts.iter().map(|(p, r)| (p.as_str(), *r))).expect("commit");
-    }
-    drop(sequencer);
-    pipeline.shutdown().expect("shutdown")
-}
-
-/// Waits (without blocking the runtime) until the pipeline's frontier reaches `commit`.
-async fn caught_up(pipeline: &Pipeline<M>, commit: u64) {
-    tokio::time::timeout(PATIENCE, pipeline.wait_sealed_async(commit))
-        .await
-        .unwrap_or_else(|_| panic!("frontier {} never reached {commit}", pipeline.snapshot().frontier()))
-        .expect("no worker failed");
-}
-
-/// Every path `snapshot` has equals the reference's, segments and read; a replica has every
-/// path, a partition exactly its own.
-fn agrees(snapshot: &Snapshot<M>, reference: &Snapshot<M>, partition: Partition) {
-    assert_eq!(snapshot.frontier(), reference.frontier());
-    let expected: Vec<String> = reference.paths().filter(|p| partition.keeps(p)).map(String::from).collect();
-    let mut got: Vec<String> = snapshot.paths().map(String::from).collect();
-    got.sort();
-    let mut expected_sorted = expected.clone();
-    expected_sorted.sort();
-    assert_eq!(got, expected_sorted, "{partition:?} keeps the wrong paths");
-    for path in &expected {
-        assert_eq!(snapshot.segments(path.as_str()), reference.segments(path.as_str()), "segments of {path}");
-        assert_eq!(snapshot.read(path.as_str()), reference.read(path.as_str()), "read of {path}");
-    }
 }
 
 /// Two replicas and one partition, fed by four publishers on two runtime threads, agree with
@@ -190,13 +132,29 @@ async fn a_server_restart_mid_publish_loses_and_doubles_nothing() {
     agrees(&snapshot, &reference(&commits), Partition::All);
 }
 
-/// A message deleted from a stream made without `deny_delete` stops the follower with
-/// `Error::Gap`, at the sequence it expected.
+/// A stream that allows deletes or purges is refused with `Error::Unguarded` by default (and
+/// the pipeline's sequencer stays free for the next try); opted in, the follower reads it, and a
+/// message deleted from it stops the follower with `Error::Gap`, at the sequence it expected.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_message_stops_the_follower_with_a_gap() {
     let server = Server::start("gap");
     let js = connect(&server).await;
-    let spec = StreamSpec::new("gap");
+    let mut spec = StreamSpec::new("gap");
+    let pipeline = sequenced(1);
+    for (deny_delete, deny_purge) in [(false, true), (true, false), (false, false)] {
+        let mut config = spec.config();
+        config.name = format!("unguarded-{deny_delete}-{deny_purge}");
+        config.subjects = vec![config.name.clone()];
+        config.deny_delete = deny_delete;
+        config.deny_purge = deny_purge;
+        js.create_stream(config.clone()).await.expect("an unguarded stream");
+        let unguarded = StreamSpec::new(config.name.clone());
+        let refused = Follower::new(&js, &unguarded, &pipeline, Partition::All).await;
+        assert_eq!(
+            refused.map(|_| ()),
+            Err(Error::Unguarded { stream: config.name.clone(), deny_delete, deny_purge })
+        );
+    }
     let mut config = spec.config();
     config.deny_delete = false;
     let stream = js.create_stream(config).await.expect("a stream that allows deletes");
@@ -205,7 +163,7 @@ async fn a_deleted_message_stops_the_follower_with_a_gap() {
         publisher.publish(&[("/a", i)]).await.expect("published");
     }
     assert!(stream.delete_message(3).await.expect("deleted"));
-    let pipeline = sequenced(1);
+    spec.accept_unguarded = true;
     let mut follower = Follower::new(&js, &spec, &pipeline, Partition::All).await.expect("a follower");
     let outcome = tokio::time::timeout(PATIENCE, follower.run(std::future::pending())).await.expect("stops");
     assert_eq!(outcome, Err(Error::Gap { expected: 3, found: 4 }));

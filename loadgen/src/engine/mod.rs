@@ -8,6 +8,8 @@
 //! - [`raw`]: lockstep's transport alone: the same records through the same single-writer
 //!   rings, drained in turns and woken as lockstep's workers are, to consumers that only read
 //!   them. `lockstep ÷ raw` is the share of its transport's ceiling lockstep keeps.
+//! - [`nats`]: lockstep behind NATS JetStream: producers publish commits to a stream, a
+//!   follower reads it into a sequenced pipeline (not part of `all`).
 //!
 //! Every engine does the same work for a record kind (see [`crate::record`]): sums per path for
 //! `i64`, keeps every record otherwise (`raw` reads each record and drops it).
@@ -35,6 +37,7 @@ pub mod channel;
 pub mod fjall;
 pub mod lockstep;
 pub mod mutex;
+pub mod nats;
 pub mod raw;
 pub mod stamps;
 mod tiers;
@@ -59,6 +62,10 @@ pub enum Choice {
     /// fjall, an embedded LSM store, writing each record durably (needs --durable): the peer
     /// row of durable runs. Not part of `all`.
     Fjall,
+    /// lockstep behind NATS JetStream: each commit published as one message to a stream on a
+    /// loopback nats-server (started per run, or --nats URL), followed into a sequenced
+    /// pipeline; its limit row is JetStream alone. Not part of `all`.
+    Nats,
 }
 
 /// One engine.
@@ -69,6 +76,7 @@ pub enum Kind {
     Channel,
     Raw,
     Fjall,
+    Nats,
 }
 
 impl Kind {
@@ -81,6 +89,7 @@ impl Kind {
             Kind::Channel => "channel",
             Kind::Raw => "raw",
             Kind::Fjall => "fjall",
+            Kind::Nats => "nats",
         }
     }
 
@@ -100,6 +109,9 @@ impl Kind {
                 "a consumer has popped every record of it (nothing is indexed); stamped by the last of those consumers"
             }
             Kind::Fjall => "its write batch committed (readable); stamped in the committing thread",
+            Kind::Nats => {
+                "in the follower's pipeline.snapshot() (a consistent cut), from the producer's stamp before the publish; waited for (wait_sealed of its sequence) by a thread that takes the samples in turn"
+            }
         }
     }
 }
@@ -114,6 +126,7 @@ impl Choice {
             Choice::Raw => vec![Kind::Raw],
             Choice::All => Kind::ALL.to_vec(),
             Choice::Fjall => vec![Kind::Fjall],
+            Choice::Nats => vec![Kind::Nats],
         }
     }
 }
@@ -140,6 +153,8 @@ pub struct Config {
     pub retain_all: bool,
     /// lockstep is durable (`--durable`).
     pub durable: Option<DurableConfig>,
+    /// The nats engine's server and publishing (`--engine nats` only).
+    pub nats: Option<nats::NatsConfig>,
 }
 
 /// `--durable DIR` and what goes with it.

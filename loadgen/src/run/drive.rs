@@ -17,6 +17,7 @@ use crate::engine::channel::ChannelEngine;
 use crate::engine::fjall::FjallEngine;
 use crate::engine::lockstep::Lockstep;
 use crate::engine::mutex::MutexEngine;
+use crate::engine::nats::NatsEngine;
 use crate::engine::raw::Raw;
 use crate::engine::{Committer, Engine, Failure, Kind};
 use crate::latency::histogram;
@@ -60,6 +61,7 @@ fn run_kind<K: record::Kind>(
         Kind::Channel => drive::<K, ChannelEngine<K>>(kind, settings, workload, interrupted),
         Kind::Raw => drive::<K, Raw<K>>(kind, settings, workload, interrupted),
         Kind::Fjall => drive::<K, FjallEngine<K>>(kind, settings, workload, interrupted),
+        Kind::Nats => drive::<K, NatsEngine<K>>(kind, settings, workload, interrupted),
     }
 }
 

@@ -4,10 +4,23 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use lockstep::merge::Concat;
+use lockstep::{Pipeline, Snapshot};
+use lockstep_nats::{Error, Follower, Partition};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Every wait in these tests: long enough for a slow shared machine, short enough to fail.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// The tests' records: every one kept with its commit, so a record missing or doubled shows.
+pub type M = Concat<u64>;
 
 /// The server binary: `NATS_SERVER`, else `nats-server` on the path, else Debian's place.
 fn binary() -> PathBuf {
@@ -134,4 +147,64 @@ impl Rng {
         self.0 ^= self.0 << 17;
         self.0 % n
     }
+}
+
+/// A sequenced pipeline of `shards` shards, divisor 2, four levels.
+pub fn sequenced(shards: usize) -> Pipeline<M> {
+    Pipeline::builder(M::default())
+        .shards(shards)
+        .divisor(2)
+        .max_level(4)
+        .sequenced()
+        .build()
+        .expect("a pipeline")
+}
+
+/// The in-process pipeline fed the same sequence.
+pub fn reference(commits: &BTreeMap<u64, Vec<(String, u64)>>) -> Snapshot<M> {
+    let pipeline = sequenced(1);
+    let mut sequencer = pipeline.sequencer().expect("the sequencer");
+    for (&number, parts) in commits {
+        sequencer.commit_at(number, parts.iter().map(|(p, r)| (p.as_str(), *r))).expect("commit");
+    }
+    drop(sequencer);
+    pipeline.shutdown().expect("shutdown")
+}
+
+/// Every path `snapshot` has equals the reference's, segments and read; a replica has every
+/// path, a partition exactly its own.
+pub fn agrees(snapshot: &Snapshot<M>, reference: &Snapshot<M>, partition: Partition) {
+    assert_eq!(snapshot.frontier(), reference.frontier());
+    let expected: Vec<String> = reference.paths().filter(|p| partition.keeps(p)).map(String::from).collect();
+    let mut got: Vec<String> = snapshot.paths().map(String::from).collect();
+    got.sort();
+    let mut expected_sorted = expected.clone();
+    expected_sorted.sort();
+    assert_eq!(got, expected_sorted, "{partition:?} keeps the wrong paths");
+    for path in &expected {
+        assert_eq!(snapshot.segments(path.as_str()), reference.segments(path.as_str()), "segments of {path}");
+        assert_eq!(snapshot.read(path.as_str()), reference.read(path.as_str()), "read of {path}");
+    }
+}
+
+/// Runs a follower until `stop` turns true; hands back the follower and how it ended.
+pub fn spawn_follower(
+    mut follower: Follower<M>,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<(Follower<M>, Result<(), Error>)> {
+    tokio::spawn(async move {
+        let stopped = async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        };
+        let outcome = follower.run(stopped).await;
+        (follower, outcome)
+    })
+}
+
+/// Waits (without blocking the runtime) until the pipeline's frontier reaches `commit`.
+pub async fn caught_up(pipeline: &Pipeline<M>, commit: u64) {
+    tokio::time::timeout(PATIENCE, pipeline.wait_sealed_async(commit))
+        .await
+        .unwrap_or_else(|_| panic!("frontier {} never reached {commit}", pipeline.snapshot().frontier()))
+        .expect("no worker failed");
 }
