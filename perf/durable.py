@@ -56,6 +56,7 @@ figures_runs = [reps["f"] for reps in by_rep.values() if "f" in reps and reps["f
 p99 = [r["wait_durable_us"]["p99"] / 1000 for r in figures_runs]
 p50 = [r["wait_durable_us"]["p50"] / 1000 for r in figures_runs]
 print(f"| lockstep Written ÷ fjall Written (PersistMode::Buffer), 1 producer | {spread(ratio('pw1', 'pf1'))} | >= 3 |")
+print(f"| lockstep Synced ÷ fjall Synced (PersistMode::SyncData), 1 producer | {spread(ratio('ps1', 'pfs1'))} | context |")
 print(f"| fjall log bytes per record (journal + tables) | {spread(figures('pf1', 'log_bytes_per_record'))} | context |")
 print(f"| wait_durable p99 at half the Synced rate, ms | {spread(p99)} | <= 3 |")
 print(f"| wait_durable p50 at half the Synced rate, ms | {spread(p50)} | context |")
@@ -68,7 +69,7 @@ print()
 print("Absolute figures (this machine, shared; for scale only): records/s median (min–max)\n")
 print("| run | records/s | peak RSS MiB | disk appends MiB/s | fdatasyncs/s | fdatasync p99 µs |")
 print("|---|---|---|---|---|---|")
-for config in ["n1", "m1", "w1", "s1", "m4", "w4", "f", "q", "pw1", "pf1"]:
+for config in ["n1", "m1", "w1", "s1", "m4", "w4", "f", "q", "pw1", "pf1", "ps1", "pfs1"]:
     rate = figures(config, "records_per_sec", 1e-6)
     if not rate:
         continue

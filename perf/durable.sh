@@ -9,7 +9,8 @@
 #             keeping every segment costs by itself)
 #   f         Synced at a fixed rate of half the median s1 rate: commit-to-durable (wait_durable)
 #   q         the same at a quarter of it (context)
-#   p         the fjall peer row: lockstep Written (pw1) and fjall Written (pf1), alternating
+#   p         the fjall peer rows: lockstep Written (pw1) and fjall Written (pf1), then lockstep
+#             Synced (ps1) and fjall Synced (pfs1, PersistMode::SyncData), alternating
 #   rec       examples/recover: write N commits of one i64 part, reopen twice (separate processes)
 #
 # All lockstep, i64 records (Sum), 1 shard, 10k paths, loadgen's divisor 4 / max level 4.
@@ -75,6 +76,8 @@ if want p; then
     for r in $(seq 1 "$REPEAT"); do
         run "pw1.r$r" --durable "$DATA" --durability written
         run "pf1.r$r" --engine fjall --durable "$DATA" --durability written
+        run "ps1.r$r" --durable "$DATA" --durability synced
+        run "pfs1.r$r" --engine fjall --durable "$DATA" --durability synced
     done
 fi
 # One compact line per run: the figures the summary uses.
