@@ -5,17 +5,16 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, Context};
-use common::{agrees, caught_up, free_port, reference, sequenced, spawn_follower, Rng, Server, PATIENCE};
+use common::{
+    agrees, caught_up, free_port, publish_until, reference, sequenced, spawn_follower, Commits, Rng, Server,
+    PATIENCE,
+};
 use lockstep_nats::{Partition, Publisher, StreamSpec};
 use tokio::sync::watch;
-
-/// Commits by stream sequence, as the publishers got them back.
-type Commits = BTreeMap<u64, Vec<(String, u64)>>;
 
 /// Three servers `s0`, `s1`, `s2`, each with its own client port, route port and store, each
 /// soliciting routes to the other two.
@@ -88,21 +87,8 @@ async fn killing_the_stream_leader_of_a_three_server_cluster_loses_and_doubles_n
         .map(|p| {
             let (js, commits, stopped) = (js.clone(), Arc::clone(&commits), stopped.clone());
             let subject = spec.subject.clone();
-            tokio::spawn(async move {
-                let mut publisher = Publisher::new(js, subject).patience(Duration::from_secs(50));
-                let mut rng = Rng::new(p + 11);
-                let mut i = 0u64;
-                while !*stopped.borrow() {
-                    let parts: Vec<(String, u64)> = (0..1 + rng.below(3))
-                        .map(|_| (format!("/p{}", rng.below(9)), p * 1_000_000 + i))
-                        .collect();
-                    let sequence = publisher.publish(&parts).await.expect("published");
-                    let doubled = commits.lock().expect("the commits").insert(sequence, parts);
-                    assert!(doubled.is_none(), "sequence {sequence} given twice");
-                    i += 1;
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-            })
+            let publisher = Publisher::new(js, subject).patience(Duration::from_secs(50));
+            tokio::spawn(publish_until(publisher, p, Rng::new(p + 11), commits, stopped))
         })
         .collect();
     let published = || commits.lock().expect("the commits").len() as u64;

@@ -19,7 +19,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -27,14 +26,11 @@ use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{agrees, reference, Rng, Server, TempDir, M, PATIENCE};
+use common::{agrees, publish_until, reference, Commits, Rng, Server, TempDir, M, PATIENCE};
 use lockstep::{Durability, Pipeline};
 use lockstep_nats::{Follower, Partition, Publisher, StreamSpec};
 
 const STREAM: &str = "crash";
-
-/// Commits by stream sequence, as the publishers got them back.
-type Commits = BTreeMap<u64, Vec<(String, u64)>>;
 
 /// The follower's pipeline: two shards, divisor 2, four levels, durable at `Written` (what
 /// survives a SIGKILL: the OS has every write).
@@ -196,21 +192,7 @@ fn parent(rounds: u64) {
     let publishers: Vec<_> = (0..2u64)
         .map(|p| {
             let (js, commits, stopped) = (js.clone(), Arc::clone(&commits), stopped.clone());
-            runtime.spawn(async move {
-                let mut publisher = Publisher::new(js, STREAM);
-                let mut rng = Rng::new(p + 7);
-                let mut i = 0u64;
-                while !*stopped.borrow() {
-                    let parts: Vec<(String, u64)> = (0..1 + rng.below(3))
-                        .map(|_| (format!("/p{}", rng.below(9)), p * 1_000_000 + i))
-                        .collect();
-                    let sequence = publisher.publish(&parts).await.expect("published");
-                    let doubled = commits.lock().expect("the commits").insert(sequence, parts);
-                    assert!(doubled.is_none(), "sequence {sequence} given twice");
-                    i += 1;
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-            })
+            runtime.spawn(publish_until(Publisher::new(js, STREAM), p, Rng::new(p + 7), commits, stopped))
         })
         .collect();
 

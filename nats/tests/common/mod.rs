@@ -8,11 +8,12 @@ use std::collections::BTreeMap;
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lockstep::merge::Concat;
 use lockstep::{Pipeline, Snapshot};
-use lockstep_nats::{Error, Follower, Partition};
+use lockstep_nats::{Error, Follower, Partition, Publisher};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -146,6 +147,31 @@ impl Rng {
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0 % n
+    }
+}
+
+/// Commits by stream sequence, as the publishers got them back.
+pub type Commits = BTreeMap<u64, Vec<(String, u64)>>;
+
+/// Publishes commits of 1 to 3 parts on paths `/p0` to `/p8` (each record names publisher `p`
+/// and its count), a millisecond apart, until `stopped`; records each under its sequence in
+/// `commits`, and fails if a sequence is given twice.
+pub async fn publish_until(
+    mut publisher: Publisher,
+    p: u64,
+    mut rng: Rng,
+    commits: Arc<Mutex<Commits>>,
+    stopped: watch::Receiver<bool>,
+) {
+    let mut i = 0u64;
+    while !*stopped.borrow() {
+        let parts: Vec<(String, u64)> =
+            (0..1 + rng.below(3)).map(|_| (format!("/p{}", rng.below(9)), p * 1_000_000 + i)).collect();
+        let sequence = publisher.publish(&parts).await.expect("published");
+        let doubled = commits.lock().expect("the commits").insert(sequence, parts);
+        assert!(doubled.is_none(), "sequence {sequence} given twice");
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
 
