@@ -107,8 +107,13 @@ pub mod bench;
 /// }
 /// pipeline.wait_sealed(last, std::time::Duration::MAX)?;
 /// // One commit in 16 is followed from its number to the snapshot that shows it: a commit
-/// // takes time to become visible, so the p99 of those samples is above zero.
-/// let stats = pipeline.stats();
+/// // takes time to become visible, so the p99 of those samples is above zero. (They are
+/// // recorded just after the publish that shows them: read again until they are in.)
+/// let mut stats = pipeline.stats();
+/// while stats.visible_latency.is_empty() {
+///     std::thread::yield_now();
+///     stats = pipeline.stats();
+/// }
 /// assert!(p99(&stats.visible_latency) > 0, "{} samples", stats.visible_latency.len());
 /// # Ok::<(), lockstep::Error>(())
 /// ```

@@ -7,6 +7,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io;
+use std::time::{Duration, Instant};
 
 use common::PATIENCE;
 use lockstep::hdrhistogram::Histogram;
@@ -196,7 +197,17 @@ fn busy_stats() -> Stats {
     }
     drop(producer); // folds its commit-latency samples in
     pipeline.wait_sealed(last, PATIENCE).expect("visible");
-    pipeline.stats()
+    // A worker records commit-to-visible samples just after its publish, so a reader woken by
+    // that publish can read the figures a moment before them (all 400 commits may become
+    // visible in one publish): wait for them, bounded.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let stats = pipeline.stats();
+        if !stats.visible_latency.is_empty() || Instant::now() > deadline {
+            return stats;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 #[test]

@@ -61,7 +61,9 @@ pub struct Stats {
     /// Duration of `commit` / `try_commit` calls (one call in 16 is timed).
     pub commit_latency: Histogram<u64>,
     /// From taking a commit number to the global snapshot including it (one commit in 16; when
-    /// one publish covers more than 16,384 commits, only the newest 1,024 samples count).
+    /// one publish covers more than 16,384 commits, only the newest 1,024 samples count). The
+    /// worker records a publish's samples just after the publish, so a reading taken the moment
+    /// a commit becomes visible (right after `wait_sealed` returns) may not hold them yet.
     pub visible_latency: Histogram<u64>,
     /// Parts a worker drained in one loop turn (turns that drained nothing are not counted).
     pub batch_size: Histogram<u64>,
