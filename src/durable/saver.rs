@@ -65,6 +65,8 @@ struct Slot<M: Merge> {
     busy: bool,
     /// Where the saved files end.
     saved: Tip,
+    /// The thread ended on an error: `busy` stays, nothing more is saved.
+    failed: bool,
     stop: bool,
 }
 
@@ -88,7 +90,7 @@ impl<M: Persist> Saver<M> {
         storage: S,
         on_failed: OnFailed,
     ) -> Result<Self, Error> {
-        let slot = Slot { file: None, busy: false, saved: files.tip(), stop: false };
+        let slot = Slot { file: None, busy: false, saved: files.tip(), failed: false, stop: false };
         let shared = Arc::new((Mutex::new(slot), Condvar::new()));
         let theirs = shared.clone();
         let thread = std::thread::Builder::new()
@@ -104,10 +106,14 @@ impl<M: Persist> Saver<M> {
                     .and_then(|()| remove_segments(&storage, &file.covered));
                     if let Err(error) = saved {
                         on_failed(error);
+                        lock(&theirs).failed = true;
+                        theirs.1.notify_all();
                         return; // `busy` stays: nothing more is saved
                     }
                     let mut slot = lock(&theirs);
                     (slot.saved, slot.busy) = (files.tip(), false);
+                    drop(slot);
+                    theirs.1.notify_all();
                 }
             })
             .map_err(|e| Error::io(format!("starting the saving thread of shard {shard}"), &e))?;
@@ -120,6 +126,18 @@ impl<M: Persist> Saver<M> {
         (slot.saved, slot.busy)
     }
 
+    /// Waits until the file handed over is saved, for at most `timeout`; true if it is (or
+    /// none was), false if the time ran out or the thread failed.
+    pub(crate) fn wait_saved(&self, timeout: std::time::Duration) -> bool {
+        let slot = lock(&self.shared);
+        let (slot, _) = self
+            .shared
+            .1
+            .wait_timeout_while(slot, timeout, |slot| slot.busy && !slot.failed)
+            .unwrap_or_else(PoisonError::into_inner);
+        !slot.busy
+    }
+
     /// Hands `file` to the thread.
     ///
     /// # Panics
@@ -130,7 +148,7 @@ impl<M: Persist> Saver<M> {
         assert!(!slot.busy, "a batch file is handed over while the last is still being saved");
         (slot.file, slot.busy) = (Some(file), true);
         drop(slot);
-        self.shared.1.notify_one();
+        self.shared.1.notify_all();
     }
 }
 
@@ -159,7 +177,7 @@ fn next<M: Merge>(shared: &(Mutex<Slot<M>>, Condvar)) -> Option<File<M>> {
 impl<M: Merge> Drop for Saver<M> {
     fn drop(&mut self) {
         lock(&self.shared).stop = true;
-        self.shared.1.notify_one();
+        self.shared.1.notify_all();
         if let Some(thread) = self.thread.take() {
             // A panic there (in a user's `Serialize`) saved nothing more; the log still holds it.
             let _ = thread.join();

@@ -42,6 +42,9 @@ pub(crate) trait ShardStore<M: Merge>: Send {
     /// checkpoint span past the files' end: `crate::durable::checkpoint`); `None` while a file
     /// is still being saved, or before the threads start.
     fn files(&mut self) -> Option<(Tip, u64)>;
+    /// Waits for a file handed over to be saved, for at most `timeout`; true if none is left
+    /// being saved.
+    fn wait_saved(&mut self, timeout: std::time::Duration) -> bool;
     /// Hands over the file of commits from the files' end to `end`, holding `batches` (the
     /// shard's top-level batches there) and the names interned since the files' end: the
     /// saving thread saves it, then removes the log segments the files then cover.
@@ -148,6 +151,13 @@ impl<S: Storage, M: Persist> ShardStore<M> for Store<S, M> {
         }
         let span = self.checkpoint_span;
         Some((self.saved, (self.saved.frontier / span + 1).saturating_mul(span)))
+    }
+
+    fn wait_saved(&mut self, timeout: std::time::Duration) -> bool {
+        match &self.saver {
+            Some(saver) if self.saving => saver.wait_saved(timeout),
+            _ => true,
+        }
     }
 
     fn save(&mut self, batches: Vec<Arc<Batch<M>>>, end: u64, names: Vec<Arc<str>>) {

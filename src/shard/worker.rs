@@ -74,6 +74,8 @@ use crate::tier::SegmentInfo;
 const IDLE_PARK: Duration = Duration::from_millis(50);
 /// The same while shutting down, when the other workers' progress is what it waits for.
 const FINISHING_PARK: Duration = Duration::from_micros(200);
+/// How long a clean shutdown waits for the batch files that are due (`Worker::save_before_exit`).
+const FINISH_SAVES: Duration = Duration::from_secs(5);
 /// How often, at most, failed sink writes are retried while running, and how many at a time.
 const RETRY_EVERY: Duration = Duration::from_millis(10);
 const RETRIES_AT_ONCE: usize = 4;
@@ -216,6 +218,7 @@ impl<M: Merge> Worker<M> {
                 if self.finished(last) {
                     self.sync_log();
                     self.retry_sink(usize::MAX);
+                    self.save_before_exit();
                     return;
                 }
             }
@@ -420,6 +423,33 @@ impl<M: Merge> Worker<M> {
         let batches = self.unsaved.drain(..take).collect();
         log.save(batches, end, self.names.clone());
         true
+    }
+
+    /// At a clean shutdown, saves every batch file that is due, one after another, so that
+    /// the next open replays little log: waits for the file in flight, hands over the next, and
+    /// waits for the other shards' syncs a file needs (each syncs its log as it finishes). A
+    /// file still waiting after [`FINISH_SAVES`] (or for the sink) stays in the log.
+    fn save_before_exit(&mut self) {
+        let deadline = Instant::now() + FINISH_SAVES;
+        loop {
+            let Some(log) = self.log.as_mut() else { return };
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !log.wait_saved(left) || self.durability_failed() {
+                return;
+            }
+            if self.save() {
+                continue;
+            }
+            // Not handed over: done, unless it waits for another shard's sync.
+            let Some(durable) = &self.shared.durable else { return };
+            if durable.synced() >= durable.wanted()
+                || Instant::now() >= deadline
+                || self.shared.lifecycle.has_failed()
+            {
+                return;
+            }
+            std::thread::park_timeout(FINISHING_PARK);
+        }
     }
 
     /// True if a worker saving a batch file waits on this shard's log being synced further
