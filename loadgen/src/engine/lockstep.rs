@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam::channel::{bounded, Sender};
 use hdrhistogram::Histogram;
-use lockstep::{DiscardSink, PathKey, Pipeline, Producer, Retention, Stats};
+use lockstep::{Builder, DiscardSink, PathKey, Pipeline, Producer, Retention, Stats};
 
 use super::{Committer, Config, DurableFinish, Engine, Failure, Finish};
 use crate::align::Layout;
@@ -96,17 +96,22 @@ impl<K: Kind> Lockstep<K> {
     }
 }
 
+/// A pipeline builder with the run's geometry, queues and pinning (what every lockstep-backed
+/// engine shares).
+pub(super) fn builder<K: Kind>(config: &Config) -> Builder<K::Merge> {
+    Pipeline::builder(K::merge())
+        .shards(config.shards)
+        .divisor(config.divisor)
+        .max_level(config.max_level)
+        .queue_capacity(config.queue_capacity)
+        .pin_workers(config.pin)
+}
+
 impl<K: Kind> Engine<K> for Lockstep<K> {
     type Committer = LockstepCommitter<K>;
 
     fn build(config: &Config) -> Result<Self, Failure> {
-        let mut builder = Pipeline::builder(K::merge())
-            .shards(config.shards)
-            .divisor(config.divisor)
-            .max_level(config.max_level)
-            .queue_capacity(config.queue_capacity)
-            .pin_workers(config.pin)
-            .max_producers(config.producers);
+        let mut builder = builder::<K>(config).max_producers(config.producers);
         if !config.retain_all && config.durable.is_none() {
             builder = builder.sink(DiscardSink).retain(Retention::Newest(1));
         }

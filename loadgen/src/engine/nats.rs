@@ -318,13 +318,7 @@ fn unfollow<M: lockstep::merge::Merge>(setup: &Setup, (stop, task): Following<M>
 }
 
 fn sequenced<K: Kind>(config: &Config) -> Result<Pipeline<K::Merge>, Failure> {
-    let mut builder = Pipeline::builder(K::merge())
-        .shards(config.shards)
-        .divisor(config.divisor)
-        .max_level(config.max_level)
-        .queue_capacity(config.queue_capacity)
-        .pin_workers(config.pin)
-        .sequenced();
+    let mut builder = super::lockstep::builder::<K>(config).sequenced();
     if !config.retain_all {
         builder = builder.sink(DiscardSink).retain(Retention::Newest(1));
     }
