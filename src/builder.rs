@@ -311,11 +311,6 @@ impl<M: Merge> Builder<M> {
             }
             _ => {}
         }
-        if durable.is_some() && self.retention != Retention::All {
-            // Its batch files hold every top-level batch for good: a window would drop from
-            // memory what the files still hold, and recovery would bring it back.
-            return invalid("a durable pipeline keeps every segment: its retention is All".into());
-        }
         let config = Config {
             shards: self.shards,
             divisor: self.divisor,
@@ -394,7 +389,11 @@ where
     /// was made with other settings (the message names them) or by another format version,
     /// [`Error::Corrupt`] for damage no crash explains, [`Error::Io`] if the disk refuses.
     ///
-    /// A durable pipeline keeps every segment ([`Retention::All`]). With a [`sink`](Self::sink),
+    /// Under a retention window ([`Retention::Newest`]) the disk keeps what memory keeps: the
+    /// batch files the window left are replaced by one file of their path names, so the
+    /// directory stays bounded too. Reopening shows exactly the window; a wider window than the
+    /// directory was kept for (or [`Retention::All`]) is refused with [`Error::Incompatible`],
+    /// never shown an empty past. With a [`sink`](Self::sink),
     /// every flush-level segment reaches it at least once across crashes, and exactly once
     /// without one: a segment the sink has not taken yet is never saved to a batch file, so the
     /// log above the files still holds it, and reopening hands the sink every flush-level

@@ -18,6 +18,15 @@
 //! since the file before, as a log turn does). A log segment goes once the segment after it
 //! starts at or below the checkpoint.
 //!
+//! **Under a retention window** files leave the window as their blocks do. Their batches go,
+//! but their names must stay (a path named there may have data in the window, and ids are
+//! positions in the files' chain of names). So the files wholly before the window are replaced
+//! by one *names file*, `names-1-E`: every name up to `E` and no batch
+//! ([`expire`](Checkpoint::expire)). It is written whole under a temporary name like any file;
+//! only then are the files it replaces removed. A crash between leaves files that the names
+//! file covers: opening removes them, and nothing else may overlap. A window never reaches
+//! back past the names file (`crate::durable::recovery` refuses to open with a wider one).
+//!
 //! A file is written only once every shard's log is synced past its end (the worker asks every
 //! shard for that sync and waits: `crate::shard::worker`), so recovery's frontier, the lowest
 //! log end over the shards, is never below a file: nothing a file holds is cut away by a power
@@ -25,6 +34,7 @@
 //!
 //! The bytes are in the FORMAT section of `crate::durable`.
 
+use std::collections::VecDeque;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -49,20 +59,50 @@ const HEADER_LEN: usize = 48;
 /// Names of files still being written: removed when a shard is opened.
 const TEMPORARY: &str = "tmp-";
 
-/// A batch file's name: `batch-`, its first and last commit in 20 digits each, so names sort by
-/// range.
-fn file_name(start: u64, end: u64) -> String {
-    format!("batch-{start:020}-{end:020}")
+/// What a file holds: top-level batches, or (the first file only, under a retention window)
+/// the names of every file the window left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    // First: of two files over one range, the names file replaced the batch file.
+    Names,
+    Batches,
 }
 
-/// The range a batch file's name gives; `None` for any other name.
-fn file_range(name: &str) -> Option<(u64, u64)> {
-    let rest = name.strip_prefix("batch-")?;
+impl Kind {
+    fn prefix(self) -> &'static str {
+        match self {
+            Kind::Names => "names-",
+            Kind::Batches => "batch-",
+        }
+    }
+}
+
+/// A file's name: `batch-` (or `names-`), its first and last commit in 20 digits each, so
+/// names sort by range.
+fn file_name(kind: Kind, start: u64, end: u64) -> String {
+    format!("{}{start:020}-{end:020}", kind.prefix())
+}
+
+/// What a file's name gives: its kind and range; `None` for any other name.
+fn file_range(name: &str) -> Option<(Kind, u64, u64)> {
+    let (kind, rest) = [Kind::Names, Kind::Batches]
+        .into_iter()
+        .find_map(|kind| Some((kind, name.strip_prefix(kind.prefix())?)))?;
     let (start, end) = rest.split_once('-')?;
     let number = |digits: &str| {
         (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit())).then(|| digits.parse().ok())?
     };
-    Some((number(start)?, number(end)?))
+    Some((kind, number(start)?, number(end)?))
+}
+
+/// One file of a shard, as the checkpoint keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Saved {
+    kind: Kind,
+    start: u64,
+    end: u64,
+    /// Path ids named up to the end of this file.
+    names: u32,
 }
 
 /// What a batch file holds besides its batches.
@@ -102,6 +142,8 @@ pub(crate) struct Checkpoint<S> {
     shard: u32,
     /// Where the files end: commits up to `frontier` are in files, ids below `names` named.
     tip: Tip,
+    /// Every file, in range order.
+    files: VecDeque<Saved>,
     /// The file being built, kept from file to file.
     buf: Vec<u8>,
 }
@@ -110,6 +152,57 @@ impl<S: Storage> Checkpoint<S> {
     /// Where the files end.
     pub(crate) fn tip(&self) -> Tip {
         self.tip
+    }
+
+    /// Where the names file ends: commits up to it left a retention window (0: none did).
+    pub(crate) fn expired(&self) -> u64 {
+        self.files.front().filter(|file| file.kind == Kind::Names).map_or(0, |file| file.end)
+    }
+
+    /// The last commit of each file that holds batches, in order.
+    pub(crate) fn ends(&self) -> Vec<u64> {
+        self.files.iter().filter(|file| file.kind == Kind::Batches).map(|file| file.end).collect()
+    }
+
+    /// Replaces every file ending at or below `through` by the names file up to the last of
+    /// them, which names ids from 0 on with `names` (the shard's names, at least as many as
+    /// those files name). Returns once the names file is synced and the files it replaces are
+    /// removed, their removal synced.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if the disk refuses (kind `InvalidData` if `names` are too few).
+    pub(crate) fn expire(&mut self, through: u64, level: u32, names: &[Arc<str>]) -> Result<(), Error> {
+        let count = self.files.iter().take_while(|file| file.end <= through).count();
+        let Some(last) = count.checked_sub(1).map(|last| self.files[last]) else { return Ok(()) };
+        if last.kind == Kind::Names {
+            return Ok(()); // that one alone: nothing left the window since
+        }
+        let Some(names) = names.get(..last.names as usize) else {
+            return Err(Error::Io {
+                what: format!("saving the names of shard {} up to commit {}", self.shard, last.end),
+                kind: io::ErrorKind::InvalidData,
+                message: format!("{} names handed over, where the files name {}", names.len(), last.names),
+            });
+        };
+        let head = Head { shard: self.shard, level, names_from: 0, start: 1, end: last.end };
+        self.buf.clear();
+        self.buf.resize(HEADER_LEN, 0);
+        encode_names(&mut self.buf, names);
+        put_varint(&mut self.buf, 0); // no batch
+        let header = head.encode(&self.buf[HEADER_LEN..]);
+        self.buf[..HEADER_LEN].copy_from_slice(&header);
+        let path = self.dir.join(file_name(Kind::Names, 1, last.end));
+        write_atomically(&self.storage, &self.dir, &path, &self.buf)?;
+        for file in self.files.drain(..count) {
+            let path = self.dir.join(file_name(file.kind, file.start, file.end));
+            self.storage.remove(&path).map_err(|e| Error::io(format!("removing {}", path.display()), &e))?;
+        }
+        self.storage
+            .sync_dir(&self.dir)
+            .map_err(|e| Error::io(format!("syncing {}", self.dir.display()), &e))?;
+        self.files.push_front(Saved { kind: Kind::Names, start: 1, end: last.end, names: last.names });
+        Ok(())
     }
 
     /// Saves the file of commits from the files' end to `end`, holding `batches` (the shard's
@@ -145,9 +238,10 @@ impl<S: Storage> Checkpoint<S> {
         }
         let header = head.encode(&self.buf[HEADER_LEN..]);
         self.buf[..HEADER_LEN].copy_from_slice(&header);
-        let path = self.dir.join(file_name(start, end));
+        let path = self.dir.join(file_name(Kind::Batches, start, end));
         write_atomically(&self.storage, &self.dir, &path, &self.buf)?;
         self.tip = Tip { frontier: end, names: self.tip.names + names.len() as u32 };
+        self.files.push_back(Saved { kind: Kind::Batches, start, end, names: self.tip.names });
         Ok(())
     }
 }
@@ -198,11 +292,7 @@ fn encode<M: Merge>(
 where
     M::Output: Serialize,
 {
-    put_varint(buf, names.len() as u64);
-    for name in names {
-        put_varint(buf, name.len() as u64);
-        buf.extend_from_slice(name.as_bytes());
-    }
+    encode_names(buf, names);
     put_varint(buf, batches.len() as u64);
     let mut from = start;
     for batch in batches {
@@ -228,6 +318,15 @@ where
         }
     }
     Ok(())
+}
+
+/// Appends a file's names: their count, then each one's length and bytes.
+fn encode_names(buf: &mut Vec<u8>, names: &[Arc<str>]) {
+    put_varint(buf, names.len() as u64);
+    for name in names {
+        put_varint(buf, name.len() as u64);
+        buf.extend_from_slice(name.as_bytes());
+    }
 }
 
 /// A batch file read back: its batches and the names it adds.
@@ -269,26 +368,52 @@ where
         let path = dir.join(name);
         storage.remove(&path).map_err(|e| Error::io(format!("removing {}", path.display()), &e))?;
     }
-    let mut ranges: Vec<(u64, u64)> = names.iter().filter_map(|name| file_range(name)).collect();
-    ranges.sort_unstable();
+    let mut ranges: Vec<(Kind, u64, u64)> = names.iter().filter_map(|name| file_range(name)).collect();
+    // By start, the widest first: a names file comes before the files it replaced.
+    ranges.sort_unstable_by_key(|&(kind, start, end)| (start, std::cmp::Reverse(end), kind));
     let mut tip = Tip::default();
-    for (start, end) in ranges {
-        let path = dir.join(file_name(start, end));
+    let mut files = VecDeque::new();
+    let mut replaced = false;
+    for (kind, start, end) in ranges {
+        let path = dir.join(file_name(kind, start, end));
         let file = path.display().to_string();
+        let expired = files.front().filter(|first: &&Saved| first.kind == Kind::Names).map_or(0, |f| f.end);
+        if end <= expired {
+            // Replaced by the names file, which a crash kept from removing it.
+            storage.remove(&path).map_err(|e| Error::io(format!("removing {file}"), &e))?;
+            replaced = true;
+            continue;
+        }
+        if kind == Kind::Names && start != 1 {
+            return Err(Error::Corrupt {
+                file,
+                offset: 0,
+                why: "a names file that does not start at 1".into(),
+            });
+        }
         if start != tip.frontier + 1 {
+            let what = if start <= tip.frontier { "they overlap" } else { "a batch file is missing" };
             let why = format!(
-                "it starts at commit {start}, but the files before it end at {}: a batch file is missing",
+                "it starts at commit {start}, but the files before it end at {}: {what}",
                 tip.frontier
             );
             return Err(Error::Corrupt { file, offset: 0, why });
         }
         let bytes = storage.read(&path).map_err(|error| Error::io(format!("reading {file}"), &error))?;
         let expected = Head { shard, level: geometry.max_level(), names_from: tip.names, start, end };
-        let loaded = decode(&bytes, expected, geometry, merge).map_err(|refused| refused.into_error(file))?;
+        let loaded =
+            decode(&bytes, expected, geometry, merge).map_err(|refused| refused.into_error(file.clone()))?;
+        if kind == Kind::Names && !loaded.batches.is_empty() {
+            return Err(Error::Corrupt { file, offset: 0, why: "a names file that holds batches".into() });
+        }
         tip = Tip { frontier: end, names: tip.names + loaded.names.len() as u32 };
+        files.push_back(Saved { kind, start, end, names: tip.names });
         each(loaded)?;
     }
-    Ok(Checkpoint { storage, dir: dir.to_path_buf(), shard, tip, buf: Vec::new() })
+    if replaced {
+        storage.sync_dir(dir).map_err(|e| Error::io(format!("syncing {}", dir.display()), &e))?;
+    }
+    Ok(Checkpoint { storage, dir: dir.to_path_buf(), shard, tip, files, buf: Vec::new() })
 }
 
 /// Why a file was refused: corrupt (at an offset, why) or of another version.

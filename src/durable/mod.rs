@@ -84,35 +84,42 @@
 //! ## Batch files
 //!
 //! Version 1, separate from the log's. The files `shard-NNNN/batch-AAAAAAAAAAAAAAAAAAAA-BBBBBBBBBBBBBBBBBBBB`
-//! hold the shard's top-level batches, one each, covering commits `A..=B` (20 digits each);
-//! files named `tmp-…` were being written when a crash came and are removed on opening. Files
-//! *chain*: each names the end of the one before (0 for the first), so a file missing between
-//! two is found; a stretch of top-level blocks where the shard had no data has no file, or an
-//! empty one when the log waits on it.
+//! hold the shard's top-level batches covering commits `A..=B` (20 digits each); files named
+//! `tmp-…` were being written when a crash came and are removed on opening. Files *chain*:
+//! each starts where the one before ended (`A` is the previous `B` + 1; 1 for the first), so a
+//! file missing between two is found; a stretch where the shard had no data is a file with no
+//! batch. Under a retention window the first file may be the *names file*
+//! `names-00000000000000000001-BBBBBBBBBBBBBBBBBBBB`: the same layout with every name up to `B`
+//! and no batch, in place of the files the window left. A batch file it covers is one a crash
+//! kept from being removed after it, and is removed on opening; any other overlap is
+//! `Error::Corrupt`.
 //!
 //! ```text
-//! header (56 bytes)
+//! header (48 bytes)
 //!   0  8  magic        "LSTP.BAT"
 //!   8  4  version      u32 = 1   (any other: Error::Incompatible)
 //!  12  4  shard        u32
 //!  16  4  level        u32       the top level
-//!  20  4  names from   u32       path ids named before this file (in the files before it)
-//!  24  8  after        u64       the last commit of the file before it (0: none)
-//!  32  8  start        u64       A, > after; a top-level block start unless the file is empty
-//!  40  8  end          u64       B, a top-level block end unless the file is empty
-//!  48  4  checksum     u32       of the payload
-//!  52  4  header sum   u32       of bytes 0..52
+//!  20  4  names from   u32       path ids named in the files before it (0 for a names file)
+//!  24  8  start        u64       A
+//!  32  8  end          u64       B
+//!  40  4  checksum     u32       of the payload
+//!  44  4  header sum   u32       of bytes 0..44
 //!
 //! payload (to the end of the file)
 //!   name count     varint   ids names from, names from + 1, …
 //!     name         varint length, then that many bytes of UTF-8
-//!   path count     varint   0: an empty file, and nothing follows
-//!     id step      varint   the path id minus the one before plus one (the first: its id)
-//!     segments     varint   at least 1
-//!   one block      u8       1: the file is one aligned block, each path has one segment
-//!                           ending at B; 0: each segment's end follows
-//!     end          varint   per segment (path by path), its block's end minus A
-//!   output         per segment, the merge's output in postcard's format (serde)
+//!   batch count    varint   0: no batch, and nothing follows
+//!   per batch, in range order:
+//!     start step   varint   its first commit minus the end of the batch before plus one (A first)
+//!     length       varint   its last commit minus its first: a run of whole top-level blocks
+//!     path count   varint   at least 1
+//!       id step    varint   the path id minus the one before plus one (the first: its id)
+//!       segments   varint   at least 1, at most the blocks in the batch
+//!     one block    u8       1: the batch is one block, each path has one segment ending at
+//!                           its end; 0: each segment's end follows
+//!       end        varint   per segment (path by path), its block's end minus the batch's start
+//!     output       per segment, the merge's output in postcard's format (serde)
 //! ```
 //!
 //! A file is written to its temporary name, synced, renamed, and the directory synced: under

@@ -11,6 +11,11 @@
 //! at or below `C`, sealing the rows of many turns at once. The layout is a function of commit
 //! numbers alone, so the spine holds the same segments as the one built without the crash;
 //! memory stays what the spine holds plus one file or a few turns.
+//!
+//! Under a retention window the first file may be the names file of the commits the window
+//! left (`crate::durable::checkpoint`): it names paths and holds no batch, and a pipeline whose
+//! window would reach back into it is refused (`Error::Incompatible`), never shown an empty
+//! past.
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -306,6 +311,22 @@ pub(crate) fn recover<M: Merge>(
         spine.work(merge, &mut fuel);
         spine.release_buffers();
         recovered.shards.push((spine, log));
+    }
+    for (shard, (spine, log)) in recovered.shards.iter().enumerate() {
+        // The names file holds no batch: a window that shows a commit it covers would show it
+        // empty, and a read would silently miss what was there.
+        let expired = log.expired();
+        if expired > 0 && spine.window_start(recovered.frontier) <= expired {
+            return Err(Error::Incompatible {
+                file: shard_dir(&spec.root, shard as u32).display().to_string(),
+                why: format!(
+                    "a retention window dropped commits up to {expired}, and this pipeline's retention \
+                     would show them (it shows from commit {} at the recovered frontier {})",
+                    spine.window_start(recovered.frontier),
+                    recovered.frontier
+                ),
+            });
+        }
     }
     Ok((recovered, router))
 }

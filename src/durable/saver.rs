@@ -13,6 +13,9 @@
 //! the file over, and removed only once the file and its directory entry are synced: oldest
 //! first, the directory synced after each, so a power cut leaves no gap.
 //!
+//! Under a retention window the thread also replaces the files the window left by the names
+//! file (`crate::durable::checkpoint`, [`Job::Expire`]): one job at a time either way.
+//!
 //! A failed save or removal is reported once and ends the thread, as a failed log write does:
 //! durability stops for good, and what the files and the log already hold stays.
 
@@ -43,7 +46,16 @@ pub(crate) struct File<M: Merge> {
     pub(crate) covered: Vec<PathBuf>,
 }
 
-/// The worker's end of a shard's saving thread; dropping it lets the thread finish the file it
+/// What the worker hands the thread.
+pub(crate) enum Job<M: Merge> {
+    /// Save a batch file.
+    Save(File<M>),
+    /// Replace every file ending at or below `through` by the names file (`names`: the
+    /// shard's names from id 0 on, at least as many as those files name).
+    Expire { through: u64, names: Vec<Arc<str>> },
+}
+
+/// The worker's end of a shard's saving thread; dropping it lets the thread finish the job it
 /// holds, then stops and joins it.
 pub(crate) struct Saver<M: Merge> {
     shared: Arc<(Mutex<Slot<M>>, Condvar)>,
@@ -59,9 +71,9 @@ impl<M: Merge> std::fmt::Debug for Saver<M> {
 
 /// What passes between the worker and the thread.
 struct Slot<M: Merge> {
-    /// The file handed over and not yet taken by the thread.
-    file: Option<File<M>>,
-    /// A file was handed over and is not saved yet.
+    /// The job handed over and not yet taken by the thread.
+    job: Option<Job<M>>,
+    /// A job was handed over and is not done yet.
     busy: bool,
     /// Where the saved files end.
     saved: Tip,
@@ -90,20 +102,23 @@ impl<M: Persist> Saver<M> {
         storage: S,
         on_failed: OnFailed,
     ) -> Result<Self, Error> {
-        let slot = Slot { file: None, busy: false, saved: files.tip(), failed: false, stop: false };
+        let slot = Slot { job: None, busy: false, saved: files.tip(), failed: false, stop: false };
         let shared = Arc::new((Mutex::new(slot), Condvar::new()));
         let theirs = shared.clone();
         let thread = std::thread::Builder::new()
             .name(format!("lockstep-save-{shard}"))
             .spawn(move || {
-                while let Some(file) = next(&theirs) {
-                    // A user's `Serialize` may panic: that file is then refused as one whose
-                    // output does not encode, not a thread gone quiet.
-                    let saved = catch_unwind(AssertUnwindSafe(|| {
-                        files.save(&*merge, &file.batches, file.end, level, &file.names)
-                    }))
-                    .unwrap_or_else(|_| Err(panicked(shard, file.end)))
-                    .and_then(|()| remove_segments(&storage, &file.covered));
+                while let Some(job) = next(&theirs) {
+                    let saved = match job {
+                        // A user's `Serialize` may panic: that file is then refused as one whose
+                        // output does not encode, not a thread gone quiet.
+                        Job::Save(file) => catch_unwind(AssertUnwindSafe(|| {
+                            files.save(&*merge, &file.batches, file.end, level, &file.names)
+                        }))
+                        .unwrap_or_else(|_| Err(panicked(shard, file.end)))
+                        .and_then(|()| remove_segments(&storage, &file.covered)),
+                        Job::Expire { through, names } => files.expire(through, level, &names),
+                    };
                     if let Err(error) = saved {
                         on_failed(error);
                         lock(&theirs).failed = true;
@@ -138,15 +153,15 @@ impl<M: Persist> Saver<M> {
         !slot.busy
     }
 
-    /// Hands `file` to the thread.
+    /// Hands `job` to the thread.
     ///
     /// # Panics
     ///
-    /// If a file is still being saved (the worker hands over one at a time: `saved`).
-    pub(crate) fn save(&self, file: File<M>) {
+    /// If a job is still being done (the worker hands over one at a time: `saved`).
+    pub(crate) fn hand(&self, job: Job<M>) {
         let mut slot = lock(&self.shared);
-        assert!(!slot.busy, "a batch file is handed over while the last is still being saved");
-        (slot.file, slot.busy) = (Some(file), true);
+        assert!(!slot.busy, "a job is handed to the saving thread while the last is not done");
+        (slot.job, slot.busy) = (Some(job), true);
         drop(slot);
         self.shared.1.notify_all();
     }
@@ -160,12 +175,12 @@ fn panicked(shard: usize, end: u64) -> Error {
     }
 }
 
-/// The next file to save, waiting for one; `None` once stopped with nothing left to save.
-fn next<M: Merge>(shared: &(Mutex<Slot<M>>, Condvar)) -> Option<File<M>> {
+/// The next job, waiting for one; `None` once stopped with nothing left to do.
+fn next<M: Merge>(shared: &(Mutex<Slot<M>>, Condvar)) -> Option<Job<M>> {
     let mut slot = lock(shared);
     loop {
-        if let Some(file) = slot.file.take() {
-            return Some(file);
+        if let Some(job) = slot.job.take() {
+            return Some(job);
         }
         if slot.stop {
             return None;

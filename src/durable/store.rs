@@ -3,10 +3,12 @@
 //! saving (`crate::durable::saver`) run on threads of their own, so the worker never waits on
 //! an fsync it does not need.
 
+use std::collections::VecDeque;
+
 use crate::durable::checkpoint::Checkpoint;
 use crate::durable::format::{Tip, Turn};
 use crate::durable::recovery::Persist;
-use crate::durable::saver::{File, OnFailed, Saver};
+use crate::durable::saver::{File, Job, OnFailed, Saver};
 use crate::durable::storage::Storage;
 use crate::durable::syncer::{OnSynced, Syncer};
 use crate::durable::writer::LogWriter;
@@ -53,6 +55,18 @@ pub(crate) trait ShardStore<M: Merge>: Send {
     ///
     /// If a file is still being saved (`files` said `None`).
     fn save(&mut self, batches: Vec<Arc<Batch<M>>>, end: u64, names: Vec<Arc<str>>);
+    /// Under a retention window: the last commit of the last file that holds batches and ends
+    /// before `before` (the window's start), if one does.
+    fn expirable(&self, before: u64) -> Option<u64>;
+    /// Hands over the replacing of every file ending at or below `through` by the names file,
+    /// naming ids from 0 on with `names` (`crate::durable::checkpoint`).
+    ///
+    /// # Panics
+    ///
+    /// If a file is still being saved (`files` said `None`).
+    fn expire(&mut self, through: u64, names: Vec<Arc<str>>);
+    /// Where the names file ends: commits up to it left a retention window (0: none did).
+    fn expired(&self) -> u64;
 }
 
 /// A shard's log and batch files on one [`Storage`].
@@ -67,6 +81,10 @@ pub(crate) struct Store<S: Storage, M: Merge> {
     level: u32,
     /// Files end at multiples of it (or past, at the end of a run that crosses one).
     checkpoint_span: u64,
+    /// The last commit of each file that holds batches, in order.
+    ends: VecDeque<u64>,
+    /// Where the names file ends (0: there is none).
+    expired: u64,
     /// Syncing in the background, with the segment last handed to it.
     syncer: Option<(Syncer, u64)>,
     storage: S,
@@ -81,7 +99,10 @@ impl<S: Storage, M: Merge> Store<S, M> {
         storage: S,
     ) -> Self {
         let saved = files.tip();
+        let (ends, expired) = (files.ends().into(), files.expired());
         Self {
+            ends,
+            expired,
             log,
             files: Some(files),
             saver: None,
@@ -165,8 +186,27 @@ impl<S: Storage, M: Persist> ShardStore<M> for Store<S, M> {
         let Some(saver) = &self.saver else { return };
         let names_to = self.saved.names.saturating_add(u32::try_from(names.len()).unwrap_or(u32::MAX));
         let covered = self.log.release(Tip { frontier: end, names: names_to });
-        saver.save(File { batches, end, names, covered });
+        saver.hand(Job::Save(File { batches, end, names, covered }));
+        self.ends.push_back(end);
         self.saving = true;
+    }
+
+    fn expirable(&self, before: u64) -> Option<u64> {
+        self.ends.iter().take_while(|&&end| end < before).last().copied()
+    }
+
+    fn expire(&mut self, through: u64, names: Vec<Arc<str>>) {
+        let Some(saver) = &self.saver else { return };
+        saver.hand(Job::Expire { through, names });
+        while self.ends.front().is_some_and(|&end| end <= through) {
+            self.ends.pop_front();
+        }
+        self.expired = self.expired.max(through);
+        self.saving = true;
+    }
+
+    fn expired(&self) -> u64 {
+        self.expired
     }
 }
 

@@ -93,6 +93,11 @@ impl Policy {
         Self { geometry, form_cap, window }
     }
 
+    /// The first commit the window shows at the cut `cut` (1 without a window).
+    pub(crate) fn window_start(&self, cut: u64) -> u64 {
+        self.geometry.window_start(self.window, cut)
+    }
+
     /// The most top-level blocks one run may hold: half the window, so retention drops whole
     /// runs (no limit without a window).
     fn run_cap(&self) -> u64 {

@@ -81,8 +81,11 @@ pub(crate) struct Spine<M: Merge> {
     sorter: Sorter<M::Record>,
     /// New batches for the sink, with the end after which their segments are new.
     flushed: Vec<(Arc<Batch<M>>, u64)>,
-    /// A durable pipeline's: top-level batches handed over to history, to be saved to files.
+    /// A durable pipeline's: top-level batches handed over to history (under a window: formed),
+    /// to be saved to files, in range order.
     saving: Option<Vec<Arc<Batch<M>>>>,
+    /// Under a window, a durable pipeline's: every top-level block up to it went to `saving`.
+    saved_end: u64,
 }
 
 impl<M: Merge> Spine<M> {
@@ -101,11 +104,13 @@ impl<M: Merge> Spine<M> {
             sorter: Sorter::default(),
             flushed: Vec::new(),
             saving: None,
+            saved_end: 0,
         }
     }
 
-    /// Keeps the top-level batches handed over to history for [`take_saved`](Self::take_saved)
-    /// (a durable pipeline saves them to files).
+    /// Keeps the top-level batches handed over to history (under a window: as they are formed,
+    /// before any combining) for [`take_saved`](Self::take_saved): a durable pipeline saves
+    /// them to files.
     pub(crate) fn saving(mut self) -> Self {
         self.saving = Some(Vec::new());
         self
@@ -123,16 +128,26 @@ impl<M: Merge> Spine<M> {
     }
 
     /// Recovery: takes the top-level batches read back from a file ending at `end`; every
-    /// commit up to `end` is formed.
+    /// commit up to `end` is formed. Under a window they join the spine's runs (the next seal
+    /// combines them and drops those the window left).
     pub(crate) fn restore(&mut self, batches: Vec<Batch<M>>, end: u64) {
-        debug_assert!(self.batches.is_empty() && self.tail.is_none() && self.merges.is_empty());
+        debug_assert!(self.tail.is_none() && self.merges.is_empty());
         debug_assert!(end > self.frontier);
-        if let Some(history) = &mut self.history {
-            for batch in batches {
-                history.append(Arc::new(batch));
+        match &mut self.history {
+            Some(history) => {
+                debug_assert!(self.batches.is_empty());
+                for batch in batches {
+                    history.append(Arc::new(batch));
+                }
             }
+            None => self.batches.extend(batches.into_iter().map(Arc::new)),
         }
-        (self.formed, self.frontier) = (end, end);
+        (self.formed, self.frontier, self.saved_end) = (end, end, end);
+    }
+
+    /// The first commit a retention window shows at the cut `cut` (1 without a window).
+    pub(crate) fn window_start(&self, cut: u64) -> u64 {
+        self.policy.window_start(cut)
     }
 
     /// The top-level batches handed over since the last call, in range order.
@@ -140,12 +155,18 @@ impl<M: Merge> Spine<M> {
         self.saving.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
-    /// Every top-level block up to it has been handed over to history (if it had data): the
-    /// last top-level boundary at or below `formed` that no batch still in the spine covers.
+    /// Every top-level block up to it has been handed over for saving (if it had data): the
+    /// last top-level boundary at or below `formed` that no batch still in the spine covers (under
+    /// a window: no batch not yet handed over).
     pub(crate) fn handed_over(&self) -> u64 {
         let span = self.geometry.span(self.geometry.max_level());
         let top = self.formed / span * span;
-        self.batches.first().map_or(top, |first| top.min(first.start - 1))
+        let mut waiting = self.batches.iter();
+        let first = match self.history {
+            Some(_) => waiting.next(),
+            None => waiting.find(|b| b.end > self.saved_end),
+        };
+        first.map_or(top, |first| top.min(first.start - 1))
     }
 
     pub(crate) fn frontier(&self) -> u64 {
@@ -164,9 +185,24 @@ impl<M: Merge> Spine<M> {
         }
     }
 
-    /// Without a window, hands the top-level batches at the front over to history.
+    /// Without a window, hands the top-level batches at the front over to history; under one,
+    /// when saving, the new ones in range order to `saving` (they stay in the spine).
     fn hand_over(&mut self) {
-        let Some(history) = &mut self.history else { return };
+        let Some(history) = &mut self.history else {
+            let Some(saving) = &mut self.saving else { return };
+            let top = self.geometry.max_level();
+            // In range order: a block still below the top level (its merge up in progress) holds
+            // back the top-level batches formed after it.
+            let handed = self.saved_end;
+            for batch in self.batches.iter().filter(|b| b.end > handed) {
+                if batch.level != top {
+                    break;
+                }
+                saving.push(batch.clone());
+                self.saved_end = batch.end;
+            }
+            return;
+        };
         let top = self.geometry.max_level();
         // Top-level batches are never a merge's input without a window (no combines).
         let done = self.batches.iter().take_while(|b| b.level == top).count();

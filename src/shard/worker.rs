@@ -390,13 +390,22 @@ impl<M: Merge> Worker<M> {
     /// (`crate::durable::saver`) once the last file is saved and they reach the next checkpoint
     /// boundary (`crate::durable::checkpoint`), the sink has taken every flush-level segment up
     /// to the file's end, and every shard's log is synced past it: until then it asks every
-    /// shard for that sync and tries again on a later turn. True if it handed a file over.
+    /// shard for that sync and tries again on a later turn. Under a retention window, first
+    /// hands over the replacing of the files the window left. True if it handed a job over.
     fn save(&mut self) -> bool {
         let Some(log) = self.log.as_mut() else { return false };
         let shared = &*self.shared;
         let Some(durable) = &shared.durable else { return false };
         self.unsaved.extend(self.spine.take_saved());
         let Some((saved, boundary)) = log.files() else { return false };
+        // Under a retention window, the files the window left go first (their names stay, in
+        // the names file). The window's start at the synced frontier, not the visible one: a
+        // crash recovers at least that far, so the window reopens past every file it left.
+        if let Some(through) = log.expirable(self.spine.window_start(durable.synced())) {
+            visible_names(&self.directory, 0, &mut self.names);
+            log.expire(through, self.names.clone());
+            return true;
+        }
         if self.spine.handed_over() < boundary {
             return false;
         }

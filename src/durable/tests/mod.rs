@@ -297,6 +297,7 @@ mod files;
 mod pieces;
 mod pipeline;
 mod sink;
+mod window;
 
 /// The turns a log cut at `cut` must hold: those up to it, then the first past it keeping its
 /// rows up to `cut` (as a turn ending at `cut`, with its names), if it has anything left to say.
