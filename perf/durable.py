@@ -50,6 +50,7 @@ print(f"| Written ÷ memory, 1 producer | {spread(ratio('w1', 'm1'))} | >= 0.7 |
 print(f"| Written ÷ memory, 4 producers | {spread(ratio('w4', 'm4'))} | >= 0.7 |")
 print(f"| Synced ÷ memory, 1 producer, closed loop | {spread(ratio('s1', 'm1'))} | >= 0.5 |")
 print(f"| memory (every segment kept) ÷ memory (sink, Newest(1)), 1 producer | {spread(ratio('m1', 'n1'))} | context |")
+print(f"| Written ÷ memory, both with a sink and Newest(1), 1 producer | {spread(ratio('wn1', 'n1'))} | context |")
 print(f"| log bytes per record, Written, 1 part/commit | {spread(figures('w1', 'log_bytes_per_record'))} | <= 8 |")
 print(f"| log bytes per record, Synced, 1 part/commit | {spread(figures('s1', 'log_bytes_per_record'))} | <= 8 |")
 figures_runs = [reps["f"] for reps in by_rep.values() if "f" in reps and reps["f"].get("wait_durable_us")]
@@ -69,7 +70,7 @@ print()
 print("Absolute figures (this machine, shared; for scale only): records/s median (min–max)\n")
 print("| run | records/s | peak RSS MiB | disk appends MiB/s | fdatasyncs/s | fdatasync p99 µs |")
 print("|---|---|---|---|---|---|")
-for config in ["n1", "m1", "w1", "s1", "m4", "w4", "f", "q", "pw1", "pf1", "ps1", "pfs1"]:
+for config in ["n1", "wn1", "m1", "w1", "s1", "m4", "w4", "f", "q", "pw1", "pf1", "ps1", "pfs1"]:
     rate = figures(config, "records_per_sec", 1e-6)
     if not rate:
         continue

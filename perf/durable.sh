@@ -2,10 +2,11 @@
 # Issue 18's targets (durable pipelines), REPEAT times, configurations alternating within each
 # repetition so that every ratio is taken between neighbouring runs on this shared machine:
 #
-#   m1/w1/s1  1 producer, 1 part per commit: memory only (--retain-all, as a durable pipeline
-#             keeps every segment), Written, Synced (closed loop)
+#   m1/w1/s1  1 producer, 1 part per commit: memory only, Written, Synced (closed loop), all
+#             with every segment kept (--retain-all)
 #   m4/w4     the same with 4 producers, memory only and Written
-#   n1        memory only with the loadgen's usual sink + Newest(1) retention (context: what
+#   n1/wn1    memory only and Written with the loadgen's usual sink + Newest(1) retention (a
+#             durable window replaces the files it left by a names file; n1 ÷ m1 is what
 #             keeping every segment costs by itself)
 #   f         Synced at a fixed rate of half the median s1 rate: commit-to-durable (wait_durable)
 #   q         the same at a quarter of it (context)
@@ -52,11 +53,12 @@ want() { [[ " $ONLY " == *" $1 "* ]]; }
 if want m; then
     for r in $(seq 1 "$REPEAT"); do
         run "m1.r$r" --retain-all
-        run "w1.r$r" --durable "$DATA" --durability written
-        run "s1.r$r" --durable "$DATA" --durability synced
+        run "w1.r$r" --retain-all --durable "$DATA" --durability written
+        run "s1.r$r" --retain-all --durable "$DATA" --durability synced
         run "n1.r$r"
+        run "wn1.r$r" --durable "$DATA" --durability written
         run "m4.r$r" --retain-all --producers 4
-        run "w4.r$r" --durable "$DATA" --durability written --producers 4
+        run "w4.r$r" --retain-all --durable "$DATA" --durability written --producers 4
     done
 fi
 if want f; then
@@ -68,15 +70,15 @@ EOF
 )}
     echo "fixed rate: $half commits/s (half the median Synced closed-loop rate)" >&2
     for r in $(seq 1 "$REPEAT"); do
-        run "f.r$r" --durable "$DATA" --durability synced --rate "$half"
-        run "q.r$r" --durable "$DATA" --durability synced --rate "$((half / 2))"
+        run "f.r$r" --retain-all --durable "$DATA" --durability synced --rate "$half"
+        run "q.r$r" --retain-all --durable "$DATA" --durability synced --rate "$((half / 2))"
     done
 fi
 if want p; then
     for r in $(seq 1 "$REPEAT"); do
-        run "pw1.r$r" --durable "$DATA" --durability written
+        run "pw1.r$r" --retain-all --durable "$DATA" --durability written
         run "pf1.r$r" --engine fjall --durable "$DATA" --durability written
-        run "ps1.r$r" --durable "$DATA" --durability synced
+        run "ps1.r$r" --retain-all --durable "$DATA" --durability synced
         run "pfs1.r$r" --engine fjall --durable "$DATA" --durability synced
     done
 fi

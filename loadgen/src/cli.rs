@@ -225,8 +225,8 @@ pub struct Args {
     pub keep_durable: bool,
 
     /// lockstep keeps every segment in memory and has no sink (the default is a sink that
-    /// discards compacted top-level segments and keeps each path's newest): what a durable
-    /// pipeline does, so that memory-only and durable runs compare like with like.
+    /// discards compacted top-level segments and a window of the newest top-level block, on
+    /// disk too with --durable).
     #[arg(long)]
     pub retain_all: bool,
 

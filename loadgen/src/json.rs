@@ -107,7 +107,7 @@ pub struct Config {
     pub durable: bool,
     /// `--durability` of a durable run (`written` or `synced`); `null` when memory only.
     pub durability: Option<&'static str>,
-    /// lockstep keeps every segment, no sink (`--retain-all`, and every durable run).
+    /// lockstep keeps every segment, no sink (`--retain-all`).
     pub retain_all: bool,
     /// `--repeat`: how many times each engine ran in this process (each run's figures are its
     /// median repetition's).

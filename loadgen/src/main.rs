@@ -181,7 +181,7 @@ fn settings(args: &cli::Args) -> run::Settings {
             max_level: args.max_level,
             queue_capacity: args.queue_capacity,
             pin: args.pinned(),
-            retain_all: args.retain_all || args.durable.is_some(),
+            retain_all: args.retain_all,
             durable: args.durable.as_ref().map(|dir| engine::DurableConfig {
                 dir: dir.clone(),
                 durability: args.durability,

@@ -136,10 +136,16 @@ fn write_report(
     match &config.durable {
         Some(durable) => writeln!(
             out,
-            "durable ({}): logs into a fresh subdirectory of {}{}; lockstep keeps every segment, no sink",
+            "durable ({}): logs into a fresh subdirectory of {}{}; {}",
             durable.durability.name(),
             durable.dir.display(),
             if durable.keep { ", kept after the run" } else { ", removed after the run" },
+            if config.retain_all {
+                "lockstep keeps every segment, no sink (--retain-all)"
+            } else {
+                "a sink and a window of the newest top-level block, on disk too (the files it left \
+                 are replaced by a names file: the directory's size is not all that was written)"
+            },
         )?,
         None if config.retain_all => {
             writeln!(out, "memory only; lockstep keeps every segment, no sink (--retain-all)")?

@@ -112,7 +112,7 @@ impl<K: Kind> Engine<K> for Lockstep<K> {
 
     fn build(config: &Config) -> Result<Self, Failure> {
         let mut builder = builder::<K>(config).max_producers(config.producers);
-        if !config.retain_all && config.durable.is_none() {
+        if !config.retain_all {
             builder = builder.sink(DiscardSink).retain(Retention::Newest(1));
         }
         let scratch = match &config.durable {
