@@ -108,7 +108,8 @@ pub enum Retention {
     /// Memory then stays bounded however long the pipeline runs; a path with nothing left in the
     /// window leaves [`Snapshot::paths`](crate::Snapshot::paths). The sink still gets every
     /// flush-level segment exactly once: a write that failed keeps its own copy of the output
-    /// until a retry succeeds.
+    /// until a retry succeeds. A durable pipeline's directory keeps the same window (see
+    /// [`Builder::durable`](crate::Builder::durable)).
     ///
     /// ```
     /// use lockstep::{merge::Sum, DiscardSink, Pipeline, Retention};
