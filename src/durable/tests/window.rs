@@ -143,7 +143,7 @@ fn a_power_cut_at_any_step_of_replacing_files_loses_nothing_acknowledged() -> Re
             first.shutdown().map_err(Error::from)?;
             let pipeline = open(&storage, durability, 2)?;
             storage.cut_power_after(ops, ops);
-            let (second, acknowledged) = run(&pipeline, 1000..1080)?;
+            let (second, acknowledged) = run(&pipeline, 1000..1060)?;
             issued.extend(second);
             drop(pipeline);
             ops += 1;
