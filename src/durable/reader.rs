@@ -61,11 +61,12 @@ pub(crate) fn shard_dir(root: &Path, shard: u32) -> PathBuf {
 /// The end of a log that was damaged by a crash, dropped on reading.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TornTail {
-    /// The newest segment.
+    /// The segment where the log's intact bytes end: the newest, or the one before it when the
+    /// newest is dropped whole ([`Recovered::dropped`]).
     pub(crate) file: String,
     /// Where the damage starts: the log's intact bytes end here.
     pub(crate) offset: u64,
-    /// Bytes dropped.
+    /// Bytes dropped from that segment.
     pub(crate) bytes: u64,
     /// What the first damaged frame looked like.
     pub(crate) damage: Damage,
@@ -80,12 +81,15 @@ pub(crate) struct Recovered {
     pub(crate) turns: u64,
     /// Segments read.
     pub(crate) segments: u64,
-    /// The torn tail dropped, if the newest segment had one.
+    /// The torn tail dropped, if the log had one.
     pub(crate) torn: Option<TornTail>,
-    /// The newest segment's number and where its intact bytes end (`None`: it never got a
-    /// header), for the writer's repair.
-    pub(crate) newest: Option<(u64, Option<u64>)>,
-    /// Each segment with a header: its number and the tip it starts from, oldest first.
+    /// The last segment kept (with a header) and where its intact bytes end, for the writer's
+    /// repair.
+    pub(crate) newest: Option<(u64, u64)>,
+    /// The newest segment, dropped whole: its header never reached the disk, or its turns
+    /// follow turns the segment before it lost (see the module docs). The writer removes it.
+    pub(crate) dropped: Option<u64>,
+    /// Each segment kept: its number and the tip it starts from, oldest first.
     pub(crate) starts: Vec<(u64, Tip)>,
 }
 
@@ -173,19 +177,14 @@ pub(crate) fn read_log<S: Storage, R: DeserializeOwned>(
 }
 
 /// Where shard `shard`'s log in `dir` ends, decoding no row: the first pass of recovery, which
-/// cuts every shard's log at the lowest of their ends. The end is in the newest segment, read
-/// from the start its header gives (or in the one before, if the newest never got a header):
-/// the older segments are left to the replay, which reads and checks every one of them anyway,
-/// so each is read once.
+/// cuts every shard's log at the lowest of their ends. The end is in the two newest segments
+/// (the newest may be dropped whole for a torn tail of the one before it: see the module docs),
+/// read from the start the older one's header gives: the older segments are left to the replay,
+/// which reads and checks every one of them anyway, so each is read once.
 pub(crate) fn read_tip<S: Storage>(storage: &S, dir: &Path, shard: u32) -> Result<Tip, Error> {
     let count = segments(storage, dir)?.len();
-    let newest = read_frames_in(storage, dir, shard, &mut Tips, PIECE, count.saturating_sub(1))?;
-    match newest.newest {
-        Some((_, None)) if count > 1 => {
-            read_frames_in(storage, dir, shard, &mut Tips, PIECE, count - 2).map(|recovered| recovered.tip)
-        }
-        _ => Ok(newest.tip),
-    }
+    read_frames_in(storage, dir, shard, &mut Tips, PIECE, count.saturating_sub(2))
+        .map(|recovered| recovered.tip)
 }
 
 /// How much of a segment reading asks for at a time: recovery holds about two pieces and the
@@ -256,6 +255,7 @@ pub(crate) fn read_frames_in<S: Storage>(
         segments: 0,
         torn: None,
         newest: None,
+        dropped: None,
         starts: Vec::new(),
     };
     // One buffer for every segment.
@@ -271,42 +271,17 @@ pub(crate) fn read_frames_in<S: Storage>(
         let corrupt =
             |offset: usize, why: String| Error::Corrupt { file: file.clone(), offset: offset as u64, why };
         recovered.segments += 1;
-        let header = match Header::decode(&read.bytes) {
-            Ok(header) => header,
-            Err(BadHeader::Unstarted) if newest => {
-                read.rest()?;
-                let damage = Damage::Unstarted;
-                let bytes = read.bytes.len() as u64;
-                recovered.torn = Some(TornTail { file: file.clone(), offset: 0, bytes, damage });
-                recovered.newest = Some((sequence, None));
-                break;
+        let Some(header) = check_header(&read.bytes, &file, shard, sequence)? else {
+            if !newest {
+                let why = "the header is cut short or zeros, in a segment that is not the newest";
+                return Err(corrupt(0, why.into()));
             }
-            Err(BadHeader::Unstarted) => {
-                return Err(corrupt(
-                    0,
-                    "the header is cut short or zeros, in a segment that is not the newest".into(),
-                ))
-            }
-            Err(BadHeader::Magic) => return Err(corrupt(0, "not a lockstep log segment (bad magic)".into())),
-            Err(BadHeader::Checksum) => {
-                return Err(corrupt(0, "the segment header fails its checksum".into()))
-            }
-            Err(BadHeader::Version(version)) => {
-                return Err(Error::Incompatible {
-                    file,
-                    why: format!("log format version {version}; this lockstep reads version {VERSION}"),
-                })
-            }
+            read.rest()?;
+            let (bytes, damage) = (read.bytes.len() as u64, Damage::Unstarted);
+            recovered.torn = Some(TornTail { file: file.clone(), offset: 0, bytes, damage });
+            recovered.dropped = Some(sequence);
+            break;
         };
-        if header.shard != shard || header.sequence != sequence {
-            return Err(corrupt(
-                0,
-                format!(
-                    "the header says shard {} segment {}, where shard {shard} segment {sequence} belongs",
-                    header.shard, header.sequence
-                ),
-            ));
-        }
         // Each segment starts where the one before ended: whole turns missing at the end of an
         // older segment (cut at a frame boundary) are found here.
         if i > from && header.start != recovered.tip {
@@ -318,6 +293,12 @@ pub(crate) fn read_frames_in<S: Storage>(
                 ),
             ));
         }
+        // When this is the segment before the newest: where the newest starts (`None`: its header
+        // never reached the disk), which says where this one ended when it was written whole.
+        let next = match numbers.get(i + 1) {
+            Some(&after) if i + 2 == numbers.len() => Some(next_start(storage, dir, shard, after)?),
+            _ => None,
+        };
         recovered.tip = header.start;
         recovered.starts.push((sequence, header.start));
         // `at` is an offset in the file; `at - read.base` the same byte in `read.bytes`.
@@ -347,13 +328,27 @@ pub(crate) fn read_frames_in<S: Storage>(
                             format!("{}, yet an intact frame follows at byte {intact}", damage.describe());
                         return Err(corrupt(at, why));
                     }
-                    if !newest {
-                        let why = format!("{}, in a segment that is not the newest", damage.describe());
-                        return Err(corrupt(at, why));
+                    // A torn tail here, or corruption: the table in the module docs.
+                    let refused = match next {
+                        _ if newest => None,
+                        None => Some(", in a segment that is not the newest".to_owned()),
+                        // The newest never got a header: the log ends in this segment.
+                        Some(None) => None,
+                        Some(Some(start)) if damage.is_missing_bytes() && beyond(start, recovered.tip) => {
+                            None
+                        }
+                        Some(Some(start)) => Some(format!(
+                            ", in the segment before the newest, which starts at {start:?}: not what \
+                             a power cut leaves there"
+                        )),
+                    };
+                    if let Some(why) = refused {
+                        return Err(corrupt(at, format!("{}{why}", damage.describe())));
                     }
                     let dropped = (bytes.len() - local) as u64;
                     recovered.torn =
                         Some(TornTail { file: file.clone(), offset: at as u64, bytes: dropped, damage });
+                    recovered.dropped = numbers.get(i + 1).copied();
                     break;
                 }
             };
@@ -371,10 +366,65 @@ pub(crate) fn read_frames_in<S: Storage>(
                 read.drop_before(at);
             }
         }
-        if newest {
-            recovered.newest = Some((sequence, Some(at.min(read.base + read.bytes.len()) as u64)));
+        let end = at.min(read.base + read.bytes.len()) as u64;
+        recovered.newest = Some((sequence, end));
+        if recovered.torn.is_some() {
+            break;
+        }
+        // Whole turns missing at the end of the segment before the newest, cut at a frame
+        // boundary: the newest follows a hole and goes whole (the same argument as for a torn
+        // tail there). A start below this end, or beside it, is corruption, found on reading it.
+        if let Some(Some(start)) = next {
+            if beyond(start, recovered.tip) {
+                let damage = Damage::Missing;
+                recovered.torn = Some(TornTail { file: file.clone(), offset: end, bytes: 0, damage });
+                recovered.dropped = numbers.get(i + 1).copied();
+                break;
+            }
         }
         buffer = read.bytes;
     }
     Ok(recovered)
+}
+
+/// True if a segment starting at `start` follows, with a turn or more between, a log ending
+/// at `tip`: every turn moves the tip (a turn with nothing to say is never logged).
+fn beyond(start: Tip, tip: Tip) -> bool {
+    start.frontier >= tip.frontier && start.names >= tip.names && start != tip
+}
+
+/// Segment `sequence`'s header at the start of `bytes`, checked: `None` if it never reached the
+/// disk (cut short or zeros); an error if it is not this log's.
+fn check_header(bytes: &[u8], file: &str, shard: u32, sequence: u64) -> Result<Option<Header>, Error> {
+    let corrupt = |why: String| Error::Corrupt { file: file.to_owned(), offset: 0, why };
+    let header = match Header::decode(bytes) {
+        Ok(header) => header,
+        Err(BadHeader::Unstarted) => return Ok(None),
+        Err(BadHeader::Magic) => return Err(corrupt("not a lockstep log segment (bad magic)".into())),
+        Err(BadHeader::Checksum) => return Err(corrupt("the segment header fails its checksum".into())),
+        Err(BadHeader::Version(version)) => {
+            return Err(Error::Incompatible {
+                file: file.to_owned(),
+                why: format!("log format version {version}; this lockstep reads version {VERSION}"),
+            })
+        }
+    };
+    if header.shard != shard || header.sequence != sequence {
+        return Err(corrupt(format!(
+            "the header says shard {} segment {}, where shard {shard} segment {sequence} belongs",
+            header.shard, header.sequence
+        )));
+    }
+    Ok(Some(header))
+}
+
+/// Where the newest segment, number `sequence`, starts (`None`: its header never reached the
+/// disk); an error if its header is not this log's.
+fn next_start<S: Storage>(storage: &S, dir: &Path, shard: u32, sequence: u64) -> Result<Option<Tip>, Error> {
+    let path = dir.join(segment_name(sequence));
+    let mut bytes = Vec::with_capacity(HEADER_LEN);
+    storage
+        .read_at(&path, 0, HEADER_LEN, &mut bytes)
+        .map_err(|error| Error::io(format!("reading {}", path.display()), &error))?;
+    Ok(check_header(&bytes, &path.display().to_string(), shard, sequence)?.map(|header| header.start))
 }
