@@ -519,3 +519,53 @@ fn a_failed_rotation_sync_in_a_pipeline_stops_durability() -> Result<(), Error> 
     }
     Ok(())
 }
+
+/// While a rotation owes its syncs, the segment before it is not released to go below the
+/// batch files, even if they cover it: the new segment's header may not survive a power cut
+/// yet, and with the older one gone the log would lose where it starts. Once the syncs are done
+/// it goes, and every power cut after its removal leaves a log reaching the files' end.
+#[test]
+fn a_segment_stays_while_the_rotation_after_it_owes_its_syncs() -> Result<(), Error> {
+    let turns = random_turns(42, 40, small_i64);
+    let storage = SimStorage::default();
+    let (mut writer, ..) = open::<i64, _>(&storage, small_segments())?;
+    let mut before = writer.tip();
+    let mut rotated = None;
+    for turn in &turns {
+        let sequence = writer.sequence();
+        writer.sync()?;
+        turn.append(&mut writer)?;
+        if writer.sequence() != sequence {
+            rotated = Some(before);
+            break;
+        }
+        before = writer.tip();
+    }
+    let Some(start) = rotated else { panic!("no rotation in {} turns", turns.len()) };
+    let segments = segment_files(&storage).len();
+    // The batch files reach where the new segment starts: everything before it is theirs. What
+    // is released goes (as the saving thread removes it), and a power cut follows.
+    let mut removed = 0;
+    for owed in [true, false] {
+        if !owed {
+            // As the syncing thread does it at `Written`: the rotation's syncs and nothing more.
+            writer.rotation().map_or(Ok(()), |rotation| rotation.complete())?;
+        }
+        let released = writer.release(start);
+        crate::durable::writer::remove_segments(&storage, &released)?;
+        removed += released.len();
+        for seed in 0..50 {
+            let image = storage.crash(seed);
+            let each = |_: LoggedTurn<i64>| Ok(());
+            let (_, recovered) =
+                LogWriter::open_at(image, &dir(), SHARD, small_segments(), start, u64::MAX, each)?;
+            assert!(
+                recovered.tip.frontier >= start.frontier,
+                "owed {owed}, seed {seed}: the log ends at {:?}, below the files' end at {start:?}",
+                recovered.tip
+            );
+        }
+    }
+    assert_eq!(removed, segments - 1, "all but the newest go once the rotation is done");
+    Ok(())
+}
