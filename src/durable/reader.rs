@@ -6,17 +6,42 @@
 //! | where                                   | outcome                                        |
 //! |-----------------------------------------|------------------------------------------------|
 //! | newest segment, nothing intact after it | torn tail: dropped, reported ([`TornTail`])    |
-//! | newest segment, header unstarted        | torn tail: the segment holds no turn           |
+//! | newest segment, header unstarted        | torn tail: the segment holds no turn; dropped whole |
+//! | segment before the newest, nothing intact after it, the newest absent or its header unstarted | torn tail, as in the newest (the log ends in this segment); the newest dropped whole |
+//! | segment before the newest, the newest with a valid header starting past where this one's intact turns end: the file ends inside a frame, or at a frame boundary, or zeros from the frame on | torn tail; the newest dropped whole ([`Recovered::dropped`]) |
+//! | segment before the newest, the newest with a valid header: bytes that are there but fail a checksum, or the newest not starting past this one's end | `Error::Corrupt` |
 //! | followed by an intact frame             | `Error::Corrupt` (a hole, not a tail)          |
-//! | in an older segment                     | `Error::Corrupt` (older segments were synced)  |
+//! | in an older segment, or a header unstarted before the newest | `Error::Corrupt` (those were synced) |
 //! | intact frame, payload does not decode   | `Error::Corrupt`                               |
 //! | bad magic or header checksum, header of another shard or number | `Error::Corrupt`        |
 //! | another format version                  | `Error::Incompatible`                          |
 //! | a segment number missing, or a segment not starting where the one before ended | `Error::Corrupt` |
 //!
-//! Only the newest segment can be torn, because the writer syncs a segment whole before it
-//! creates the next one: damage anywhere else is not what a crash leaves.
+//! Why only the two newest segments can be torn, and what the newest holds then: the writer
+//! rotates without syncing, and the syncs a rotation owes (the old segment whole, the
+//! directory, the new header) are done before any turn of the new segment is reported synced
+//! and before the next rotation (`crate::durable::writer`). So every segment but the two newest
+//! was synced whole with its header and name; and if the segment before the newest lost turns,
+//! nothing of the newest was ever reported synced. Its turns follow a hole, but dropping it
+//! whole with the lost turns is a suffix of the log, none of it acknowledged: the newest is
+//! dropped, and its frames not read.
 //!
+//! A flipped bit in the last frame of the segment before the newest must not read as such a
+//! tail while the newest may hold synced turns: dropping the newest would then lose
+//! acknowledged turns silently. The newest's header tells which case this is. If it never
+//! reached the disk, the newest holds nothing synced (its first sync covers its header), and
+//! the log ends in the segment before it, which is read as a newest segment is, with the same
+//! tolerance (and the same limit: a flipped bit in the log's last frame reads as a torn tail).
+//! If the header is valid, it says where the segment before ended when it was written whole: a
+//! tail is accepted there only if turns are missing (the newest starts past the intact end)
+//! and the damage is bytes missing — the file ending inside a frame or at a frame boundary, or
+//! zeros from the damaged frame to the end (`Damage::is_missing_bytes`), which a power cut
+//! leaves and a flipped bit cannot; bytes that are there but fail a checksum are
+//! `Error::Corrupt`. The price, on the side of refusing: a file system that leaves non-zero
+//! garbage, or a frame partly zeroed, at the end of the segment before the newest after a power
+//! cut, while the newest's header survived, makes a log that is refused though only turns never
+//! acknowledged were at stake.
+
 //! Telling a tail from a hole takes a scan of the bytes after the damage for an intact frame
 //! (its header checksum first, so the scan is linear). Two limits, both on the side of refusing:
 //! a record whose own bytes hold a whole intact frame (a log stored inside a log) makes a torn

@@ -1,7 +1,7 @@
 //! A shard's log and batch files as its worker uses them: append each turn, sync, and hand the
-//! batch files to save; the syncing (`crate::durable::syncer`, at `Durability::Synced`) and the
-//! saving (`crate::durable::saver`) run on threads of their own, so the worker never waits on
-//! an fsync it does not need.
+//! batch files to save; the syncing (`crate::durable::syncer`: the rotations' syncs, and at
+//! `Durability::Synced` every turn's) and the saving (`crate::durable::saver`) run on threads of
+//! their own, so the worker never waits on an fsync it does not need.
 
 use crate::durable::checkpoint::Checkpoint;
 use crate::durable::format::{Tip, Turn};
@@ -26,9 +26,10 @@ pub(crate) trait ShardStore<M: Merge>: Send {
     /// Where the log stands.
     fn tip(&self) -> Tip;
     /// Starts the shard's background threads: the saving one, which encodes the batch files
-    /// with `merge` and reports a failure to `on_failed`; and with `on_synced`, the syncing one,
-    /// which syncs every turn appended from now on and reports each frontier synced (or the
-    /// error that ended it) there.
+    /// with `merge` and reports a failure to `on_failed`; and the syncing one, which does the
+    /// syncs each log rotation owes and, with `on_synced`, syncs every turn appended from now on
+    /// and reports each frontier synced (or the error that ended it) there; without, it reports
+    /// a failure to `on_failed`.
     fn start(
         &mut self,
         shard: usize,

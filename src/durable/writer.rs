@@ -1,23 +1,54 @@
 //! Writing a shard's log: append a turn, sync, rotate; and open it again after a crash.
 //!
-//! One writer per shard, owned by its worker: nothing here is shared or locked.
+//! One writer per shard, owned by its worker: nothing here is shared but a rotation's owed
+//! syncs ([`Rotation`], a mutex taken once per rotation and per sync).
 //!
 //! - [`append`](LogWriter::append) encodes the turn into the writer's buffer (no allocation
 //!   once it has grown) and hands the frame to the OS in one write: the turn is *written*.
-//! - [`sync`](LogWriter::sync) fdatasyncs the current segment, once for every turn written
-//!   since the last (group commit): those turns are *synced*.
-//! - A turn that would take the segment past its bound goes to a new segment. Before creating
-//!   it, the writer syncs the old one; it then writes and syncs the new header and syncs the
-//!   directory. So every segment but the newest is synced whole, and only the newest can have a
-//!   torn tail (`crate::durable::reader` relies on it).
+//! - [`sync`](LogWriter::sync) completes the last rotation's syncs if they are owed, then
+//!   fdatasyncs the current segment, once for every turn written since the last (group
+//!   commit): those turns are *synced*.
+//! - A turn that would take the segment past its bound goes to a new segment (*rotation*). The
+//!   worker only creates the new segment and writes its header; the syncs a rotation needs are
+//!   owed ([`Rotation`]) and done off the worker, in this order: the old segment fdatasynced
+//!   whole, the directory fsynced (the new segment's name), the new segment fdatasynced (its
+//!   header). At `Durability::Synced` the syncing thread does them before it syncs anything of
+//!   the new segment (`crate::durable::syncer`); at `Written` the same thread does them and
+//!   nothing else; without a thread (before it starts, in tests) the writer's next sync or
+//!   rotation does them. At most one rotation is owed: a rotation first completes the one
+//!   before it (waiting for the thread, which has usually long finished: a segment holds many
+//!   turns), so every segment but the two newest is synced whole, and a segment's header and
+//!   name are durable before the segment after it is created.
+//!
+//!   Why this order, and what it costs the reader (`crate::durable::reader`): nothing of the
+//!   new segment is ever reported synced before the old one is synced whole and the new name is
+//!   durable. So after a power cut, if the segment before the newest lost turns (a torn tail,
+//!   or whole frames), nothing in the newest was synced either, and dropping the newest whole
+//!   loses a suffix of turns never acknowledged, never a hole. The new header's sync is part
+//!   of the rotation (not left to the next sync of the new segment) because at `Written`
+//!   nothing else syncs it, and the reader takes a segment before the newest with no header
+//!   for corruption; the order among the three syncs does not matter to the argument (all are
+//!   done before anything of the new segment is reported synced), the old segment goes first
+//!   as it holds the turns waiting for an acknowledgment. The alternatives cost more: syncing
+//!   inline (three fsyncs on the worker every segment, what this replaces), or preallocating
+//!   the next segment (a synced empty file kept ready: the worker would still write its header
+//!   and the reader would still meet a newest segment whose turns follow a hole, so it saves
+//!   nothing the reader must not handle anyway).
+//! - While a rotation is owed, the segment before it is not released to go below the batch
+//!   files ([`release`](LogWriter::release)): the new segment's header may not last a power
+//!   cut yet, and the log would lose where it starts.
 //! - A failed write or sync ends the writer (PostgreSQL's fsyncgate: after a failed fsync the
 //!   kernel may have dropped the dirty pages and marked them clean, so a retry that succeeds
 //!   proves nothing). Every later call returns the same error; nothing is retried.
 //!
-//! [`open`](LogWriter::open) reads the log, cuts its torn tail off, syncs the newest segment
-//! and starts a new one. Syncing matters: a process killed after a write left turns the OS
-//! holds but never synced; the turns the new process syncs go in a newer segment, and a power
-//! cut could otherwise keep those and lose the older ones — a hole. A new segment (RocksDB and
+//! [`open`](LogWriter::open) reads the log, removes a newest segment the reader dropped whole
+//! (the removal synced), cuts the torn tail off, syncs the newest segment kept and the one
+//! before it (a process killed while a rotation was owed left it unsynced) and starts a new one
+//! (its header and the directory synced before it is used: opening is not the worker's hot
+//! path). Each step leaves a log that reads as the one before it did, so a crash during the
+//! repair is repaired again on the next open. Syncing matters: a process killed after a write
+//! left turns the OS holds but never synced; the turns the new process syncs go in a newer
+//! segment, and a power cut could otherwise keep those and lose the older ones — a hole. A new segment (RocksDB and
 //! Prometheus start one on open too) keeps each file written by one process, so nothing is ever
 //! appended after bytes a crash left behind, and its header records exactly where recovery cut.
 
