@@ -11,7 +11,8 @@
 //! written (after `write` returned) and, when the log moved to a new segment, a handle to it and
 //! the rotation's owed syncs (`crate::durable::writer::Rotation`); the thread takes them,
 //! completes the rotation (the old segment whole, the directory, the new segment's header), then
-//! syncs the handle and reports the frontier synced. A sync covers every byte written to the
+//! syncs the handle (unless the rotation's own sync of the new segment, started here after the
+//! frontier was taken, covers it) and reports the frontier synced. A sync covers every byte written to the
 //! file before it started, so the frontier taken is synced once it returns. The order is what
 //! the reader relies on (`crate::durable::reader`): no turn of a segment is reported synced
 //! before the segment before it is synced whole and its own name is durable, so a power cut that
@@ -150,18 +151,26 @@ fn run(shared: &(Mutex<Target>, Condvar), reports: &Reports) {
         }
         let (handle, rotation, written) = (target.handle.clone(), target.rotation.take(), target.written);
         drop(target);
+        // The rotation's own sync of the new segment, if it started here and now, covers every
+        // turn up to `written` (all were written before it was taken): no second sync for them.
+        let mut covered = false;
         if let Some(rotation) = rotation {
-            if let Err(error) = rotation.complete() {
-                reports.failed(error);
-                return;
+            match rotation.complete() {
+                Ok(here) => covered = here,
+                Err(error) => {
+                    reports.failed(error);
+                    return;
+                }
             }
         }
         if !frontiers || written <= lock(shared).synced {
             continue;
         }
-        if let Err(error) = handle.sync() {
-            reports.failed(Error::io("syncing a log segment", &error));
-            return;
+        if !covered {
+            if let Err(error) = handle.sync() {
+                reports.failed(Error::io("syncing a log segment", &error));
+                return;
+            }
         }
         lock(shared).synced = written;
         if let Reports::Frontier(on_synced) = reports {

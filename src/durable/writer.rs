@@ -620,12 +620,14 @@ impl Rotation {
         matches!(*self.lock(), Syncs::Done)
     }
 
-    /// Does the syncs, or waits for the thread doing them; their outcome.
+    /// Does the syncs, or waits for the thread doing them; true if this call did them (so they
+    /// started after it was called: the new segment's sync covers every byte written to it
+    /// before the call).
     ///
     /// # Errors
     ///
     /// [`Error::Io`] if one of them failed, here or on the thread that did them.
-    pub(crate) fn complete(&self) -> Result<(), Error> {
+    pub(crate) fn complete(&self) -> Result<bool, Error> {
         let mut state = self.lock();
         loop {
             match std::mem::replace(&mut *state, Syncs::Running) {
@@ -637,12 +639,12 @@ impl Rotation {
                         Err(error) => Syncs::Failed(error.clone()),
                     };
                     self.done.notify_all();
-                    return outcome;
+                    return outcome.map(|()| true);
                 }
                 Syncs::Running => state = self.done.wait(state).unwrap_or_else(PoisonError::into_inner),
                 Syncs::Done => {
                     *state = Syncs::Done;
-                    return Ok(());
+                    return Ok(false);
                 }
                 Syncs::Failed(error) => {
                     *state = Syncs::Failed(error.clone());

@@ -549,7 +549,7 @@ fn a_segment_stays_while_the_rotation_after_it_owes_its_syncs() -> Result<(), Er
     for owed in [true, false] {
         if !owed {
             // As the syncing thread does it at `Written`: the rotation's syncs and nothing more.
-            writer.rotation().map_or(Ok(()), |rotation| rotation.complete())?;
+            writer.rotation().map_or(Ok(false), |rotation| rotation.complete())?;
         }
         let released = writer.release(start);
         crate::durable::writer::remove_segments(&storage, &released)?;
