@@ -569,3 +569,46 @@ fn a_segment_stays_while_the_rotation_after_it_owes_its_syncs() -> Result<(), Er
     assert_eq!(removed, segments - 1, "all but the newest go once the rotation is done");
     Ok(())
 }
+
+/// A rotation the writer completed itself (its own sync) before the syncing thread took it:
+/// the thread still syncs the turns written since, before it reports them. Only syncs it did
+/// itself, after it took the frontier, cover that frontier.
+#[test]
+fn a_rotation_completed_elsewhere_does_not_cover_later_turns() -> Result<(), Error> {
+    use crate::durable::syncer::{Reports, Syncer};
+
+    let storage = SimStorage::default();
+    let (mut writer, ..) = open::<i64, _>(&storage, small_segments())?;
+    let (send, reports) = std::sync::mpsc::channel();
+    let send = std::sync::Mutex::new(send);
+    let on_synced = Box::new(move |synced: Result<u64, Error>| {
+        let _ = send.lock().map(|send| send.send(synced));
+    });
+    let handle = writer.sync_handle()?;
+    let syncer = Syncer::start(0, handle, None, writer.tip().frontier, Reports::Frontier(on_synced))?;
+    let mut turns = Vec::new();
+    let mut rng = Rng::new(43);
+    while writer.sequence() == 0 {
+        let turn = Owned::random(writer.tip(), &mut rng, small_i64);
+        turn.append(&mut writer)?;
+        turns.push(turn);
+    }
+    let rotation = writer.rotation();
+    writer.sync()?;
+    assert!(rotation.as_ref().is_some_and(|rotation| rotation.is_done()), "the writer's sync did them");
+    // A small turn, in the same segment.
+    let last = Owned::<i64> { frontier: writer.tip().frontier + 1, names: vec![], rows: vec![] };
+    last.append(&mut writer)?;
+    turns.push(last);
+    assert_eq!(writer.sequence(), 1);
+    let frontier = writer.tip().frontier;
+    syncer.written(frontier, Some((writer.sync_handle()?, rotation)));
+    let reported = reports.recv_timeout(std::time::Duration::from_secs(10)).ok();
+    assert_eq!(reported, Some(Ok(frontier)));
+    drop(syncer);
+    for seed in 0..20 {
+        let (_, recovered, _) = open::<i64, _>(&storage.crash(seed), small_segments())?;
+        assert_eq!(recovered, turns, "seed {seed}: a turn reported synced was lost");
+    }
+    Ok(())
+}
