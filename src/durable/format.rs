@@ -152,9 +152,25 @@ pub(crate) enum Damage {
     Checksum,
     /// Only zeros from the frame to the end of the file (preallocated or never-written pages).
     Zeroed,
+    /// The segment before the newest ends at a frame boundary, short of where the newest one's
+    /// header says it ended: its last turns never reached the disk (a power cut before the
+    /// rotation's syncs were done).
+    Missing,
 }
 
 impl Damage {
+    /// True for damage that is bytes missing (cut short, or zeros where a frame or a header
+    /// should start), which a power cut leaves and a flipped bit does not; false for bytes that
+    /// are there but fail a checksum.
+    pub(crate) fn is_missing_bytes(self) -> bool {
+        match self {
+            Damage::Unstarted | Damage::ShortHeader | Damage::PastEnd | Damage::Zeroed | Damage::Missing => {
+                true
+            }
+            Damage::Header | Damage::Checksum => false,
+        }
+    }
+
     pub(crate) fn describe(self) -> &'static str {
         match self {
             Damage::Unstarted => "the segment's header never reached the disk",
@@ -163,6 +179,7 @@ impl Damage {
             Damage::PastEnd => "a frame runs past the end of the file",
             Damage::Checksum => "a frame's payload fails its checksum",
             Damage::Zeroed => "zeros from here to the end of the file",
+            Damage::Missing => "the segment ends short of where the next one starts",
         }
     }
 }

@@ -16,13 +16,16 @@
 //!   its frame was handed to the OS in one write. It survives the process (a `kill -9`), not
 //!   the machine.
 //! - A turn is *synced* once a [`LogWriter::sync`](writer::LogWriter::sync) that started after
-//!   it returned `Ok` (fdatasync of the segment; a new segment's name is made durable before
-//!   anything is written to it). It survives a power cut.
+//!   it returned `Ok`, or the syncing thread reported it (fdatasync of the segment, after the
+//!   syncs the last rotation owes: the segment before it whole, the directory, the new header;
+//!   a rotation itself syncs nothing on the worker). It survives a power cut.
 //! - After a crash, the log reads back as a prefix of the turns written that holds every turn
 //!   synced: the torn tail of the newest segment (cut short, zeros, checksums failing, with no
-//!   intact frame after it) is dropped and reported. Damage anywhere else is
-//!   [`Error::Corrupt`](crate::Error::Corrupt) naming the file and offset, never a shorter
-//!   history read as if whole.
+//!   intact frame after it) is dropped and reported; so is a torn tail of the segment before
+//!   it, cut by a power cut while the rotation's syncs were owed, and the newest is then dropped
+//!   whole (none of it was synced: `reader` states the rules, and how a flipped bit there is
+//!   told from a tail). Damage anywhere else is [`Error::Corrupt`](crate::Error::Corrupt)
+//!   naming the file and offset, never a shorter history read as if whole.
 //! - A failed write or sync ends the writer for good, with a typed error that every later call
 //!   returns: nothing already written or synced is lost, and opening the log again (after
 //!   freeing space, say) continues it.
@@ -145,7 +148,7 @@ pub(crate) mod saver;
 pub(crate) mod storage;
 /// A shard's log and batch files as its worker uses them.
 pub(crate) mod store;
-/// A shard's log synced on a thread of its own, at `Durability::Synced`.
+/// A shard's log synced on a thread of its own (at `Durability::Written`, its rotations only).
 pub(crate) mod syncer;
 /// Writing a shard's log: append, sync, rotate; opening after a crash.
 pub(crate) mod writer;

@@ -6,17 +6,42 @@
 //! | where                                   | outcome                                        |
 //! |-----------------------------------------|------------------------------------------------|
 //! | newest segment, nothing intact after it | torn tail: dropped, reported ([`TornTail`])    |
-//! | newest segment, header unstarted        | torn tail: the segment holds no turn           |
+//! | newest segment, header unstarted        | torn tail: the segment holds no turn; dropped whole |
+//! | segment before the newest, nothing intact after it, the newest absent or its header unstarted | torn tail, as in the newest (the log ends in this segment); the newest dropped whole |
+//! | segment before the newest, the newest with a valid header starting past where this one's intact turns end: the file ends inside a frame, or at a frame boundary, or zeros from the frame on | torn tail; the newest dropped whole ([`Recovered::dropped`]) |
+//! | segment before the newest, the newest with a valid header: bytes that are there but fail a checksum, or the newest not starting past this one's end | `Error::Corrupt` |
 //! | followed by an intact frame             | `Error::Corrupt` (a hole, not a tail)          |
-//! | in an older segment                     | `Error::Corrupt` (older segments were synced)  |
+//! | in an older segment, or a header unstarted before the newest | `Error::Corrupt` (those were synced) |
 //! | intact frame, payload does not decode   | `Error::Corrupt`                               |
 //! | bad magic or header checksum, header of another shard or number | `Error::Corrupt`        |
 //! | another format version                  | `Error::Incompatible`                          |
 //! | a segment number missing, or a segment not starting where the one before ended | `Error::Corrupt` |
 //!
-//! Only the newest segment can be torn, because the writer syncs a segment whole before it
-//! creates the next one: damage anywhere else is not what a crash leaves.
+//! Why only the two newest segments can be torn, and what the newest holds then: the writer
+//! rotates without syncing, and the syncs a rotation owes (the old segment whole, the
+//! directory, the new header) are done before any turn of the new segment is reported synced
+//! and before the next rotation (`crate::durable::writer`). So every segment but the two newest
+//! was synced whole with its header and name; and if the segment before the newest lost turns,
+//! nothing of the newest was ever reported synced. Its turns follow a hole, but dropping it
+//! whole with the lost turns is a suffix of the log, none of it acknowledged: the newest is
+//! dropped, and its frames not read.
 //!
+//! A flipped bit in the last frame of the segment before the newest must not read as such a
+//! tail while the newest may hold synced turns: dropping the newest would then lose
+//! acknowledged turns silently. The newest's header tells which case this is. If it never
+//! reached the disk, the newest holds nothing synced (its first sync covers its header), and
+//! the log ends in the segment before it, which is read as a newest segment is, with the same
+//! tolerance (and the same limit: a flipped bit in the log's last frame reads as a torn tail).
+//! If the header is valid, it says where the segment before ended when it was written whole: a
+//! tail is accepted there only if turns are missing (the newest starts past the intact end)
+//! and the damage is bytes missing — the file ending inside a frame or at a frame boundary, or
+//! zeros from the damaged frame to the end (`Damage::is_missing_bytes`), which a power cut
+//! leaves and a flipped bit cannot; bytes that are there but fail a checksum are
+//! `Error::Corrupt`. The price, on the side of refusing: a file system that leaves non-zero
+//! garbage, or a frame partly zeroed, at the end of the segment before the newest after a power
+//! cut, while the newest's header survived, makes a log that is refused though only turns never
+//! acknowledged were at stake.
+
 //! Telling a tail from a hole takes a scan of the bytes after the damage for an intact frame
 //! (its header checksum first, so the scan is linear). Two limits, both on the side of refusing:
 //! a record whose own bytes hold a whole intact frame (a log stored inside a log) makes a torn
@@ -61,11 +86,12 @@ pub(crate) fn shard_dir(root: &Path, shard: u32) -> PathBuf {
 /// The end of a log that was damaged by a crash, dropped on reading.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TornTail {
-    /// The newest segment.
+    /// The segment where the log's intact bytes end: the newest, or the one before it when the
+    /// newest is dropped whole ([`Recovered::dropped`]).
     pub(crate) file: String,
     /// Where the damage starts: the log's intact bytes end here.
     pub(crate) offset: u64,
-    /// Bytes dropped.
+    /// Bytes dropped from that segment.
     pub(crate) bytes: u64,
     /// What the first damaged frame looked like.
     pub(crate) damage: Damage,
@@ -80,12 +106,15 @@ pub(crate) struct Recovered {
     pub(crate) turns: u64,
     /// Segments read.
     pub(crate) segments: u64,
-    /// The torn tail dropped, if the newest segment had one.
+    /// The torn tail dropped, if the log had one.
     pub(crate) torn: Option<TornTail>,
-    /// The newest segment's number and where its intact bytes end (`None`: it never got a
-    /// header), for the writer's repair.
-    pub(crate) newest: Option<(u64, Option<u64>)>,
-    /// Each segment with a header: its number and the tip it starts from, oldest first.
+    /// The last segment kept (with a header) and where its intact bytes end, for the writer's
+    /// repair.
+    pub(crate) newest: Option<(u64, u64)>,
+    /// The newest segment, dropped whole: its header never reached the disk, or its turns
+    /// follow turns the segment before it lost (see the module docs). The writer removes it.
+    pub(crate) dropped: Option<u64>,
+    /// Each segment kept: its number and the tip it starts from, oldest first.
     pub(crate) starts: Vec<(u64, Tip)>,
 }
 
@@ -173,19 +202,14 @@ pub(crate) fn read_log<S: Storage, R: DeserializeOwned>(
 }
 
 /// Where shard `shard`'s log in `dir` ends, decoding no row: the first pass of recovery, which
-/// cuts every shard's log at the lowest of their ends. The end is in the newest segment, read
-/// from the start its header gives (or in the one before, if the newest never got a header):
-/// the older segments are left to the replay, which reads and checks every one of them anyway,
-/// so each is read once.
+/// cuts every shard's log at the lowest of their ends. The end is in the two newest segments
+/// (the newest may be dropped whole for a torn tail of the one before it: see the module docs),
+/// read from the start the older one's header gives: the older segments are left to the replay,
+/// which reads and checks every one of them anyway, so each is read once.
 pub(crate) fn read_tip<S: Storage>(storage: &S, dir: &Path, shard: u32) -> Result<Tip, Error> {
     let count = segments(storage, dir)?.len();
-    let newest = read_frames_in(storage, dir, shard, &mut Tips, PIECE, count.saturating_sub(1))?;
-    match newest.newest {
-        Some((_, None)) if count > 1 => {
-            read_frames_in(storage, dir, shard, &mut Tips, PIECE, count - 2).map(|recovered| recovered.tip)
-        }
-        _ => Ok(newest.tip),
-    }
+    read_frames_in(storage, dir, shard, &mut Tips, PIECE, count.saturating_sub(2))
+        .map(|recovered| recovered.tip)
 }
 
 /// How much of a segment reading asks for at a time: recovery holds about two pieces and the
@@ -256,6 +280,7 @@ pub(crate) fn read_frames_in<S: Storage>(
         segments: 0,
         torn: None,
         newest: None,
+        dropped: None,
         starts: Vec::new(),
     };
     // One buffer for every segment.
@@ -271,42 +296,17 @@ pub(crate) fn read_frames_in<S: Storage>(
         let corrupt =
             |offset: usize, why: String| Error::Corrupt { file: file.clone(), offset: offset as u64, why };
         recovered.segments += 1;
-        let header = match Header::decode(&read.bytes) {
-            Ok(header) => header,
-            Err(BadHeader::Unstarted) if newest => {
-                read.rest()?;
-                let damage = Damage::Unstarted;
-                let bytes = read.bytes.len() as u64;
-                recovered.torn = Some(TornTail { file: file.clone(), offset: 0, bytes, damage });
-                recovered.newest = Some((sequence, None));
-                break;
+        let Some(header) = check_header(&read.bytes, &file, shard, sequence)? else {
+            if !newest {
+                let why = "the header is cut short or zeros, in a segment that is not the newest";
+                return Err(corrupt(0, why.into()));
             }
-            Err(BadHeader::Unstarted) => {
-                return Err(corrupt(
-                    0,
-                    "the header is cut short or zeros, in a segment that is not the newest".into(),
-                ))
-            }
-            Err(BadHeader::Magic) => return Err(corrupt(0, "not a lockstep log segment (bad magic)".into())),
-            Err(BadHeader::Checksum) => {
-                return Err(corrupt(0, "the segment header fails its checksum".into()))
-            }
-            Err(BadHeader::Version(version)) => {
-                return Err(Error::Incompatible {
-                    file,
-                    why: format!("log format version {version}; this lockstep reads version {VERSION}"),
-                })
-            }
+            read.rest()?;
+            let (bytes, damage) = (read.bytes.len() as u64, Damage::Unstarted);
+            recovered.torn = Some(TornTail { file: file.clone(), offset: 0, bytes, damage });
+            recovered.dropped = Some(sequence);
+            break;
         };
-        if header.shard != shard || header.sequence != sequence {
-            return Err(corrupt(
-                0,
-                format!(
-                    "the header says shard {} segment {}, where shard {shard} segment {sequence} belongs",
-                    header.shard, header.sequence
-                ),
-            ));
-        }
         // Each segment starts where the one before ended: whole turns missing at the end of an
         // older segment (cut at a frame boundary) are found here.
         if i > from && header.start != recovered.tip {
@@ -318,6 +318,12 @@ pub(crate) fn read_frames_in<S: Storage>(
                 ),
             ));
         }
+        // When this is the segment before the newest: where the newest starts (`None`: its header
+        // never reached the disk), which says where this one ended when it was written whole.
+        let next = match numbers.get(i + 1) {
+            Some(&after) if i + 2 == numbers.len() => Some(next_start(storage, dir, shard, after)?),
+            _ => None,
+        };
         recovered.tip = header.start;
         recovered.starts.push((sequence, header.start));
         // `at` is an offset in the file; `at - read.base` the same byte in `read.bytes`.
@@ -347,13 +353,27 @@ pub(crate) fn read_frames_in<S: Storage>(
                             format!("{}, yet an intact frame follows at byte {intact}", damage.describe());
                         return Err(corrupt(at, why));
                     }
-                    if !newest {
-                        let why = format!("{}, in a segment that is not the newest", damage.describe());
-                        return Err(corrupt(at, why));
+                    // A torn tail here, or corruption: the table in the module docs.
+                    let refused = match next {
+                        _ if newest => None,
+                        None => Some(", in a segment that is not the newest".to_owned()),
+                        // The newest never got a header: the log ends in this segment.
+                        Some(None) => None,
+                        Some(Some(start)) if damage.is_missing_bytes() && beyond(start, recovered.tip) => {
+                            None
+                        }
+                        Some(Some(start)) => Some(format!(
+                            ", in the segment before the newest, which starts at {start:?}: not what \
+                             a power cut leaves there"
+                        )),
+                    };
+                    if let Some(why) = refused {
+                        return Err(corrupt(at, format!("{}{why}", damage.describe())));
                     }
                     let dropped = (bytes.len() - local) as u64;
                     recovered.torn =
                         Some(TornTail { file: file.clone(), offset: at as u64, bytes: dropped, damage });
+                    recovered.dropped = numbers.get(i + 1).copied();
                     break;
                 }
             };
@@ -371,10 +391,65 @@ pub(crate) fn read_frames_in<S: Storage>(
                 read.drop_before(at);
             }
         }
-        if newest {
-            recovered.newest = Some((sequence, Some(at.min(read.base + read.bytes.len()) as u64)));
+        let end = at.min(read.base + read.bytes.len()) as u64;
+        recovered.newest = Some((sequence, end));
+        if recovered.torn.is_some() {
+            break;
+        }
+        // Whole turns missing at the end of the segment before the newest, cut at a frame
+        // boundary: the newest follows a hole and goes whole (the same argument as for a torn
+        // tail there). A start below this end, or beside it, is corruption, found on reading it.
+        if let Some(Some(start)) = next {
+            if beyond(start, recovered.tip) {
+                let damage = Damage::Missing;
+                recovered.torn = Some(TornTail { file: file.clone(), offset: end, bytes: 0, damage });
+                recovered.dropped = numbers.get(i + 1).copied();
+                break;
+            }
         }
         buffer = read.bytes;
     }
     Ok(recovered)
+}
+
+/// True if a segment starting at `start` follows, with a turn or more between, a log ending
+/// at `tip`: every turn moves the tip (a turn with nothing to say is never logged).
+fn beyond(start: Tip, tip: Tip) -> bool {
+    start.frontier >= tip.frontier && start.names >= tip.names && start != tip
+}
+
+/// Segment `sequence`'s header at the start of `bytes`, checked: `None` if it never reached the
+/// disk (cut short or zeros); an error if it is not this log's.
+fn check_header(bytes: &[u8], file: &str, shard: u32, sequence: u64) -> Result<Option<Header>, Error> {
+    let corrupt = |why: String| Error::Corrupt { file: file.to_owned(), offset: 0, why };
+    let header = match Header::decode(bytes) {
+        Ok(header) => header,
+        Err(BadHeader::Unstarted) => return Ok(None),
+        Err(BadHeader::Magic) => return Err(corrupt("not a lockstep log segment (bad magic)".into())),
+        Err(BadHeader::Checksum) => return Err(corrupt("the segment header fails its checksum".into())),
+        Err(BadHeader::Version(version)) => {
+            return Err(Error::Incompatible {
+                file: file.to_owned(),
+                why: format!("log format version {version}; this lockstep reads version {VERSION}"),
+            })
+        }
+    };
+    if header.shard != shard || header.sequence != sequence {
+        return Err(corrupt(format!(
+            "the header says shard {} segment {}, where shard {shard} segment {sequence} belongs",
+            header.shard, header.sequence
+        )));
+    }
+    Ok(Some(header))
+}
+
+/// Where the newest segment, number `sequence`, starts (`None`: its header never reached the
+/// disk); an error if its header is not this log's.
+fn next_start<S: Storage>(storage: &S, dir: &Path, shard: u32, sequence: u64) -> Result<Option<Tip>, Error> {
+    let path = dir.join(segment_name(sequence));
+    let mut bytes = Vec::with_capacity(HEADER_LEN);
+    storage
+        .read_at(&path, 0, HEADER_LEN, &mut bytes)
+        .map_err(|error| Error::io(format!("reading {}", path.display()), &error))?;
+    Ok(check_header(&bytes, &path.display().to_string(), shard, sequence)?.map(|header| header.start))
 }

@@ -1,9 +1,8 @@
 //! Opening a durable pipeline: the directory, every shard's batch files and log cut at the same
 //! frontier, and the shards' spines rebuilt from them exactly as a live pipeline builds them.
 //!
-//! Recovery reads where every shard's log ends (the newest segment's frames checked, rows not
-//! decoded; the replay checks the rest), takes the
-//! lowest of those ends as the recovered frontier `R` (a commit above it is missing from some
+//! Recovery reads where every shard's log ends (the two newest segments' frames checked, rows
+//! not decoded; the replay checks the rest), takes the lowest of those ends as the recovered frontier `R` (a commit above it is missing from some
 //! shard's log: it was never durable, and its number is issued again); shard 0's end is found
 //! by its replay instead, so a pipeline of one shard reads its log once. Then, per shard, it
 //! loads the batch files (`crate::durable::checkpoint`: the top-level batches, whole, up to

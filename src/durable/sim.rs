@@ -87,6 +87,9 @@ struct State {
     locks: BTreeSet<PathBuf>,
     faults: Faults,
     power: Power,
+    /// Every sync sleeps this long before it starts (a slow disk: a wider window between a
+    /// write and the sync that covers it).
+    sync_delay: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -134,6 +137,8 @@ struct Faults {
     write: Option<(Fault, usize)>,
     /// The next sync fails with this.
     sync: Option<Fault>,
+    /// The next sync of a directory fails with this.
+    dir_sync: Option<Fault>,
     /// Every write fails with ENOSPC (after what fits: nothing).
     full: bool,
 }
@@ -180,6 +185,7 @@ impl State {
             locks: BTreeSet::new(),
             faults: Faults::default(),
             power: Power::On,
+            sync_delay: std::time::Duration::ZERO,
         }
     }
 
@@ -266,6 +272,26 @@ impl SimStorage {
     /// The next sync (of a file or a directory) fails with `fault`.
     pub(crate) fn fail_next_sync(&self, fault: Fault) {
         self.state().faults.sync = Some(fault);
+    }
+
+    /// The next sync of a directory fails with `fault` (file syncs go on working): a log
+    /// rotation's own sync, where nothing else syncs the directory.
+    pub(crate) fn fail_next_dir_sync(&self, fault: Fault) {
+        self.state().faults.dir_sync = Some(fault);
+    }
+
+    /// Every sync (of a file or a directory) sleeps `delay` before it starts, outside the
+    /// file system's lock: other threads go on writing meanwhile, as they would on a slow disk.
+    pub(crate) fn set_sync_delay(&self, delay: std::time::Duration) {
+        self.state().sync_delay = delay;
+    }
+
+    /// Sleeps the sync delay, if one is set.
+    fn delay_sync(&self) {
+        let delay = self.state().sync_delay;
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
     }
 
     /// Fills the disk (every write fails with ENOSPC, creating a file too) or frees it.
@@ -373,9 +399,10 @@ impl Storage for SimStorage {
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.delay_sync();
         let mut state = self.state();
         state.op()?;
-        if let Some(fault) = state.faults.sync.take() {
+        if let Some(fault) = state.faults.sync.take().or_else(|| state.faults.dir_sync.take()) {
             return Err(fault.error());
         }
         let (here, elsewhere) =
@@ -397,6 +424,7 @@ pub(crate) struct SimFile {
 
 /// Syncs an inode: its bytes now are what a crash keeps.
 fn sync_inode(storage: &SimStorage, inode: usize) -> io::Result<()> {
+    storage.delay_sync();
     let mut state = storage.state();
     state.op()?;
     if let Some(fault) = state.faults.sync.take() {

@@ -1,7 +1,7 @@
 //! A shard's log and batch files as its worker uses them: append each turn, sync, and hand the
-//! batch files to save; the syncing (`crate::durable::syncer`, at `Durability::Synced`) and the
-//! saving (`crate::durable::saver`) run on threads of their own, so the worker never waits on
-//! an fsync it does not need.
+//! batch files to save; the syncing (`crate::durable::syncer`: the rotations' syncs, and at
+//! `Durability::Synced` every turn's) and the saving (`crate::durable::saver`) run on threads of
+//! their own, so the worker never waits on an fsync it does not need.
 
 use std::collections::VecDeque;
 
@@ -10,7 +10,7 @@ use crate::durable::format::{Tip, Turn};
 use crate::durable::recovery::Persist;
 use crate::durable::saver::{File, Job, OnFailed, Saver};
 use crate::durable::storage::Storage;
-use crate::durable::syncer::{OnSynced, Syncer};
+use crate::durable::syncer::{OnSynced, Reports, Syncer};
 use crate::durable::writer::LogWriter;
 use crate::error::Error;
 use crate::merge::Merge;
@@ -28,9 +28,10 @@ pub(crate) trait ShardStore<M: Merge>: Send {
     /// Where the log stands.
     fn tip(&self) -> Tip;
     /// Starts the shard's background threads: the saving one, which encodes the batch files
-    /// with `merge` and reports a failure to `on_failed`; and with `on_synced`, the syncing one,
-    /// which syncs every turn appended from now on and reports each frontier synced (or the
-    /// error that ended it) there.
+    /// with `merge` and reports a failure to `on_failed`; and the syncing one, which does the
+    /// syncs each log rotation owes and, with `on_synced`, syncs every turn appended from now on
+    /// and reports each frontier synced (or the error that ended it) there; without, it reports
+    /// a failure to `on_failed`.
     fn start(
         &mut self,
         shard: usize,
@@ -85,7 +86,8 @@ pub(crate) struct Store<S: Storage, M: Merge> {
     ends: VecDeque<u64>,
     /// Where the names file ends (0: there is none).
     expired: u64,
-    /// Syncing in the background, with the segment last handed to it.
+    /// Syncing in the background (at `Durability::Written`, the rotations' syncs only), with the
+    /// segment last handed to it.
     syncer: Option<(Syncer, u64)>,
     storage: S,
 }
@@ -121,10 +123,17 @@ impl<S: Storage, M: Persist> ShardStore<M> for Store<S, M> {
         self.log.append(&Turn { frontier, names, rows })?;
         if let Some((syncer, segment)) = &mut self.syncer {
             let sequence = self.log.sequence();
-            // The log rotated: the thread syncs the new segment from now on.
-            let handle = if sequence == *segment { None } else { Some(self.log.sync_handle()?) };
+            // The log rotated: the thread completes the rotation's syncs, and syncs the new
+            // segment from now on.
+            let rotated = if sequence == *segment {
+                None
+            } else {
+                Some((self.log.sync_handle()?, self.log.rotation()))
+            };
             *segment = sequence;
-            syncer.written(self.log.tip().frontier, handle);
+            if syncer.reports_frontiers() || rotated.is_some() {
+                syncer.written(self.log.tip().frontier, rotated);
+            }
         }
         Ok(())
     }
@@ -144,15 +153,22 @@ impl<S: Storage, M: Persist> ShardStore<M> for Store<S, M> {
         on_failed: OnFailed,
         on_synced: Option<OnSynced>,
     ) -> Result<(), Error> {
+        // Both threads report a failure the same way at `Durability::Written`.
+        let on_failed: std::sync::Arc<dyn Fn(Error) + Send + Sync> = std::sync::Arc::from(on_failed);
         if let Some(files) = self.files.take() {
             let storage = self.storage.clone();
+            let theirs = on_failed.clone();
+            let on_failed = Box::new(move |error| theirs(error));
             self.saver = Some(Saver::start(shard, files, merge, self.level, storage, on_failed)?);
         }
-        if let Some(on_synced) = on_synced {
-            let handle = self.log.sync_handle()?;
-            let syncer = Syncer::start(shard, handle, self.log.tip().frontier, on_synced)?;
-            self.syncer = Some((syncer, self.log.sequence()));
-        }
+        // A syncing thread at every durability: at `Written` it does the rotations' syncs only.
+        let reports = match on_synced {
+            Some(on_synced) => Reports::Frontier(on_synced),
+            None => Reports::Failure(Box::new(move |error| on_failed(error))),
+        };
+        let handle = self.log.sync_handle()?;
+        let syncer = Syncer::start(shard, handle, self.log.rotation(), self.log.tip().frontier, reports)?;
+        self.syncer = Some((syncer, self.log.sequence()));
         Ok(())
     }
 

@@ -233,3 +233,227 @@ fn an_intact_frame_that_does_not_decode_is_corruption() -> Result<(), Error> {
 
 // ---------------------------------------------------------------------------------------------
 // Power cuts and kills
+
+// ---------------------------------------------------------------------------------------------
+// The segment before the newest: what a power cut leaves while a rotation owes its syncs
+
+/// What a power cut can leave of the newest segment while the rotation to it owes its syncs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Newest {
+    /// Its name never reached the disk.
+    Absent,
+    /// This many bytes of its header (fewer than a header).
+    Unstarted(usize),
+    /// Zeros where its header should be.
+    Zeros,
+    /// As written: a valid header, and its frames.
+    Frames,
+}
+
+pub(super) const NEWEST: [Newest; 5] =
+    [Newest::Absent, Newest::Unstarted(0), Newest::Unstarted(17), Newest::Zeros, Newest::Frames];
+
+/// A copy of `storage` whose segment before the newest (`older`) holds `older_bytes` and whose
+/// newest (`newest`, holding `newest_bytes` as written) is left as `shape` says.
+pub(super) fn two_segment_shape(
+    storage: &SimStorage,
+    older: &Path,
+    older_bytes: &[u8],
+    newest: &Path,
+    newest_bytes: &[u8],
+    shape: Newest,
+) -> Result<SimStorage, Error> {
+    let io = |e: std::io::Error| Error::io("sim", &e);
+    let damaged = storage.fork();
+    damaged.put_bytes(older, older_bytes).map_err(io)?;
+    match shape {
+        Newest::Absent => damaged.remove(newest).map_err(io)?,
+        Newest::Unstarted(kept) => damaged.put_bytes(newest, &newest_bytes[..kept]).map_err(io)?,
+        Newest::Zeros => damaged.put_bytes(newest, &[0; 64]).map_err(io)?,
+        Newest::Frames => damaged.put_bytes(newest, newest_bytes).map_err(io)?,
+    }
+    // The shape is what the disk holds: a power cut later keeps it.
+    damaged.sync_dir(&dir()).map_err(io)?;
+    Ok(damaged)
+}
+
+/// The segment before the newest cut at every offset of its last two frames, with the newest
+/// absent, unstarted, zeros or whole: recovery keeps exactly the turns before the cut, drops
+/// the newest whole (its turns follow a hole) and reports where the log's intact bytes end;
+/// opening repairs the log, and a power cut at any step of the repair is repaired again.
+#[test]
+fn a_torn_segment_before_the_newest_drops_the_newest_whole() -> Result<(), Error> {
+    let turns = random_turns(31, 40, small_i64);
+    let storage = written(&turns)?;
+    let files = segment_files(&storage);
+    assert!(files.len() >= 3, "several segments");
+    let (older, newest) = (files[files.len() - 2].clone(), files[files.len() - 1].clone());
+    let io = |e: std::io::Error| Error::io("sim", &e);
+    let (older_bytes, newest_bytes) =
+        (storage.bytes(&older).map_err(io)?, storage.bytes(&newest).map_err(io)?);
+    let (older_frames, newest_frames) = (frames(&older_bytes), frames(&newest_bytes));
+    assert!(older_frames.len() >= 2 && !newest_frames.is_empty());
+    let (all, _) = read_all::<i64, _>(&storage)?;
+    let before = all.len() - older_frames.len() - newest_frames.len();
+    let (mut repairs, mut cut_mid_repair) = (0, 0);
+    for cut in older_frames[older_frames.len() - 2].0..=older_bytes.len() {
+        for shape in NEWEST {
+            let what = format!("{} cut at {cut}, the newest {shape:?}", name(&older));
+            let damaged =
+                two_segment_shape(&storage, &older, &older_bytes[..cut], &newest, &newest_bytes, shape)?;
+            let whole = older_frames.iter().filter(|&&(_, end)| end <= cut).count();
+            let boundary = older_frames.iter().any(|&(_, end)| end == cut);
+            let intact = cut == older_bytes.len();
+            let kept =
+                before + whole + if intact && shape == Newest::Frames { newest_frames.len() } else { 0 };
+            let (read, report) = read_all::<i64, _>(&damaged)?;
+            assert_eq!(read, all[..kept], "{what}");
+            let dropped = match shape {
+                Newest::Absent => None,
+                Newest::Frames if intact => None,
+                _ => Some(files.len() as u64 - 1),
+            };
+            assert_eq!(report.dropped, dropped, "{what}");
+            let torn = report.torn.as_ref().map(|t| (t.file.clone(), t.offset + t.bytes, t.damage));
+            let expected = match shape {
+                Newest::Absent | Newest::Frames if intact => None,
+                Newest::Absent if boundary => None,
+                Newest::Unstarted(_) | Newest::Zeros if boundary => {
+                    let bytes = match shape {
+                        Newest::Unstarted(kept) => kept as u64,
+                        _ => 64,
+                    };
+                    Some((name(&newest), bytes, Damage::Unstarted))
+                }
+                Newest::Frames if boundary => Some((name(&older), cut as u64, Damage::Missing)),
+                _ => Some((
+                    name(&older),
+                    cut as u64,
+                    report.torn.as_ref().map_or(Damage::Header, |t| t.damage),
+                )),
+            };
+            assert_eq!(torn, expected, "{what}");
+            if let Some(torn) = report.torn.as_ref().filter(|t| t.file == name(&older) && !boundary) {
+                assert!(torn.damage.is_missing_bytes(), "{what}: {:?}", torn.damage);
+                assert_eq!(torn.offset, older_frames[whole].0 as u64, "{what}");
+            }
+
+            // Opening repairs it and goes on; the newest's number is taken again.
+            let (mut writer, recovered, _) = open::<i64, _>(&damaged, small_segments())?;
+            assert_eq!(recovered, read, "{what}");
+            let more = Owned::random(writer.tip(), &mut Rng::new(cut as u64), small_i64);
+            more.append(&mut writer)?;
+            writer.sync()?;
+            drop(writer);
+            let (after, report) = read_all::<i64, _>(&damaged)?;
+            assert_eq!((after.len(), after.last(), &report.torn), (kept + 1, Some(&more), &None), "{what}");
+            let numbers = segment_files(&damaged).len();
+            assert!(numbers == files.len() || numbers == files.len() + 1, "{what}: {numbers} segments");
+            repairs += 1;
+
+            // A power cut at every step of the repair: read as before, and repaired again.
+            for ops in 0..12 {
+                let again =
+                    two_segment_shape(&storage, &older, &older_bytes[..cut], &newest, &newest_bytes, shape)?;
+                again.cut_power_after(ops, cut as u64 * 7 + ops);
+                let _ = open::<i64, _>(&again, small_segments());
+                let Some(image) = again.after_power_cut() else { continue };
+                cut_mid_repair += 1;
+                assert_eq!(read_all::<i64, _>(&image)?.0, read, "{what}, power cut after {ops} operations");
+                let (_, recovered, _) = open::<i64, _>(&image, small_segments())?;
+                assert_eq!(recovered, read, "{what}, reopened after the power cut after {ops}");
+                assert_eq!(read_all::<i64, _>(&image)?.1.torn, None, "{what}, repaired after {ops}");
+            }
+        }
+    }
+    assert!(repairs > 50 && cut_mid_repair > 100, "{repairs} repairs, {cut_mid_repair} cut mid-repair");
+    Ok(())
+}
+
+/// Bytes that are there but fail a checksum in the last frame of the segment before the newest
+/// (a flipped bit), while the newest's header survived (its turns may be synced): corruption,
+/// naming the file and the frame. With the newest holding nothing (absent, or its header never
+/// written) the log ends in that segment, and the damage is its torn tail, as in a newest
+/// segment. Zeros from the frame on, or the file ending inside it, are a power cut's: a tail.
+#[test]
+fn damage_before_the_newest_is_corruption_unless_bytes_are_missing() -> Result<(), Error> {
+    let turns = random_turns(32, 40, small_i64);
+    let storage = written(&turns)?;
+    let files = segment_files(&storage);
+    let (older, newest) = (files[files.len() - 2].clone(), files[files.len() - 1].clone());
+    let io = |e: std::io::Error| Error::io("sim", &e);
+    let (older_bytes, newest_bytes) =
+        (storage.bytes(&older).map_err(io)?, storage.bytes(&newest).map_err(io)?);
+    let older_frames = frames(&older_bytes);
+    let (all, _) = read_all::<i64, _>(&storage)?;
+    let before = all.len() - older_frames.len() - frames(&newest_bytes).len();
+    let (start, end) = older_frames[older_frames.len() - 1];
+    for at in start..end {
+        let mut flipped = older_bytes.clone();
+        flipped[at] ^= 1 << (at % 8);
+        for shape in NEWEST {
+            let what = format!("flip at {at}, the newest {shape:?}");
+            let damaged = two_segment_shape(&storage, &older, &flipped, &newest, &newest_bytes, shape)?;
+            let result = read_all::<i64, _>(&damaged);
+            if shape == Newest::Frames {
+                assert_eq!(corrupt_at(result), Some((name(&older), start as u64)), "{what}");
+                assert!(open::<i64, _>(&damaged, small_segments()).is_err(), "{what}");
+                assert_eq!(
+                    damaged.bytes(&older).ok().as_deref(),
+                    Some(&flipped[..]),
+                    "{what}: changed nothing"
+                );
+            } else {
+                let (read, report) = result?;
+                assert_eq!(read, all[..before + older_frames.len() - 1], "{what}");
+                assert_eq!(
+                    report.torn.map(|t| (t.file, t.offset)),
+                    Some((name(&older), start as u64)),
+                    "{what}"
+                );
+            }
+        }
+    }
+    // Zeros from the last frame on (pages never written), the newest whole: a torn tail.
+    let zeroed = [&older_bytes[..start], &vec![0; end - start]].concat();
+    let damaged = two_segment_shape(&storage, &older, &zeroed, &newest, &newest_bytes, Newest::Frames)?;
+    let (read, report) = read_all::<i64, _>(&damaged)?;
+    assert_eq!(read, all[..before + older_frames.len() - 1]);
+    assert_eq!(report.torn.map(|t| (t.offset, t.damage)), Some((start as u64, Damage::Zeroed)));
+    // Zeros after a whole segment: bytes the writer never wrote, where no turn is missing.
+    let longer = [&older_bytes[..], &[0; 100]].concat();
+    let damaged = two_segment_shape(&storage, &older, &longer, &newest, &newest_bytes, Newest::Frames)?;
+    assert_eq!(corrupt_at(read_all::<i64, _>(&damaged)), Some((name(&older), older_bytes.len() as u64)));
+    // The newest starting below where the cut one ends (or beside it): corruption, not a tail.
+    let cut = &older_bytes[..end - 3];
+    let tip = read_all::<i64, _>(&two_segment_shape(
+        &storage,
+        &older,
+        cut,
+        &newest,
+        &newest_bytes,
+        Newest::Absent,
+    )?)?
+    .1
+    .tip;
+    let sequence = files.len() as u64 - 1;
+    for start in [
+        Tip { frontier: tip.frontier.saturating_sub(1), ..tip },
+        tip,
+        Tip { names: tip.names + 1, frontier: tip.frontier.saturating_sub(1) },
+    ] {
+        let header = crate::durable::format::Header { shard: SHARD, sequence, start }.encode();
+        let bytes = [&header[..], &newest_bytes[HEADER_LEN..]].concat();
+        let damaged = two_segment_shape(&storage, &older, cut, &newest, &bytes, Newest::Frames)?;
+        assert_eq!(
+            corrupt_at(read_all::<i64, _>(&damaged)),
+            Some((name(&older), start_of_last(&older_frames))),
+            "{start:?}"
+        );
+    }
+    Ok(())
+}
+
+fn start_of_last(frames: &[(usize, usize)]) -> u64 {
+    frames.last().map_or(0, |&(start, _)| start as u64)
+}

@@ -142,13 +142,17 @@ fn a_failed_sync_ends_the_writer() -> Result<(), Error> {
     drop(writer);
     let (_, recovered, _) = open::<i64, _>(&storage, small_segments())?;
     assert_eq!(recovered, turns[..11]);
-    // A sync failing inside a rotation ends the writer too.
+    // A rotation syncs nothing on the writer's thread; a sync it owes failing (done by the
+    // next rotation here, with no syncing thread) ends the writer too, for good.
     let storage = SimStorage::default();
     let (mut writer, ..) =
         open::<i64, _>(&storage, LogOptions { segment_bytes: 1, ..LogOptions::default() })?;
     turns[0].append(&mut writer)?;
+    turns[1].append(&mut writer)?;
     storage.fail_next_sync(Fault::Eio);
-    assert!(turns[1].append(&mut writer).is_err() && writer.failed().is_some());
+    let error = turns[2].append(&mut writer).err();
+    assert!(error.as_ref().and_then(io_kind).is_some() && writer.failed() == error.as_ref(), "{error:?}");
+    assert_eq!(writer.sync().err(), error);
     Ok(())
 }
 
@@ -257,5 +261,354 @@ fn the_log_on_disk() -> Result<(), Error> {
     let (_, recovered, _) = open_disk()?;
     assert_eq!(recovered.last(), Some(&more));
     assert_eq!(segment_name(0), "log-00000000000000000000");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rotations off the writer's thread
+
+/// The writer and a syncing thread as a shard's worker drives them at `Durability::Synced`
+/// (`crate::durable::store`), with segments of a few turns, the power cut at random moments
+/// (rotations included): every turn the thread reported synced is recovered, what is recovered
+/// is a prefix of the turns written, and the log goes on. The thread completes each rotation
+/// (the old segment whole, the directory, the new header) before it syncs the new segment: a
+/// thread that synced the new segment first would report turns that a torn old segment takes
+/// back with it.
+#[test]
+fn a_power_cut_around_rotations_keeps_every_turn_the_sync_thread_reported() -> Result<(), Error> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    use crate::durable::syncer::{Reports, Syncer};
+
+    let cases = std::env::var("LOCKSTEP_POWER_CUTS").ok().and_then(|n| n.parse().ok()).unwrap_or(300u64);
+    let (mut torn_before_newest, mut lost_reported_none, mut rotations) = (0, 0, 0);
+    for case in 0..cases {
+        let mut rng = Rng::new(case);
+        let options = LogOptions { segment_bytes: 100 + rng.up_to(300), ..LogOptions::default() };
+        let storage = SimStorage::default();
+        let (mut writer, ..) = open::<i64, _>(&storage, options)?;
+        let reported = Arc::new(AtomicU64::new(0));
+        let theirs = reported.clone();
+        // Relaxed: the thread is joined before the value is read.
+        let on_synced = Box::new(move |synced: Result<u64, Error>| {
+            if let Ok(frontier) = synced {
+                theirs.fetch_max(frontier, Ordering::Relaxed);
+            }
+        });
+        let handle = writer.sync_handle()?;
+        let syncer = Syncer::start(0, handle, None, writer.tip().frontier, Reports::Frontier(on_synced))?;
+        storage.cut_power_after(rng.up_to(250), case);
+        let mut written: Vec<Owned<i64>> = Vec::new();
+        let mut segment = writer.sequence();
+        for _ in 0..80 {
+            let turn = Owned::random(writer.tip(), &mut rng, small_i64);
+            if turn.append(&mut writer).is_err() {
+                break;
+            }
+            written.push(turn);
+            let rotated = if writer.sequence() == segment {
+                None
+            } else {
+                segment = writer.sequence();
+                rotations += 1;
+                Some((writer.sync_handle()?, writer.rotation()))
+            };
+            syncer.written(writer.tip().frontier, rotated);
+            if rng.up_to(3) == 0 {
+                std::thread::yield_now();
+            }
+        }
+        drop(syncer);
+        let acknowledged = reported.load(Ordering::Relaxed);
+        let image = storage.after_power_cut().unwrap_or_else(|| storage.crash(case));
+        let (mut reopened, recovered, report) = open::<i64, _>(&image, options)?;
+        let end = recovered.last().map_or(0, |turn| turn.frontier);
+        assert!(
+            end >= acknowledged && written.starts_with(&recovered),
+            "case {case}: recovered {} turns to {end}, {acknowledged} reported synced",
+            recovered.len()
+        );
+        let before_newest = report.torn.as_ref().is_some_and(|t| t.damage != Damage::Unstarted);
+        torn_before_newest += u32::from(report.dropped.is_some() && before_newest);
+        lost_reported_none += u32::from(recovered.len() < written.len());
+        let more = Owned::random(reopened.tip(), &mut rng, small_i64);
+        more.append(&mut reopened)?;
+        reopened.sync()?;
+        let (after, _) = read_all::<i64, _>(&image)?;
+        assert_eq!(after.len(), recovered.len() + 1, "case {case}");
+    }
+    println!(
+        "{cases} power cuts, {rotations} rotations: {torn_before_newest} tore the segment before \
+         the newest (the newest dropped whole), {lost_reported_none} lost unsynced turns"
+    );
+    assert!(torn_before_newest > 0 && lost_reported_none > 0);
+    Ok(())
+}
+
+/// A rotation's sync failing on the syncing thread: reported once, as a typed error; the writer
+/// returns the same error from its next sync (never retried); nothing written is lost to a
+/// process that reopens.
+#[test]
+fn a_failed_rotation_sync_on_the_sync_thread_is_reported_and_ends_the_writer() -> Result<(), Error> {
+    use crate::durable::syncer::{Reports, Syncer};
+
+    for fault in [Fault::Eio, Fault::NoSpace] {
+        let storage = SimStorage::default();
+        let (mut writer, ..) =
+            open::<i64, _>(&storage, LogOptions { segment_bytes: 1, ..LogOptions::default() })?;
+        let (send, failures) = std::sync::mpsc::channel();
+        let send = std::sync::Mutex::new(send);
+        let on_failed = Box::new(move |error: Error| {
+            let _ = send.lock().map(|send| send.send(error));
+        });
+        let handle = writer.sync_handle()?;
+        let syncer = Syncer::start(0, handle, None, writer.tip().frontier, Reports::Failure(on_failed))?;
+        let turns = random_turns(41, 4, small_i64);
+        turns[0].append(&mut writer)?;
+        storage.fail_next_dir_sync(fault);
+        turns[1].append(&mut writer)?;
+        assert_eq!(writer.sequence(), 1, "rotated");
+        syncer.written(writer.tip().frontier, Some((writer.sync_handle()?, writer.rotation())));
+        let error = failures.recv_timeout(std::time::Duration::from_secs(10)).ok();
+        let kind =
+            if fault == Fault::NoSpace { std::io::ErrorKind::StorageFull } else { std::io::ErrorKind::Other };
+        assert_eq!(error.as_ref().and_then(io_kind), Some(kind), "{error:?}");
+        drop(syncer);
+        assert_eq!(writer.sync().err(), error, "the same error, not a second try");
+        assert_eq!(turns[2].append(&mut writer).err(), error);
+        drop(writer);
+        let (_, recovered, _) = open::<i64, _>(&storage, small_segments())?;
+        assert_eq!(recovered, turns[..2]);
+    }
+    Ok(())
+}
+
+/// Whole pipelines with segments of a few turns on a slow disk: images of what a power cut
+/// would leave, taken at random moments while they run, and a real cut (every operation failing
+/// from a random one on). At `Synced` every commit acknowledged before the cut survives; at
+/// either durability what is lost is a suffix, never a hole. Some cuts tear the segment before
+/// the newest (the test counts them, so it shows it tests them).
+#[test]
+fn a_power_cut_around_rotations_in_a_pipeline_loses_only_unacknowledged_commits() -> Result<(), Error> {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use super::pipeline::{commits_in, open_with, parts, ROOT};
+    use crate::Durability;
+
+    let cases = std::env::var("LOCKSTEP_POWER_CUTS").ok().and_then(|n| n.parse().ok()).unwrap_or(24u64);
+    let (mut images, mut torn_before_newest) = (0, 0);
+    for case in 0..cases {
+        let durability = if case.is_multiple_of(2) { Durability::Synced } else { Durability::Written };
+        let mut rng = Rng::new(case + 1000);
+        // Batch files now and then (checkpoints of 16 commits) or never.
+        let checkpoint_commits = if rng.up_to(1) == 0 { 16 } else { 1 << 40 };
+        let options = LogOptions { segment_bytes: 120 + rng.up_to(200), checkpoint_commits };
+        let storage = SimStorage::default();
+        let mut issued: BTreeMap<u64, u64> = BTreeMap::new();
+        // Each image with what was acknowledged before it was taken.
+        let mut cut: Vec<(SimStorage, u64)> = Vec::new();
+        let mut acknowledged = 0;
+        {
+            let pipeline = open_with(&storage, durability, options)?;
+            // A slow disk: the worker writes on while a rotation's syncs are owed, so that the
+            // cuts find that window.
+            storage.set_sync_delay(Duration::from_micros(500));
+            storage.cut_power_after(100 + rng.up_to(400), case);
+            let mut producer = pipeline.producer()?;
+            for value in 0..rng.up_to(200) {
+                let Ok(commit) = producer.commit(parts(value)) else { break };
+                issued.insert(commit, value);
+                if value % 8 == 0 {
+                    match pipeline.wait_durable(commit, Duration::from_secs(10)) {
+                        Ok(frontier) => acknowledged = acknowledged.max(frontier),
+                        Err(Error::Io { .. }) => break,
+                        Err(other) => return Err(other),
+                    }
+                }
+                if rng.up_to(15) == 0 {
+                    cut.push((storage.crash(case * 1000 + value), acknowledged));
+                }
+            }
+        }
+        cut.push((storage.after_power_cut().unwrap_or_else(|| storage.crash(case)), acknowledged));
+        for (image, acknowledged) in cut {
+            images += 1;
+            for shard in 0..2 {
+                let dir = shard_dir(Path::new(ROOT), shard);
+                let report = read_log(&image, &dir, shard, |_: LoggedTurn<u64>| Ok(()))?;
+                let before_newest = report.torn.as_ref().is_some_and(|t| t.damage != Damage::Unstarted);
+                torn_before_newest += u32::from(report.dropped.is_some() && before_newest);
+            }
+            let reopened = open_with(&image, durability, options)?;
+            let (recovered, found) = commits_in(&reopened);
+            if durability == Durability::Synced {
+                assert!(
+                    recovered >= acknowledged,
+                    "case {case}: recovered {recovered} < acknowledged {acknowledged}"
+                );
+            }
+            for commit in 1..=recovered {
+                let value = issued.get(&commit);
+                assert!(value.is_some(), "case {case}: commit {commit} never issued");
+                let mut wanted = parts(value.copied().unwrap_or_default());
+                wanted.sort();
+                assert_eq!(found.get(&commit), Some(&wanted), "case {case}: commit {commit} not whole");
+            }
+            assert!(
+                found.keys().all(|&commit| commit <= recovered),
+                "case {case}: commits past the frontier"
+            );
+        }
+    }
+    println!(
+        "{cases} pipelines, {images} power cuts: {torn_before_newest} logs torn before their newest segment"
+    );
+    assert!(torn_before_newest > 0);
+    Ok(())
+}
+
+/// A rotation's directory sync failing on the syncing thread stops durability with a typed
+/// error, at either durability (at `Written` that thread syncs nothing else); what was
+/// acknowledged survives reopening.
+#[test]
+fn a_failed_rotation_sync_in_a_pipeline_stops_durability() -> Result<(), Error> {
+    use std::time::Duration;
+
+    use super::pipeline::{commits_in, open_with, parts};
+    use crate::Durability;
+
+    for durability in [Durability::Written, Durability::Synced] {
+        for fault in [Fault::Eio, Fault::NoSpace] {
+            let storage = SimStorage::default();
+            // No batch files: only rotations sync the directory.
+            let options = LogOptions { segment_bytes: 200, checkpoint_commits: 1 << 40 };
+            let pipeline = open_with(&storage, durability, options)?;
+            let mut producer = pipeline.producer()?;
+            let mut last = 0;
+            for value in 0..10 {
+                last = producer.commit(parts(value))?;
+            }
+            let acknowledged = pipeline.wait_durable(last, Duration::from_secs(10))?;
+            storage.fail_next_dir_sync(fault);
+            let mut error = None;
+            // At `Written` the frontier moves on the write: the error is seen once the thread
+            // reported it, by a commit or a wait.
+            for value in 10..100_000 {
+                let refused = producer
+                    .commit(parts(value))
+                    .and_then(|commit| pipeline.wait_durable(commit, Duration::from_secs(10)));
+                if let Err(refused) = refused {
+                    error = Some(refused);
+                    break;
+                }
+            }
+            let kind = if fault == Fault::NoSpace {
+                std::io::ErrorKind::StorageFull
+            } else {
+                std::io::ErrorKind::Other
+            };
+            assert_eq!(error.as_ref().and_then(io_kind), Some(kind), "{durability:?} {fault:?}: {error:?}");
+            drop(producer);
+            drop(pipeline);
+            let reopened = open_with(&storage, durability, options)?;
+            let (recovered, _) = commits_in(&reopened);
+            assert!(recovered >= acknowledged, "recovered {recovered} < acknowledged {acknowledged}");
+        }
+    }
+    Ok(())
+}
+
+/// While a rotation owes its syncs, the segment before it is not released to go below the
+/// batch files, even if they cover it: the new segment's header may not survive a power cut
+/// yet, and with the older one gone the log would lose where it starts. Once the syncs are done
+/// it goes, and every power cut after its removal leaves a log reaching the files' end.
+#[test]
+fn a_segment_stays_while_the_rotation_after_it_owes_its_syncs() -> Result<(), Error> {
+    let turns = random_turns(42, 40, small_i64);
+    let storage = SimStorage::default();
+    let (mut writer, ..) = open::<i64, _>(&storage, small_segments())?;
+    let mut before = writer.tip();
+    let mut rotated = None;
+    for turn in &turns {
+        let sequence = writer.sequence();
+        writer.sync()?;
+        turn.append(&mut writer)?;
+        if writer.sequence() != sequence {
+            rotated = Some(before);
+            break;
+        }
+        before = writer.tip();
+    }
+    let Some(start) = rotated else { panic!("no rotation in {} turns", turns.len()) };
+    let segments = segment_files(&storage).len();
+    // The batch files reach where the new segment starts: everything before it is theirs. What
+    // is released goes (as the saving thread removes it), and a power cut follows.
+    let mut removed = 0;
+    for owed in [true, false] {
+        if !owed {
+            // As the syncing thread does it at `Written`: the rotation's syncs and nothing more.
+            writer.rotation().map_or(Ok(false), |rotation| rotation.complete())?;
+        }
+        let released = writer.release(start);
+        crate::durable::writer::remove_segments(&storage, &released)?;
+        removed += released.len();
+        for seed in 0..50 {
+            let image = storage.crash(seed);
+            let each = |_: LoggedTurn<i64>| Ok(());
+            let (_, recovered) =
+                LogWriter::open_at(image, &dir(), SHARD, small_segments(), start, u64::MAX, each)?;
+            assert!(
+                recovered.tip.frontier >= start.frontier,
+                "owed {owed}, seed {seed}: the log ends at {:?}, below the files' end at {start:?}",
+                recovered.tip
+            );
+        }
+    }
+    assert_eq!(removed, segments - 1, "all but the newest go once the rotation is done");
+    Ok(())
+}
+
+/// A rotation the writer completed itself (its own sync) before the syncing thread took it:
+/// the thread still syncs the turns written since, before it reports them. Only syncs it did
+/// itself, after it took the frontier, cover that frontier.
+#[test]
+fn a_rotation_completed_elsewhere_does_not_cover_later_turns() -> Result<(), Error> {
+    use crate::durable::syncer::{Reports, Syncer};
+
+    let storage = SimStorage::default();
+    let (mut writer, ..) = open::<i64, _>(&storage, small_segments())?;
+    let (send, reports) = std::sync::mpsc::channel();
+    let send = std::sync::Mutex::new(send);
+    let on_synced = Box::new(move |synced: Result<u64, Error>| {
+        let _ = send.lock().map(|send| send.send(synced));
+    });
+    let handle = writer.sync_handle()?;
+    let syncer = Syncer::start(0, handle, None, writer.tip().frontier, Reports::Frontier(on_synced))?;
+    let mut turns = Vec::new();
+    let mut rng = Rng::new(43);
+    while writer.sequence() == 0 {
+        let turn = Owned::random(writer.tip(), &mut rng, small_i64);
+        turn.append(&mut writer)?;
+        turns.push(turn);
+    }
+    let rotation = writer.rotation();
+    writer.sync()?;
+    assert!(rotation.as_ref().is_some_and(|rotation| rotation.is_done()), "the writer's sync did them");
+    // A small turn, in the same segment.
+    let last = Owned::<i64> { frontier: writer.tip().frontier + 1, names: vec![], rows: vec![] };
+    last.append(&mut writer)?;
+    turns.push(last);
+    assert_eq!(writer.sequence(), 1);
+    let frontier = writer.tip().frontier;
+    syncer.written(frontier, Some((writer.sync_handle()?, rotation)));
+    let reported = reports.recv_timeout(std::time::Duration::from_secs(10)).ok();
+    assert_eq!(reported, Some(Ok(frontier)));
+    drop(syncer);
+    for seed in 0..20 {
+        let (_, recovered, _) = open::<i64, _>(&storage.crash(seed), small_segments())?;
+        assert_eq!(recovered, turns, "seed {seed}: a turn reported synced was lost");
+    }
     Ok(())
 }

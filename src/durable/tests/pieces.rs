@@ -95,3 +95,52 @@ fn the_tip_read_from_the_newest_segment_is_the_whole_log_s() -> Result<(), Error
     }
     Ok(())
 }
+
+/// The two newest segments as a power cut leaves them mid-rotation: the older cut at every
+/// offset of its last two frames, or a bit flipped there, with the newest absent, unstarted,
+/// zeros or whole. Read in pieces of every size, the same frames, report and error; and the tip
+/// pass (the two newest segments alone) ends where reading the whole log does.
+#[test]
+fn two_segment_shapes_read_the_same_in_pieces_and_in_the_tip_pass() -> Result<(), Error> {
+    use super::damage::{two_segment_shape, NEWEST};
+    let turns = random_turns(23, 40, small_i64);
+    let storage = written(&turns)?;
+    let files = segment_files(&storage);
+    assert!(files.len() >= 3, "several segments");
+    let (older, newest) = (files[files.len() - 2].clone(), files[files.len() - 1].clone());
+    let io = |e: std::io::Error| Error::io("sim", &e);
+    let (older_bytes, newest_bytes) =
+        (storage.bytes(&older).map_err(io)?, storage.bytes(&newest).map_err(io)?);
+    let older_frames = frames(&older_bytes);
+    let from = older_frames[older_frames.len() - 2].0;
+    let mut variants: Vec<(String, Vec<u8>)> = (from..=older_bytes.len())
+        .map(|cut| (format!("cut at {cut}"), older_bytes[..cut].to_vec()))
+        .collect();
+    variants.extend((from..older_bytes.len()).map(|at| {
+        let mut flipped = older_bytes.clone();
+        flipped[at] ^= 0x40;
+        (format!("flipped at {at}"), flipped)
+    }));
+    let tip = |storage: &SimStorage| read_tip(storage, &dir(), SHARD).map_err(|e| e.to_string());
+    let (mut read, mut refused) = (0, 0);
+    for (what, bytes) in &variants {
+        for shape in NEWEST {
+            let damaged = two_segment_shape(&storage, &older, bytes, &newest, &newest_bytes, shape)?;
+            let what = format!("{} {what}, the newest {shape:?}", name(&older));
+            same_in_every_piece_size(&damaged, &what);
+            let whole = outcome(&damaged, 1 << 30);
+            assert_eq!(
+                tip(&damaged),
+                whole.as_ref().map(|(report, _)| report.tip).map_err(Clone::clone),
+                "{what}"
+            );
+            if whole.is_ok() {
+                read += 1;
+            } else {
+                refused += 1;
+            }
+        }
+    }
+    assert!(read > 100 && refused > 10, "{read} read, {refused} refused");
+    Ok(())
+}
