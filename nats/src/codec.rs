@@ -177,6 +177,23 @@ mod tests {
         Ok(())
     }
 
+    /// The varint reader agrees with postcard's encoder, and refuses what overflows a u64 or
+    /// ends early.
+    #[test]
+    fn varint_is_postcards() -> Result<(), postcard::Error> {
+        for value in [0, 1, 127, 128, 300, 16_383, 16_384, u64::from(u32::MAX), u64::MAX - 1, u64::MAX] {
+            let mut bytes = postcard::to_allocvec(&value)?;
+            bytes.push(0xaa);
+            assert_eq!(varint(&bytes), Some((value, &[0xaa][..])), "{value}");
+            assert_eq!(varint(&bytes[..bytes.len() - 2]), None, "{value} cut short");
+        }
+        let mut overflow = vec![0xff; 9];
+        overflow.push(0x02);
+        assert_eq!(varint(&overflow), None);
+        assert_eq!(varint(&[0x80; 11]), None);
+        Ok(())
+    }
+
     /// The published FNV-1a test vectors: the hash is the standard one.
     #[test]
     fn fnv1a_is_the_standard_one() {
