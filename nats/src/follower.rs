@@ -19,15 +19,19 @@ use async_nats::jetstream::consumer::pull::OrderedConfig;
 use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::stream::{Config, StorageType, Stream};
 use async_nats::jetstream::Context;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use lockstep::{Merge, PathKey, Pipeline, Sequencer};
 use serde::de::DeserializeOwned;
 
 use crate::codec::{Partition, PartsReader};
 use crate::error::Error;
 
-/// Commits decoded but not yet applied, at most.
-const IN_FLIGHT: usize = 1024;
+/// Messages handed on together to the applying thread, at most: every message the consumer
+/// has ready goes in one hand-over (one channel send, at most one wake of the thread).
+const BATCH: usize = 64;
+
+/// Hand-overs read but not yet applied, at most (so `BATCH` times as many messages).
+const IN_FLIGHT: usize = 16;
 
 /// The longest a pull for messages waits on the server (see [`consume`]).
 const PULL_EXPIRES: Duration = Duration::from_secs(2);
@@ -43,6 +47,9 @@ const PATIENCE: Duration = Duration::from_secs(60);
 /// there (so the thread that reads the connection only reads it, and each path is borrowed
 /// from the payload rather than allocated).
 type Numbered = (u64, bytes::Bytes);
+
+/// Messages handed on together, in sequence order.
+type Batch = Vec<Numbered>;
 
 /// The stream a follower reads (and creates if missing).
 #[derive(Debug, Clone)]
@@ -316,16 +323,18 @@ where
         let Some(sequencer) = self.sequencer.take() else {
             return Err(Error::Lockstep(lockstep::Error::Shutdown));
         };
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Numbered>(IN_FLIGHT);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(IN_FLIGHT);
         let partition = self.partition;
         let known = std::mem::take(&mut self.known);
         let applier = std::thread::Builder::new()
             .name("lockstep-nats-follower".into())
             .spawn(move || {
                 let mut applier = Applier::new(sequencer, partition, known);
-                while let Some((number, payload)) = rx.blocking_recv() {
-                    if let Err(error) = applier.apply(number, &payload) {
-                        return applier.into_parts(Err(error));
+                while let Some(batch) = rx.blocking_recv() {
+                    for (number, payload) in batch {
+                        if let Err(error) = applier.apply(number, &payload) {
+                            return applier.into_parts(Err(error));
+                        }
                     }
                 }
                 applier.into_parts(Ok(()))
@@ -351,7 +360,7 @@ where
     /// The consuming loop: reads, checks and hands on each message in order.
     async fn read(
         &mut self,
-        tx: &tokio::sync::mpsc::Sender<Numbered>,
+        tx: &tokio::sync::mpsc::Sender<Batch>,
         stop: impl Future<Output = ()>,
     ) -> Result<(), Error> {
         tokio::pin!(stop);
@@ -376,8 +385,22 @@ where
             let stall = tokio::time::sleep(STALL);
             tokio::pin!(stall);
             let mut heard = tokio::time::Instant::now();
+            // Read, checked, and not yet handed on: `self.next` is past them.
+            let mut batch = Batch::with_capacity(BATCH);
             loop {
-                let item = tokio::select! {
+                // A message the consumer has ready joins the batch; the batch is handed on
+                // before the task waits for more, and when it is full.
+                let ready = match batch.len() {
+                    0 | BATCH.. => None,
+                    _ => messages.next().now_or_never(),
+                };
+                let item = if let Some(item) = ready {
+                    item
+                } else {
+                    if !hand_on(tx, &mut batch).await {
+                        return Ok(());
+                    }
+                    tokio::select! {
                     () = &mut stop => return Ok(()),
                     item = messages.next() => item,
                     // Nothing for a while: an idle stream, or a consumer lost with its server
@@ -397,6 +420,7 @@ where
                             _ => continue,
                         }
                     }
+                    }
                 };
                 heard = tokio::time::Instant::now();
                 // The ordered consumer ended or failed: make it again from the next sequence,
@@ -410,23 +434,40 @@ where
                 failing_since = None;
                 let sequence = match message.info() {
                     Ok(info) => info.stream_sequence,
-                    Err(error) => return Err(Error::nats("reading a message's sequence", error)),
+                    Err(error) => {
+                        hand_on(tx, &mut batch).await;
+                        return Err(Error::nats("reading a message's sequence", error));
+                    }
                 };
                 if sequence < self.next {
                     // Delivered again after the consumer was made anew: applied already.
                     continue;
                 }
                 if sequence > self.next {
+                    // What came before the gap is applied: the frontier stops right at it.
+                    hand_on(tx, &mut batch).await;
                     return Err(Error::Gap { expected: self.next, found: sequence });
                 }
-                if tx.send((sequence, message.message.payload)).await.is_err() {
-                    // The applying thread stopped: its error says why.
-                    return Ok(());
-                }
+                batch.push((sequence, message.message.payload));
                 self.next = sequence + 1;
+            }
+            // The consumer is made again from `self.next`: what was read before it is handed
+            // on first, or the applying thread would see those numbers skipped.
+            if !hand_on(tx, &mut batch).await {
+                return Ok(());
             }
         }
     }
+}
+
+/// Hands the batch on to the applying thread (nothing if it is empty), leaving it empty.
+/// False if that thread has stopped (its error says why).
+async fn hand_on(tx: &tokio::sync::mpsc::Sender<Batch>, batch: &mut Batch) -> bool {
+    if batch.is_empty() {
+        return true;
+    }
+    let full = std::mem::replace(batch, Batch::with_capacity(BATCH));
+    tx.send(full).await.is_ok()
 }
 
 /// An ordered consumer of `stream` from `next`. (A function of its own: a borrow of the whole
