@@ -201,6 +201,12 @@ where
     /// the message is read again (so a message is read at most twice, and only while new paths
     /// still come).
     fn apply(&mut self, number: u64, payload: &[u8]) -> Result<(), Error> {
+        // Every message is applied, kept parts or not, so numbers come one by one: a number
+        // skipped here would be a message lost between the reading task and this thread.
+        let expected = self.sequencer.last() + 1;
+        if number != expected {
+            return Err(Error::Gap { expected, found: number });
+        }
         for _ in 0..2 {
             let mut staged = recycle(std::mem::take(&mut self.spare));
             let mut parts = PartsReader::new(number, payload)?;
@@ -529,12 +535,12 @@ mod tests {
             let mut applier = applier(&followed, partition);
             let mut sequencer = by_name.sequencer()?;
             for (index, parts) in messages.iter().enumerate() {
-                let number = 2 * index as u64 + 1;
+                let number = index as u64 + 1;
                 applier.apply(number, &encode(parts)?)?;
                 let kept = parts.iter().filter(|(path, _)| partition.keeps(path)).copied();
                 sequencer.commit_at(number, kept.collect::<Vec<_>>())?;
             }
-            let last = 2 * messages.len() as u64 - 1;
+            let last = messages.len() as u64;
             assert_eq!(applier.sequencer.last(), last, "every message moves the frontier");
             assert_eq!(reads(&followed, last, &paths), reads(&by_name, last, &paths), "{partition:?}");
             // Each distinct path is learned once, whatever the partition keeps.
@@ -545,33 +551,36 @@ mod tests {
 
     /// A message the cache cannot read is refused with a typed error, and commits nothing:
     /// a truncated payload, a path that is not UTF-8 (met first, or after a good one), a path
-    /// the pipeline refuses.
+    /// the pipeline refuses, a number that is not the next one.
     #[test]
     fn refuses_what_it_cannot_read() -> Result<(), Error> {
         let pipeline = Pipeline::builder(Concat::<u64>::default()).sequenced().build()?;
         let mut applier = applier(&pipeline, Partition::All);
         let good = encode(&[("/a", 1u64), ("/b", 2)])?;
         for cut in 0..good.len() {
-            let refused = applier.apply(3, &good[..cut]);
-            assert!(matches!(refused, Err(Error::Decode { sequence: 3, .. })), "cut at {cut}: {refused:?}");
+            let refused = applier.apply(1, &good[..cut]);
+            assert!(matches!(refused, Err(Error::Decode { sequence: 1, .. })), "cut at {cut}: {refused:?}");
         }
         // "/a" as the bytes b"/\xff": same length, not UTF-8.
         let mut bad = good.clone();
         let at = bad.iter().position(|&byte| byte == b'a').expect("the path's byte");
         bad[at] = 0xff;
-        assert!(matches!(applier.apply(4, &bad), Err(Error::Decode { sequence: 4, .. })));
+        assert!(matches!(applier.apply(1, &bad), Err(Error::Decode { sequence: 1, .. })));
         // A varint that overflows a u64 as the number of parts.
-        assert!(matches!(applier.apply(4, &[0xff; 11]), Err(Error::Decode { .. })));
+        assert!(matches!(applier.apply(1, &[0xff; 11]), Err(Error::Decode { .. })));
         let empty = encode(&[("/a", 1u64), ("", 2)])?;
-        assert!(matches!(applier.apply(5, &empty), Err(Error::Lockstep(lockstep::Error::EmptyPath))));
+        assert!(matches!(applier.apply(1, &empty), Err(Error::Lockstep(lockstep::Error::EmptyPath))));
+        // A number skipped: a message lost on its way to the thread.
+        assert_eq!(applier.apply(2, &good), Err(Error::Gap { expected: 1, found: 2 }));
         assert_eq!(applier.sequencer.last(), 0, "nothing refused was committed");
-        applier.apply(6, &good)?;
-        assert_eq!(reads(&pipeline, 6, &["/a", "/b"]), [Some(vec![(6, 1)]), Some(vec![(6, 2)])]);
+        applier.apply(1, &good)?;
+        assert_eq!(reads(&pipeline, 1, &["/a", "/b"]), [Some(vec![(1, 1)]), Some(vec![(1, 2)])]);
         // The bad bytes after a good path's were learned: still refused.
         let mut later = encode(&[("/a", 7u64), ("/c", 8)])?;
         let at = later.iter().rposition(|&byte| byte == b'c').expect("the path's byte");
         later[at] = 0xfe;
-        assert!(matches!(applier.apply(7, &later), Err(Error::Decode { sequence: 7, .. })));
+        assert!(matches!(applier.apply(2, &later), Err(Error::Decode { sequence: 2, .. })));
+        assert_eq!(applier.apply(3, &good), Err(Error::Gap { expected: 2, found: 3 }));
         Ok(())
     }
 
