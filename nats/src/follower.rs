@@ -363,7 +363,8 @@ where
         applied.and(read)
     }
 
-    /// The consuming loop: reads, checks and hands on each message in order.
+    /// The consuming loop: reads and checks each message in order, and hands them on in
+    /// batches.
     async fn read(
         &mut self,
         tx: &tokio::sync::mpsc::Sender<Batch>,
@@ -386,8 +387,8 @@ where
                 }
             };
             tokio::pin!(messages);
-            // One timer for the consumer, moved on only when it fires: a timer made anew for
-            // every message costs the runtime more than the message.
+            // One timer for the consumer, moved on only when it fires, rather than a timer
+            // registered with the runtime and dropped again for every message.
             let stall = tokio::time::sleep(STALL);
             tokio::pin!(stall);
             let mut heard = tokio::time::Instant::now();
@@ -407,25 +408,25 @@ where
                         return Ok(());
                     }
                     tokio::select! {
-                    () = &mut stop => return Ok(()),
-                    item = messages.next() => item,
-                    // Nothing for a while: an idle stream, or a consumer lost with its server
-                    // (a cluster's stream leader killed) that the client is slow to replace
-                    // (it waits for missed heartbeats, then retries with timeouts of its own;
-                    // 20 s measured). The stream says which: if it holds the next sequence,
-                    // the consumer is made anew from it.
-                    () = &mut stall => {
-                        if heard.elapsed() < STALL {
-                            // Messages came since it was set: a stall is counted from the last.
-                            stall.as_mut().reset(heard + STALL);
-                            continue;
+                        () = &mut stop => return Ok(()),
+                        item = messages.next() => item,
+                        // Nothing for a while: an idle stream, or a consumer lost with its server
+                        // (a cluster's stream leader killed) that the client is slow to replace
+                        // (it waits for missed heartbeats, then retries with timeouts of its own;
+                        // 20 s measured). The stream says which: if it holds the next sequence,
+                        // the consumer is made anew from it.
+                        () = &mut stall => {
+                            if heard.elapsed() < STALL {
+                                // Messages came since it was set: a stall is counted from the last.
+                                stall.as_mut().reset(heard + STALL);
+                                continue;
+                            }
+                            stall.as_mut().reset(tokio::time::Instant::now() + STALL);
+                            match self.stream.get_info().await {
+                                Ok(info) if info.state.last_sequence >= self.next => break,
+                                _ => continue,
+                            }
                         }
-                        stall.as_mut().reset(tokio::time::Instant::now() + STALL);
-                        match self.stream.get_info().await {
-                            Ok(info) if info.state.last_sequence >= self.next => break,
-                            _ => continue,
-                        }
-                    }
                     }
                 };
                 heard = tokio::time::Instant::now();
