@@ -2,7 +2,9 @@
 //! postcard's compact varint format, as the durable log encodes records. A path is a length
 //! and its bytes; a record is whatever its `Serialize` writes.
 
+use serde::de::DeserializeOwned;
 use serde::ser::{Serialize, SerializeSeq, Serializer};
+#[cfg(test)]
 use serde::Deserialize;
 
 use crate::error::Error;
@@ -27,8 +29,76 @@ pub(crate) fn encode<P: AsRef<str>, R: Serialize>(parts: &[(P, R)]) -> Result<Ve
 
 /// A commit's parts from its message payload: `Vec<(&str, R)>` borrows each path from the
 /// payload (no allocation per part), `Vec<(String, R)>` owns them.
+#[cfg(test)]
 pub(crate) fn decode<'a, T: Deserialize<'a>>(sequence: u64, payload: &'a [u8]) -> Result<T, Error> {
     postcard::from_bytes(payload).map_err(|error| Error::Decode { sequence, why: error.to_string() })
+}
+
+/// A commit's parts read from its payload one at a time, each path as the bytes the message
+/// carries: the follower checks a path's UTF-8 only the first time it meets those bytes, and
+/// keeps no `Vec` of parts per message. It reads what [`encode`] writes (postcard's wire
+/// format: a sequence is its length as a varint, then its elements; a `str` is its length as a
+/// varint, then its bytes); bytes after the last part are ignored, as `postcard::from_bytes`
+/// ignores them.
+pub(crate) struct PartsReader<'a> {
+    sequence: u64,
+    rest: &'a [u8],
+    left: u64,
+}
+
+impl<'a> PartsReader<'a> {
+    /// The parts of the message at `sequence`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decode`] if the payload does not start with a sequence's length.
+    pub(crate) fn new(sequence: u64, payload: &'a [u8]) -> Result<Self, Error> {
+        let (left, rest) = varint(payload).ok_or_else(|| truncated(sequence, "the number of parts"))?;
+        Ok(Self { sequence, rest, left })
+    }
+
+    /// The next part: its path's bytes (not yet checked to be UTF-8) and its record.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decode`] if the payload ends early or a record does not decode.
+    pub(crate) fn next<R: DeserializeOwned>(&mut self) -> Result<Option<(&'a [u8], R)>, Error> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        let sequence = self.sequence;
+        let (len, rest) = varint(self.rest).ok_or_else(|| truncated(sequence, "a path's length"))?;
+        let (path, rest) = usize::try_from(len)
+            .ok()
+            .and_then(|len| rest.split_at_checked(len))
+            .ok_or_else(|| truncated(sequence, "a path"))?;
+        let (record, rest) = postcard::take_from_bytes::<R>(rest)
+            .map_err(|error| Error::Decode { sequence, why: error.to_string() })?;
+        self.rest = rest;
+        self.left -= 1;
+        Ok(Some((path, record)))
+    }
+}
+
+fn truncated(sequence: u64, what: &str) -> Error {
+    Error::Decode { sequence, why: format!("the payload ends before {what}, or it is not a varint") }
+}
+
+/// A postcard varint (LEB128, seven bits a byte, low first, at most ten bytes for a `u64`) and
+/// the bytes after it; `None` if the bytes end first or it overflows a `u64`.
+fn varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let mut value = 0u64;
+    for (index, &byte) in bytes.iter().enumerate().take(10) {
+        // The tenth byte holds the top bit of a u64 only.
+        if index == 9 && byte > 1 {
+            return None;
+        }
+        value |= u64::from(byte & 0x7f) << (7 * index);
+        if byte & 0x80 == 0 {
+            return Some((value, bytes.get(index + 1..)?));
+        }
+    }
+    None
 }
 
 /// Which paths a follower keeps: all of them (a replica), or those whose stable hash falls in
@@ -104,6 +174,23 @@ mod tests {
         assert_eq!(borrowed, [("/a", 1), ("/b", 300)]);
         let bad = decode::<Vec<(&str, u64)>>(9, &[0xff]);
         assert!(matches!(bad, Err(Error::Decode { sequence: 9, .. })));
+        Ok(())
+    }
+
+    /// The varint reader agrees with postcard's encoder, and refuses what overflows a u64 or
+    /// ends early.
+    #[test]
+    fn varint_is_postcards() -> Result<(), postcard::Error> {
+        for value in [0, 1, 127, 128, 300, 16_383, 16_384, u64::from(u32::MAX), u64::MAX - 1, u64::MAX] {
+            let mut bytes = postcard::to_allocvec(&value)?;
+            bytes.push(0xaa);
+            assert_eq!(varint(&bytes), Some((value, &[0xaa][..])), "{value}");
+            assert_eq!(varint(&bytes[..bytes.len() - 2]), None, "{value} cut short");
+        }
+        let mut overflow = vec![0xff; 9];
+        overflow.push(0x02);
+        assert_eq!(varint(&overflow), None);
+        assert_eq!(varint(&[0x80; 11]), None);
         Ok(())
     }
 
