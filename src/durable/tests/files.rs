@@ -7,12 +7,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::pipeline::{commits_in, open_with, parts, small_segments, ROOT};
+use super::pipeline::{commit_acknowledging, commits_in, open_with, parts, small_segments, ROOT};
 use crate::durable::reader::shard_dir;
 use crate::durable::sim::SimStorage;
 use crate::durable::storage::Storage;
 use crate::durable::writer::LogOptions;
-use crate::merge::{Concat, Outputs};
+use crate::merge::Outputs;
 use crate::{Durability, Error, Merge, Pipeline};
 
 /// Commit number to its sorted parts.
@@ -27,33 +27,10 @@ fn files(storage: &SimStorage, shard: u32, prefix: &str) -> Vec<PathBuf> {
     names.into_iter().map(|name| dir.join(name)).collect()
 }
 
-/// Commits `values`' parts, acknowledging every fourth with `wait_durable`; stops at the first
-/// refusal (the power is out). Returns the commits issued and the highest acknowledgment.
-fn run(
-    pipeline: &Pipeline<Concat<u64>>,
-    values: std::ops::Range<u64>,
-) -> Result<(BTreeMap<u64, u64>, u64), Error> {
-    let mut issued = BTreeMap::new();
-    let mut acknowledged = 0;
-    let mut producer = pipeline.producer()?;
-    for value in values {
-        let Ok(commit) = producer.commit(parts(value)) else { break };
-        issued.insert(commit, value);
-        if value % 4 == 0 {
-            match pipeline.wait_durable(commit, Duration::from_secs(10)) {
-                Ok(frontier) => acknowledged = frontier,
-                Err(Error::Io { .. }) => break,
-                Err(other) => return Err(other),
-            }
-        }
-    }
-    Ok((issued, acknowledged))
-}
-
 /// A first life shut down cleanly: `count` commits, saved to files and synced.
 fn first_life(storage: &SimStorage, count: u64) -> Result<Found, Error> {
     let pipeline = open_with(storage, Durability::Written, small_segments())?;
-    run(&pipeline, 0..count)?;
+    commit_acknowledging(&pipeline, 0..count, parts)?;
     let last = pipeline.wait_sealed(count, Duration::from_secs(10))?.frontier();
     assert_eq!(last, count);
     let (_, found) = commits_in(&pipeline);
@@ -101,7 +78,7 @@ fn a_power_cut_at_any_step_of_saving_or_removing_loses_nothing_acknowledged() ->
             let saved_before = files(&storage, 0, "batch-").len();
             let pipeline = open_with(&storage, durability, small_segments())?;
             storage.cut_power_after(ops, ops);
-            let (issued, acknowledged) = run(&pipeline, 1000..1080)?;
+            let (issued, acknowledged) = commit_acknowledging(&pipeline, 1000..1080, parts)?;
             drop(pipeline);
             ops += 1;
             let Some(after) = storage.after_power_cut() else {

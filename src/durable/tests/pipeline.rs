@@ -50,6 +50,31 @@ pub(super) fn parts(value: u64) -> Vec<(String, u64)> {
     (0..1 + value % 2).map(|k| (format!("/p{}", (value + k * 3) % 5), value * 2 + k)).collect()
 }
 
+/// Commits `parts_of(value)` for each of `values`, acknowledging every fourth with
+/// `wait_durable`; stops at the first refusal (the power is out). Returns the commits issued
+/// (commit number to value) and the highest acknowledgment.
+pub(super) fn commit_acknowledging(
+    pipeline: &Pipeline<Concat<u64>>,
+    values: std::ops::Range<u64>,
+    parts_of: impl Fn(u64) -> Vec<(String, u64)>,
+) -> Result<(BTreeMap<u64, u64>, u64), Error> {
+    let mut issued = BTreeMap::new();
+    let mut acknowledged = 0;
+    let mut producer = pipeline.producer()?;
+    for value in values {
+        let Ok(commit) = producer.commit(parts_of(value)) else { break };
+        issued.insert(commit, value);
+        if value % 4 == 0 {
+            match pipeline.wait_durable(commit, Duration::from_secs(10)) {
+                Ok(frontier) => acknowledged = frontier,
+                Err(Error::Io { .. }) => break,
+                Err(other) => return Err(other),
+            }
+        }
+    }
+    Ok((issued, acknowledged))
+}
+
 /// Every commit of the snapshot, from its records: commit number to its sorted parts.
 pub(super) fn commits_in(pipeline: &Pipeline<Concat<u64>>) -> (u64, BTreeMap<u64, Vec<(String, u64)>>) {
     let snapshot = pipeline.snapshot();

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::pipeline::{builder, commits_in, parts, small_segments, ROOT};
+use super::pipeline::{builder, commit_acknowledging, commits_in, parts, small_segments, ROOT};
 use crate::durable::reader::shard_dir;
 use crate::durable::sim::SimStorage;
 use crate::durable::storage::Storage;
@@ -16,6 +16,8 @@ use crate::{DiscardSink, Durability, Error, Pipeline, Retention};
 
 /// Commit number to its sorted parts.
 type Found = BTreeMap<u64, Vec<(String, u64)>>;
+/// Commit number to the value its parts were made of.
+type Issued = BTreeMap<u64, u64>;
 
 /// The tests' pipeline (top-level blocks of 8 commits, files of 16) with a window of
 /// `window` top-level blocks.
@@ -32,40 +34,34 @@ fn names(storage: &SimStorage, shard: u32, prefix: &str) -> Vec<String> {
     names
 }
 
-/// The path only the first and the last commit of a life touch: its name is in the oldest file.
+/// A path that commit 1 names first (its name is then in the oldest file, which the window
+/// leaves) and that has data again every 200 values.
 const RARE: &str = "/rare";
 
-/// Commits `values`' parts (the first and the last also to [`RARE`]), acknowledging every
-/// fourth; stops at the first refusal. Returns the commits issued with their parts, and the
-/// highest acknowledgment.
-fn run(pipeline: &Pipeline<Concat<u64>>, values: std::ops::Range<u64>) -> Result<(Found, u64), Error> {
-    let (first, last) = (values.start, values.end - 1);
-    let mut issued = Found::new();
-    let mut acknowledged = 0;
-    let mut producer = pipeline.producer()?;
-    for value in values {
-        let mut parts = parts(value);
-        if value == first || value == last {
-            parts.push((RARE.to_owned(), value));
-        }
-        let Ok(commit) = producer.commit(parts.clone()) else { break };
-        parts.sort();
-        issued.insert(commit, parts);
-        if value % 4 == 0 {
-            match pipeline.wait_durable(commit, Duration::from_secs(10)) {
-                Ok(frontier) => acknowledged = frontier,
-                Err(Error::Io { .. }) => break,
-                Err(other) => return Err(other),
-            }
-        }
+/// The parts of the commit of `value`: the pipeline tests' own, and [`RARE`] now and then.
+fn parts_of(value: u64) -> Vec<(String, u64)> {
+    let mut parts = parts(value);
+    if matches!(value % 200, 0 | 199) {
+        parts.push((RARE.to_owned(), value));
     }
-    Ok((issued, acknowledged))
+    parts
 }
 
-/// The commits a window of `window` blocks of 8 shows at `frontier`, of `issued`.
-fn shown(issued: &Found, window: u64, frontier: u64) -> Found {
+/// Commits `values`' parts (see [`commit_acknowledging`]).
+fn run(pipeline: &Pipeline<Concat<u64>>, values: std::ops::Range<u64>) -> Result<(Issued, u64), Error> {
+    commit_acknowledging(pipeline, values, parts_of)
+}
+
+/// The commits a window of `window` blocks of 8 shows at `frontier`, of `issued`: commit number
+/// to its sorted parts.
+fn shown(issued: &Issued, window: u64, frontier: u64) -> Found {
     let from = (frontier / 8 * 8).saturating_sub(8 * window) + 1;
-    issued.range(from..=frontier).map(|(&commit, parts)| (commit, parts.clone())).collect()
+    let sorted = |value: u64| {
+        let mut parts = parts_of(value);
+        parts.sort();
+        parts
+    };
+    issued.range(from..=frontier).map(|(&commit, &value)| (commit, sorted(value))).collect()
 }
 
 #[test]
@@ -95,7 +91,7 @@ fn a_window_leaves_one_names_file_and_reopens_as_it_was() -> Result<(), Error> {
     assert_eq!(again, paths);
     let (more, _) = run(&reopened, 400..480)?;
     assert_eq!(reopened.wait_sealed(480, Duration::from_secs(10))?.frontier(), 480);
-    let all: Found = issued.into_iter().chain(more).collect();
+    let all: Issued = issued.into_iter().chain(more).collect();
     let live = commits_in(&reopened);
     assert_eq!(live, (480, shown(&all, 2, 480)));
     reopened.shutdown().map_err(Error::from)?;
