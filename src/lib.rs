@@ -156,6 +156,7 @@ mod tests {
         send_sync::<Pipeline<merge::Concat<Vec<u8>>>>();
         send_sync::<Snapshot<merge::LastWriteWins<String, u64>>>();
         send::<Producer<merge::Sum>>();
+        send::<Sequencer<merge::Sum>>();
         send_sync::<Error>();
         send_sync::<Builder<merge::Concat<Vec<u8>>>>();
         send_sync::<PathKey>();

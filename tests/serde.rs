@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use lockstep::merge::Sum;
-use lockstep::{DiscardSink, Pipeline, Retention, SegmentInfo, StatsReport};
+use lockstep::{DiscardSink, Durability, Pipeline, Retention, SegmentInfo, StatsReport};
 
 type Result = std::result::Result<(), Box<dyn std::error::Error>>;
 
@@ -25,6 +25,15 @@ fn retention_reads_from_configuration() -> Result {
     assert_eq!(serde_json::from_str::<Retention>(r#"{"Newest":3}"#)?, Retention::Newest(3));
     assert_eq!(serde_json::from_str::<Retention>(r#""All""#)?, Retention::All);
     assert!(serde_json::from_str::<Retention>(r#"{"Oldest":3}"#).is_err(), "an unknown variant is refused");
+    Ok(())
+}
+
+#[test]
+fn durability_reads_from_configuration() -> Result {
+    assert_eq!(serde_json::to_string(&Durability::Written)?, r#""Written""#);
+    assert_eq!(serde_json::to_string(&Durability::Synced)?, r#""Synced""#);
+    assert_eq!(serde_json::from_str::<Durability>(r#""Synced""#)?, Durability::Synced);
+    assert!(serde_json::from_str::<Durability>(r#""Flushed""#).is_err(), "an unknown level is refused");
     Ok(())
 }
 

@@ -105,7 +105,9 @@ impl StreamSpec {
     }
 }
 
-/// Follows a stream into a sequenced pipeline: every path, or a [`Partition`] of them.
+/// Follows a stream into a sequenced pipeline: every path, or a [`Partition`] of them. It is
+/// `Send` but not `Sync` (it holds the pipeline's [`Sequencer`](lockstep::Sequencer)), and
+/// [`run`](Follower::run)'s future is `Send`, so it can be spawned.
 pub struct Follower<M: Merge> {
     stream: Stream,
     partition: Partition,

@@ -36,3 +36,33 @@ pub use codec::Partition;
 pub use error::Error;
 pub use follower::{Follower, StreamSpec};
 pub use publisher::{InFlight, Publisher};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lockstep::merge::Sum;
+
+    fn send<T: Send>() {}
+    fn send_sync<T: Send + Sync>() {}
+    fn send_future<F: std::future::Future + Send>(_: F) {}
+
+    /// What each handle's first paragraph says of `Send` and `Sync`.
+    #[test]
+    fn handles_say_who_may_use_them() {
+        send_sync::<Publisher>();
+        send_sync::<InFlight>();
+        send_sync::<StreamSpec>();
+        send_sync::<Partition>();
+        send_sync::<Error>();
+        send::<Follower<Sum>>();
+    }
+
+    /// Type-checked, never run: the futures a service hands to `tokio::spawn` are `Send`.
+    #[allow(dead_code)]
+    fn futures_are_send(publisher: &mut Publisher, in_flight: InFlight, follower: &mut Follower<Sum>) {
+        send_future(publisher.publish(&[("/a", 1u64)]));
+        send_future(publisher.send(&[("/a", 1u64)]));
+        send_future(in_flight.acked());
+        send_future(follower.run(std::future::pending()));
+    }
+}

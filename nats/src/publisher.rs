@@ -23,7 +23,9 @@ const MAX_PAUSE: Duration = Duration::from_secs(1);
 const ACK_WAIT: Duration = Duration::from_secs(5);
 
 /// Publishes commits to a stream's subject, each as one message, and returns each commit's
-/// number: the stream sequence the stream gave it, global across every publisher.
+/// number: the stream sequence the stream gave it, global across every publisher. It is `Send`
+/// and `Sync`, and its futures are `Send`; publishing takes `&mut self`, so a task owns it (make
+/// one per task: each draws its own id).
 ///
 /// Every message carries a `Nats-Msg-Id` of the publisher's id and its own count of commits,
 /// so a publish whose acknowledgment was lost (a timeout, a server restart) is published again
@@ -117,7 +119,8 @@ impl Publisher {
 }
 
 /// A commit handed to the connection, waiting for the stream's acknowledgment
-/// ([`Publisher::send`]). Dropping it does not take the commit back: it may still be stored.
+/// ([`Publisher::send`]). It is `Send` and `Sync`, so another task may await it. Dropping it
+/// does not take the commit back: it may still be stored.
 #[must_use = "a commit in flight is acknowledged (or found lost) only by `acked`"]
 pub struct InFlight {
     js: Context,

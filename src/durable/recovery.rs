@@ -67,6 +67,7 @@ fn seal_end(geometry: &Geometry, frontier: u64, pending: u64) -> u64 {
 /// frontier is at least every commit `wait_durable` returned `Ok` for at a level that covers
 /// that crash, and the state equals that of exactly the commits up to it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub enum Durability {
     /// Durable once its turn was handed to the operating system (`write` returned): it
