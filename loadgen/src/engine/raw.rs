@@ -7,7 +7,13 @@
 //!   consumer) pair, `queue_capacity` slots each: a push is a store, never a compare-and-swap.
 //! - **Draining.** A consumer turn pops up to a queue's capacity from each of its queues, as a
 //!   lockstep worker's turn drains, then publishes what it popped (a watermark per producer)
-//!   and wakes the producers waiting for room.
+//!   and wakes the producers waiting for room. A turn that found fewer than [`SMALL_TURN`]
+//!   records is followed by a pause of [`TURN_FLOOR`], which stands in for the fixed cost of a
+//!   lockstep worker's turn (reading the frontier, forming, publishing): without it a consumer
+//!   that does nothing per turn runs right behind its producer, so every ring slot and the
+//!   ring's tail move between the two cores while the producer is still writing them, and the
+//!   producer's fence after each commit waits for those transfers (perf/README.md, "`raw` after
+//!   issue 19"). A lockstep worker is never that close, and its transport never pays that.
 //! - **Waking.** The same two handshakes as lockstep's bells and waiters: an idle consumer spins,
 //!   yields for [`IDLE_SPIN`] (lockstep's default `idle_spin`), then says it sleeps, fences,
 //!   looks once more and parks; a producer fences after its commit and unparks the sleeping
@@ -42,6 +48,11 @@ use crate::workload::Part;
 /// How long an idle consumer keeps looking (yielding its core) before it parks: lockstep's
 /// default `Builder::idle_spin`.
 pub const IDLE_SPIN: Duration = Duration::from_micros(50);
+/// A turn that popped fewer records than this is a small one, followed by [`TURN_FLOOR`].
+pub const SMALL_TURN: u64 = 256;
+/// The pause after a small turn: a tenth or less of a lockstep worker's turn at one producer
+/// (its merge time alone is tens of microseconds a turn), spent without touching the rings.
+pub const TURN_FLOOR: Duration = Duration::from_micros(5);
 /// How long an idle consumer parks unwoken (a safety net: producers wake it), as lockstep's
 /// idle workers.
 const IDLE_PARK: Duration = Duration::from_millis(50);
@@ -255,6 +266,7 @@ fn consume<K: Kind>(shared: &Shared<K>, consumer: usize) -> (u64, u64) {
         // A turn: at most a ring's capacity from each ring, as a lockstep worker's turn.
         let mut popped = false;
         let mut now = None;
+        let before = records;
         for (producer, ring) in rings.iter_mut().enumerate() {
             let mut last = None;
             for _ in 0..ring.buffer().capacity() {
@@ -277,6 +289,9 @@ fn consume<K: Kind>(shared: &Shared<K>, consumer: usize) -> (u64, u64) {
             for producer in drained.iter().enumerate().filter(|(_, d)| **d).map(|(p, _)| p) {
                 shared.wake_producer(producer);
             }
+            if records - before < SMALL_TURN {
+                pause(TURN_FLOOR);
+            }
             backoff.reset();
             idle_since = None;
             continue;
@@ -295,6 +310,17 @@ fn consume<K: Kind>(shared: &Shared<K>, consumer: usize) -> (u64, u64) {
             doze(&shared.sleeping[consumer], ready, || std::thread::park_timeout(IDLE_PARK));
             backoff.reset();
             idle_since = None;
+        }
+    }
+}
+
+/// Spins for `length` without touching shared memory (a clock read per few hundred
+/// nanoseconds).
+fn pause(length: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < length {
+        for _ in 0..16 {
+            std::hint::spin_loop();
         }
     }
 }
