@@ -8,6 +8,10 @@
 //! is driven by the most trivial executor: polled once with a no-op waker, where it is ready
 //! (room is there); were it ever pending, the bench panics rather than time a wait.
 //!
+//! Both ids run on one pipeline and one producer, one after the other. On a pipeline each,
+//! whichever ran second came out 5-20% dearer, and swapping their order swapped the verdict
+//! (benches/README.md).
+//!
 //! `commit_async/burst/{commit,commit_async}/{1,16}`; the ratio of their medians is the
 //! figure (README.md).
 
@@ -59,11 +63,6 @@ fn commit_async(c: &mut Criterion) {
                 })
             })
         });
-        drop(producer);
-        pipeline.shutdown().expect("clean shutdown");
-
-        let pipeline = start();
-        let mut producer = pipeline.producer().expect("a free producer slot");
         let mut cx = Context::from_waker(Waker::noop());
         group.bench_function(BenchmarkId::new("burst/commit_async", parts), |b| {
             b.iter_custom(|iters| {

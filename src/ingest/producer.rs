@@ -168,7 +168,7 @@ impl<M: Merge> Producer<M> {
     /// enqueued nothing, and leaves no registration behind; the commit just did not happen.
     /// Unlike `commit`, it never holds the frontier back while it waits.
     ///
-    /// With room available it is ready at its first poll and costs no more than `commit`
+    /// With room available it is ready at its first poll and costs about what `commit` costs
     /// (`benches/commit_async.rs`); it allocates nothing.
     ///
     /// # Errors
