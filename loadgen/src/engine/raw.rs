@@ -50,8 +50,8 @@ use crate::workload::Part;
 pub const IDLE_SPIN: Duration = Duration::from_micros(50);
 /// A turn that popped fewer records than this is a small one, followed by [`TURN_FLOOR`].
 pub const SMALL_TURN: u64 = 256;
-/// The pause after a small turn: a tenth or less of a lockstep worker's turn at one producer
-/// (its merge time alone is tens of microseconds a turn), spent without touching the rings.
+/// The pause after a small turn, spent without touching the rings: a small fraction of what a
+/// lockstep worker's turn takes at one producer (perf/README.md, "`raw` after issue 19").
 pub const TURN_FLOOR: Duration = Duration::from_micros(5);
 /// How long an idle consumer parks unwoken (a safety net: producers wake it), as lockstep's
 /// idle workers.
@@ -314,8 +314,7 @@ fn consume<K: Kind>(shared: &Shared<K>, consumer: usize) -> (u64, u64) {
     }
 }
 
-/// Spins for `length` without touching shared memory (a clock read per few hundred
-/// nanoseconds).
+/// Spins for `length` without touching shared memory (a clock read every 16 spin hints).
 fn pause(length: Duration) {
     let start = Instant::now();
     while start.elapsed() < length {
